@@ -1,0 +1,60 @@
+"""The ResNet generator (Johnson et al.): downsample twice, residual blocks, upsample twice."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.norms import NormSpec
+
+
+class ResnetBlock(nn.Module):
+    """x + F(x) with F = pad-conv3x3-norm-relu-[dropout]-pad-conv3x3-norm, reflection padded."""
+
+    def __init__(self, dim: int, norm: NormSpec, dropout: bool) -> None:
+        super().__init__()
+        bias = norm.conv_bias
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm.make(dim),
+                                   nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm.make(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Any input side that is a multiple of 4 works (two stride-2 convs)."""
+
+    def __init__(self, input_nc: int, output_nc: int, n_blocks: int, ngf: int, norm: NormSpec,
+                 dropout: bool = False) -> None:
+        super().__init__()
+        bias = norm.conv_bias
+        self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), norm.make(ngf),
+                                  nn.ReLU(True))
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(ngf * m, ngf * m * 2, 3, stride=2, padding=1, bias=bias),
+                          norm.make(ngf * m * 2), nn.ReLU(True))
+            for m in (1, 2))
+        # (N, 4*ngf, H/4, W/4) through the residual blocks.
+        self.blocks = nn.ModuleList(ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks))
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, stride=2, padding=1, output_padding=1,
+                                             bias=bias),
+                          norm.make(ngf * m // 2), nn.ReLU(True))
+            for m in (4, 2))
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.named_stages().values():
+            x = stage(x)
+        return x
+
+    def named_stages(self) -> dict[str, nn.Module]:
+        stages: dict[str, nn.Module] = {"stem": self.stem}
+        stages.update({f"down{i}": m for i, m in enumerate(self.downs, 1)})
+        stages.update({f"block{i}": m for i, m in enumerate(self.blocks, 1)})
+        stages.update({f"up{i}": m for i, m in enumerate(self.ups, 1)})
+        stages["head"] = self.head
+        return stages

@@ -1,0 +1,99 @@
+"""The pix2pix U-Net generator: an encoder-decoder whose mirrored layers are joined by skips.
+
+Built recursively from the innermost block outwards, as in the paper's Figure 3: each level
+downsamples by 2, hands its features to the level below, and concatenates what comes back
+with its own input before upsampling.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.norms import NormSpec
+
+_KERNEL, _STRIDE, _PAD = 4, 2, 1
+
+
+class UnetLevel(nn.Module):
+    """One level of the U: down -> inner levels -> up, with the level's input skipped past.
+
+    The outermost level has no norm or activation before its down conv and ends in tanh
+    instead of a norm; the innermost level has no norm after its down conv (its output is
+    1x1 at 256 px and batch norm would zero it at batch 1) and no inner level.
+    """
+
+    def __init__(self, outer_nc: int, inner_nc: int, norm: NormSpec, *, input_nc: int | None = None,
+                 inner: "UnetLevel | None" = None, outermost: bool = False, dropout: bool = False) -> None:
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer_nc if input_nc is None else input_nc
+        innermost = inner is None
+        bias = norm.conv_bias
+
+        down: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2, inplace=True)]
+        down.append(nn.Conv2d(input_nc, inner_nc, _KERNEL, _STRIDE, _PAD, bias=bias))
+        if not (outermost or innermost):
+            down.append(norm.make(inner_nc))
+        self.down = nn.Sequential(*down)
+        self.inner = inner
+
+        # The inner level returns its input concatenated with its output: twice the channels.
+        up_in = inner_nc if innermost else inner_nc * 2
+        up: list[nn.Module] = [nn.ReLU(inplace=True)]
+        if outermost:
+            up += [nn.ConvTranspose2d(up_in, outer_nc, _KERNEL, _STRIDE, _PAD), nn.Tanh()]
+        else:
+            up += [nn.ConvTranspose2d(up_in, outer_nc, _KERNEL, _STRIDE, _PAD, bias=bias), norm.make(outer_nc)]
+            if dropout:
+                up.append(nn.Dropout(0.5))
+        self.up = nn.Sequential(*up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)
+        if self.inner is not None:
+            y = self.inner(y)
+        y = self.up(y)
+        if self.outermost:
+            return y
+        return torch.cat([x, y], dim=1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` halvings: the input side must be a multiple of 2**num_downs.
+
+    At ngf=64 the widths are 64, 128, 256, 512, 512, ...; the innermost features are
+    (N, 8*ngf, 1, 1) for a 256 px input with num_downs=8. Dropout (p=0.5) sits in the three
+    decoder levels just outside the innermost one, the only noise source of pix2pix.
+    """
+
+    def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int, norm: NormSpec,
+                 dropout: bool = True) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
+        self.num_downs = num_downs
+        level = UnetLevel(ngf * 8, ngf * 8, norm)  # innermost
+        for _ in range(num_downs - 5):
+            level = UnetLevel(ngf * 8, ngf * 8, norm, inner=level, dropout=dropout)
+        for outer, inner_nc in ((ngf * 4, ngf * 8), (ngf * 2, ngf * 4), (ngf, ngf * 2)):
+            level = UnetLevel(outer, inner_nc, norm, inner=level)
+        self.model = UnetLevel(output_nc, ngf, norm, input_nc=input_nc, inner=level, outermost=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def levels(self) -> list[UnetLevel]:
+        """Levels from the outermost (1) to the innermost (num_downs)."""
+        out, level = [], self.model
+        while level is not None:
+            out.append(level)
+            level = level.inner
+        return out
+
+    def named_stages(self) -> dict[str, nn.Module]:
+        """``down1``..``downN`` (encoder, outermost first) and ``up1``..``upN`` (decoder, innermost
+        first, so ``up1`` is the first decoder stage the data meets)."""
+        levels = self.levels()
+        stages: dict[str, nn.Module] = {f"down{i}": lvl.down for i, lvl in enumerate(levels, 1)}
+        stages.update({f"up{i}": lvl.up for i, lvl in enumerate(reversed(levels), 1)})
+        return stages

@@ -1,0 +1,75 @@
+"""Learning-rate policies by name (``--lr_policy``), stepped once per epoch.
+
+Epochs are numbered from ``epoch_count`` (1 by default) to n_epochs + n_epochs_decay.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch.optim import Optimizer
+from torch.optim import lr_scheduler
+
+from util.registry import Registry
+
+SchedulerFactory = Callable[[Optimizer, int, int, int, int], object]
+
+
+def linear_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """LR multiplier during 1-based ``epoch``: 1 for the first n_epochs, then a straight line
+    that would reach 0 one epoch after the last, so the last epoch still learns (at
+    1/(n_epochs_decay+1) of the rate) and a one-epoch run never trains at lr 0."""
+    return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
+
+
+def _linear(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+    # LambdaLR's counter k starts at 0 for the first epoch trained, which is epoch_count.
+    return lr_scheduler.LambdaLR(opt, lambda k: linear_factor(epoch_count + k, n_epochs, n_epochs_decay))
+
+
+def _step(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+    return lr_scheduler.StepLR(opt, step_size=decay_iters, gamma=0.1)
+
+
+def _plateau(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+    return lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
+
+
+def _cosine(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+    return lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_epochs + n_epochs_decay), eta_min=0)
+
+
+LR_POLICIES: Registry[SchedulerFactory] = Registry("--lr_policy")
+LR_POLICIES.add("linear", _linear, needs_metric=False,
+                help="constant for n_epochs, then linear decay over n_epochs_decay (never reaching 0)")
+LR_POLICIES.add("step", _step, needs_metric=False, help="x0.1 every --lr_decay_iters epochs")
+LR_POLICIES.add("plateau", _plateau, needs_metric=True,
+                help="x0.2 when the epoch's mean G loss stops improving for 5 epochs")
+LR_POLICIES.add("cosine", _cosine, needs_metric=False, help="cosine annealing to 0 over all epochs")
+
+
+class EpochScheduler:
+    """One scheduler per optimizer, stepped at the end of each epoch."""
+
+    def __init__(self, policy: str, optimizer: Optimizer, n_epochs: int, n_epochs_decay: int,
+                 epoch_count: int = 1, lr_decay_iters: int = 50) -> None:
+        entry = LR_POLICIES.entry(policy)
+        self.needs_metric: bool = entry.meta["needs_metric"]
+        self.scheduler = entry.obj(optimizer, n_epochs, n_epochs_decay, epoch_count, lr_decay_iters)
+        self.optimizer = optimizer
+
+    def step(self, metric: float | None = None) -> None:
+        if self.needs_metric:
+            if metric is None:
+                raise ValueError("the plateau policy needs the epoch's loss to step")
+            self.scheduler.step(metric)
+        else:
+            self.scheduler.step()
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
