@@ -1,0 +1,120 @@
+"""The run's structured metrics file: one JSON object per line (``loss_log.jsonl``).
+
+Plots, the HTML page and the TensorBoard mirror are all drawn from this file, so it is the one
+place a run's numbers live. Each record is written and flushed on its own, so a crash loses at
+most the line being written; the reader forgives exactly that one torn last line.
+
+Record schema::
+
+    {"epoch": int, "epoch_iter": int, "step": int, "epoch_frac": float, "lr": float,
+     "time_per_sample": float, "losses": {"G_GAN": float, "G_L1": float, ...}}
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+LOSS_LOG_NAME = "loss_log.jsonl"
+
+
+class LossLogError(ValueError):
+    """A loss log that cannot be read: a missing file or a corrupt line before the last."""
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn tensors and numpy scalars into plain floats; NaN/inf become null (JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if hasattr(value, "item"):  # torch.Tensor / numpy scalar, without importing either here
+        value = value.item()
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+class LossLog:
+    """Appends records to a JSON-lines file, one flushed line per call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            # Opened on first use (append mode) so a resumed run keeps extending the same log.
+            self._file = self.path.open("a", encoding="utf-8")
+            self._end_torn_line()
+        self._file.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
+        self._file.flush()
+
+    def _end_torn_line(self) -> None:
+        # A crash mid-write leaves a last line without "\n"; appending onto it would glue a good
+        # record to a broken one, and the reader would then lose both.
+        assert self._file is not None
+        if self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                self._file.write("\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "LossLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_loss_log(path: Path) -> list[dict[str, Any]]:
+    """All records in order; a torn line is skipped with a warning, any other bad line raises."""
+    path = Path(path)
+    if not path.is_file():
+        raise LossLogError(f"{path}: no such loss log")
+    records: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            # A line that cannot be parsed is expected only where a crash cut a write short: the
+            # last line, or a line the next run's writer closed with a newline before appending.
+            if number == len(lines) or _looks_torn(line):
+                log.warning("%s:%d: skipping a truncated record", path, number)
+                continue
+            raise LossLogError(f"{path}:{number}: not a JSON record ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise LossLogError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
+    return records
+
+
+def _looks_torn(line: str) -> bool:
+    """A record that starts like one of ours but was cut off before its closing brace."""
+    stripped = line.strip()
+    return stripped.startswith("{") and not stripped.endswith("}")
+
+
+def loss_names(records: list[dict[str, Any]]) -> list[str]:
+    """Every loss name seen, in first-seen order (records may differ, e.g. after a resume)."""
+    names: dict[str, None] = {}
+    for record in records:
+        for name in record.get("losses", {}):
+            names.setdefault(name, None)
+    return list(names)

@@ -1,0 +1,88 @@
+"""Draw a run's loss curves from its ``loss_log.jsonl`` to a PNG.
+
+Library use: ``plot_loss_curves(records, out_png)``; the training page calls it for the plot at
+its top. Command line::
+
+    python -m util.plot_losses checkpoints/facades_pix2pix            # -> .../web/loss_curves.png
+    python -m util.plot_losses checkpoints/facades_pix2pix/loss_log.jsonl -o losses.png
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from util.loss_log import LOSS_LOG_NAME, LossLogError, loss_names, read_loss_log
+
+DEFAULT_PNG = Path("web") / "loss_curves.png"
+
+
+def plot_loss_curves(records: list[dict[str, Any]], out_png: Path, title: str = "") -> Path:
+    """One line per loss against fractional epoch; returns the written path."""
+    # The object-oriented Figure API with the Agg canvas touches no global pyplot state, so it is
+    # safe from a training loop and on machines without a display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for name in loss_names(records):
+        points = [(r["epoch_frac"], r["losses"][name]) for r in records
+                  if r.get("losses", {}).get(name) is not None and "epoch_frac" in r]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, label=name, linewidth=1.2, marker="." if len(points) < 30 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title or "loss curves")
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no losses logged yet", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: a browser refreshing the page never sees half a PNG.
+    tmp = out_png.with_name(out_png.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    tmp.replace(out_png)
+    return out_png
+
+
+def resolve_log_path(target: Path) -> Path:
+    """Accept an experiment folder or the log file itself."""
+    return target / LOSS_LOG_NAME if target.is_dir() else target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m util.plot_losses", description="Draw a run's loss curves to a PNG.")
+    parser.add_argument("target", type=Path, help="experiment folder or its loss_log.jsonl")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help=f"PNG to write (default: <experiment>/{DEFAULT_PNG.as_posix()})")
+    args = parser.parse_args(argv)
+
+    log_path = resolve_log_path(args.target)
+    try:
+        records = read_loss_log(log_path)
+    except LossLogError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not records:
+        print(f"error: {log_path}: the loss log has no records yet", file=sys.stderr)
+        return 2
+    out = args.out if args.out is not None else log_path.parent / DEFAULT_PNG
+    try:
+        written = plot_loss_curves(records, out, title=log_path.parent.name)
+    except OSError as err:
+        print(f"error: -o {out}: cannot write the PNG ({err.strerror or err})", file=sys.stderr)
+        return 2
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
