@@ -1,0 +1,96 @@
+"""pix2pix (Isola et al. 2017): a U-Net G trained against a conditional PatchGAN D plus L1."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from models.base_model import BaseModel, set_requires_grad
+from models.image_pool import ImagePool
+from models.losses import GAN_LOSSES, gradient_penalty
+from util.distributed import Runtime, unwrap
+
+
+class Pix2PixModel(BaseModel):
+    def __init__(self, opt: argparse.Namespace, runtime: Runtime) -> None:
+        super().__init__(opt, runtime)
+        self.net_G = self.make_generator()
+        self.nets["G"] = self.net_G
+        self.is_train = opt.is_train
+        if not self.is_train:
+            return
+        self.net_D = self.make_discriminator()
+        self.nets["D"] = self.net_D
+        entry = GAN_LOSSES.entry(opt.gan_mode)
+        self.gan = entry.obj()
+        self.gp_weight: float = entry.meta["gp_weight"]
+        self.lambda_l1 = opt.lambda_L1
+        self.fake_pool = ImagePool(opt.pool_size, torch.Generator().manual_seed(opt.seed))
+        betas = (opt.beta1, 0.999)
+        self.optimizers = {"G": torch.optim.Adam(self.net_G.parameters(), lr=opt.lr, betas=betas),
+                           "D": torch.optim.Adam(self.net_D.parameters(), lr=opt.lr, betas=betas)}
+        self.make_schedulers()
+
+    def forward(self) -> None:
+        self.real_A = self.inputs["A"]
+        self.fake_B = self.net_G(self.real_A)
+
+    @torch.no_grad()
+    def test(self) -> None:
+        self.forward()
+
+    def backward_D(self) -> dict[str, torch.Tensor]:
+        real_AB = torch.cat([self.real_A, self.inputs["B"]], 1)
+        fake_AB = self.fake_pool.query(torch.cat([self.real_A, self.fake_B], 1).detach())
+        loss_fake = self.gan.fake_loss(self.net_D(fake_AB))
+        loss_real = self.gan.real_loss(self.net_D(real_AB))
+        # One backward for real and fake together: two backward calls through one DDP module
+        # would desynchronize its gradient buckets.
+        loss = 0.5 * (loss_fake + loss_real)
+        losses = {"D_real": loss_real, "D_fake": loss_fake}
+        if self.gp_weight > 0:
+            penalty = gradient_penalty(unwrap(self.net_D), real_AB, fake_AB)
+            loss = loss + self.gp_weight * penalty
+            losses["D_GP"] = penalty
+        loss.backward()
+        return losses
+
+    def backward_G(self) -> dict[str, torch.Tensor]:
+        fake_AB = torch.cat([self.real_A, self.fake_B], 1)
+        # D is frozen here and nothing of it is updated: go around any DDP wrapper, whose
+        # reducer would otherwise wait for D gradients that never come.
+        loss_gan = self.gan.generator_loss(unwrap(self.net_D)(fake_AB))
+        loss_l1 = F.l1_loss(self.fake_B, self.inputs["B"]) * self.lambda_l1
+        (loss_gan + loss_l1).backward()
+        return {"G_GAN": loss_gan, "G_L1": loss_l1}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        self.forward()
+        set_requires_grad(self.net_D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        losses_D = self.backward_D()
+        self.optimizers["D"].step()
+
+        set_requires_grad(self.net_D, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        losses_G = self.backward_G()
+        self.optimizers["G"].step()
+        return {k: v.detach() for k, v in {**losses_G, **losses_D}.items()}
+
+    def current_visuals(self) -> dict[str, torch.Tensor]:
+        visuals = {"real_A": self.real_A, "fake_B": self.fake_B}
+        if "B" in self.inputs:
+            visuals["real_B"] = self.inputs["B"]
+        return {k: v.detach() for k, v in visuals.items()}
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.is_train:
+            state["image_pool"] = self.fake_pool.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict, nets_only: bool = False) -> None:
+        super().load_state_dict(state, nets_only)
+        if self.is_train and not nets_only and "image_pool" in state:
+            self.fake_pool.load_state_dict(state["image_pool"], self.device)

@@ -1,0 +1,70 @@
+"""Checkpoint files: written atomically, loaded with ``weights_only=True``.
+
+``<exp_dir>/<label>.pt`` holds everything needed to resume (networks, optimizers, schedulers,
+counters, RNG states, options); ``<exp_dir>/<label>_net_G.pt`` holds the generator and the
+options only, for inference.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+FULL_FORMAT = "pix2pix-app/full/1"
+GENERATOR_FORMAT = "pix2pix-app/G/1"
+
+# Options that change the shape of the networks, as (option, is it D-only).
+ARCHITECTURE_OPTIONS: tuple[tuple[str, bool], ...] = (
+    ("netG", False), ("ngf", False), ("norm", False), ("input_nc", False), ("output_nc", False),
+    ("netD", True), ("ndf", True), ("n_layers_D", True),
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or does not fit the requested model."""
+
+
+def full_path(exp_dir: Path, label: str) -> Path:
+    return exp_dir / f"{label}.pt"
+
+
+def generator_path(exp_dir: Path, label: str) -> Path:
+    return exp_dir / f"{label}_net_G.pt"
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over the
+    target: a crash leaves either the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which, not a pickle traceback
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+
+
+def architecture_mismatch(saved: Mapping[str, Any], requested: Mapping[str, Any], include_D: bool) -> str | None:
+    for key, d_only in ARCHITECTURE_OPTIONS:
+        if d_only and not include_D:
+            continue
+        if key in saved and key in requested and saved[key] != requested[key]:
+            return (f"checkpoint was trained with --{key} {saved[key]}, you asked for --{key} {requested[key]}")
+    return None
