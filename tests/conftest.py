@@ -6,7 +6,6 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------------
 import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -77,29 +76,46 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             proc.wait()
 
 
+class HeadlessChromium:
+    """Renders local pages with headless Chromium, with flags that work as root and offline."""
+
+    def __init__(self, binary: str, profile_root: Path) -> None:
+        self.binary = binary
+        self.profile_root = profile_root
+        self._runs = 0
+
+    def _run(self, page: Path, *mode: str, size: tuple[int, int]) -> str:
+        self._runs += 1
+        profile = self.profile_root / f"profile{self._runs}"  # a fresh profile: no cache
+        command = [
+            self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
+            f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+            *mode, page.resolve().as_uri(),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"chromium failed ({result.returncode}):\n{result.stderr[-2000:]}")
+        return result.stdout
+
+    def screenshot(self, page: Path, out_png: Path, size: tuple[int, int] = (1000, 1400)) -> Path:
+        self._run(page, f"--screenshot={out_png}", size=size)
+        if not out_png.is_file():
+            raise RuntimeError(f"chromium wrote no screenshot for {page}")
+        return out_png
+
+    def dump_dom(self, page: Path) -> str:
+        """The DOM after parsing, serialized: what the browser made of the page's markup."""
+        return self._run(page, "--dump-dom", size=(1000, 1000))
+
+
 @pytest.fixture(scope="session")
-def chromium() -> str:
-    """Path of a Chromium binary for headless screenshots; skips the test where there is none."""
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> HeadlessChromium:
+    """Headless Chromium; skips the test where /usr/bin/chromium is not installed."""
     if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        found = shutil.which("chromium")
-        if found is None:
-            pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')")
-        return found
-    return CHROMIUM
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium')")
+    return HeadlessChromium(CHROMIUM, tmp_path_factory.mktemp("chromium"))
 
 
-def chromium_screenshot(binary: str, page: Path, out_png: Path, profile_dir: Path,
-                        size: tuple[int, int] = (1000, 1400)) -> Path:
-    """Render a local page headlessly to a PNG (flags that work as root, with no network)."""
-    command = [
-        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--hide-scrollbars", "--allow-file-access-from-files",
-        f"--user-data-dir={profile_dir}", f"--screenshot={out_png}",
-        f"--window-size={size[0]},{size[1]}", page.resolve().as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0 or not out_png.is_file():
-        raise RuntimeError(f"chromium failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return out_png
 # ------------------------------------------- end of issue 6 fixtures -------------------------

@@ -34,6 +34,7 @@ REQUEST_TIMEOUT_S = 10.0
 
 VISDOM_INSTALL = "pip install 'setuptools<81' wheel && pip install --no-build-isolation visdom 'tornado<6.6'"
 LOSS_PLOT_NAME = "loss_curves.png"
+PLOT_WIDTH_PX = 800  # the plot's native width (8 in at 100 dpi): shown unscaled
 _SNAPSHOT = re.compile(r"^epoch(\d+)_(.+)\.png$")
 
 
@@ -234,7 +235,7 @@ class Visualizer:
         page = HTMLPage(self.web_dir, f"Experiment name = {self.cfg.name}", refresh=60)
         if plot is not None:
             page.add_header("loss curves", level=2)
-            page.add_images([[ImageCell(plot.name, "")]], width=max(self.cfg.winsize * 3, 512))
+            page.add_images([[ImageCell(plot.name, "")]], width=PLOT_WIDTH_PX)
         for epoch, labels in sorted(self._saved_snapshots(label_order).items(), reverse=True):
             page.add_header(f"epoch [{epoch}]", level=2)
             cells = [ImageCell(f"images/{snapshot_name(epoch, label)}", label) for label in labels]
