@@ -81,7 +81,7 @@ def _disc(diameter: int) -> np.ndarray:
 def detect_edges(photo: Image.Image, settings: EdgeSettings) -> Image.Image:
     """An RGB edge drawing of the same size as `photo`."""
     gray = rgb2gray(np.asarray(_to_rgb(photo), dtype=np.float64) / 255.0)
-    # 'nearest' padding: the default zero padding would draw a frame along the image border.
+    # 'nearest' padding blurs the border against itself rather than against black.
     low, high = settings.thresholds()
     edges = canny(gray, sigma=settings.sigma, low_threshold=low, high_threshold=high,
                   use_quantiles=settings.use_quantiles, mode="nearest")
