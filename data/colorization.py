@@ -1,0 +1,58 @@
+"""Any folder of colour photos as a colorization set: L in, ab out.
+
+A = L/50 - 1 with shape (1, H, W) and B = ab/110 with shape (2, H, W), both from the same
+augmented photo; ``util.color.lab_tensors_to_rgb(A, B)`` rebuilds the RGB image.
+Grayscale photos are accepted (their ab is zero) rather than rejected, since large photo
+folders often contain a few.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from data.aligned import check_min_size
+from data.config import DataConfig
+from data.image_io import ImageStore, load_tensor
+from data.single import input_files
+from data.transforms import SampleKey, augment, split_key, to_unit
+from util.color import normalize_ab, normalize_l, rgb_to_lab
+
+INPUT_NC, OUTPUT_NC = 1, 2
+
+
+class ColorizationDataset(Dataset):
+    """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        if (cfg.input_nc, cfg.output_nc) != (INPUT_NC, OUTPUT_NC):
+            raise ValueError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "
+                             f"out; got --input_nc {cfg.input_nc} --output_nc {cfg.output_nc}")
+        self.cfg = cfg
+        folder, files = input_files(cfg)
+        # Bound methods rather than lambdas keep the dataset picklable for spawned workers.
+        self.store = ImageStore(folder, self._decode, self._check,
+                                skip_bad=cfg.skip_bad_images, cache=cfg.cache,
+                                limit=cfg.max_dataset_size, files=files)
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.store.paths
+
+    def _check(self, path: Path, width: int, height: int) -> None:
+        check_min_size(self.cfg, path, width, height)
+
+    @staticmethod
+    def _decode(path: Path) -> tuple[torch.Tensor]:
+        return (load_tensor(path, "RGB"),)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
+        index, seed = split_key(key)
+        (rgb,) = augment(self.cfg, self.store.load(index), seed)
+        lab = rgb_to_lab(to_unit(rgb))
+        path = str(self.store.paths[index])
+        return {"A": normalize_l(lab[:1]), "B": normalize_ab(lab[1:]), "A_paths": path, "B_paths": path}

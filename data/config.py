@@ -1,0 +1,54 @@
+"""What a dataset needs to know, as one frozen value built by the options layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataroot: Path
+    phase: str = "train"
+    direction: str = "AtoB"          # "BtoA" swaps the halves of an aligned image
+    input_nc: int = 3                # 1 -> A is grayscale
+    output_nc: int = 3               # 1 -> B is grayscale
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    no_flip: bool = False
+    max_dataset_size: int | None = None
+    # Spatial sizes the generator accepts are multiples of this (256 for unet_256, 128 for
+    # unet_128, 4 for the ResNets); preprocess modes without a crop resize to the nearest one.
+    size_divisor: int = 4
+    skip_bad_images: bool = False
+    cache: bool = False              # decode every image once and keep it in memory
+
+    def __post_init__(self) -> None:
+        # Coerce str -> Path here so callers may pass either, while the value stays frozen.
+        object.__setattr__(self, "dataroot", Path(self.dataroot))
+        self.validate()
+
+    def validate(self) -> None:
+        from data.transforms import PREPROCESS_MODES  # late import: transforms imports this module
+
+        if self.direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"--direction must be AtoB or BtoA, not {self.direction!r}")
+        for name, value in (("--input_nc", self.input_nc), ("--output_nc", self.output_nc)):
+            if value not in (1, 2, 3):
+                raise ValueError(f"{name} must be 1, 2 or 3 channels, not {value}")
+        PREPROCESS_MODES.canonical(self.preprocess)   # raises UnknownNameError listing the modes
+        for name, value in (("--load_size", self.load_size), ("--crop_size", self.crop_size),
+                            ("size_divisor", self.size_divisor)):
+            if value < 1:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if self.max_dataset_size is not None and self.max_dataset_size < 1:
+            raise ValueError(f"--max_dataset_size must be positive, not {self.max_dataset_size}")
+        mode = PREPROCESS_MODES.get(self.preprocess)
+        if mode.crops:
+            if self.crop_size % self.size_divisor:
+                raise ValueError(
+                    f"--crop_size {self.crop_size} is not a multiple of {self.size_divisor}, "
+                    "which the generator needs")
+            if mode.uses_load_size and self.load_size < self.crop_size:
+                raise ValueError(f"--load_size {self.load_size} is smaller than --crop_size "
+                                 f"{self.crop_size} (--preprocess {self.preprocess})")

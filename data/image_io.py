@@ -1,0 +1,220 @@
+"""Finding image files and decoding them into the 8-bit mode the network needs.
+
+Every reader problem (unreadable, truncated, empty, unsupported mode) becomes a
+:class:`DataError` whose message is one line that starts with the file's path, so the
+drivers can print it as-is.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+# Modes whose samples are wider than 8 bits; PIL's own convert("L") clips them at 255
+# instead of rescaling, which turns a 16-bit photo into a white sheet.
+_WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+class DataError(ValueError):
+    """A dataset file or folder that cannot be used; the message names it in one line."""
+
+
+def is_hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def list_files(root: Path) -> list[Path]:
+    """All non-hidden files under ``root`` (recursively), sorted by their path string.
+
+    Sorting by the plain string keeps the classic order ('1.jpg', '10.jpg', '100.jpg'), which
+    decides which images ``max_dataset_size`` keeps.
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        # Pruning in place stops os.walk from descending into hidden folders (.git, .ipynb...).
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return sorted(found, key=str)
+
+
+def has_image_extension(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_header(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header only; cheap enough to run on every file at start-up."""
+    if not has_image_extension(path):
+        raise DataError(f"{path}: not an image file (accepted extensions: "
+                        f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty (0-byte) image file")
+        with Image.open(path) as img:
+            return img.size
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
+        raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode ``path`` (truncation only shows up when the pixels are decoded)."""
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty (0-byte) image file")
+        with Image.open(path) as img:
+            img.load()
+            # A multi-frame file (TIFF, animated WebP) contributes its first frame.
+            return img.copy()
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, bombs)
+        raise DataError(f"{path}: cannot decode image ({_one_line(err)})") from None
+
+
+def to_mode(img: Image.Image, mode: str, path: Path | str = "<image>") -> Image.Image:
+    """Convert any stored mode to 8-bit ``"RGB"`` or ``"L"``.
+
+    Transparent pixels are composited onto white: the colour hidden under alpha 0 is
+    arbitrary (often black), and white is what a viewer shows for a sketch on a transparent
+    background.
+    """
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"to_mode: mode must be 'RGB' or 'L', not {mode!r}")
+    if img.mode in _WIDE_MODES:
+        img = _wide_to_l(img)
+    if img.mode == "P":
+        # Palette images may carry a transparent index; expand it into an alpha channel.
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode == mode:
+        return img
+    try:
+        return img.convert(mode)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: unsupported image mode {img.mode} ({_one_line(err)})") from None
+
+
+def _wide_to_l(img: Image.Image) -> Image.Image:
+    values = np.asarray(img).astype(np.float64)
+    if img.mode == "F":
+        # Float images are taken as [0, 1] when they fit, otherwise as already 8-bit.
+        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+    elif img.mode == "I" and values.size and values.max() <= 255:
+        scale = 1.0       # a 32-bit container holding 8-bit values
+    else:
+        scale = 255.0 / 65535.0   # 16-bit samples
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+
+
+def load_tensor(path: Path, mode: str) -> torch.Tensor:
+    """Decode ``path`` into a uint8 tensor (C, H, W) with C = 3 for "RGB" and 1 for "L"."""
+    return TF.pil_to_tensor(to_mode(open_image(path), mode, path))
+
+
+def pil_to_uint8(img: Image.Image, mode: str, path: Path | str = "<image>") -> torch.Tensor:
+    return TF.pil_to_tensor(to_mode(img, mode, path))
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+Decoder = Callable[[Path], tuple[torch.Tensor, ...]]
+HeaderCheck = Callable[[Path, int, int], None]   # (path, width, height); raises DataError
+
+
+def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Path:
+    """The folder a dataset reads: ``dataroot/phase``; with ``phase_optional`` the dataroot
+    itself when it has no such subfolder (a plain folder of photos or inputs)."""
+    if not dataroot.exists():
+        raise DataError(f"{dataroot}: --dataroot does not exist")
+    if not dataroot.is_dir():
+        raise DataError(f"{dataroot}: --dataroot is not a folder")
+    folder = dataroot / phase
+    if folder.is_dir():
+        return folder
+    if phase_optional:
+        return dataroot
+    raise DataError(f"{folder}: no '{phase}' folder in --dataroot (expected {dataroot}/{phase}/)")
+
+
+class ImageStore:
+    """The files of one dataset: checked once at start-up, then decoded on demand or from memory.
+
+    At start-up every file's header is read (cheap) and checked, so an odd width or an image
+    smaller than the crop is reported before training starts. Truncated files only show up
+    when decoded, so they are found up front when ``skip_bad`` or ``cache`` is on (each file
+    is decoded once then); otherwise a truncated file raises :class:`DataError` when loaded.
+
+    With ``cache`` every decoded sample is kept in one flat uint8 buffer: a forked loader
+    worker shares it without copying, and a spawned one receives a single shared-memory block
+    instead of one per image.
+    """
+
+    def __init__(self, folder: Path, decode: Decoder, check: HeaderCheck, *, skip_bad: bool = False,
+                 cache: bool = False, limit: int | None = None, files: list[Path] | None = None) -> None:
+        self.folder = folder
+        self._decode = decode
+        candidates = list_files(folder) if files is None else files
+        self.paths: list[Path] = []
+        decoded: list[tuple[torch.Tensor, ...]] = []
+        for path in candidates:
+            if limit is not None and len(self.paths) >= limit:
+                break
+            try:
+                width, height = read_header(path)
+                check(path, width, height)
+                sample = decode(path) if (cache or skip_bad) else ()
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                logger.warning("skipping bad image: %s", err)
+                continue
+            self.paths.append(path)
+            if cache:
+                decoded.append(sample)
+        if not self.paths:
+            raise DataError(f"{folder}: no usable images (accepted extensions: "
+                            f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+        self._buffer: torch.Tensor | None = None
+        self._layout: list[list[tuple[int, torch.Size]]] = []
+        if cache:
+            self._pack(decoded)
+
+    def _pack(self, decoded: list[tuple[torch.Tensor, ...]]) -> None:
+        offset = 0
+        for sample in decoded:
+            parts = []
+            for tensor in sample:
+                parts.append((offset, tensor.shape))
+                offset += tensor.numel()
+            self._layout.append(parts)
+        self._buffer = torch.cat([t.reshape(-1) for sample in decoded for t in sample])
+        logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
+                    self._buffer.numel() / 2**20)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> tuple[torch.Tensor, ...]:
+        """The decoded uint8 tensors of sample ``index`` (views into the cache when cached)."""
+        if self._buffer is None:
+            return self._decode(self.paths[index])
+        return tuple(self._buffer[offset:offset + shape.numel()].view(shape)
+                     for offset, shape in self._layout[index])
