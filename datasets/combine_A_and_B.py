@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
@@ -113,6 +114,14 @@ def plan_pairs(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | None =
     return pairs
 
 
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow clips 16-bit gray to 255 when converting; scale it to 8 bits instead.
+        values = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+    return image.convert(mode)
+
+
 def combine_pair(pair: Pair) -> str | None:
     """Write one A|B image; return an error line instead of raising, so pool workers report cleanly."""
     try:
@@ -120,7 +129,7 @@ def combine_pair(pair: Pair) -> str | None:
             # Keep 8-bit gray or RGB as they are when both agree; anything else
             # (palette, RGBA, 16-bit, CMYK, mixed) becomes RGB so the halves can be pasted together.
             mode = image_A.mode if image_A.mode == image_B.mode and image_A.mode in ("L", "RGB") else "RGB"
-            image_A, image_B = image_A.convert(mode), image_B.convert(mode)
+            image_A, image_B = _convert(image_A, mode), _convert(image_B, mode)
             width, height = image_A.size
             combined = Image.new(mode, (2 * width, height))
             combined.paste(image_A, (0, 0))

@@ -146,17 +146,19 @@ def make_edges_dataset(input_dir: Path, output_dir: Path, settings: EdgeSettings
                        progress: Callable[[str, int], None] | None = None) -> int:
     """Write edges|photo pairs for every photo; return how many. Raises EdgesError on bad input."""
     suffix, save_options = FORMATS[image_format]
+    settings.thresholds()   # fail on bad thresholds before reading any image
     count = 0
     for split_name, folder in find_splits(Path(input_dir), split).items():
         target = Path(output_dir) / split_name
         target.mkdir(parents=True, exist_ok=True)
-        for path in _images(folder):
+        photos = _images(folder)
+        for path in photos:
             photo = load_photo(path, from_aligned, photo_half, size)
             aligned_pair(detect_edges(photo, settings), photo).save(target / f"{path.stem}{suffix}",
                                                                    **save_options)
-            count += 1
+        count += len(photos)
         if progress is not None:
-            progress(split_name, count)
+            progress(split_name, len(photos))
     return count
 
 
@@ -214,11 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = EdgeSettings(args.sigma, args.low_threshold, args.high_threshold, args.use_quantiles,
                             args.thickness, args.invert)
     try:
-        settings.thresholds()   # check the options before reading any image
         count = make_edges_dataset(args.input, args.output, settings, from_aligned=args.from_aligned,
                                    photo_half=args.photo_half, size=args.size, split=args.split,
                                    image_format=args.format,
-                                   progress=lambda split, n: print(f"{split}: done ({n} pairs so far)"))
+                                   progress=lambda split, n: print(f"{split}: {n} pairs"))
     except EdgesError as error:
         print(f"make_edges: error: {error}", file=sys.stderr)
         return 1

@@ -75,6 +75,21 @@ def test_combine_flat_folders_num_imgs_and_multiprocessing(tmp_path: Path, capsy
     assert Image.open(tmp_path / "AB" / "0.png").size == (16, 8)
 
 
+def test_combine_converts_16_bit_and_palette_to_rgb(tmp_path: Path, capsys) -> None:
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.uint16)).save(tmp_path / "A" / "x.png")
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([10, 200, 30] + [0] * 765)
+    palette.save(tmp_path / "B" / "x.png")
+    code, err = _run_combine(capsys, "--fold_A", str(tmp_path / "A"), "--fold_B", str(tmp_path / "B"),
+                             "--fold_AB", str(tmp_path / "AB"))
+    assert code == 0, err
+    pair = Image.open(tmp_path / "AB" / "x.png")
+    assert pair.mode == "RGB"
+    assert pair.getpixel((0, 0)) == (155, 155, 155) and pair.getpixel((4, 0)) == (10, 200, 30)
+
+
 def test_combine_use_AB_in_one_folder(tmp_path: Path, capsys) -> None:
     a = _noise(tmp_path / "both" / "train" / "x_A.png", (6, 6), seed=1)
     b = _noise(tmp_path / "both" / "train" / "x_B.png", (6, 6), seed=2)
