@@ -1,0 +1,326 @@
+"""Our BatchNorm2d: native-compatible in training, with a selectable behaviour in eval mode.
+
+What "eval mode" means for batch norm is the most confusing choice in pix2pix, so it is a
+named attribute of every layer (``eval_mode``, one of ``BN_EVAL_MODES``) instead of a side
+effect of calling ``.eval()`` or not:
+
+- ``running``: normalize with the running (exponential-average) statistics. Standard.
+- ``batch``: normalize with the current batch's statistics and leave the running ones alone.
+  This is what the pix2pix paper does at test time.
+- ``precise``: normalize with population statistics that ``recompute_bn_stats`` measured
+  just before, with the weights frozen (see its docstring for what exactly is measured).
+
+In training mode every layer uses batch statistics and updates the running ones, exactly as
+``nn.BatchNorm2d`` does, and the state_dict has the same keys and shapes, so checkpoints
+interchange both ways.
+
+Speed: the statistics come from one fused ``var_mean`` call and normalization is one
+per-channel multiply-add (``x * scale + shift``), as in PyTorch's own CPU kernel. The
+backward pass is written out (an autograd Function) in the centred form, because autograd
+through ``var_mean`` is several times slower and loses precision when channel means are
+large. The same Function, given a process group, is the synced BN of sync_batchnorm.py.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from util.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+BN_EVAL_MODES: Registry[str] = Registry("--bn_eval")
+BN_EVAL_MODES.add("running", "running",
+                  help="normalize with the running averages kept during training (standard)")
+BN_EVAL_MODES.add("batch", "batch",
+                  help="normalize with each test batch's own statistics, as the pix2pix paper does")
+BN_EVAL_MODES.add("precise", "precise",
+                  help="normalize with population statistics recomputed over training batches "
+                       "with frozen weights just before testing")
+
+_DIMS = (0, 2, 3)  # the statistics of channel c pool over batch, height and width
+
+
+def _per_channel(t: Tensor) -> Tensor:
+    return t.view(1, -1, 1, 1)
+
+
+class _BatchNormFunction(torch.autograd.Function):
+    """y = (x - mean) * invstd * weight + bias, with mean/var given (already reduced).
+
+    ``count`` is the number of values per channel the statistics were taken over: the local
+    N*H*W, or the global one when ``group`` is a process group. With a group, the two
+    per-channel gradient sums the input gradient needs are all-reduced too, because every
+    process's output depends on every process's data through the shared mean and variance.
+    The weight and bias gradients stay local sums, as for any other parameter under DDP.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, mean: Tensor,
+                var: Tensor, count: int, eps: float, group: Any) -> Tensor:
+        invstd = torch.rsqrt(var + eps)
+        scale = invstd if weight is None else invstd * weight
+        shift = -mean * scale if bias is None else bias - mean * scale
+        y = torch.addcmul(_per_channel(shift), x, _per_channel(scale))
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.count, ctx.eps, ctx.group = count, eps, group
+        return y.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight, mean, invstd = ctx.saved_tensors
+        group, count = ctx.group, ctx.count
+        if group is None and torch.is_grad_enabled():
+            # create_graph=True (e.g. a WGAN-GP penalty through D): rebuild the statistics from
+            # x with differentiable ops so the gradient below is itself differentiable in x.
+            var, mean = torch.var_mean(x, dim=_DIMS, correction=0)
+            invstd = torch.rsqrt(var + ctx.eps)
+        x_centred = x - _per_channel(mean)
+        sum_dy = grad_out.sum(dim=_DIMS)
+        sum_dy_xc = (grad_out * x_centred).sum(dim=_DIMS)
+        grad_weight = sum_dy_xc * invstd if weight is not None and ctx.needs_input_grad[1] else None
+        grad_bias = sum_dy if ctx.needs_input_grad[2] else None
+
+        grad_x = None
+        if group is not None:
+            # Every rank must join this all_reduce, whether or not its input needs a gradient.
+            import torch.distributed as dist
+            totals = torch.cat([sum_dy, sum_dy_xc]).double()
+            dist.all_reduce(totals, group=group)
+            sum_dy, sum_dy_xc = totals.to(sum_dy.dtype).chunk(2)
+        if ctx.needs_input_grad[0]:
+            a = invstd if weight is None else weight * invstd
+            # dx = a * (dy - mean(dy) - x_hat * mean(dy * x_hat)), means over all `count` values
+            k_mean = a * sum_dy / count
+            k_xc = a * invstd * invstd * sum_dy_xc / count
+            grad_x = grad_out * _per_channel(a) - _per_channel(k_mean) - x_centred * _per_channel(k_xc)
+            grad_x = grad_x.to(x.dtype)
+        return grad_x, grad_weight, grad_bias, None, None, None, None, None
+
+
+class BatchNorm2d(nn.Module):
+    """Batch normalization over (N, H, W) of (N, C, H, W) inputs; drop-in for nn.BatchNorm2d.
+
+    Normalizes with the biased batch variance and feeds the unbiased one into the running
+    estimate; ``momentum=None`` makes the running statistics a cumulative average. Without
+    ``track_running_stats`` there are no running buffers and every mode uses batch statistics.
+    """
+
+    _version = 2  # the nn.BatchNorm2d state_dict version (adds num_batches_tracked)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 eval_mode: str = "running") -> None:
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"BatchNorm2d: num_features must be positive, got {num_features}")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        self.eval_mode = eval_mode
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features))
+            self.register_buffer("running_var", torch.ones(num_features))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        # True only between recompute_bn_stats and the next change of the running buffers.
+        self._precise_ready = False
+        # While recompute_bn_stats runs: the accumulator this layer reports its batch moments to.
+        self._moment_sink: _PooledMoments | None = None
+
+    @property
+    def eval_mode(self) -> str:
+        return self._eval_mode
+
+    @eval_mode.setter
+    def eval_mode(self, mode: str) -> None:
+        self._eval_mode = BN_EVAL_MODES.canonical(mode)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+            self._precise_ready = False
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}, eval_mode={self.eval_mode!r}")
+
+    # The two hooks a synced subclass changes: over which processes the batch statistics pool.
+    def _reduction_group(self) -> Any:
+        return None
+
+    def _batch_moments(self, x: Tensor, group: Any) -> tuple[Tensor, Tensor, int]:
+        """Per-channel mean, biased variance and the number of values they cover."""
+        var, mean = torch.var_mean(x.detach(), dim=_DIMS, correction=0)
+        return mean, var, x.numel() // x.shape[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"BatchNorm2d expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d({self.num_features}) got an input with {x.shape[1]} channels")
+
+        collecting = self._moment_sink is not None
+        use_batch_stats = (self.training or collecting or not self.track_running_stats
+                           or self.eval_mode == "batch")
+        if not use_batch_stats:
+            return self._normalize_with_running_stats(x)
+
+        group = self._reduction_group()
+        mean, var, count = self._batch_moments(x, group)
+        needed = 2 if self.training else 1  # the unbiased running estimate divides by count - 1
+        if count < needed:
+            raise ValueError(f"BatchNorm2d: batch statistics need more than {needed - 1} value(s) per "
+                             f"channel, got input of shape {tuple(x.shape)}")
+        if collecting:
+            self._moment_sink.add(mean, var, count)
+        elif self.training and self.track_running_stats:
+            self._update_running_stats(mean, var, count)
+        return _BatchNormFunction.apply(x, self.weight, self.bias, mean, var, count, self.eps, group)
+
+    def _normalize_with_running_stats(self, x: Tensor) -> Tensor:
+        if self.eval_mode == "precise" and not self._precise_ready:
+            raise RuntimeError(
+                "BatchNorm2d(eval_mode='precise'): the population statistics were not recomputed "
+                "since the last training step or load; call recompute_bn_stats(model, batches) first")
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.weight is not None:
+            scale = scale * self.weight
+        shift = -self.running_mean * scale
+        if self.bias is not None:
+            shift = shift + self.bias
+        return torch.addcmul(_per_channel(shift), x, _per_channel(scale)).to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: Tensor, var: Tensor, count: int) -> None:
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative average over all batches so far
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = self.momentum
+        unbiased_var = var * (count / (count - 1))
+        self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
+        self.running_var.mul_(1 - factor).add_(unbiased_var.to(self.running_var.dtype), alpha=factor)
+        self._precise_ready = False
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
+                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        version = local_metadata.get("version")
+        key = prefix + "num_batches_tracked"
+        if self.track_running_stats and (version is None or version < 2) and key not in state_dict:
+            # Checkpoints from before PyTorch 0.4.1 have no batch counter; start it at zero.
+            state_dict[key] = torch.tensor(0, dtype=torch.long)
+        self._precise_ready = False
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+def batchnorm_layers(module: nn.Module) -> list[BatchNorm2d]:
+    return [m for m in module.modules() if isinstance(m, BatchNorm2d)]
+
+
+def set_bn_eval_mode(module: nn.Module, mode: str) -> int:
+    """Set ``eval_mode`` on every one of our BatchNorm2d layers in ``module``; returns how many."""
+    mode = BN_EVAL_MODES.canonical(mode)
+    layers = batchnorm_layers(module)
+    for layer in layers:
+        layer.eval_mode = mode
+    native = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    if native and mode != "running":
+        logger.warning("%d native torch BatchNorm layer(s) ignore --bn_eval %s", native, mode)
+    return len(layers)
+
+
+class _PooledMoments:
+    """Exact mean and variance of every value seen, merged batch by batch in float64.
+
+    Merging (count, mean, M2) with Chan et al.'s pairwise update gives the statistics of the
+    concatenation of all batches, not an average of per-batch variances (which would leave
+    out how much the batch means themselves spread).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
+
+    def add(self, mean: Tensor, var: Tensor, count: int) -> None:
+        mean, m2 = mean.double(), var.double() * count
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, mean, m2
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta * delta * (self.count * count / total)
+        self.count = total
+
+    def unbiased_var(self) -> Tensor:
+        return self.m2 / (self.count - 1)
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, batches: Iterable[Any],
+                       forward: Callable[[Any], Any] | None = None, num_batches: int = 50) -> int:
+    """Replace the running statistics of every BatchNorm2d in ``model`` by population statistics.
+
+    "Precise" means: for each layer, the exact mean and unbiased variance of all the values
+    that reach it (pooled over every position of every sample of the first ``num_batches``
+    batches), with the weights frozen and while each layer normalizes with batch statistics,
+    as in training. Nothing is averaged with a momentum, and no running value from training
+    survives. ``forward(batch)`` runs the model on one batch (default: ``model(batch)``).
+    Call it with the model in the mode it will be evaluated in, so dropout is on or off as at
+    test time. Under a process group each process measures its own batches (a synced layer in
+    training mode pools each batch over all processes). Returns the number of layers updated;
+    those layers can then be evaluated with ``eval_mode="precise"``.
+    """
+    if num_batches < 1:
+        raise ValueError(f"recompute_bn_stats: num_batches must be at least 1, got {num_batches}")
+    layers = [m for m in batchnorm_layers(model) if m.track_running_stats]
+    if not layers:
+        return 0
+    run = forward if forward is not None else model
+    sinks = {layer: _PooledMoments() for layer in layers}
+    for layer, sink in sinks.items():
+        layer._moment_sink = sink
+    try:
+        seen = 0
+        for batch in itertools.islice(batches, num_batches):
+            run(batch)
+            seen += 1
+    finally:
+        for layer in layers:
+            layer._moment_sink = None
+    if seen == 0:
+        raise ValueError("recompute_bn_stats: the batch iterable was empty")
+
+    updated = 0
+    for layer, sink in sinks.items():
+        if sink.count < 2:
+            logger.warning("recompute_bn_stats: a BatchNorm2d(%d) saw %d value(s) per channel; left unchanged",
+                           layer.num_features, sink.count)
+            continue
+        layer.running_mean.copy_(sink.mean)
+        layer.running_var.copy_(sink.unbiased_var())
+        layer._precise_ready = True
+        updated += 1
+    logger.info("recomputed precise statistics of %d BatchNorm2d layer(s) over %d batch(es)", updated, seen)
+    return updated

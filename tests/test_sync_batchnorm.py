@@ -1,0 +1,130 @@
+"""Synced batch norm: across 2 gloo processes on CPU it equals local BN on the whole batch."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from models.batchnorm import BatchNorm2d
+from models.sync_batchnorm import SyncBatchNorm2d, convert_to_sync_batchnorm
+from util.distributed_testing import run_distributed
+
+CHANNELS, SIDE, STEPS = 3, 4, 2
+
+# name -> (per-rank batch sizes, channel mean offset, momentum)
+CASES: dict[str, tuple[tuple[int, int], float, float | None]] = {
+    "even": ((4, 4), 0.0, 0.1),
+    "uneven_3_5": ((3, 5), 0.0, 0.1),
+    "offset_1e3": ((3, 5), 1e3, 0.1),
+    "cumulative_5_2": ((5, 2), 0.0, None),
+    "empty_rank": ((0, 4), 0.0, 0.1),
+}
+
+
+def make_data(case: str, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The global batch of one step and the weights of a loss sum(y * g)."""
+    sizes, offset, _ = CASES[case]
+    gen = torch.Generator().manual_seed(1000 * step + len(case))
+    n = sum(sizes)
+    channel_means = offset + torch.tensor([0.0, 2.0, -3.0]).view(1, CHANNELS, 1, 1)
+    x = torch.randn(n, CHANNELS, SIDE, SIDE, generator=gen) * torch.tensor([1.0, 0.5, 3.0]).view(1, -1, 1, 1)
+    g = torch.randn(n, CHANNELS, SIDE, SIDE, generator=gen)
+    return x + channel_means, g
+
+
+def make_layer(cls: type[BatchNorm2d], momentum: float | None) -> BatchNorm2d:
+    layer = cls(CHANNELS, momentum=momentum)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([1.5, -0.5, 0.8]))
+        layer.bias.copy_(torch.tensor([0.1, 0.2, -0.3]))
+    return layer
+
+
+def train_steps(layer: BatchNorm2d, case: str, rows: slice) -> dict[str, Any]:
+    """STEPS forward/backward passes on this process's rows of each global batch."""
+    record: dict[str, Any] = {"y": [], "x_grad": [], "w_grad": [], "b_grad": []}
+    for step in range(STEPS):
+        x, g = make_data(case, step)
+        x = x[rows].clone().requires_grad_()
+        layer.zero_grad()
+        y = layer(x)
+        (y * g[rows]).sum().backward()
+        record["y"].append(y.detach())
+        record["x_grad"].append(x.grad)
+        record["w_grad"].append(layer.weight.grad.clone())
+        record["b_grad"].append(layer.bias.grad.clone())
+    record["running_mean"] = layer.running_mean.clone()
+    record["running_var"] = layer.running_var.clone()
+    record["num_batches_tracked"] = int(layer.num_batches_tracked)
+    return record
+
+
+def _rank_worker(rank: int, world_size: int) -> dict[str, Any]:
+    assert dist.get_world_size() == world_size == 2
+    results = {}
+    for case, (sizes, _, momentum) in CASES.items():
+        start = sum(sizes[:rank])
+        results[case] = train_steps(make_layer(SyncBatchNorm2d, momentum), case, slice(start, start + sizes[rank]))
+    # In eval mode the layer must not communicate: a lone rank's forward may not block.
+    layer = make_layer(SyncBatchNorm2d, 0.1).eval()
+    if rank == 0:
+        layer(torch.randn(2, CHANNELS, SIDE, SIDE))
+    dist.barrier()
+    return results
+
+
+@pytest.fixture(scope="module")
+def rank_results() -> list[dict[str, Any]]:
+    return run_distributed(_rank_worker, 2, timeout_s=60)
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item() if a.numel() else 0.0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_synced_bn_equals_local_bn_on_the_concatenated_batch(rank_results: list[dict[str, Any]], case: str) -> None:
+    sizes, _, momentum = CASES[case]
+    reference = train_steps(make_layer(BatchNorm2d, momentum), case, slice(0, sum(sizes)))
+    ranks = [r[case] for r in rank_results]
+    for step in range(STEPS):
+        y = torch.cat([r["y"][step] for r in ranks])
+        x_grad = torch.cat([r["x_grad"][step] for r in ranks])
+        assert max_diff(y, reference["y"][step]) < 1e-5
+        assert max_diff(x_grad, reference["x_grad"][step]) < 1e-5
+        # Parameter gradients are per-process sums (DDP reduces them like any other parameter's).
+        assert max_diff(sum(r["w_grad"][step] for r in ranks), reference["w_grad"][step]) < 1e-4
+        assert max_diff(sum(r["b_grad"][step] for r in ranks), reference["b_grad"][step]) < 1e-4
+    for key in ("running_mean", "running_var"):
+        assert torch.equal(ranks[0][key], ranks[1][key]), f"{key} differs between ranks"
+        assert torch.allclose(ranks[0][key], reference[key], rtol=1e-6, atol=1e-5)
+    assert ranks[0]["num_batches_tracked"] == ranks[1]["num_batches_tracked"] == STEPS
+
+
+def test_without_a_process_group_it_is_exactly_the_local_bn() -> None:
+    assert not dist.is_initialized()
+    synced = train_steps(make_layer(SyncBatchNorm2d, 0.1), "offset_1e3", slice(0, 8))
+    local = train_steps(make_layer(BatchNorm2d, 0.1), "offset_1e3", slice(0, 8))
+    for key, value in local.items():
+        if isinstance(value, list):
+            assert all(torch.equal(a, b) for a, b in zip(synced[key], value)), key
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(synced[key], value), key
+        else:
+            assert synced[key] == value, key
+
+
+def test_convert_replaces_every_batch_norm_and_keeps_its_state() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), BatchNorm2d(4, eval_mode="batch"), nn.Sequential(nn.BatchNorm2d(4)))
+    with torch.no_grad():
+        net[1].running_mean.fill_(0.5)
+        net[2][0].weight.fill_(2.0)
+    net.eval()
+    converted = convert_to_sync_batchnorm(net)
+    assert isinstance(converted[1], SyncBatchNorm2d) and isinstance(converted[2][0], SyncBatchNorm2d)
+    assert converted[1].eval_mode == "batch" and not converted[1].training
+    assert torch.equal(converted[1].running_mean, torch.full((4,), 0.5))
+    assert torch.equal(converted[2][0].weight, torch.full((4,), 2.0))
