@@ -1,11 +1,12 @@
 """Normalization layers by name.
 
-Each entry states whether the convolution in front of it needs its own bias. A norm that
-re-centres every channel (batch, instance) cancels a conv bias exactly; group and layer norm
-cancel the part shared by a group and leave their own per-channel shift (beta) to supply the
-offset, so the conv bias is dropped there too. With ``none`` the conv keeps its bias (the
-classic reference drops it there too, which silently removes the only per-channel offset the
-network has).
+Each entry states whether the convolution in front of it needs its own bias. Batch norm
+re-centres every channel and so cancels a conv bias exactly; group and layer norm cancel the
+part shared by a group and supply the per-channel offset with their own shift (beta), so the
+conv bias is dropped there too. Instance norm (no affine) cancels it exactly as well, but
+keeps it: the reference networks have those biases, and their checkpoints must load. With
+``none`` the conv keeps its bias (the classic reference drops it there too, which silently
+removes the only per-channel offset the network has).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ NORMS.add("batch", NormSpec(lambda c: BatchNorm2d(c), conv_bias=False),
 NORMS.add("syncbatch", NormSpec(lambda c: SyncBatchNorm2d(c), conv_bias=False), aliases=("sync_batch",),
           help="batch norm whose training statistics pool the global batch of all processes (gloo or nccl)")
 NORMS.add("instance", NormSpec(lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False),
-                               conv_bias=False),
+                               conv_bias=True),
           help="per-image, per-channel statistics; no learned scale, no running stats")
 NORMS.add("group", NormSpec(lambda c: nn.GroupNorm(default_num_groups(c), c), conv_bias=False),
           help="per-image statistics over groups of channels (largest divisor of C up to 32 groups)")
