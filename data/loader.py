@@ -40,11 +40,12 @@ class ResumableSampler(DistributedSampler):
         self.start_index = 0
 
     def set_epoch(self, epoch: int, start_index: int = 0) -> None:
-        if not 0 <= start_index <= self.num_samples:
-            raise ValueError(f"start_index {start_index} is outside this rank's epoch of "
-                             f"{self.num_samples} samples")
+        if start_index < 0:
+            raise ValueError(f"start_index must be 0 or more, not {start_index}")
         self.epoch = epoch
-        self.start_index = start_index
+        # A counter of batches x batch_size overshoots when the last batch was partial; any
+        # start at or past the end means the epoch's samples are all taken.
+        self.start_index = min(start_index, self.num_samples)
 
     def epoch_indices(self) -> list[int]:
         """This rank's dataset indices for the current epoch, from its start."""

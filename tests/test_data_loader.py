@@ -69,8 +69,10 @@ def test_resume_mid_epoch_gives_the_rest_of_the_epoch(root: Path, k: int) -> Non
     assert same_batches(rest, full[k:])
     # The next epoch starts from its beginning again.
     assert len(epoch_batches(resumed_loader, epoch=5)) == len(full)
+    # A save after a partial last batch counts past the end: nothing is left of that epoch.
+    assert epoch_batches(resumed_loader, epoch=5, start_index=N_IMAGES + 1) == []
     with pytest.raises(ValueError, match="start_index"):
-        set_loader_epoch(resumed_loader, 5, start_index=N_IMAGES + 1)
+        set_loader_epoch(resumed_loader, 5, start_index=-1)
 
 
 def test_workers_give_the_same_batches_as_the_main_process(root: Path) -> None:
