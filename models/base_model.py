@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import torch
 from torch import nn
@@ -48,6 +49,20 @@ class BaseModel:
         self.schedulers = {name: EpochScheduler(opt.lr_policy, o, opt.n_epochs, opt.n_epochs_decay,
                                                 opt.epoch_count, opt.lr_decay_iters)
                            for name, o in self.optimizers.items()}
+
+    # -- wrapping -------------------------------------------------------------------------
+    def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
+        """Replace each network by ``wrap(name, net)`` (DDP, torch.compile); saving and rank-0
+        work reach the plain module through ``util.distributed.unwrap``."""
+        self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
+
+    @property
+    def net_G(self) -> nn.Module:
+        return self.nets["G"]
+
+    @property
+    def net_D(self) -> nn.Module:
+        return self.nets["D"]
 
     # -- modes ----------------------------------------------------------------------------
     def train(self) -> None:

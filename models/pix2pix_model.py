@@ -15,13 +15,11 @@ from util.distributed import Runtime, unwrap
 class Pix2PixModel(BaseModel):
     def __init__(self, opt: argparse.Namespace, runtime: Runtime) -> None:
         super().__init__(opt, runtime)
-        self.net_G = self.make_generator()
-        self.nets["G"] = self.net_G
+        self.nets["G"] = self.make_generator()
         self.is_train = opt.is_train
         if not self.is_train:
             return
-        self.net_D = self.make_discriminator()
-        self.nets["D"] = self.net_D
+        self.nets["D"] = self.make_discriminator()
         entry = GAN_LOSSES.entry(opt.gan_mode)
         self.gan = entry.obj()
         self.gp_weight: float = entry.meta["gp_weight"]

@@ -12,8 +12,7 @@ from util.distributed import Runtime
 class TestModel(BaseModel):
     def __init__(self, opt: argparse.Namespace, runtime: Runtime) -> None:
         super().__init__(opt, runtime)
-        self.net_G = self.make_generator()
-        self.nets["G"] = self.net_G
+        self.nets["G"] = self.make_generator()
 
     @torch.no_grad()
     def test(self) -> None:

@@ -30,8 +30,10 @@ class UnetLevel(nn.Module):
         innermost = inner is None
         bias = norm.conv_bias
 
-        down: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2, inplace=True)]
-        down.append(nn.Conv2d(input_nc, inner_nc, _KERNEL, _STRIDE, _PAD, bias=bias))
+        # Not in place: the activated input is also what the skip connection carries (the classic
+        # implementation got the same by rewriting its input in place, which hooks cannot see).
+        self.down_act = nn.Identity() if outermost else nn.LeakyReLU(0.2)
+        down: list[nn.Module] = [nn.Conv2d(input_nc, inner_nc, _KERNEL, _STRIDE, _PAD, bias=bias)]
         if not (outermost or innermost):
             down.append(norm.make(inner_nc))
         self.down = nn.Sequential(*down)
@@ -39,7 +41,7 @@ class UnetLevel(nn.Module):
 
         # The inner level returns its input concatenated with its output: twice the channels.
         up_in = inner_nc if innermost else inner_nc * 2
-        up: list[nn.Module] = [nn.ReLU(inplace=True)]
+        up: list[nn.Module] = [nn.ReLU()]
         if outermost:
             up += [nn.ConvTranspose2d(up_in, outer_nc, _KERNEL, _STRIDE, _PAD), nn.Tanh()]
         else:
@@ -49,6 +51,7 @@ class UnetLevel(nn.Module):
         self.up = nn.Sequential(*up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down_act(x)
         y = self.down(x)
         if self.inner is not None:
             y = self.inner(y)

@@ -1,0 +1,88 @@
+"""Find and load a trained generator for inference (test.py, translate.py).
+
+Looks in ``<checkpoints_dir>/<name>/`` for, in order: our generator-only file
+``<label>_net_G.pt``, our full checkpoint ``<label>.pt``, and a reference-implementation
+file ``<label>_net_G.pth`` (a bare state_dict without options).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from util.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, full_path, generator_path,
+                             load_file)
+
+# Options a checkpoint decides unless the user typed them: what the generator is.
+FROM_CHECKPOINT = ("netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout", "direction")
+ARCHITECTURE = ("netG", "ngf", "norm", "input_nc", "output_nc")
+
+
+@dataclass
+class SavedGenerator:
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    options: dict[str, Any] | None     # None: a reference checkpoint, which stores no options
+
+    @property
+    def is_reference(self) -> bool:
+        return self.options is None
+
+
+def reference_path(exp_dir: Path, label: str) -> Path:
+    return exp_dir / f"{label}_net_G.pth"
+
+
+def find_generator(exp_dir: Path, label: str) -> SavedGenerator:
+    ours_g, ours_full, ref = generator_path(exp_dir, label), full_path(exp_dir, label), reference_path(exp_dir, label)
+    if ours_g.is_file():
+        ckpt = load_file(ours_g)
+        if ckpt.get("format") == GENERATOR_FORMAT:
+            return SavedGenerator(ours_g, ckpt["net_G"], ckpt["options"])
+    if ours_full.is_file():
+        ckpt = load_file(ours_full)
+        if ckpt.get("format") == FULL_FORMAT:
+            return SavedGenerator(ours_full, ckpt["nets"]["G"], ckpt["options"])
+    if ref.is_file():
+        state = load_file(ref)
+        if not all(torch.is_tensor(v) for v in state.values()):
+            raise CheckpointError(f"{ref}: not a state_dict of tensors")
+        return SavedGenerator(ref, dict(state), None)
+    raise CheckpointError(f"no generator checkpoint '{label}' in {exp_dir} (looked for {ours_g.name}, "
+                          f"{ours_full.name}, {ref.name})")
+
+
+def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any]:
+    """Option values to use with this checkpoint: the checkpoint's, except where the user
+    typed a value; a typed value that contradicts the checkpoint's architecture is an error."""
+    if saved.options is None:
+        return {}
+    typed = set(getattr(opt, "explicit", ()))
+    updates = {}
+    for key in FROM_CHECKPOINT:
+        if key not in saved.options:
+            continue
+        if key in typed:
+            if key in ARCHITECTURE and saved.options[key] != getattr(opt, key):
+                raise CheckpointError(f"{saved.path}: checkpoint was trained with --{key} {saved.options[key]}, "
+                                      f"you asked for --{key} {getattr(opt, key)}")
+        else:
+            updates[key] = saved.options[key]
+    return updates
+
+
+def load_into(net: nn.Module, saved: SavedGenerator, opt: argparse.Namespace) -> None:
+    state = saved.state_dict
+    if saved.is_reference:
+        from models.reference_compat import convert_reference_generator
+
+        state = convert_reference_generator(state, net, opt)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{saved.path}: does not fit --netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm} "
+                              f"({str(err).splitlines()[0]})") from None

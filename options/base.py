@@ -1,0 +1,125 @@
+"""Options shared by training and testing.
+
+Flags and defaults follow the well-known pix2pix command line so existing commands work
+unchanged. Choices come from the registries, so ``--help`` lists exactly what exists.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from data import DATASETS, PREPROCESS_MODES
+from models import MODELS
+from models.init import INITS
+from models.networks import DISCRIMINATORS, GENERATORS
+from models.norms import NORMS
+from util.registry import Registry
+
+
+class OptionError(ValueError):
+    """An invalid option value, reported as one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports a bad command line as one line (not the whole usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class Options(argparse.Namespace):
+    """Parsed options: read-only once parsing is done."""
+
+    def freeze(self) -> "Options":
+        object.__setattr__(self, "_frozen", True)
+        return self
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"options are read-only after parsing (tried to set {key})")
+        super().__setattr__(key, value)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def choices_help(registry: Registry, lead: str = "") -> str:
+    return f"{lead}{' ' if lead else ''}[{registry.help_text()}]"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def gpu_list(text: str) -> list[int]:
+    """'0,1' -> [0, 1]; '-1' -> [] (CPU)."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated GPU numbers or -1, got '{text}'") from None
+    return [i for i in ids if i >= 0]
+
+
+def add_base_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("experiment")
+    g.add_argument("--dataroot", default=None,
+                   help="folder with train/, val/, test/ subfolders; omit it to use the built-in demo set")
+    g.add_argument("--name", default="experiment_name", help="experiment name: where checkpoints and pages go")
+    g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiment folders live")
+    g.add_argument("--gpu_ids", type=gpu_list, default=None,
+                   help="GPU ids, e.g. 0 or 0,1 (several start one process per GPU); -1 for CPU. "
+                        "Default: 0 when a GPU is present, else -1")
+    g.add_argument("--model", default="pix2pix", choices=MODELS.choices(), help=choices_help(MODELS))
+    g.add_argument("--seed", type=int, default=0, help="random seed (CPU runs are reproducible with it)")
+    g.add_argument("--verbose", action="store_true", help="print network structures and debug logs")
+    g.add_argument("--suffix", default="",
+                   help="appended to --name, formatted with the options, e.g. {netG}_size{load_size}")
+
+    g = p.add_argument_group("networks")
+    g.add_argument("--input_nc", type=positive_int, default=3, help="channels of A (3 RGB, 1 gray)")
+    g.add_argument("--output_nc", type=positive_int, default=3, help="channels of B (3 RGB, 1 gray)")
+    g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
+    g.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
+    g.add_argument("--netG", default="unet_256", choices=GENERATORS.choices(), help=choices_help(GENERATORS))
+    g.add_argument("--netD", default="basic", choices=DISCRIMINATORS.choices(), help=choices_help(DISCRIMINATORS))
+    g.add_argument("--n_layers_D", type=positive_int, default=3, help="layers of D when --netD n_layers")
+    g.add_argument("--norm", default="batch", choices=NORMS.choices(), help=choices_help(NORMS))
+    g.add_argument("--init_type", default="normal", choices=INITS.choices(), help=choices_help(INITS))
+    g.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
+    g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset_mode", default="aligned", choices=DATASETS.choices(), help=choices_help(DATASETS))
+    g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA (swap A and B)")
+    g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
+    g.add_argument("--num_threads", type=non_negative_int, default=4, help="data loader worker processes")
+    g.add_argument("--batch_size", type=positive_int, default=1, help="images per batch (per process under DDP)")
+    g.add_argument("--load_size", type=positive_int, default=None,
+                   help="scale images to this size (train default 286; test default: --crop_size)")
+    g.add_argument("--crop_size", type=positive_int, default=256, help="then crop to this size")
+    g.add_argument("--max_dataset_size", type=positive_int, default=None,
+                   help="use at most this many images (default: all)")
+    g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_MODES.choices(),
+                   help=choices_help(PREPROCESS_MODES))
+    g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
+    g.add_argument("--display_winsize", type=positive_int, default=256, help="display size of images on pages")
+    g.add_argument("--cache_dataset", action="store_true",
+                   help="decode every image once and keep it in memory (small sets such as facades)")
+    g.add_argument("--skip_bad_images", action="store_true",
+                   help="warn about and skip unreadable images instead of stopping")
+
+    g = p.add_argument_group("loading")
+    g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
+    g.add_argument("--load_iter", type=non_negative_int, default=0,
+                   help="if > 0, load the checkpoint saved at this iteration (iter_N) instead of --epoch")

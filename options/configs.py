@@ -1,0 +1,31 @@
+"""Turn parsed options into the small config values that components take."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.config import DataConfig
+from models.networks import size_multiple
+from util.visualizer import DisplayConfig
+
+
+def experiment_dir(opt: argparse.Namespace) -> Path:
+    return Path(opt.checkpoints_dir) / opt.name
+
+
+def data_config(opt: argparse.Namespace, phase: str | None = None) -> DataConfig:
+    return DataConfig(
+        dataroot=Path(opt.dataroot), phase=phase or opt.phase, direction=opt.direction,
+        input_nc=opt.input_nc, output_nc=opt.output_nc, preprocess=opt.preprocess,
+        load_size=opt.load_size, crop_size=opt.crop_size,
+        # Test time never flips: results must be reproducible and comparable to real_B.
+        no_flip=opt.no_flip or not opt.is_train,
+        max_dataset_size=opt.max_dataset_size, size_divisor=size_multiple(opt.netG),
+        skip_bad_images=opt.skip_bad_images, cache=getattr(opt, "cache_dataset", False))
+
+
+def display_config(opt: argparse.Namespace) -> DisplayConfig:
+    return DisplayConfig(
+        name=opt.name, exp_dir=experiment_dir(opt), display_id=opt.display_id, server=opt.display_server,
+        port=opt.display_port, env=opt.display_env, ncols=opt.display_ncols, winsize=opt.display_winsize,
+        use_html=not opt.no_html, use_tensorboard=opt.use_tensorboard)

@@ -1,0 +1,90 @@
+"""Parse the command line once, apply per-model (and demo) defaults, validate, freeze."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from options.base import OneLineParser, Options, add_base_options
+from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
+from options.test import add_test_options
+from options.train import add_train_options
+from options.validate import first_problem
+
+DEMO_ROOT = Path(__file__).resolve().parent.parent / "datasets" / "demo"
+
+
+def build_parser(is_train: bool) -> OneLineParser:
+    prog = "train.py" if is_train else "test.py"
+    parser = OneLineParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           description="Train pix2pix." if is_train else "Run a trained generator.")
+    add_base_options(parser)
+    (add_train_options if is_train else add_test_options)(parser)
+    return parser
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> list[str]:
+    """The options the user typed (as opposed to defaults), e.g. so that test.py takes the
+    architecture from a checkpoint unless told otherwise."""
+    saved = [(a, a.default) for a in parser._actions]
+    saved_parser_defaults = dict(parser._defaults)
+    try:
+        parser._defaults.clear()
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        typed, _ = parser.parse_known_args(argv)
+    finally:
+        parser._defaults.update(saved_parser_defaults)
+        for action, default in saved:
+            action.default = default
+    return sorted(vars(typed))
+
+
+def _apply_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    known = {a.dest for a in parser._actions}
+    parser.set_defaults(**{k: v for k, v in defaults.items() if k in known})
+
+
+def parse_options(argv: Sequence[str] | None, is_train: bool,
+                  extend: Callable[[argparse.ArgumentParser], None] | None = None) -> Options:
+    parser = build_parser(is_train)
+    if extend is not None:
+        extend(parser)
+    first, _ = parser.parse_known_args(argv)
+    _apply_defaults(parser, MODEL_DEFAULTS.get(first.model, {}))
+    use_demo = first.dataroot is None
+    if use_demo:
+        _apply_defaults(parser, DEMO_DEFAULTS)
+    opt = parser.parse_args(argv, namespace=Options())
+
+    opt.explicit = explicit_options(parser, argv)
+    opt.is_train = is_train
+    opt.use_demo = use_demo
+    if use_demo:
+        opt.dataroot = str(DEMO_ROOT)
+    if opt.load_size is None:
+        opt.load_size = 286 if is_train else opt.crop_size
+    if opt.gpu_ids is None:
+        opt.gpu_ids = [0] if torch.cuda.is_available() else []
+    if opt.suffix:
+        try:
+            opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+        except (KeyError, IndexError, ValueError) as err:
+            parser.error(f"--suffix '{opt.suffix}' names an unknown option or is malformed ({err})")
+    if opt.gpu_ids and not torch.cuda.is_available():
+        parser.error(f"--gpu_ids {','.join(map(str, opt.gpu_ids))} asks for a GPU but CUDA is not available; "
+                     "use --gpu_ids -1 for the CPU")
+    problem = first_problem(opt)
+    if problem:
+        parser.error(problem)
+    return opt.freeze()
+
+
+def format_options(opt: Options, parser: argparse.ArgumentParser | None = None) -> str:
+    lines = ["----------------- Options ---------------"]
+    for key, value in sorted(opt.as_dict().items()):
+        lines.append(f"{key:>25}: {value}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,47 @@
+"""Training options (on top of the base options)."""
+from __future__ import annotations
+
+import argparse
+
+from models.losses import GAN_LOSSES
+from models.schedulers import LR_POLICIES
+from options.base import choices_help, non_negative_int, positive_int
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("display")
+    g.add_argument("--display_freq", type=positive_int, default=400, help="show images every N samples")
+    g.add_argument("--display_ncols", type=positive_int, default=4, help="images per row in the visdom grid")
+    g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 or -1 turns visdom off")
+    g.add_argument("--display_server", default="http://localhost", help="visdom server address")
+    g.add_argument("--display_env", default="main", help="visdom environment")
+    g.add_argument("--display_port", type=positive_int, default=8097, help="visdom server port")
+    g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to the HTML page every N samples")
+    g.add_argument("--print_freq", type=positive_int, default=100, help="log losses every N samples")
+    g.add_argument("--no_html", action="store_true", help="don't write the training HTML page")
+    g.add_argument("--use_tensorboard", action="store_true", help="also log scalars and images to TensorBoard")
+
+    g = p.add_argument_group("saving and resuming")
+    g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N samples")
+    g.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save '<epoch>' every N epochs")
+    g.add_argument("--save_by_iter", action="store_true", help="also keep each 'latest' save as iter_<N>")
+    g.add_argument("--continue_train", action="store_true", help="resume from the checkpoint named by --epoch")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a fresh run even though the experiment folder already holds checkpoints")
+    g.add_argument("--epoch_count", type=positive_int, default=1,
+                   help="number of the first epoch (when resuming an old checkpoint that carries no counters)")
+    g.add_argument("--phase", default="train", help="subfolder of --dataroot to train on")
+    g.add_argument("--max_steps", type=non_negative_int, default=0,
+                   help="stop after N optimization steps and save 'latest' (0: no limit)")
+
+    g = p.add_argument_group("optimization")
+    g.add_argument("--n_epochs", type=non_negative_int, default=100, help="epochs at the initial learning rate")
+    g.add_argument("--n_epochs_decay", type=non_negative_int, default=100, help="epochs of decay after those")
+    g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    g.add_argument("--lr", type=float, default=0.0002, help="initial Adam learning rate")
+    g.add_argument("--gan_mode", default="vanilla", choices=GAN_LOSSES.choices(), help=choices_help(GAN_LOSSES))
+    g.add_argument("--pool_size", type=non_negative_int, default=0,
+                   help="size of the buffer of past fakes shown to D (0: none, the pix2pix default)")
+    g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES.choices(), help=choices_help(LR_POLICIES))
+    g.add_argument("--lr_decay_iters", type=positive_int, default=50, help="epochs between x0.1 steps (step policy)")
+    g.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")

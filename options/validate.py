@@ -1,0 +1,66 @@
+"""Cross-option checks, each returning one line that names the option and what is wrong."""
+from __future__ import annotations
+
+from typing import Callable
+
+import argparse
+
+from models.networks import GENERATORS, size_multiple
+
+Check = Callable[[argparse.Namespace], "str | None"]
+
+# Preprocess modes whose output side is the crop size (others: load_size or free).
+_CROPPING = {"resize_and_crop", "crop", "scale_width_and_crop"}
+
+
+def _crop_not_above_load(opt: argparse.Namespace) -> str | None:
+    if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
+        return (f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
+                f"with --preprocess {opt.preprocess} the crop is taken from the resized image")
+    return None
+
+
+def _size_fits_generator(opt: argparse.Namespace) -> str | None:
+    multiple = size_multiple(opt.netG)
+    if opt.preprocess in _CROPPING:
+        flag, side = "--crop_size", opt.crop_size
+    elif opt.preprocess == "scale_width":
+        flag, side = "--load_size", opt.load_size
+    else:
+        return None  # 'none' resizes every image to a valid size
+    if side % multiple == 0:
+        return None
+    nearest = max(multiple, round(side / multiple) * multiple)
+    others = [e.name for e in GENERATORS if e.meta["size_multiple"] < multiple]
+    hint = f", or a generator that takes smaller steps (--netG {others[0]})" if others else ""
+    return (f"{flag} {side} does not fit --netG {opt.netG}, whose input side must be a multiple of "
+            f"{multiple}; use {flag} {nearest}{hint}")
+
+
+def _channels_match_model(opt: argparse.Namespace) -> str | None:
+    if opt.model == "colorization" and (opt.input_nc, opt.output_nc) != (1, 2):
+        return (f"--model colorization maps L to ab: it needs --input_nc 1 --output_nc 2, "
+                f"got {opt.input_nc} and {opt.output_nc}")
+    return None
+
+
+def _aspect_ratio_positive(opt: argparse.Namespace) -> str | None:
+    ratio = getattr(opt, "aspect_ratio", 1.0)
+    return None if ratio > 0 else f"--aspect_ratio must be positive, got {ratio}"
+
+
+def _lr_positive(opt: argparse.Namespace) -> str | None:
+    lr = getattr(opt, "lr", 1.0)
+    return None if lr > 0 else f"--lr must be positive, got {lr}"
+
+
+CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
+                       _lr_positive]
+
+
+def first_problem(opt: argparse.Namespace) -> str | None:
+    for check in CHECKS:
+        problem = check(opt)
+        if problem:
+            return problem
+    return None

@@ -1,0 +1,134 @@
+"""Run a trained generator over a dataset split and write a results page with metrics.
+
+``python test.py --dataroot ./datasets/facades --name facades_pix2pix --direction BtoA``
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data import DataError, create_dataset
+from data.loader import create_dataloader
+from models import create_model
+from models.batchnorm import recompute_bn_stats, set_bn_eval_mode
+from models.load_generator import find_generator, load_into, options_for
+from options.base import Options
+from options.configs import data_config, experiment_dir
+from options.parse import parse_options
+from util.checkpoint import CheckpointError
+from util.distributed import single_process_runtime, unwrap
+from util.html import ResultRow, write_results_page
+from util.images import save_image
+from util.logs import setup_logging
+from util.metrics import image_metrics, mean_metrics
+from util.rng import seed_everything
+from util.training import load_label
+
+log = logging.getLogger("test")
+
+
+def set_test_behaviour(net: nn.Module, opt, precise_batches=None) -> str:
+    """Paper mode (default): batch statistics and dropout, as while training. --eval: norm
+    layers per --bn_eval and no dropout. --dropout overrides dropout either way."""
+    net.train(not opt.eval)
+    if opt.eval:
+        if opt.bn_eval == "precise":
+            recompute_bn_stats(net, precise_batches, num_batches=opt.bn_precise_batches)
+        set_bn_eval_mode(net, opt.bn_eval)
+    dropout_on = (opt.dropout or ("off" if opt.eval else "on")) == "on"
+    for module in net.modules():
+        if isinstance(module, nn.Dropout):
+            module.train(dropout_on)
+    norms = f"eval, bn_eval={opt.bn_eval}" if opt.eval else "train (batch statistics)"
+    return f"norm layers: {norms}; dropout {'on' if dropout_on else 'off'}"
+
+
+def run_test(opt: Options) -> Path:
+    label = load_label(opt)
+    saved = find_generator(experiment_dir(opt), label)
+    opt = Options(**{**opt.as_dict(), **options_for(opt, saved)}).freeze()
+    runtime = single_process_runtime(opt.gpu_ids)
+    if opt.use_demo:
+        from datasets.make_demo import ensure_demo_dataset
+        ensure_demo_dataset(opt.dataroot)
+    dataset = create_dataset(opt.dataset_mode, data_config(opt))
+    loader = create_dataloader(dataset, opt.batch_size, shuffle=False, num_workers=opt.num_threads, seed=opt.seed)
+    seed_everything(opt.seed)
+    model = create_model(opt, runtime)
+    net_G = unwrap(model.nets["G"])
+    load_into(net_G, saved, opt)
+
+    precise = None
+    if opt.eval and opt.bn_eval == "precise":
+        train_set = create_dataset(opt.dataset_mode, data_config(opt, phase="train"))
+        precise = (b["A"].to(runtime.device) for b in create_dataloader(
+            train_set, opt.batch_size, shuffle=True, num_workers=opt.num_threads, seed=opt.seed))
+    behaviour = set_test_behaviour(net_G, opt, precise)
+
+    page_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{label}"
+    image_dir = page_dir / "images"
+    rows: list[ResultRow] = []
+    all_metrics: list[dict[str, float]] = []
+    sections = []
+    for batch in loader:
+        model.set_input(batch)
+        if opt.inspect_layers and not sections:
+            from util.inspection import inspect_generator
+
+            def first_pass() -> torch.Tensor | None:
+                fake = net_G(model.inputs["A"])
+                return F.l1_loss(fake, model.inputs["B"]) if "B" in model.inputs else None
+            sections.append(inspect_generator(net_G, opt.inspect_layers.split(","), first_pass,
+                                              image_dir / "layers", page_dir))
+        model.test()
+        visuals = model.current_visuals()
+        for i, path in enumerate(model.image_paths):
+            if len(rows) >= opt.num_test:
+                break
+            stem = Path(path).stem
+            images = {}
+            for name, batch_images in visuals.items():
+                file = image_dir / f"{stem}_{name}.png"
+                save_image(batch_images[i], file, opt.aspect_ratio)
+                images[name] = str(file.relative_to(page_dir))
+            metrics = image_metrics(visuals["fake_B"][i], visuals["real_B"][i]) if "real_B" in visuals else {}
+            if metrics:
+                all_metrics.append(metrics)
+            rows.append(ResultRow(stem, images, metrics))
+        if len(rows) >= opt.num_test:
+            break
+
+    summary = mean_metrics(all_metrics)
+    title = f"{opt.name}: {opt.phase}, checkpoint {label} ({behaviour})"
+    index = write_results_page(page_dir, title, rows, summary, extra_sections=sections,
+                               image_width=opt.display_winsize)
+    (page_dir / "metrics.json").write_text(json.dumps(
+        {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": summary,
+         "images": {r.name: r.metrics for r in rows}}, indent=2))
+    log.info("%d images, %s", len(rows), behaviour)
+    if summary:
+        log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    log.info("results page: %s", index)
+    return page_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opt = parse_options(argv, is_train=False)
+    setup_logging(verbose=opt.verbose)
+    try:
+        run_test(opt)
+    except (DataError, CheckpointError, ValueError) as err:
+        print(f"test.py: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Train pix2pix: ``python train.py`` (demo data) or ``python train.py --dataroot ... --name ...``."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Sequence
+
+import torch
+
+from data import DataError, create_dataset
+from data.loader import create_dataloader, set_loader_epoch
+from models import create_model
+from options.configs import data_config, display_config, experiment_dir
+from options.parse import format_options, parse_options
+from util.checkpoint import CheckpointError
+from util.distributed import Runtime, single_process_runtime
+from util.logs import setup_logging
+from util.loss_log import LossLog
+from util.progress import EpochProgress
+from util.rng import seed_everything
+from util.training import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
+                           resume_training, save_training)
+from util.visualizer import Visualizer
+
+log = logging.getLogger("train")
+
+
+def train(opt, runtime: Runtime) -> TrainState:
+    exp_dir = experiment_dir(opt)
+    if opt.use_demo:
+        from datasets.make_demo import ensure_demo_dataset
+        ensure_demo_dataset(opt.dataroot)
+    dataset = create_dataset(opt.dataset_mode, data_config(opt))
+    loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
+                               seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
+                               pin_memory=runtime.device.type == "cuda")
+    seed_everything(opt.seed)  # the same initial weights on every process
+    model = create_model(opt, runtime)
+
+    state = TrainState(epoch=opt.epoch_count)
+    if opt.continue_train:
+        state = resume_training(exp_dir, load_label(opt), model, opt)
+        log.info("resumed from %s at epoch %d, step %d", load_label(opt), state.epoch, state.step)
+    elif existing_checkpoints(exp_dir) and not opt.overwrite:
+        raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
+                              "--overwrite to start again, or choose another --name")
+    else:
+        # Dropout and the loader differ per process; the weights above do not.
+        seed_everything(opt.seed + runtime.rank)
+    if runtime.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "train_opt.txt").write_text(format_options(opt))
+        log.info("%d training images, %d steps per epoch", len(dataset), len(loader))
+    visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
+    loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
+    world, batch = runtime.world_size, opt.batch_size
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    samples_per_epoch = loader.sampler.num_samples * world
+
+    def save(label: str, losses: dict[str, torch.Tensor]) -> None:
+        check_finite(losses, state.step)
+        if runtime.is_main:
+            save_training(exp_dir, label, model, state, opt)
+
+    losses: dict[str, torch.Tensor] = {}
+    while state.epoch <= last_epoch:
+        set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
+        epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
+        model.train()
+        t_data = time.perf_counter()
+        bar = EpochProgress(len(loader), state.epoch, last_epoch, enabled=runtime.is_main)
+        for batch_data in loader:
+            before = state.samples
+            t_step = time.perf_counter()
+            model.set_input(batch_data)
+            losses = model.train_step()
+            state.advance(batch, world)
+            epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
+            epoch_steps += 1
+            bar.update()
+
+            if crossed(before, state.samples, opt.print_freq):
+                values = {k: float(v) for k, v in losses.items()}  # the only host sync of the step
+                check_finite(losses, state.step)
+                seconds = (time.perf_counter() - t_step) / batch
+                record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
+                          "epoch_frac": state.epoch - 1 + state.epoch_samples * world / max(samples_per_epoch, 1),
+                          "lr": model.current_lr(), "time_per_sample": seconds,
+                          "data_time": t_step - t_data, "losses": values}
+                if loss_log is not None:
+                    loss_log.append(record)
+                    log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds,
+                             " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
+                visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
+                bar.show_losses(values)
+            if crossed(before, state.samples, opt.display_freq):
+                visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
+                                                   save_result=crossed(before, state.samples, opt.update_html_freq))
+            if crossed(before, state.samples, opt.save_latest_freq):
+                save("latest", losses)
+                if opt.save_by_iter:
+                    save(f"iter_{state.samples}", losses)
+            if opt.max_steps and state.step >= opt.max_steps:
+                bar.close()
+                save("latest", losses)
+                log.info("stopped after --max_steps %d; resume with --continue_train", opt.max_steps)
+                visualizer.close()
+                return state
+            t_data = time.perf_counter()
+        bar.close()
+
+        metric = float(epoch_loss_sum) / max(epoch_steps, 1)
+        lr = model.step_schedulers(metric)
+        finished = state.epoch
+        state.next_epoch()
+        if runtime.is_main:
+            log.info("end of epoch %d / %d, learning rate now %.7f", finished, last_epoch, lr)
+        if finished % opt.save_epoch_freq == 0 or finished == last_epoch:
+            save("latest", losses)
+            save(str(finished), losses)
+    # The last page shows the final state even when no display step fell on the end.
+    if losses:
+        visualizer.display_current_results(model.current_visuals(), state.epoch - 1, state.step, save_result=True)
+    visualizer.close()
+    return state
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opt = parse_options(argv, is_train=True)
+    setup_logging(verbose=opt.verbose)
+    try:
+        train(opt, single_process_runtime(opt.gpu_ids))
+    except (DataError, CheckpointError, DivergedError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("train.py: interrupted; the last saved checkpoint is intact", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

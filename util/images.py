@@ -1,0 +1,25 @@
+"""Tensor images to 8-bit files: what test.py and translate.py write."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1], C = 1 or 3 -> (H, W) or (H, W, 3) uint8, rounded like an 8-bit PNG."""
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
+
+
+def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> None:
+    """Write an 8-bit PNG; ``aspect_ratio`` (width / height) > 1 widens it, < 1 makes it taller."""
+    pil = Image.fromarray(to_uint8(image))
+    if aspect_ratio != 1.0:
+        w, h = pil.size
+        size = (round(w * aspect_ratio), h) if aspect_ratio > 1 else (w, round(h / aspect_ratio))
+        pil = pil.resize(size, Image.Resampling.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil.save(path)

@@ -1,0 +1,99 @@
+"""Training bookkeeping: counters, and saving/resuming whole training states."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from util.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, architecture_mismatch, full_path,
+                             generator_path, load_file, save_atomic)
+from util.rng import capture_rng_state, restore_rng_state
+
+
+class DivergedError(RuntimeError):
+    """A loss became NaN or infinite: nothing is saved past this point."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 1           # the epoch being trained (1-based)
+    epoch_samples: int = 0   # samples this process has taken from the current epoch
+    step: int = 0            # optimization steps done
+    samples: int = 0         # samples seen by all processes together
+
+    def advance(self, local_batch: int, world_size: int) -> None:
+        self.step += 1
+        self.epoch_samples += local_batch
+        self.samples += local_batch * world_size
+
+    def next_epoch(self) -> None:
+        self.epoch += 1
+        self.epoch_samples = 0
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Did a counter going from ``before`` to ``after`` pass a multiple of ``every``?"""
+    return after // every > before // every
+
+
+def options_dict(opt: argparse.Namespace) -> dict:
+    """Options as plain values (what torch.load(weights_only=True) accepts)."""
+    plain = (str, int, float, bool, type(None))
+    out = {}
+    for key, value in vars(opt).items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = list(value)
+        elif not isinstance(value, plain):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def check_finite(losses: Mapping[str, torch.Tensor], step: int) -> None:
+    for name, value in losses.items():
+        if not math.isfinite(float(value)):
+            raise DivergedError(f"training diverged at step {step}: {name} is {float(value)}; "
+                                "the checkpoints saved before this point are kept")
+
+
+def save_training(exp_dir: Path, label: str, model, state: TrainState, opt: argparse.Namespace) -> None:
+    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (generator + options)."""
+    options = options_dict(opt)
+    payload = {"format": FULL_FORMAT, "state": asdict(state), "rng": capture_rng_state(), "options": options,
+               **model.state_dict()}
+    save_atomic(payload, full_path(exp_dir, label))
+    save_atomic({"format": GENERATOR_FORMAT, "net_G": payload["nets"]["G"], "options": options},
+                generator_path(exp_dir, label))
+
+
+def load_label(opt: argparse.Namespace) -> str:
+    return f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
+
+
+def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace) -> TrainState:
+    path = full_path(exp_dir, label)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train --epoch {label}); "
+                              f"saved: {', '.join(sorted(p.stem for p in exp_dir.glob('*.pt') if '_net_' not in p.name)) or 'none'}")
+    ckpt = load_file(path, map_location=model.device)
+    if ckpt.get("format") != FULL_FORMAT:
+        raise CheckpointError(f"{path}: not a full training checkpoint of this program")
+    problem = architecture_mismatch(ckpt["options"], vars(opt), include_D=True)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    try:
+        model.load_state_dict(ckpt)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: does not fit this model ({str(err).splitlines()[0]})") from None
+    restore_rng_state(ckpt["rng"])
+    return TrainState(**ckpt["state"])
+
+
+def existing_checkpoints(exp_dir: Path) -> list[Path]:
+    return sorted(exp_dir.glob("*.pt"))
