@@ -10,7 +10,7 @@ from torch import nn
 
 from models.batchnorm import BatchNorm2d
 from models.sync_batchnorm import SyncBatchNorm2d, convert_to_sync_batchnorm
-from util.distributed_testing import run_distributed
+from util.distributed_testing import DistributedRunError, run_distributed
 
 CHANNELS, SIDE, STEPS = 3, 4, 2
 
@@ -128,3 +128,14 @@ def test_convert_replaces_every_batch_norm_and_keeps_its_state() -> None:
     assert converted[1].eval_mode == "batch" and not converted[1].training
     assert torch.equal(converted[1].running_mean, torch.full((4,), 0.5))
     assert torch.equal(converted[2][0].weight, torch.full((4,), 2.0))
+
+
+def _rank_1_fails(rank: int, world_size: int) -> None:
+    if rank == 1:
+        raise ValueError("rank 1 broke")
+    dist.all_reduce(torch.ones(1))  # rank 0 would wait here for ever without the deadline
+
+
+def test_a_failing_rank_fails_the_run_instead_of_hanging_it() -> None:
+    with pytest.raises(DistributedRunError, match="rank 1 broke"):
+        run_distributed(_rank_1_fails, 2, timeout_s=20)
