@@ -94,7 +94,10 @@ class _BatchNormFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, mean, invstd = ctx.saved_tensors
         group, count = ctx.group, ctx.count
-        if group is None and torch.is_grad_enabled():
+        if group is not None and torch.is_grad_enabled():
+            raise RuntimeError("synced batch norm across processes has no double backward (create_graph=True, "
+                               "e.g. a WGAN-GP penalty); use --norm batch, instance or group for that network")
+        if torch.is_grad_enabled():
             # create_graph=True (e.g. a WGAN-GP penalty through D): rebuild the statistics from
             # x with differentiable ops so the gradient below is itself differentiable in x.
             var, mean = torch.var_mean(x, dim=_DIMS, correction=0)
