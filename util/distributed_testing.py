@@ -59,15 +59,14 @@ def run_distributed(fn: Callable[..., Any], world_size: int = 2, *args: Any, tim
                                                        timeout_s, args),
                                      nprocs=world_size, join=False, start_method="spawn")
         deadline = time.monotonic() + timeout_s + 30  # spawning and importing torch take a while
+        failure = None
         try:
             while not context.join(timeout=0.5):
                 if time.monotonic() > deadline:
-                    raise DistributedRunError(f"distributed run did not finish within {timeout_s + 30:.0f} s")
-        except mp.ProcessRaisedException as error:
-            raise DistributedRunError(f"a rank failed:\n{error}") from None
-        except mp.ProcessExitedException as error:
-            errors = "\n".join(p.read_text() for p in sorted(Path(out_dir).glob("rank*.err")))
-            raise DistributedRunError(f"a rank exited early ({error}):\n{errors}") from None
+                    failure = f"did not finish within {timeout_s + 30:.0f} s"
+                    break
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+            failure = str(error).strip().splitlines()[0]
         finally:
             for process in context.processes:
                 if process.is_alive():
@@ -75,4 +74,9 @@ def run_distributed(fn: Callable[..., Any], world_size: int = 2, *args: Any, tim
                     process.join(5)
                     if process.is_alive():
                         process.kill()
+        if failure is not None:
+            # Every rank's traceback: the first rank to be noticed is often only a victim
+            # ("connection closed by peer") of the one that really failed.
+            errors = "\n".join(f"--- {p.stem}:\n{p.read_text()}" for p in sorted(Path(out_dir).glob("rank*.err")))
+            raise DistributedRunError(f"distributed run failed ({failure}):\n{errors}")
         return [torch.load(Path(out_dir) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
