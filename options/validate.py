@@ -31,8 +31,8 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
     if side % multiple == 0:
         return None
     nearest = max(multiple, round(side / multiple) * multiple)
-    others = [e.name for e in GENERATORS if e.meta["size_multiple"] < multiple]
-    hint = f", or a generator that takes smaller steps (--netG {others[0]})" if others else ""
+    fitting = [e.name for e in GENERATORS if side % e.meta["size_multiple"] == 0]
+    hint = f", or a generator that takes this size (--netG {fitting[0]})" if fitting else ""
     return (f"{flag} {side} does not fit --netG {opt.netG}, whose input side must be a multiple of "
             f"{multiple}; use {flag} {nearest}{hint}")
 

@@ -1,0 +1,32 @@
+"""Tiny generated aligned datasets and command lines for end-to-end tests of the drivers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "facades"
+
+
+def make_aligned_dataset(root: Path, counts: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+    """A|B images where B is a pixel-wise function of A (its negative), so a model can learn it
+    and any misalignment shows."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for phase, n in counts.items():
+        (root / phase).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = np.stack([(xx * 255 // size + rng.integers(0, 60)) % 256,
+                          (yy * 255 // size + rng.integers(0, 60)) % 256,
+                          np.full_like(xx, rng.integers(0, 256))], axis=-1).astype(np.uint8)
+            b = 255 - a
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(root / phase / f"{i:03d}.png")
+    return root
+
+
+def tiny_args(dataroot: Path, checkpoints: Path, name: str = "tiny") -> list[str]:
+    """A network and schedule small enough for a few steps in about a second."""
+    return ["--dataroot", str(dataroot), "--checkpoints_dir", str(checkpoints), "--name", name,
+            "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load_size", "32", "--crop_size", "32",
+            "--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1"]
