@@ -1,0 +1,223 @@
+"""Load checkpoints written by the reference pix2pix implementation into our networks.
+
+The reference saves bare state_dicts whose keys follow its own module nesting (a U-Net's
+levels are ``model.model.1.model.3...``; a ResNet is one flat ``model.N`` list). Our networks
+compute the same functions with different module names, so the keys are paired by structure,
+not by a table written for one configuration: both state_dicts are grouped by module (key
+prefix) in state_dict order, which is the depth-first order in which the layers are applied
+for both, and the i-th layer-with-weights of one is the i-th of the other. Each pair must
+agree in kind (conv or norm) and in every shape.
+
+Differences the pairing absorbs:
+- With ``--norm none`` the reference drops the conv biases that ours keep: those load as zeros.
+- Instance-norm checkpoints from old PyTorch versions carry ``running_mean``/``running_var``
+  for layers that never use them: dropped.
+- Checkpoints saved from a DataParallel wrapper carry a ``module.`` prefix: stripped.
+
+When the file does not fit, the error names the option that is wrong, worked out from the
+file itself (its norm from its keys, its width from its first conv, its generator family
+from its layer sequence).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
+from models.norms import norm_spec
+from util.checkpoint import CheckpointError
+
+Tensor = torch.Tensor
+
+# The reference norm each of our norms reproduces exactly (same parameters, same math).
+# The reference has only batch, instance and none; our group and layer norms have no equivalent.
+REFERENCE_NORM_OF: dict[str, str] = {"batch": "batch", "syncbatch": "batch", "instance": "instance",
+                                     "none": "none"}
+
+_NORM_EVIDENCE = {
+    "batch": "batch norm (norm layers with weights and running_mean)",
+    "instance": "instance norm (every conv has a bias, no norm weights)",
+    "none": "no normalization (no norm layers; the convs in front of them have no bias)",
+}
+_STATS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
+
+
+@dataclass
+class Layer:
+    """The tensors of one module, by leaf name (``weight``, ``bias``, ``running_mean``...)."""
+    prefix: str
+    tensors: dict[str, Tensor]
+
+    @property
+    def kind(self) -> str:
+        weight = self.tensors.get("weight")
+        if weight is not None and weight.dim() == 4:
+            return "conv"
+        if weight is not None:
+            return "norm"
+        if set(self.tensors) <= _STATS:
+            return "stats"   # running statistics without learned parameters: old instance norm
+        return "other"
+
+    def key(self, leaf: str) -> str:
+        return f"{self.prefix}.{leaf}" if self.prefix else leaf
+
+
+def group_by_module(state: Mapping[str, Tensor]) -> list[Layer]:
+    """Modules in state_dict order. A module's keys are contiguous in a state_dict (its own
+    parameters and buffers, then its children's), so splitting at the last dot suffices."""
+    layers: dict[str, Layer] = {}
+    for key, tensor in state.items():
+        prefix, _, leaf = key.rpartition(".")
+        layers.setdefault(prefix, Layer(prefix, {})).tensors[leaf] = tensor
+    return list(layers.values())
+
+
+def strip_wrapper_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def infer_reference_norm(layers: list[Layer]) -> str:
+    """batch, instance or none, from the keys alone."""
+    if any(layer.kind == "norm" and "running_mean" in layer.tensors for layer in layers):
+        return "batch"
+    if any(layer.kind == "stats" for layer in layers):
+        return "instance"
+    convs = [layer for layer in layers if layer.kind == "conv"]
+    # Under instance norm every conv keeps its bias; under none the convs before the
+    # (identity) norm layers lose theirs.
+    return "instance" if convs and all("bias" in c.tensors for c in convs) else "none"
+
+
+def _structure(layers: list[Layer]) -> list[str]:
+    return [layer.kind for layer in layers if layer.kind != "stats"]
+
+
+def _convs(layers: list[Layer]) -> list[Layer]:
+    return [layer for layer in layers if layer.kind == "conv"]
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _pair(ref_layers: list[Layer], our_layers: list[Layer]) -> dict[str, Tensor]:
+    ref_layers = [layer for layer in ref_layers if layer.kind != "stats"]
+    our_layers = [layer for layer in our_layers if layer.tensors]
+    if len(ref_layers) != len(our_layers):
+        raise _Mismatch(f"it has {len(ref_layers)} layers with weights, this network {len(our_layers)}")
+    out: dict[str, Tensor] = {}
+    for ref, ours in zip(ref_layers, our_layers):
+        if ref.kind != ours.kind:
+            raise _Mismatch(f"its {ref.prefix} is a {ref.kind} layer where this network has a {ours.kind} "
+                            f"({ours.prefix})")
+        extra = set(ref.tensors) - set(ours.tensors)
+        if extra:
+            raise _Mismatch(f"its {ref.prefix} has {', '.join(sorted(extra))}, which {ours.prefix} lacks")
+        for leaf, mine in ours.tensors.items():
+            theirs = ref.tensors.get(leaf)
+            if theirs is None:
+                if (leaf == "bias" and ours.kind == "conv") or leaf == "num_batches_tracked":
+                    # A reference conv without bias (norm none) adds nothing: a zero bias.
+                    theirs = torch.zeros_like(mine)
+                else:
+                    raise _Mismatch(f"its {ref.prefix} has no {leaf} (this network's {ours.prefix} does)")
+            if theirs.shape != mine.shape:
+                raise _Mismatch(f"{ref.key(leaf)} has shape {tuple(theirs.shape)}, this network's "
+                                f"{ours.key(leaf)} {tuple(mine.shape)}")
+            out[ours.key(leaf)] = theirs
+    return out
+
+
+def convert_reference_state(state: Mapping[str, Tensor], net: nn.Module, norm: str,
+                            diagnose: Callable[[list[Layer]], list[str]]) -> dict[str, Tensor]:
+    """A state_dict with ``net``'s keys holding the reference file's tensors.
+
+    ``diagnose`` turns the reference layers into "use --option value" hints for the error.
+    """
+    state = strip_wrapper_prefix(state)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
+    ref_layers = group_by_module(state)
+    ref_norm = infer_reference_norm(ref_layers)
+    wanted = REFERENCE_NORM_OF.get(norm)
+    if wanted != ref_norm:
+        raise CheckpointError(f"this reference checkpoint was saved with {_NORM_EVIDENCE[ref_norm]}: "
+                              f"use --norm {ref_norm} (not --norm {norm})")
+    try:
+        return _pair(ref_layers, group_by_module(net.state_dict()))
+    except _Mismatch as err:
+        hints = diagnose(ref_layers)
+        advice = f": use {' '.join(hints)}" if hints else ""
+        raise CheckpointError(f"this reference checkpoint does not fit the network you asked for "
+                              f"({err}){advice}") from None
+
+
+def _matching_names(ref_layers: list[Layer], build: Callable[[str], nn.Module], names: list[str]) -> list[str]:
+    """Registered names whose (tiny) network has the reference file's layer sequence."""
+    target = _structure(ref_layers)
+    return [name for name in names if _structure(group_by_module(build(name).state_dict())) == target]
+
+
+def _generator_hints(opt: argparse.Namespace) -> Callable[[list[Layer]], list[str]]:
+    def diagnose(ref_layers: list[Layer]) -> list[str]:
+        convs = _convs(ref_layers)
+        if not convs:
+            return []
+        first, last = convs[0].tensors, convs[-1].tensors
+        found = {"ngf": first["weight"].shape[0], "input_nc": first["weight"].shape[1]}
+        if "bias" in last:   # the last layer of every generator keeps its bias
+            found["output_nc"] = last["bias"].shape[0]
+        norm = norm_spec(infer_reference_norm(ref_layers))
+        # Width 2 is enough to compare layer sequences and costs nothing to build.
+        names = _matching_names(
+            ref_layers, lambda n: build_generator(n, found["input_nc"], found.get("output_nc", 3), 2, norm, False),
+            GENERATORS.names())
+        if names and opt.netG not in names:
+            found["netG"] = names[0]
+        return [f"--{k} {v}" for k, v in found.items() if getattr(opt, k, v) != v]
+    return diagnose
+
+
+def _discriminator_hints(opt: argparse.Namespace) -> Callable[[list[Layer]], list[str]]:
+    def diagnose(ref_layers: list[Layer]) -> list[str]:
+        convs = _convs(ref_layers)
+        if not convs:
+            return []
+        hints = []
+        ndf = convs[0].tensors["weight"].shape[0]
+        if ndf != opt.ndf:
+            hints.append(f"--ndf {ndf}")
+        norm = norm_spec(infer_reference_norm(ref_layers))
+        in_nc = convs[0].tensors["weight"].shape[1]
+        if in_nc != opt.input_nc + opt.output_nc:
+            hints.append(f"--input_nc/--output_nc summing to {in_nc}")
+        candidates = [(name, n) for name in DISCRIMINATORS.names() for n in range(1, 9)]
+        for name, n_layers in candidates:
+            net = build_discriminator(name, in_nc, 2, n_layers, norm)
+            if _structure(group_by_module(net.state_dict())) == _structure(ref_layers):
+                if name != opt.netD or (name == "n_layers" and n_layers != opt.n_layers_D):
+                    hints.append(f"--netD {name}" + (f" --n_layers_D {n_layers}" if name == "n_layers" else ""))
+                break
+        return hints
+    return diagnose
+
+
+def convert_reference_generator(state: Mapping[str, Tensor], net: nn.Module,
+                                opt: argparse.Namespace) -> dict[str, Tensor]:
+    """``<epoch>_net_G.pth`` of the reference -> a state_dict for our ``net`` (built from ``opt``:
+    netG, ngf, norm, input_nc, output_nc); raises CheckpointError naming the wrong option."""
+    return convert_reference_state(state, net, opt.norm, _generator_hints(opt))
+
+
+def convert_reference_discriminator(state: Mapping[str, Tensor], net: nn.Module,
+                                    opt: argparse.Namespace) -> dict[str, Tensor]:
+    """``<epoch>_net_D.pth`` of the reference -> a state_dict for our ``net`` (netD, ndf,
+    n_layers_D, norm, input_nc + output_nc channels in)."""
+    return convert_reference_state(state, net, opt.norm, _discriminator_hints(opt))
