@@ -5,6 +5,7 @@ import argparse
 from typing import Callable
 
 from models.base_model import BaseModel
+from models.colorization_model import ColorizationModel
 from models.pix2pix_model import Pix2PixModel
 from models.test_model import TestModel
 from util.distributed import Runtime
@@ -14,6 +15,8 @@ ModelFactory = Callable[[argparse.Namespace, Runtime], BaseModel]
 
 MODELS: Registry[ModelFactory] = Registry("--model")
 MODELS.add("pix2pix", Pix2PixModel, help="conditional GAN + L1 on aligned pairs")
+MODELS.add("colorization", ColorizationModel, translate_io="lab",
+           help="pix2pix from lightness L to colour ab (Lab); pages show RGB")
 MODELS.add("test", TestModel, help="the generator alone, for inference on single images")
 
 
