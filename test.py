@@ -22,6 +22,7 @@ from models.load_generator import find_generator, load_into, options_for
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
+from options.validate import first_problem
 from util.checkpoint import CheckpointError
 from util.distributed import single_process_runtime, unwrap
 from util.html import ResultRow, write_results_page
@@ -53,7 +54,10 @@ def set_test_behaviour(net: nn.Module, opt, precise_batches=None) -> str:
 def run_test(opt: Options) -> Path:
     label = load_label(opt)
     saved = find_generator(experiment_dir(opt), label)
-    opt = Options(**{**opt.as_dict(), **options_for(opt, saved)}).freeze()
+    opt = Options(**{**opt.as_dict(), **options_for(opt, saved), "netG_from_checkpoint": False}).freeze()
+    problem = first_problem(opt)
+    if problem:
+        raise ValueError(problem)
     runtime = single_process_runtime(opt.gpu_ids)
     if opt.use_demo:
         from datasets.make_demo import ensure_demo_dataset

@@ -9,6 +9,7 @@ import torch
 
 from options.base import OneLineParser, Options, add_base_options
 from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
+from options.speed import add_speed_options
 from options.test import add_test_options
 from options.train import add_train_options
 from options.validate import first_problem
@@ -22,6 +23,7 @@ def build_parser(is_train: bool) -> OneLineParser:
                            description="Train pix2pix." if is_train else "Run a trained generator.")
     add_base_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
+    add_speed_options(parser)
     return parser
 
 
@@ -76,6 +78,8 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
     if opt.gpu_ids and not torch.cuda.is_available():
         parser.error(f"--gpu_ids {','.join(map(str, opt.gpu_ids))} asks for a GPU but CUDA is not available; "
                      "use --gpu_ids -1 for the CPU")
+    # At test time an untyped --netG comes from the checkpoint, so its size check waits for it.
+    opt.netG_from_checkpoint = not is_train and "netG" not in opt.explicit
     problem = first_problem(opt)
     if problem:
         parser.error(problem)

@@ -21,6 +21,8 @@ def _crop_not_above_load(opt: argparse.Namespace) -> str | None:
 
 
 def _size_fits_generator(opt: argparse.Namespace) -> str | None:
+    if getattr(opt, "netG_from_checkpoint", False):
+        return None  # test time: the checkpoint names the generator; checked again once loaded
     multiple = size_multiple(opt.netG)
     if opt.preprocess in _CROPPING:
         flag, side = "--crop_size", opt.crop_size
