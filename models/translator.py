@@ -1,0 +1,145 @@
+"""Run a loaded generator on single images of any size and mode (what translate.py drives).
+
+An image goes: decoded to the channels the model takes -> fitted to a size the generator
+accepts (``--load_size``, else one of ``FIT_MODES``) -> encoded to the network's input ->
+generator -> output brought back to the image's own size -> decoded to an 8-bit image.
+
+How images become network inputs and outputs becomes images is a codec chosen by the model
+(``translate_io`` in the model registry): ``rgb`` feeds the image itself in [-1, 1];
+``lab`` (colorization) feeds L and rebuilds colour from the full-resolution L of the input
+and the predicted ab, so only the chroma is ever resampled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from data.image_io import pil_to_uint8
+from data.transforms import to_signed_unit, to_unit, valid_size
+from models.batchnorm import set_bn_eval_mode
+from util.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
+from util.images import to_uint8
+from util.registry import Registry
+
+Size = tuple[int, int]   # (height, width)
+
+
+# -- sizes ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitPlan:
+    """Resize to ``resize_to`` (None: keep), then pad ``pad`` rows at the bottom and columns
+    at the right; the output is cropped and resized back the opposite way."""
+    resize_to: Size | None
+    pad: Size = (0, 0)
+
+
+FitMode = Callable[[int, int, int], FitPlan]   # (height, width, size multiple) -> plan
+
+FIT_MODES: Registry[FitMode] = Registry("--fit")
+FIT_MODES.add("resize", lambda h, w, m: FitPlan((valid_size(h, m), valid_size(w, m))),
+              help="resize each side to the nearest size the generator accepts, and the output back")
+FIT_MODES.add("pad", lambda h, w, m: FitPlan(None, (math.ceil(h / m) * m - h, math.ceil(w / m) * m - w)),
+              help="pad the bottom and right edges (edge pixels repeated) up to the next accepted size, "
+                   "and crop the output; no resampling, but a U-Net may pad a lot")
+
+
+def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | None) -> FitPlan:
+    if load_size is not None:
+        # The reference's test-time preprocessing: a load_size x load_size square.
+        if load_size % multiple:
+            raise ValueError(f"--load_size {load_size} is not a multiple of {multiple}, which the generator "
+                             f"needs; use --load_size {valid_size(load_size, multiple)}")
+        return FitPlan((load_size, load_size))
+    return FIT_MODES.get(fit)(height, width, multiple)
+
+
+def resize_uint8(image: torch.Tensor, size: Size) -> torch.Tensor:
+    # The same resampling as the data pipeline (bicubic with antialiasing on uint8).
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+
+
+def resize_float(image: torch.Tensor, size: Size) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+
+
+# -- codecs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Codec:
+    decode_mode: Callable[[int], str]                               # input_nc -> PIL mode to decode to
+    encode: Callable[[torch.Tensor], torch.Tensor]                  # uint8 (C,H,W) -> network input (C,H,W)
+    to_image: Callable[[torch.Tensor, torch.Tensor], Image.Image]   # (output at full size, source uint8)
+    output_channels: tuple[int, ...]                                # output_nc values it can show
+
+
+def _rgb_mode(input_nc: int) -> str:
+    if input_nc not in (1, 3):
+        raise ValueError(f"--input_nc {input_nc}: images give 1 (gray) or 3 (RGB) channels")
+    return "L" if input_nc == 1 else "RGB"
+
+
+def _lab_encode(rgb: torch.Tensor) -> torch.Tensor:
+    return normalize_l(rgb_to_lab(to_unit(rgb))[:1])
+
+
+def _lab_to_image(ab: torch.Tensor, source: torch.Tensor) -> Image.Image:
+    return Image.fromarray(to_uint8(lab_tensors_to_rgb(_lab_encode(source), ab.float())))
+
+
+CODECS: Registry[Codec] = Registry("translate_io")
+CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: Image.fromarray(to_uint8(out)), (1, 3)),
+           help="the image itself in [-1, 1], gray or RGB, in and out")
+CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_to_image, (2,)),
+           help="colorization: L in, ab out, RGB rebuilt with the input's own L")
+
+
+# -- test-time behaviour --------------------------------------------------------------------
+def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropout: str | None) -> str:
+    """As test.py: by default the paper's mode (batch statistics, dropout on); ``eval_mode``
+    switches norm layers to eval (batch norm per ``bn_eval``) and dropout off."""
+    net.train(not eval_mode)
+    if eval_mode:
+        set_bn_eval_mode(net, bn_eval)
+    dropout_on = (dropout or ("off" if eval_mode else "on")) == "on"
+    for module in net.modules():
+        if isinstance(module, nn.Dropout):
+            module.train(dropout_on)
+    norms = f"eval, bn_eval={bn_eval}" if eval_mode else "train (batch statistics)"
+    return f"norm layers: {norms}; dropout {'on' if dropout_on else 'off'}"
+
+
+# -- the whole path -------------------------------------------------------------------------
+class Translator:
+    def __init__(self, net: nn.Module, device: torch.device, codec: Codec, input_nc: int, output_nc: int,
+                 size_multiple: int, fit: str = "resize", load_size: int | None = None) -> None:
+        if output_nc not in codec.output_channels:
+            hint = "; a colorization checkpoint needs --model colorization" if output_nc == 2 else ""
+            raise ValueError(f"--output_nc {output_nc}: this model's outputs cannot be shown as an image "
+                             f"(expected {' or '.join(map(str, codec.output_channels))} channels){hint}")
+        self.net, self.device, self.codec = net, device, codec
+        self.mode = codec.decode_mode(input_nc)
+        self.size_multiple, self.fit, self.load_size = size_multiple, fit, load_size
+
+    @torch.no_grad()
+    def __call__(self, image: Image.Image, name: str = "<image>") -> Image.Image:
+        source = pil_to_uint8(image, self.mode, name)          # (C, H, W) uint8
+        height, width = source.shape[-2:]
+        plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
+        fitted = source if plan.resize_to is None else resize_uint8(source, plan.resize_to)
+        x = self.codec.encode(fitted).unsqueeze(0)
+        if plan.pad != (0, 0):
+            x = F.pad(x, (0, plan.pad[1], 0, plan.pad[0]), mode="replicate")
+        y = self.net(x.to(self.device)).float().cpu()[0]
+        y = y[:, :y.shape[1] - plan.pad[0], :y.shape[2] - plan.pad[1]]
+        y = resize_float(y, (height, width)).clamp(-1, 1)
+        return self.codec.to_image(y, source)
