@@ -19,7 +19,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 # 128 px pairs, a U-Net sized for them, and a schedule that ends in about 5 minutes on 2 cores.
 DEMO_DEFAULTS: dict[str, Any] = {
     "name": "demo", "netG": "unet_128", "ngf": 32, "ndf": 32, "load_size": 128, "crop_size": 128,
-    "preprocess": "none", "n_epochs": 5, "n_epochs_decay": 5, "batch_size": 4, "num_threads": 0,
+    "preprocess": "none", "n_epochs": 5, "n_epochs_decay": 5, "batch_size": 4, "num_threads": 1,
+    "cache_dataset": True,
     "display_id": 0, "print_freq": 400, "save_latest_freq": 2000, "save_epoch_freq": 5,
     "display_freq": 400, "update_html_freq": 400,
 }
