@@ -4,8 +4,21 @@ from __future__ import annotations
 import logging
 import sys
 
+_HANDLER = "pix2pix-console"
+
 
 def setup_logging(is_main: bool = True, verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level if is_main else logging.WARNING, stream=sys.stdout,
-                        format="%(message)s", force=True)
+    """Replace our own console handler (and only it, so handlers that others installed, such
+    as a test harness's, keep working when a driver's main() runs more than once)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    if not is_main:
+        root.setLevel(logging.WARNING)
+    else:
+        root.setLevel(logging.DEBUG if verbose else logging.INFO)
