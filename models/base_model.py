@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import Any, Callable, ContextManager
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from models.init import init_weights
 from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
 from models.schedulers import EpochScheduler
 from util.distributed import Runtime, unwrap
+from util.speed import autocast, check_amp_supported, compile_network, make_adam, to_channels_last
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -29,20 +31,46 @@ class BaseModel:
         self.schedulers: dict[str, EpochScheduler] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
+        # Speed options (options/speed.py); getattr so that option sets from before them still work.
+        self.amp: str = getattr(opt, "amp", "none")
+        self.channels_last: bool = getattr(opt, "channels_last", False)
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        check_amp_supported(self.device, self.amp)
 
     # -- building -------------------------------------------------------------------------
     def make_generator(self) -> nn.Module:
         opt = self.opt
         net = build_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_spec(opt.norm),
                               dropout=not opt.no_dropout)
-        return init_weights(net, opt.init_type, opt.init_gain).to(self.device)
+        return self.speed_up("G", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
 
     def make_discriminator(self) -> nn.Module:
         opt = self.opt
         # Conditional D: it judges A and B together.
         net = build_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D,
                                   norm_spec(opt.norm))
-        return init_weights(net, opt.init_type, opt.init_gain).to(self.device)
+        return self.speed_up("D", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
+
+    def speed_up(self, name: str, net: nn.Module) -> nn.Module:
+        """channels_last and torch.compile per the speed options. The compile wrapper shares the
+        parameters, so optimizers and checkpoints (through ``unwrap``) see the plain network."""
+        if self.channels_last:
+            net = to_channels_last(net)
+        if getattr(self.opt, "compile", False):
+            net = compile_network(net, name, getattr(self.opt, "compile_mode", "auto"), self.device)
+        return net
+
+    def begin_step(self) -> None:
+        """Mark a new training step for CUDA graphs (torch.compile's reduce-overhead mode), so
+        the graphs may reuse the previous step's output memory."""
+        if getattr(self.opt, "compile", False) and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def make_adam(self, net: nn.Module) -> torch.optim.Adam:
+        return make_adam(net.parameters(), self.opt.lr, (self.opt.beta1, 0.999), self.device)
+
+    def autocast(self) -> ContextManager[Any]:
+        return autocast(self.device, self.amp)
 
     def make_schedulers(self) -> None:
         opt = self.opt
@@ -55,6 +83,11 @@ class BaseModel:
         """Replace each network by ``wrap(name, net)`` (DDP, torch.compile); saving and rank-0
         work reach the plain module through ``util.distributed.unwrap``."""
         self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
+
+    @staticmethod
+    def without_ddp(net: nn.Module) -> nn.Module:
+        """The network minus a DDP wrapper only (a compiled network stays compiled)."""
+        return net.module if isinstance(net, DistributedDataParallel) else net
 
     @property
     def net_G(self) -> nn.Module:
@@ -85,6 +118,9 @@ class BaseModel:
     # -- inputs and outputs ---------------------------------------------------------------
     def set_input(self, batch: dict) -> None:
         self.inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        if self.channels_last:
+            self.inputs = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                           for k, v in self.inputs.items()}
         paths = batch.get("A_paths", [])
         self.image_paths = [paths] if isinstance(paths, str) else list(paths)
 
@@ -97,6 +133,8 @@ class BaseModel:
             "nets": {name: unwrap(net).state_dict() for name, net in self.nets.items()},
             "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            # fp16 loss scales: part of exact resume (a reset scale re-skips the first steps).
+            "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
         }
 
     def load_state_dict(self, state: dict, nets_only: bool = False) -> None:
@@ -108,3 +146,7 @@ class BaseModel:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.scalers.items():
+            # A checkpoint from an fp32 or bf16 run has none: the scaler starts fresh.
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])

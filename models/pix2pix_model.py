@@ -10,6 +10,7 @@ from models.base_model import BaseModel, set_requires_grad
 from models.image_pool import ImagePool
 from models.losses import GAN_LOSSES, gradient_penalty
 from util.distributed import Runtime, unwrap
+from util.speed import make_grad_scaler
 
 
 class Pix2PixModel(BaseModel):
@@ -25,14 +26,17 @@ class Pix2PixModel(BaseModel):
         self.gp_weight: float = entry.meta["gp_weight"]
         self.lambda_l1 = opt.lambda_L1
         self.fake_pool = ImagePool(opt.pool_size, torch.Generator().manual_seed(opt.seed))
-        betas = (opt.beta1, 0.999)
-        self.optimizers = {"G": torch.optim.Adam(self.net_G.parameters(), lr=opt.lr, betas=betas),
-                           "D": torch.optim.Adam(self.net_D.parameters(), lr=opt.lr, betas=betas)}
+        self.optimizers = {"G": self.make_adam(self.net_G), "D": self.make_adam(self.net_D)}
+        # One scaler per optimizer: G's and D's gradients differ in size by orders of magnitude,
+        # and an overflow in one network must skip that network's step only.
+        scalers = {name: make_grad_scaler(self.device, self.amp) for name in self.optimizers}
+        self.scalers = {name: s for name, s in scalers.items() if s is not None}
         self.make_schedulers()
 
     def forward(self) -> None:
         self.real_A = self.inputs["A"]
-        self.fake_B = self.net_G(self.real_A)
+        with self.autocast():
+            self.fake_B = self.net_G(self.real_A)
 
     @torch.no_grad()
     def test(self) -> None:
@@ -41,40 +45,60 @@ class Pix2PixModel(BaseModel):
     def backward_D(self) -> dict[str, torch.Tensor]:
         real_AB = torch.cat([self.real_A, self.inputs["B"]], 1)
         fake_AB = self.fake_pool.query(torch.cat([self.real_A, self.fake_B], 1).detach())
-        loss_fake = self.gan.fake_loss(self.net_D(fake_AB))
-        loss_real = self.gan.real_loss(self.net_D(real_AB))
+        with self.autocast():
+            loss_fake = self.gan.fake_loss(self.net_D(fake_AB))
+            loss_real = self.gan.real_loss(self.net_D(real_AB))
         # One backward for real and fake together: two backward calls through one DDP module
         # would desynchronize its gradient buckets.
         loss = 0.5 * (loss_fake + loss_real)
         losses = {"D_real": loss_real, "D_fake": loss_fake}
         if self.gp_weight > 0:
-            penalty = gradient_penalty(unwrap(self.net_D), real_AB, fake_AB)
+            # In fp32 and through the plain D: a double backward that neither fp16 nor
+            # torch.compile handles.
+            penalty = gradient_penalty(unwrap(self.net_D), real_AB.float(), fake_AB.float())
             loss = loss + self.gp_weight * penalty
             losses["D_GP"] = penalty
-        loss.backward()
+        self.scaled(loss, "D").backward()
         return losses
 
     def backward_G(self) -> dict[str, torch.Tensor]:
         fake_AB = torch.cat([self.real_A, self.fake_B], 1)
         # D is frozen here and nothing of it is updated: go around any DDP wrapper, whose
         # reducer would otherwise wait for D gradients that never come.
-        loss_gan = self.gan.generator_loss(unwrap(self.net_D)(fake_AB))
-        loss_l1 = F.l1_loss(self.fake_B, self.inputs["B"]) * self.lambda_l1
-        (loss_gan + loss_l1).backward()
+        with self.autocast():
+            loss_gan = self.gan.generator_loss(self.without_ddp(self.net_D)(fake_AB))
+        # L1 in fp32: under autocast fake_B may be bf16/fp16, and lambda 100 magnifies rounding.
+        loss_l1 = F.l1_loss(self.fake_B.float(), self.inputs["B"]) * self.lambda_l1
+        self.scaled(loss_gan + loss_l1, "G").backward()
         return {"G_GAN": loss_gan, "G_L1": loss_l1}
 
+    def scaled(self, loss: torch.Tensor, name: str) -> torch.Tensor:
+        scaler = self.scalers.get(name)
+        return scaler.scale(loss) if scaler is not None else loss
+
+    def step_optimizer(self, name: str) -> None:
+        scaler = self.scalers.get(name)
+        if scaler is None:
+            self.optimizers[name].step()
+            return
+        # Skips the step when this network's gradients overflowed, then adapts the scale.
+        scaler.step(self.optimizers[name])
+        scaler.update()
+
     def train_step(self) -> dict[str, torch.Tensor]:
+        self.begin_step()
         self.forward()
         set_requires_grad(self.net_D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         losses_D = self.backward_D()
-        self.optimizers["D"].step()
+        self.step_optimizer("D")
 
         set_requires_grad(self.net_D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         losses_G = self.backward_G()
-        self.optimizers["G"].step()
-        return {k: v.detach() for k, v in {**losses_G, **losses_D}.items()}
+        self.step_optimizer("G")
+        # fp32 losses whatever the autocast dtype, so logs and checks read the same in every mode.
+        return {k: v.detach().float() for k, v in {**losses_G, **losses_D}.items()}
 
     def current_visuals(self) -> dict[str, torch.Tensor]:
         visuals = {"real_A": self.real_A, "fake_B": self.fake_B}
