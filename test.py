@@ -12,13 +12,13 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader
-from models import create_model
-from models.batchnorm import recompute_bn_stats, set_bn_eval_mode
+from models import MODELS, create_model
+from models.batchnorm import recompute_bn_stats
 from models.load_generator import find_generator, load_into, options_for
+from models.translator import set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
@@ -33,22 +33,6 @@ from util.rng import seed_everything
 from util.training import load_label
 
 log = logging.getLogger("test")
-
-
-def set_test_behaviour(net: nn.Module, opt, precise_batches=None) -> str:
-    """Paper mode (default): batch statistics and dropout, as while training. --eval: norm
-    layers per --bn_eval and no dropout. --dropout overrides dropout either way."""
-    net.train(not opt.eval)
-    if opt.eval:
-        if opt.bn_eval == "precise":
-            recompute_bn_stats(net, precise_batches, num_batches=opt.bn_precise_batches)
-        set_bn_eval_mode(net, opt.bn_eval)
-    dropout_on = (opt.dropout or ("off" if opt.eval else "on")) == "on"
-    for module in net.modules():
-        if isinstance(module, nn.Dropout):
-            module.train(dropout_on)
-    norms = f"eval, bn_eval={opt.bn_eval}" if opt.eval else "train (batch statistics)"
-    return f"norm layers: {norms}; dropout {'on' if dropout_on else 'off'}"
 
 
 def run_test(opt: Options) -> Path:
@@ -69,12 +53,14 @@ def run_test(opt: Options) -> Path:
     net_G = unwrap(model.nets["G"])
     load_into(net_G, saved, opt)
 
-    precise = None
     if opt.eval and opt.bn_eval == "precise":
+        # Population statistics over training images, seen as at test time (no flips, no dropout).
         train_set = create_dataset(opt.dataset_mode, data_config(opt, phase="train"))
-        precise = (b["A"].to(runtime.device) for b in create_dataloader(
+        batches = (b["A"].to(runtime.device) for b in create_dataloader(
             train_set, opt.batch_size, shuffle=True, num_workers=opt.num_threads, seed=opt.seed))
-    behaviour = set_test_behaviour(net_G, opt, precise)
+        net_G.eval()
+        recompute_bn_stats(net_G, batches, num_batches=opt.bn_precise_batches)
+    behaviour = set_inference_behaviour(net_G, opt.eval, opt.bn_eval, opt.dropout)
 
     page_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{label}"
     image_dir = page_dir / "images"
@@ -124,9 +110,15 @@ def run_test(opt: Options) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     opt = parse_options(argv, is_train=False)
     setup_logging(verbose=opt.verbose)
     try:
+        saved = find_generator(experiment_dir(opt), load_label(opt))
+        trained_as = (saved.options or {}).get("model")
+        if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:
+            # The checkpoint's model brings its own defaults (data mode, channels): parse again.
+            opt = parse_options(["--model", trained_as, *argv], is_train=False)
         run_test(opt)
     except (DataError, CheckpointError, ValueError) as err:
         print(f"test.py: error: {err}", file=sys.stderr)

@@ -80,7 +80,10 @@ def load_into(net: nn.Module, saved: SavedGenerator, opt: argparse.Namespace) ->
     if saved.is_reference:
         from models.reference_compat import convert_reference_generator
 
-        state = convert_reference_generator(state, net, opt)
+        try:
+            state = convert_reference_generator(state, net, opt)
+        except CheckpointError as err:
+            raise CheckpointError(f"{saved.path}: {err}") from None
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
