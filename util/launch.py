@@ -1,0 +1,98 @@
+"""``train.py --nproc N``: start N training processes on this machine without torchrun.
+
+Each child gets the environment torchrun would give it (RANK, WORLD_SIZE, LOCAL_RANK,
+LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT on a free loopback port) and then runs the same
+worker as a torchrun process would, so there is one code path for both launchers. When any
+child fails, torch.multiprocessing stops the others: the job ends instead of waiting for the
+process-group timeout.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Any, Callable
+
+import torch
+import torch.multiprocessing as mp
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[Any], int]  # takes the parsed options, returns an exit status
+
+
+class LaunchError(RuntimeError):
+    """A child process failed; ``exit_code`` is what the whole job should exit with."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def processes_to_start(nproc: int, gpu_ids: list[int]) -> int:
+    """How many processes a plain ``python train.py`` starts: --nproc when given, else one per
+    id in --gpu_ids (so ``--gpu_ids 0,1`` trains on both GPUs), else one."""
+    if nproc and len(gpu_ids) > 1 and nproc != len(gpu_ids):
+        raise LaunchError(f"--nproc {nproc} does not match --gpu_ids {','.join(map(str, gpu_ids))}: "
+                          "one process drives one GPU; drop one of the two options", exit_code=2)
+    if nproc:
+        if gpu_ids and nproc > torch.cuda.device_count():
+            raise LaunchError(f"--nproc {nproc} asks for one GPU per process but this machine has "
+                              f"{torch.cuda.device_count()}; use --gpu_ids -1 for CPU processes", exit_code=2)
+        return nproc
+    return max(len(gpu_ids), 1)
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_threads_per_process(nprocs: int) -> int:
+    # N processes each using every core fight over them; torchrun likewise sets OMP_NUM_THREADS.
+    return max(1, (os.cpu_count() or 1) // nprocs)
+
+
+def _child(local_rank: int, worker: Worker, options: Any, nprocs: int, port: int, threads: int) -> None:
+    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
+                      LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if sys.platform.startswith("linux"):
+        # One machine: keep gloo on loopback whatever the host name resolves to.
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(threads)
+    status = worker(options)
+    if status:
+        sys.exit(status)  # the parent sees the exit code and stops the other ranks
+
+
+def launch(worker: Worker, options: Any, nprocs: int) -> None:
+    """Run ``worker(options)`` in ``nprocs`` spawned processes; return when all succeeded.
+
+    Raises :class:`LaunchError` naming the first rank that failed (the others are stopped).
+    ``worker`` must be importable by name (a module-level function), as spawn pickles it.
+    """
+    port = free_loopback_port()
+    threads = cpu_threads_per_process(nprocs)
+    log.info("starting %d processes (master 127.0.0.1:%d)", nprocs, port)
+    context = mp.start_processes(_child, args=(worker, options, nprocs, port, threads), nprocs=nprocs,
+                                 join=False, start_method="spawn")
+    try:
+        while not context.join():
+            pass
+    except mp.ProcessExitedException as err:
+        code = err.exit_code if err.exit_code and err.exit_code > 0 else 1
+        how = f"exited with status {err.exit_code}" if err.exit_code >= 0 else f"was killed by signal {-err.exit_code}"
+        raise LaunchError(f"rank {err.error_index} {how}; the other processes were stopped", exit_code=code) from None
+    except mp.ProcessRaisedException as err:
+        # An unexpected exception (a bug): keep its traceback, it is what one needs to fix it.
+        raise LaunchError(f"rank {err.error_index} raised an exception; the other processes were stopped:\n"
+                          f"{err}") from None
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(10)
+                if process.is_alive():
+                    process.kill()
