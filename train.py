@@ -1,4 +1,8 @@
-"""Train pix2pix: ``python train.py`` (demo data) or ``python train.py --dataroot ... --name ...``."""
+"""Train pix2pix: ``python train.py`` (demo data) or ``python train.py --dataroot ... --name ...``.
+
+Several processes (DDP): ``torchrun --nproc_per_node=N train.py ...``, or ``python train.py
+--nproc N`` / ``--gpu_ids 0,1`` on one machine; see docs/distributed.md.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,30 +11,51 @@ import time
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from models import create_model
+from models.base_model import BaseModel
+from models.sync_batchnorm import SyncBatchNorm2d
+from options.base import Options
 from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
+from options.train import TRAIN_CHECKS
 from util.checkpoint import CheckpointError
-from util.distributed import Runtime, single_process_runtime
+from util.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
+                              is_peer_failure, launch_env, mean_across_ranks)
+from util.launch import LaunchError, launch, processes_to_start
 from util.logs import setup_logging
 from util.loss_log import LossLog
 from util.progress import EpochProgress
 from util.rng import seed_everything
+from util.tensorboard_logger import TensorBoardMissingError
 from util.training import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
                            resume_training, save_training)
 from util.visualizer import Visualizer
 
 log = logging.getLogger("train")
 
+# Errors a user can act on: reported as one line (per process), no traceback.
+USER_ERRORS = (DataError, CheckpointError, DivergedError, TensorBoardMissingError, DistributedError)
 
-def train(opt, runtime: Runtime) -> TrainState:
+
+def broadcast_buffers(net: nn.Module) -> bool:
+    """Only buffers that drift apart between processes need rank 0's copy at every forward:
+    plain batch norm's running statistics. Synced BN keeps them equal everywhere, and instance
+    or group norm have none."""
+    has_buffers = any(True for _ in net.buffers())
+    return has_buffers and not any(isinstance(m, SyncBatchNorm2d) for m in net.modules())
+
+
+def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     exp_dir = experiment_dir(opt)
     if opt.use_demo:
         from datasets.make_demo import ensure_demo_dataset
-        ensure_demo_dataset(opt.dataroot)
+        if runtime.is_main:
+            ensure_demo_dataset(opt.dataroot)
+        barrier(runtime)  # the other ranks read the demo set only once it is complete
     dataset = create_dataset(opt.dataset_mode, data_config(opt))
     loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
                                seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
@@ -42,16 +67,23 @@ def train(opt, runtime: Runtime) -> TrainState:
     if opt.continue_train:
         state = resume_training(exp_dir, load_label(opt), model, opt)
         log.info("resumed from %s at epoch %d, step %d", load_label(opt), state.epoch, state.step)
+        if runtime.distributed:
+            # The checkpoint holds rank 0's RNG streams; every rank needs its own again (dropout).
+            seed_everything(opt.seed + runtime.rank + runtime.world_size * (state.step + 1))
     elif existing_checkpoints(exp_dir) and not opt.overwrite:
         raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
                               "--overwrite to start again, or choose another --name")
     else:
         # Dropout and the loader differ per process; the weights above do not.
         seed_everything(opt.seed + runtime.rank)
+    # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
+    # unwrapped modules, so they load in runs of any size.
+    model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
     if runtime.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "train_opt.txt").write_text(format_options(opt))
-        log.info("%d training images, %d steps per epoch", len(dataset), len(loader))
+        log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
+                 runtime.world_size, opt.batch_size)
     visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
     loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
     world, batch = runtime.world_size, opt.batch_size
@@ -59,81 +91,124 @@ def train(opt, runtime: Runtime) -> TrainState:
     samples_per_epoch = loader.sampler.num_samples * world
 
     def save(label: str, losses: dict[str, torch.Tensor]) -> None:
-        check_finite(losses, state.step)
+        # Averaged first, so that every rank agrees on whether training diverged.
+        check_finite(mean_across_ranks(losses, runtime), state.step)
         if runtime.is_main:
             save_training(exp_dir, label, model, state, opt)
+        barrier(runtime)
 
     losses: dict[str, torch.Tensor] = {}
-    while state.epoch <= last_epoch:
-        set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
-        epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
-        model.train()
-        t_data = time.perf_counter()
-        bar = EpochProgress(len(loader), state.epoch, last_epoch, enabled=runtime.is_main)
-        for batch_data in loader:
-            before = state.samples
-            t_step = time.perf_counter()
-            model.set_input(batch_data)
-            losses = model.train_step()
-            state.advance(batch, world)
-            epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
-            epoch_steps += 1
-            bar.update()
-
-            if crossed(before, state.samples, opt.print_freq):
-                values = {k: float(v) for k, v in losses.items()}  # the only host sync of the step
-                check_finite(losses, state.step)
-                seconds = (time.perf_counter() - t_step) / batch
-                record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
-                          "epoch_frac": state.epoch - 1 + state.epoch_samples * world / max(samples_per_epoch, 1),
-                          "lr": model.current_lr(), "time_per_sample": seconds,
-                          "data_time": t_step - t_data, "losses": values}
-                if loss_log is not None:
-                    loss_log.append(record)
-                    log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds,
-                             " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
-                visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
-                bar.show_losses(values)
-            if crossed(before, state.samples, opt.display_freq):
-                visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
-                                                   save_result=crossed(before, state.samples, opt.update_html_freq))
-            if crossed(before, state.samples, opt.save_latest_freq):
-                save("latest", losses)
-                if opt.save_by_iter:
-                    save(f"iter_{state.samples}", losses)
-            if opt.max_steps and state.step >= opt.max_steps:
-                bar.close()
-                save("latest", losses)
-                log.info("stopped after --max_steps %d; resume with --continue_train", opt.max_steps)
-                visualizer.close()
-                return state
+    try:
+        while state.epoch <= last_epoch:
+            set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
+            epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
+            model.train()
             t_data = time.perf_counter()
-        bar.close()
+            bar = EpochProgress(len(loader), state.epoch, last_epoch, enabled=runtime.is_main)
+            for batch_data in loader:
+                before = state.samples
+                t_step = time.perf_counter()
+                model.set_input(batch_data)
+                losses = model.train_step()
+                state.advance(batch, world)
+                epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
+                epoch_steps += 1
+                bar.update()
 
-        metric = float(epoch_loss_sum) / max(epoch_steps, 1)
-        lr = model.step_schedulers(metric)
-        finished = state.epoch
-        state.next_epoch()
-        if runtime.is_main:
+                # All ranks cross the same thresholds: state.samples counts the global batch.
+                if crossed(before, state.samples, opt.print_freq):
+                    shown = mean_across_ranks(losses, runtime)  # the step's only sync (host and ranks)
+                    values = {k: float(v) for k, v in shown.items()}
+                    check_finite(shown, state.step)
+                    seconds = (time.perf_counter() - t_step) / batch
+                    record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
+                              "epoch_frac": state.epoch - 1 + state.epoch_samples * world / max(samples_per_epoch, 1),
+                              "lr": model.current_lr(), "time_per_sample": seconds,
+                              "data_time": t_step - t_data, "losses": values}
+                    if loss_log is not None:
+                        loss_log.append(record)
+                        log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds,
+                                 " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
+                    visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
+                    bar.show_losses(values)
+                if crossed(before, state.samples, opt.display_freq):
+                    visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
+                                                       save_result=crossed(before, state.samples, opt.update_html_freq))
+                    barrier(runtime)
+                if crossed(before, state.samples, opt.save_latest_freq):
+                    save("latest", losses)
+                    if opt.save_by_iter:
+                        save(f"iter_{state.samples}", losses)
+                if opt.max_steps and state.step >= opt.max_steps:
+                    bar.close()
+                    save("latest", losses)
+                    log.info("stopped after --max_steps %d; resume with --continue_train", opt.max_steps)
+                    return state, model
+                t_data = time.perf_counter()
+            bar.close()
+
+            # The plateau policy needs one metric for all ranks, or their learning rates drift apart.
+            epoch_mean = {"loss": epoch_loss_sum / max(epoch_steps, 1)}
+            lr = model.step_schedulers(float(mean_across_ranks(epoch_mean, runtime)["loss"]))
+            finished = state.epoch
+            state.next_epoch()
             log.info("end of epoch %d / %d, learning rate now %.7f", finished, last_epoch, lr)
-        if finished % opt.save_epoch_freq == 0 or finished == last_epoch:
-            save("latest", losses)
-            save(str(finished), losses)
-    # The last page shows the final state even when no display step fell on the end.
-    if losses:
-        visualizer.display_current_results(model.current_visuals(), state.epoch - 1, state.step, save_result=True)
-    visualizer.close()
-    return state
+            if finished % opt.save_epoch_freq == 0 or finished == last_epoch:
+                save("latest", losses)
+                save(str(finished), losses)
+        # The last page shows the final state even when no display step fell on the end.
+        if losses:
+            visualizer.display_current_results(model.current_visuals(), state.epoch - 1, state.step, save_result=True)
+        return state, model
+    finally:
+        visualizer.close()
+        if loss_log is not None:
+            loss_log.close()
+
+
+def run_process(opt: Options) -> int:
+    """Train in this process: alone, or as one rank of a job started by torchrun or --nproc.
+    Returns the exit status."""
+    where = ""
+    try:
+        with distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
+            where = runtime.label
+            setup_logging(is_main=runtime.is_main, verbose=opt.verbose)
+            train(opt, runtime)
+    except USER_ERRORS as err:
+        print(f"train.py: error{where}: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if not is_peer_failure(err):
+            raise  # a bug: its traceback is what one needs
+        # A peer died or stalled: this rank's collective failed or timed out (--dist_timeout).
+        print(f"train.py: error{where}: lost contact with the other processes ({first_line(err)})",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"train.py{where}: interrupted; the last saved checkpoint is intact", file=sys.stderr)
+        return 130
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opt = parse_options(argv, is_train=True)
     setup_logging(verbose=opt.verbose)
+    for check in TRAIN_CHECKS:
+        problem = check(opt)
+        if problem:
+            print(f"train.py: error: {problem} (see --help)", file=sys.stderr)
+            return 2
+    if launch_env() is not None:  # already one rank of a job (torchrun, or a child of --nproc)
+        return run_process(opt)
     try:
-        train(opt, single_process_runtime(opt.gpu_ids))
-    except (DataError, CheckpointError, DivergedError) as err:
+        nprocs = processes_to_start(opt.nproc, opt.gpu_ids)
+        if nprocs == 1:
+            return run_process(opt)
+        launch(run_process, opt, nprocs)
+    except LaunchError as err:
         print(f"train.py: error: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     except KeyboardInterrupt:
         print("train.py: interrupted; the last saved checkpoint is intact", file=sys.stderr)
         return 130

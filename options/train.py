@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 
 from models.losses import GAN_LOSSES
+from models.norms import NORMS
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
+from util.distributed import DEFAULT_TIMEOUT_S
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -45,3 +47,29 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES.choices(), help=choices_help(LR_POLICIES))
     g.add_argument("--lr_decay_iters", type=positive_int, default=50, help="epochs between x0.1 steps (step policy)")
     g.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
+
+    g = p.add_argument_group("several processes (DDP)")
+    g.add_argument("--nproc", type=non_negative_int, default=0,
+                   help="training processes to start on this machine (gloo on CPU, one per GPU with CUDA); "
+                        "0: one per --gpu_ids entry. Not needed under torchrun, which starts them itself")
+    g.add_argument("--dist_timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
+                   help="seconds a process waits for the others in a collective before the job fails")
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
+    """The WGAN-GP penalty differentiates D's output twice; the synced batch norm's backward
+    cannot (its cross-process reduction happens in a hand-written backward)."""
+    if GAN_LOSSES.entry(opt.gan_mode).meta.get("gp_weight", 0) > 0 and NORMS.entry(opt.norm).name == "syncbatch":
+        return (f"--gan_mode {opt.gan_mode} needs a double backward through D, which --norm {opt.norm} "
+                "does not support; use --norm batch, instance or group with it")
+    return None
+
+
+TRAIN_CHECKS = [gradient_penalty_with_synced_bn]
