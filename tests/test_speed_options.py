@@ -154,3 +154,21 @@ def test_backend_settings_and_adam_on_cpu():
         torch.set_num_threads(before)
     adam = make_adam(torch.nn.Linear(2, 2).parameters(), 1e-3, (0.5, 0.999), torch.device("cpu"))
     assert not adam.defaults.get("fused")   # the fused kernel is for CUDA
+
+
+def test_passive_omp_wait_is_set_before_torch_unless_the_user_chose(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from util.omp_env import prefer_passive_omp_wait; "
+            "print(prefer_passive_omp_wait(), os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = lambda env: subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                                     text=True, check=True).stdout.split()
+    assert run(env) == ["True", "PASSIVE", "False"]
+    assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == ["True", "ACTIVE", "False"]
+    # Too late once torch is loaded: say so rather than pretend.
+    from util.omp_env import prefer_passive_omp_wait
+    assert prefer_passive_omp_wait() is False

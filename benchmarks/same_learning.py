@@ -1,0 +1,104 @@
+"""Same learning: a short facades run per speed variant, loss curves against plain fp32.
+
+    python benchmarks/same_learning.py --variants eager_fp32,bf16 --steps 200
+    python benchmarks/same_learning.py --device cuda --variants eager_fp32,bf16,fp16,bf16_compile
+
+All variants train in lockstep on the same batches (one loader), and every step starts from
+the same RNG state (same dropout masks), so the only difference is the option. The curves are
+compared as means over windows of ``--window`` steps (single GAN steps are too noisy to
+compare one by one): prints one JSON line per variant with the windowed means, the largest
+relative difference from eager_fp32 per loss, and whether it is within ``--tolerance``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, VARIANTS, build_model, machine_name  # noqa: E402
+
+from data import create_dataset  # noqa: E402
+from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
+from options.configs import data_config  # noqa: E402
+from options.parse import parse_options  # noqa: E402
+from util.distributed import Runtime  # noqa: E402
+
+FACADES = ROOT.parent / "shared" / "datasets" / "facades"
+
+
+def windows(values: list[float], size: int) -> list[float]:
+    return [sum(values[i:i + size]) / len(values[i:i + size]) for i in range(0, len(values), size)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--variants", default="eager_fp32,bf16")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--window", type=int, default=50)
+    p.add_argument("--tolerance", type=float, default=0.05, help="largest relative difference of a window mean")
+    p.add_argument("--dataroot", default=str(FACADES))
+    p.add_argument("--out", default=None)
+    bench = p.parse_args(argv)
+    if not Path(bench.dataroot).is_dir():
+        print(f"same_learning.py: error: --dataroot {bench.dataroot} does not exist", file=sys.stderr)
+        return 2
+    names = bench.variants.split(",")
+    if names[0] != "eager_fp32" or any(n not in VARIANTS for n in names):
+        print("same_learning.py: error: --variants must start with eager_fp32 and name known variants "
+              f"({', '.join(VARIANTS)})", file=sys.stderr)
+        return 2
+    device = torch.device(bench.device)
+    args = ["--dataroot", bench.dataroot, "--gpu_ids", "0" if device.type == "cuda" else "-1",
+            "--display_id", "0", "--num_threads", "0", "--cache_dataset", *extra]
+    models = {n: build_model(args, VARIANTS[n], Runtime(device=device), seed=0) for n in names}
+    opt = parse_options(args, is_train=True)
+    loader = create_dataloader(create_dataset(opt.dataset_mode, data_config(opt)), opt.batch_size, shuffle=True,
+                               num_workers=0, seed=0)
+    curves: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+    default_threads = torch.get_num_threads()
+    step, epoch = 0, 1
+    while step < bench.steps:
+        set_loader_epoch(loader, epoch)
+        for batch in loader:
+            for n in names:
+                torch.set_num_threads(VARIANTS[n].threads or default_threads)
+                torch.manual_seed(1000 + step)   # identical dropout masks in every variant
+                models[n].set_input(batch)
+                for k, v in models[n].train_step().items():
+                    curves[n].setdefault(k, []).append(float(v))
+            step += 1
+            if step >= bench.steps:
+                break
+        epoch += 1
+    torch.set_num_threads(default_threads)
+
+    reference = {k: windows(v, bench.window) for k, v in curves["eager_fp32"].items()}
+    out = open(bench.out, "a") if bench.out else None
+    for n in names:
+        means = {k: windows(v, bench.window) for k, v in curves[n].items()}
+        worst = {k: max(abs(a - b) / max(abs(b), 1e-8) for a, b in zip(means[k], reference[k])) for k in reference}
+        record = {"bench": "same_learning", "machine": machine_name(device), "variant": n, "steps": bench.steps,
+                  "window": bench.window, "train_options": extra, "window_means": means,
+                  "max_rel_diff_vs_fp32": {k: round(v, 4) for k, v in worst.items()},
+                  "tolerance": bench.tolerance, "within_tolerance": all(v <= bench.tolerance for v in worst.values())}
+        print(json.dumps(record), flush=True)
+        if out:
+            out.write(json.dumps(record) + "\n")
+    if out:
+        out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
