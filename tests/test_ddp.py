@@ -21,6 +21,8 @@ from PIL import Image
 
 import test as test_script
 import train as train_script
+from data.loader import create_dataloader
+from models import create_model
 from options.parse import parse_options
 from util.distributed import Runtime, barrier, distributed_runtime, is_peer_failure, mean_across_ranks, unwrap
 from util.distributed_testing import run_distributed
@@ -112,11 +114,10 @@ def test_weights_moved_and_ranks_saw_different_data(two_rank_runs: list[dict], d
     opt = parse_options(train_args(data_root, tmp_path, "init", "--norm", "instance", "--gan_mode", "wgangp",
                                    "--no_dropout", "--max_steps", "1"), is_train=True)
     torch.manual_seed(opt.seed)
-    from models import create_model
     initial = _weights(create_model(opt, Runtime(device=torch.device("cpu"))))
     trained = two_rank_runs[0]["instance_wgangp"]["weights"]
     assert any(not torch.equal(initial["G"][k], trained["G"][k]) for k in initial["G"])
-    loader_ranks = [train_script.create_dataloader(range(N_IMAGES), 2, shuffle=True, num_workers=0, seed=0,
+    loader_ranks = [create_dataloader(range(N_IMAGES), 2, shuffle=True, num_workers=0, seed=0,
                                                    rank=r, world_size=2).sampler.epoch_indices() for r in (0, 1)]
     assert not set(loader_ranks[0]) & set(loader_ranks[1])
 
