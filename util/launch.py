@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from typing import Any, Callable
 
 import torch
@@ -90,6 +91,10 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
         raise LaunchError(f"rank {err.error_index} raised an exception; the other processes were stopped:\n"
                           f"{err}") from None
     finally:
+        # After Ctrl-C the children got the signal too: let them print their line and exit.
+        deadline = time.monotonic() + 5
+        for process in context.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
         for process in context.processes:
             if process.is_alive():
                 process.terminate()
