@@ -21,7 +21,6 @@ from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
-from options.train import TRAIN_CHECKS
 from util.checkpoint import CheckpointError
 from util.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
                               is_peer_failure, launch_env, mean_across_ranks)
@@ -194,11 +193,6 @@ def run_process(opt: Options) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     opt = parse_options(argv, is_train=True)
     setup_logging(verbose=opt.verbose)
-    for check in TRAIN_CHECKS:
-        problem = check(opt)
-        if problem:
-            print(f"train.py: error: {problem} (see --help)", file=sys.stderr)
-            return 2
     if launch_env() is not None:  # already one rank of a job (torchrun, or a child of --nproc)
         return run_process(opt)
     try:

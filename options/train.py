@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 from models.losses import GAN_LOSSES
-from models.norms import NORMS
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
 from util.distributed import DEFAULT_TIMEOUT_S
@@ -61,15 +60,3 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
-
-
-def gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
-    """The WGAN-GP penalty differentiates D's output twice; the synced batch norm's backward
-    cannot (its cross-process reduction happens in a hand-written backward)."""
-    if GAN_LOSSES.entry(opt.gan_mode).meta.get("gp_weight", 0) > 0 and NORMS.entry(opt.norm).name == "syncbatch":
-        return (f"--gan_mode {opt.gan_mode} needs a double backward through D, which --norm {opt.norm} "
-                "does not support; use --norm batch, instance or group with it")
-    return None
-
-
-TRAIN_CHECKS = [gradient_penalty_with_synced_bn]

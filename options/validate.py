@@ -5,7 +5,9 @@ from typing import Callable
 
 import argparse
 
+from models.losses import GAN_LOSSES
 from models.networks import GENERATORS, size_multiple
+from models.norms import NORMS
 
 Check = Callable[[argparse.Namespace], "str | None"]
 
@@ -56,8 +58,19 @@ def _lr_positive(opt: argparse.Namespace) -> str | None:
     return None if lr > 0 else f"--lr must be positive, got {lr}"
 
 
+def _gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
+    """The WGAN-GP penalty differentiates D's output twice; the synced batch norm's backward
+    cannot (its cross-process reduction happens in a hand-written backward)."""
+    if not hasattr(opt, "gan_mode"):
+        return None  # test time: no D is trained
+    if GAN_LOSSES.entry(opt.gan_mode).meta.get("gp_weight", 0) > 0 and NORMS.entry(opt.norm).name == "syncbatch":
+        return (f"--gan_mode {opt.gan_mode} needs a double backward through D, which --norm {opt.norm} "
+                "does not support; use --norm batch, instance or group with it")
+    return None
+
+
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _lr_positive]
+                       _lr_positive, _gradient_penalty_with_synced_bn]
 
 
 def first_problem(opt: argparse.Namespace) -> str | None:

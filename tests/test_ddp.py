@@ -203,7 +203,9 @@ def test_a_stalled_rank_times_out_instead_of_hanging() -> None:
 def test_wgangp_with_synced_bn_is_refused_at_parse_time(data_root: Path, tmp_path: Path,
                                                         capfd: pytest.CaptureFixture[str]) -> None:
     argv = train_args(data_root, tmp_path, "gp", "--norm", "syncbatch", "--gan_mode", "wgangp")
-    assert train_script.main(argv) == 2
+    with pytest.raises(SystemExit) as stop:
+        train_script.main(argv)
+    assert stop.value.code == 2
     assert "--gan_mode wgangp" in capfd.readouterr().err
 
 

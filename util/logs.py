@@ -7,6 +7,19 @@ import sys
 _HANDLER = "pix2pix-console"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at the time of each record, so a handler made while
+    stdout was redirected (a test harness, a notebook cell) never writes to a closed stream."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(is_main: bool = True, verbose: bool = False) -> None:
     """Replace our own console handler (and only it, so handlers that others installed, such
     as a test harness's, keep working when a driver's main() runs more than once)."""
@@ -14,7 +27,7 @@ def setup_logging(is_main: bool = True, verbose: bool = False) -> None:
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.set_name(_HANDLER)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
