@@ -23,12 +23,12 @@ from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
 from util.checkpoint import CheckpointError
 from util.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
-                              is_peer_failure, launch_env, mean_across_ranks)
+                              gather_to_all, is_peer_failure, launch_env, mean_across_ranks)
 from util.launch import LaunchError, launch, processes_to_start
 from util.logs import setup_logging
 from util.loss_log import LossLog
 from util.progress import EpochProgress
-from util.rng import seed_everything
+from util.rng import capture_rng_state, seed_everything
 from util.tensorboard_logger import TensorBoardMissingError
 from util.training import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
                            resume_training, save_training)
@@ -64,11 +64,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
 
     state = TrainState(epoch=opt.epoch_count)
     if opt.continue_train:
-        state = resume_training(exp_dir, load_label(opt), model, opt)
+        state = resume_training(exp_dir, load_label(opt), model, opt, runtime.rank, runtime.world_size)
         log.info("resumed from %s at epoch %d, step %d", load_label(opt), state.epoch, state.step)
-        if runtime.distributed:
-            # The checkpoint holds rank 0's RNG streams; every rank needs its own again (dropout).
-            seed_everything(opt.seed + runtime.rank + runtime.world_size * (state.step + 1))
     elif existing_checkpoints(exp_dir) and not opt.overwrite:
         raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
                               "--overwrite to start again, or choose another --name")
@@ -92,8 +89,9 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     def save(label: str, losses: dict[str, torch.Tensor]) -> None:
         # Averaged first, so that every rank agrees on whether training diverged.
         check_finite(mean_across_ranks(losses, runtime), state.step)
+        rng_per_rank = gather_to_all(capture_rng_state(), runtime)
         if runtime.is_main:
-            save_training(exp_dir, label, model, state, opt)
+            save_training(exp_dir, label, model, state, opt, rng_per_rank)
         barrier(runtime)
 
     losses: dict[str, torch.Tensor] = {}

@@ -151,10 +151,11 @@ def test_nproc_checkpoint_loads_in_test_py_and_resumes_in_one_process(data_root:
                              "--num_test", "2"]) == 0
     assert len(list(results.rglob("*.png"))) >= 2
 
-    # ... and a 1-process run picks the 2-process checkpoint up where it stopped.
+    # ... and a 1-process run picks the 2-process checkpoint up where it stopped: the two ranks
+    # had taken all 8 images of epoch 1 between them, so step 3 is the first of epoch 2.
     assert train_script.main([*argv[:-1], "3", "--continue_train"]) == 0
     resumed = torch.load(tmp_path / "launched" / "latest.pt", weights_only=True)["state"]
-    assert (resumed["epoch"], resumed["step"]) == (1, 3)
+    assert (resumed["epoch"], resumed["step"], resumed["epoch_samples"]) == (2, 3, 2)
 
 
 def test_torchrun_launch_on_gloo(data_root: Path, tmp_path: Path) -> None:
@@ -214,3 +215,18 @@ def test_nproc_must_match_several_gpu_ids() -> None:
     assert processes_to_start(0, []) == 1 and processes_to_start(3, []) == 3 and processes_to_start(0, [0, 1]) == 2
     with pytest.raises(LaunchError, match="--nproc 3 does not match --gpu_ids 0,1"):
         processes_to_start(3, [0, 1])
+
+
+def test_two_process_resume_with_dropout_is_exact(data_root: Path, tmp_path: Path) -> None:
+    """Each rank's RNG streams (dropout differs per rank) travel in the checkpoint."""
+    argv = ["--batch_size", "2", "--seed", "3", "--nproc", "2"]
+    assert train_script.main(train_args(data_root, tmp_path / "a", "r", *argv, "--max_steps", "4")) == 0
+    split = train_args(data_root, tmp_path / "b", "r", *argv)
+    assert train_script.main([*split, "--max_steps", "2"]) == 0
+    assert train_script.main([*split, "--max_steps", "4", "--continue_train"]) == 0
+    a = torch.load(tmp_path / "a" / "r" / "latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "r" / "latest.pt", weights_only=True)
+    assert a["state"] == b["state"] and b["world_size"] == 2 and len(b["rng_per_rank"]) == 2
+    for net in ("G", "D"):
+        for key, value in a["nets"][net].items():
+            assert torch.equal(value, b["nets"][net][key]), f"{net}.{key}"

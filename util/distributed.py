@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -161,6 +161,15 @@ def mean_across_ranks(values: Mapping[str, torch.Tensor], runtime: Runtime) -> d
     dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
     stacked /= runtime.world_size
     return dict(zip(values.keys(), stacked.unbind()))
+
+
+def gather_to_all(obj: Any, runtime: Runtime) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (a picklable object per rank)."""
+    if not runtime.distributed:
+        return [obj]
+    out: list[Any] = [None] * runtime.world_size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def ddp_wrapper(runtime: Runtime, broadcast_buffers: Callable[[nn.Module], bool]

@@ -11,7 +11,7 @@ import torch
 
 from util.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, architecture_mismatch, full_path,
                              generator_path, load_file, save_atomic)
-from util.rng import capture_rng_state, restore_rng_state
+from util.rng import capture_rng_state, restore_rng_state, seed_everything
 
 
 class DivergedError(RuntimeError):
@@ -62,11 +62,16 @@ def check_finite(losses: Mapping[str, torch.Tensor], step: int) -> None:
                                 "the checkpoints saved before this point are kept")
 
 
-def save_training(exp_dir: Path, label: str, model, state: TrainState, opt: argparse.Namespace) -> None:
-    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (generator + options)."""
+def save_training(exp_dir: Path, label: str, model, state: TrainState, opt: argparse.Namespace,
+                  rng_per_rank: list[dict] | None = None) -> None:
+    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (generator + options).
+
+    ``rng_per_rank`` holds every process's RNG streams (dropout differs per rank), so that a
+    resume with the same number of processes continues each rank's streams exactly."""
     options = options_dict(opt)
-    payload = {"format": FULL_FORMAT, "state": asdict(state), "rng": capture_rng_state(), "options": options,
-               **model.state_dict()}
+    rng_per_rank = rng_per_rank or [capture_rng_state()]
+    payload = {"format": FULL_FORMAT, "state": asdict(state), "world_size": len(rng_per_rank),
+               "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options, **model.state_dict()}
     save_atomic(payload, full_path(exp_dir, label))
     save_atomic({"format": GENERATOR_FORMAT, "net_G": payload["nets"]["G"], "options": options},
                 generator_path(exp_dir, label))
@@ -76,7 +81,14 @@ def load_label(opt: argparse.Namespace) -> str:
     return f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
 
 
-def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace) -> TrainState:
+def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0,
+                    world_size: int = 1) -> TrainState:
+    """Load a full checkpoint into ``model`` and return the counters to go on from.
+
+    With the number of processes it was saved with, each rank gets its own RNG streams back
+    and resumes at its exact sample. With another number, rank r restarts its streams from
+    (seed, rank, step) and the position inside the epoch is rebased on the samples already
+    taken by all processes (the rest of that epoch is then sharded differently)."""
     path = full_path(exp_dir, label)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train --epoch {label}); "
@@ -91,8 +103,15 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace) -
         model.load_state_dict(ckpt)
     except (RuntimeError, KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: does not fit this model ({str(err).splitlines()[0]})") from None
-    restore_rng_state(ckpt["rng"])
-    return TrainState(**ckpt["state"])
+    state = TrainState(**ckpt["state"])
+    saved_world = ckpt.get("world_size", 1)
+    per_rank = ckpt.get("rng_per_rank", [ckpt["rng"]])
+    if saved_world == world_size and len(per_rank) == world_size:
+        restore_rng_state(per_rank[rank])
+    else:
+        seed_everything(opt.seed + rank + world_size * (state.step + 1))
+        state.epoch_samples = state.epoch_samples * saved_world // world_size
+    return state
 
 
 def existing_checkpoints(exp_dir: Path) -> list[Path]:
