@@ -46,8 +46,8 @@ def main() -> int:
     if code:
         return code
     print(json.dumps({"trained_steps": args.steps, "seconds": round(time.time() - start, 1)}))
-    for label, extra in BEHAVIOURS.items():
-        results = work / "results" / label.split(" ")[0].strip("-")
+    for i, (label, extra) in enumerate(BEHAVIOURS.items()):
+        results = work / "results" / f"behaviour{i}"
         code = test_driver.main(common + ["--load_size", "128", "--crop_size", "128", "--num_test", "106",
                                           "--results_dir", str(results)] + extra)
         if code:
