@@ -42,6 +42,14 @@ def native_batchnorm(model: BaseModel) -> None:
     model.optimizers = {name: model.make_adam(unwrap(model.nets[name])) for name in model.optimizers}
 
 
+def per_tensor_adam(model: BaseModel) -> None:
+    """torch's default Adam on CPU (a loop over parameters), as the project had it before
+    issue 8 made Adam fused: the plain path that speed-ups are measured against."""
+    model.optimizers = {name: torch.optim.Adam(unwrap(model.nets[name]).parameters(), lr=model.opt.lr,
+                                               betas=(model.opt.beta1, 0.999), foreach=False)
+                        for name in model.optimizers}
+
+
 @dataclass(frozen=True)
 class Variant:
     options: tuple[str, ...] = ()                  # train.py speed options
@@ -49,11 +57,17 @@ class Variant:
     threads: int = 0                               # torch intra-op threads while it runs (0: default)
     devices: tuple[str, ...] = ("cpu", "cuda")
     help: str = ""
+    # Start from fp32 (--amp none) so each variant is exactly its options; False: train.py's defaults.
+    from_fp32: bool = True
 
 
 # Written out literally: the benchmark's list of what there is to measure.
 VARIANTS: dict[str, Variant] = {
-    "eager_fp32": Variant(help="the plain path: eager, fp32, our BatchNorm, torch's default threads"),
+    "plain_fp32": Variant(patch=per_tensor_adam, devices=("cpu",),
+                          help="the path before issue 8: eager fp32, per-tensor Adam loop (the baseline)"),
+    "eager_fp32": Variant(help="today's defaults: eager fp32, fused Adam, our BatchNorm, torch's default threads"),
+    "defaults": Variant(from_fp32=False, help="train.py's defaults as they are"),
+    "auto": Variant(("--amp", "auto"), help="--amp auto: bf16 where the hardware has it, else fp32"),
     "bf16": Variant(("--amp", "bf16"), help="bfloat16 autocast"),
     "fp16": Variant(("--amp", "fp16"), help="float16 autocast with GradScalers"),
     "channels_last": Variant(("--channels_last",), help="NHWC networks and inputs"),
@@ -65,12 +79,15 @@ VARIANTS: dict[str, Variant] = {
     "threads1": Variant(threads=1, devices=("cpu",), help="one intra-op thread (a core left for the loader)"),
     "tf32": Variant(devices=("cuda",), help="fp32 with TF32 tensor-core matmuls (set per variant)"),
 }
+# Speed-ups are given against the first of these that was measured.
+BASELINES = ("plain_fp32", "eager_fp32")
 # Variants that switch TF32 on; every other CUDA variant runs with it off so eager_fp32 is true fp32.
-TF32_VARIANTS = {"tf32", "bf16", "fp16", "compile", "bf16_compile", "bf16_channels_last"}
+TF32_VARIANTS = {"tf32", "defaults", "auto", "bf16", "fp16", "compile", "bf16_compile", "bf16_channels_last"}
 
 
 def build_model(train_args: Sequence[str], variant: Variant, runtime: Runtime, seed: int = 0) -> BaseModel:
-    opt = parse_options([*train_args, *variant.options], is_train=True)
+    start = ["--amp", "none"] if variant.from_fp32 else []
+    opt = parse_options([*start, *train_args, *variant.options], is_train=True)
     torch.manual_seed(seed)
     model = create_model(opt, runtime)
     if variant.patch is not None:

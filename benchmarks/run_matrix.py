@@ -23,7 +23,7 @@ MATRIX = {
     # (netG, batch) -> per-config overrides
     "cuda": {"batches": (1, 4, 32), "variants": "eager_fp32,tf32,bf16,fp16,channels_last,bf16_channels_last,"
                                                 "bf16_compile", "steps": 12, "warmup": 3},
-    "cpu": {"batches": (1, 4), "variants": "eager_fp32,bf16,threads1,native_bn,channels_last",
+    "cpu": {"batches": (1, 4), "variants": "plain_fp32,eager_fp32,bf16,threads1,native_bn,channels_last",
             "steps": 5, "warmup": 1},
 }
 NETS = ("unet_256", "resnet_9blocks")

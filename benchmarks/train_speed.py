@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model,  # noqa: E402
+from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model,  # noqa: E402
                     load_average, machine_name, measured_peak_flops, median, peak_memory_mb,
                     reset_peak_memory, step_flops, synchronize)
 
@@ -30,8 +30,8 @@ from models.base_model import BaseModel, set_requires_grad  # noqa: E402
 from util.distributed import Runtime  # noqa: E402
 
 FACADES = ROOT.parent / "shared" / "datasets" / "facades"
-DEFAULT_VARIANTS = {"cpu": "eager_fp32,bf16,channels_last,native_bn,bf16_native_bn,threads1",
-                    "cuda": "eager_fp32,tf32,bf16,fp16,channels_last,bf16_channels_last,bf16_compile"}
+DEFAULT_VARIANTS = {"cpu": "plain_fp32,eager_fp32,bf16,auto,channels_last,native_bn,threads1",
+                    "cuda": "eager_fp32,tf32,bf16,fp16,defaults,channels_last,bf16_channels_last,bf16_compile"}
 
 
 def bench_parser() -> argparse.ArgumentParser:
@@ -93,7 +93,8 @@ def split_step(model: BaseModel, batch: dict, timer: PhaseTimer) -> None:
 
 
 def loader_rate(args: list[str], batches: int) -> dict:
-    """Batches/s of the data loader alone, built exactly as train.py builds it."""
+    """Batches/s of the data loader alone, built as train.py builds it: with the configured
+    workers, and in the main process (no prefetching to hide anything: the per-batch cost)."""
     from data import create_dataset
     from data.loader import create_dataloader, set_loader_epoch
     from options.configs import data_config
@@ -101,22 +102,25 @@ def loader_rate(args: list[str], batches: int) -> dict:
 
     opt = parse_options(args, is_train=True)
     dataset = create_dataset(opt.dataset_mode, data_config(opt))
-    loader = create_dataloader(dataset, opt.batch_size, shuffle=True, num_workers=opt.num_threads, seed=0,
-                               pin_memory=opt.gpu_ids != [])
-    times: list[float] = []
-    epoch = 1
-    while len(times) < batches + 2:
-        set_loader_epoch(loader, epoch)
-        start = time.perf_counter()
-        for _ in loader:
-            times.append(time.perf_counter() - start)
-            if len(times) >= batches + 2:
-                break
+    result: dict = {"cache_dataset": opt.cache_dataset}
+    for workers in dict.fromkeys([opt.num_threads, 0]):
+        loader = create_dataloader(dataset, opt.batch_size, shuffle=True, num_workers=workers, seed=0,
+                                   pin_memory=opt.gpu_ids != [])
+        times: list[float] = []
+        epoch = 1
+        while len(times) < batches + 2:
+            set_loader_epoch(loader, epoch)
             start = time.perf_counter()
-        epoch += 1
-    per_batch = median(times[2:])   # the first batches include worker start-up
-    return {"num_threads": opt.num_threads, "cache_dataset": opt.cache_dataset, "s_per_batch": per_batch,
-            "batches_per_s": 1 / per_batch}
+            for _ in loader:
+                times.append(time.perf_counter() - start)
+                if len(times) >= batches + 2:
+                    break
+                start = time.perf_counter()
+            epoch += 1
+        per_batch = median(times[2:])   # the first batches include worker start-up
+        result[f"workers_{workers}"] = {"s_per_batch": round(per_batch, 5), "batches_per_s": round(1 / per_batch, 2)}
+        del loader
+    return result
 
 
 def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
@@ -148,7 +152,7 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
             set_variant_backend(n, VARIANTS[n], device, default_threads)
             try:
                 seconds = timed_step(models[n], batch, device)
-            except (RuntimeError, torch.OutOfMemoryError) as err:   # e.g. OOM at batch 32
+            except Exception as err:  # noqa: BLE001 - e.g. OOM at batch 32: record it, measure the rest
                 failures[n] = str(err).splitlines()[0][:200]
                 continue
             if round_ >= bench.warmup:
@@ -190,7 +194,8 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
             peaks["tf32"] = measured_peak_flops(device, torch.float32)
     loader = loader_rate(args, bench.loader_batches) if bench.loader_batches else None
 
-    base = median(samples["eager_fp32"].step) if "eager_fp32" in samples and samples["eager_fp32"].step else None
+    baseline = next((b for b in BASELINES if samples.get(b) and samples[b].step), None)
+    base = median(samples[baseline].step) if baseline else None
     lines = []
     for n in names:
         record: dict = {"bench": "train", "machine": machine_name(device), "device": device.type,
@@ -206,19 +211,21 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
         record.update({"steps": len(samples[n].step), "s_per_step": round(s, 4),
                        "s_per_step_all": [round(x, 4) for x in samples[n].step],
                        "img_per_s": round(bench.batch_size / s, 3),
-                       "speedup_vs_eager_fp32": round(base / s, 3) if base else None,
+                       "baseline": baseline, "speedup_vs_baseline": round(base / s, 3) if base else None,
                        "split_s": {k: round(median(v), 4) for k, v in samples[n].phases.items()},
                        "memory": memory.get(n)})
         if flops:
             record["gflop_per_step"] = round(flops / 1e9, 2)
             record["achieved_gflop_s"] = round(flops / s / 1e9, 1)
             record["matmul_peak_gflop_s"] = {k: round(v / 1e9, 1) for k, v in peaks.items()}
-            ceiling = peaks["bf16" if "bf16" in n else "tf32" if n in TF32_VARIANTS and device.type == "cuda"
+            ceiling = peaks["bf16" if models[n].amp == "bf16" else "tf32" if n in TF32_VARIANTS and device.type == "cuda"
                             else "fp32"]
             record["fraction_of_matmul_peak"] = round(flops / s / ceiling, 3)
         if loader:
             record["loader"] = loader
-            record["loader_to_step_rate"] = round(loader["batches_per_s"] * s, 2)
+            # How many batches the loader delivers in the time of one step (target: >= 3).
+            record["loader_to_step_rate"] = {k: round(v["batches_per_s"] * s, 1)
+                                             for k, v in loader.items() if k.startswith("workers_")}
         lines.append(record)
     return lines
 

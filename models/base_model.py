@@ -13,7 +13,8 @@ from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
 from models.schedulers import EpochScheduler
 from util.distributed import Runtime, unwrap
-from util.speed import autocast, check_amp_supported, compile_network, make_adam, to_channels_last
+from util.speed import (autocast, check_amp_supported, compile_network, make_adam, resolve_amp,
+                        to_channels_last)
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -32,7 +33,7 @@ class BaseModel:
         self.inputs: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
         # Speed options (options/speed.py); getattr so that option sets from before them still work.
-        self.amp: str = getattr(opt, "amp", "none")
+        self.amp: str = resolve_amp(getattr(opt, "amp", "none"), self.device)
         self.channels_last: bool = getattr(opt, "channels_last", False)
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         check_amp_supported(self.device, self.amp)

@@ -41,6 +41,8 @@ class Pix2PixModel(BaseModel):
     @torch.no_grad()
     def test(self) -> None:
         self.forward()
+        # Consumers (pages, metrics, numpy) expect fp32 whatever the autocast dtype.
+        self.fake_B = self.fake_B.float()
 
     def backward_D(self) -> dict[str, torch.Tensor]:
         real_AB = torch.cat([self.real_A, self.inputs["B"]], 1)
@@ -104,7 +106,7 @@ class Pix2PixModel(BaseModel):
         visuals = {"real_A": self.real_A, "fake_B": self.fake_B}
         if "B" in self.inputs:
             visuals["real_B"] = self.inputs["B"]
-        return {k: v.detach() for k, v in visuals.items()}
+        return {k: v.detach().float() for k, v in visuals.items()}
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -16,7 +16,7 @@ from util.distributed import single_process_runtime, unwrap
 from util.speed import AMP_MODES, CompileFallback, BackendSettings, apply_backend_settings, make_adam
 
 TINY = ["--dataroot", "unused", "--gpu_ids", "-1", "--netG", "unet_128", "--ngf", "8", "--ndf", "8",
-        "--crop_size", "128", "--load_size", "128", "--display_id", "0"]
+        "--crop_size", "128", "--load_size", "128", "--display_id", "0", "--amp", "none"]
 
 
 def tiny_model(*extra: str):
@@ -141,7 +141,7 @@ def test_speed_options_parse_for_train_and_test_and_reject_bad_values(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--amp" in err and "bf16" in err and len(err.strip().splitlines()) == 1
-    assert list(AMP_MODES.names()) == ["none", "bf16", "fp16"]
+    assert list(AMP_MODES.names()) == ["auto", "none", "bf16", "fp16"]
 
 
 def test_backend_settings_and_adam_on_cpu():
@@ -152,8 +152,20 @@ def test_backend_settings_and_adam_on_cpu():
         assert state["tf32"] is False   # a CPU has no TF32
     finally:
         torch.set_num_threads(before)
-    adam = make_adam(torch.nn.Linear(2, 2).parameters(), 1e-3, (0.5, 0.999), torch.device("cpu"))
-    assert not adam.defaults.get("fused")   # the fused kernel is for CUDA
+    # Fused Adam on CPU: the same update as the per-tensor loop (to rounding), much faster.
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(8, 8) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = make_adam(nets[0].parameters(), 1e-3, (0.5, 0.999), torch.device("cpu"))
+    plain = torch.optim.Adam(nets[1].parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=False)
+    assert fused.defaults["fused"]
+    for _ in range(3):
+        for net, opt in zip(nets, (fused, plain)):
+            opt.zero_grad()
+            net(torch.ones(2, 8)).square().sum().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_passive_omp_wait_is_set_before_torch_unless_the_user_chose(tmp_path):
@@ -172,3 +184,16 @@ def test_passive_omp_wait_is_set_before_torch_unless_the_user_chose(tmp_path):
     # Too late once torch is loaded: say so rather than pretend.
     from util.omp_env import prefer_passive_omp_wait
     assert prefer_passive_omp_wait() is False
+
+
+def test_amp_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
+    import util.speed as speed
+
+    cpu = torch.device("cpu")
+    for native, expected in ((True, "bf16"), (False, "none")):
+        monkeypatch.setattr(speed, "native_bf16", lambda device, native=native: native)
+        assert speed.resolve_amp("auto", cpu) == expected
+        assert tiny_model("--amp", "auto").amp == expected
+    assert speed.resolve_amp("fp16", cpu) == "fp16"
+    # fp32 stays the default until the DDP equivalence tests pin --amp none (see benchmarks/README.md).
+    assert parse_options([d for d in TINY if d not in ("--amp", "none")], is_train=True).amp == "none"

@@ -27,6 +27,9 @@ class AmpMode:
 
 
 AMP_MODES: Registry[AmpMode] = Registry("--amp")
+AMP_MODES.add("auto", AmpMode(None, False),
+              help="bf16 where the hardware computes it natively (Ampere+ GPUs, CPUs with AVX512-BF16/AMX), "
+                   "else none")
 AMP_MODES.add("none", AmpMode(None, False), help="plain fp32")
 AMP_MODES.add("bf16", AmpMode(torch.bfloat16, False),
               help="bfloat16 autocast (CPUs with AVX512-BF16/AMX, Ampere+ GPUs); no loss scaling needed")
@@ -38,9 +41,26 @@ class SpeedError(ValueError):
     """A speed option that cannot work on this device, as one line."""
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 convolutions run in hardware here (elsewhere they are emulated, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` or ``none`` for this device; other names unchanged (validated)."""
+    AMP_MODES.get(amp)
+    if amp != "auto":
+        return amp
+    return "bf16" if native_bf16(device) else "none"
+
+
 def autocast(device: torch.device, amp: str) -> ContextManager[Any]:
     """The autocast context for ``amp`` on ``device`` (a no-op for ``none``)."""
-    mode = AMP_MODES.get(amp)
+    mode = AMP_MODES.get(resolve_amp(amp, device))
     if mode.dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=mode.dtype)
@@ -48,13 +68,13 @@ def autocast(device: torch.device, amp: str) -> ContextManager[Any]:
 
 def make_grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
     """A GradScaler where the mode needs one, else None (callers then step plainly)."""
-    if not AMP_MODES.get(amp).needs_scaler:
+    if not AMP_MODES.get(resolve_amp(amp, device)).needs_scaler:
         return None
     return torch.amp.GradScaler(device.type)
 
 
 def check_amp_supported(device: torch.device, amp: str) -> None:
-    mode = AMP_MODES.get(amp)
+    mode = AMP_MODES.get(resolve_amp(amp, device))
     if mode.dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise SpeedError(f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use --amp fp16")
 
@@ -62,10 +82,11 @@ def check_amp_supported(device: torch.device, amp: str) -> None:
 # -- optimizers -----------------------------------------------------------------------------
 def make_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
               device: torch.device) -> torch.optim.Adam:
-    """Adam; on CUDA the fused kernel (one launch for all parameters instead of a loop of
-    small ones, and it takes a GradScaler's inf check without a host sync)."""
-    fused = device.type == "cuda"
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+    """Adam with the fused kernel: one pass per parameter instead of a chain of elementwise
+    ops. On CUDA that is one launch instead of many (and a GradScaler's inf check without a
+    host sync); on CPU it was 4.7x faster than the default per-tensor loop for unet_256's
+    54M parameters (174 vs 818 ms per step, benchmarks/README.md), a large part of a step."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cuda", "cpu") or None)
 
 
 # -- torch.compile --------------------------------------------------------------------------
