@@ -5,6 +5,12 @@ Several processes (DDP): ``torchrun --nproc_per_node=N train.py ...``, or ``pyth
 """
 from __future__ import annotations
 
+# Before anything imports torch: OpenMP threads that spin while waiting collapse on small or
+# shared CPUs (measured 16x slower), so prefer passive waiting unless the user set a policy.
+from util.omp_env import prefer_passive_omp_wait
+
+prefer_passive_omp_wait()
+
 import logging
 import sys
 import time
@@ -29,6 +35,7 @@ from util.logs import setup_logging
 from util.loss_log import LossLog
 from util.progress import EpochProgress
 from util.rng import capture_rng_state, seed_everything
+from util.speed import SpeedError, apply_backend_settings, backend_settings_from
 from util.tensorboard_logger import TensorBoardMissingError
 from util.training import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
                            resume_training, save_training)
@@ -37,7 +44,7 @@ from util.visualizer import Visualizer
 log = logging.getLogger("train")
 
 # Errors a user can act on: reported as one line (per process), no traceback.
-USER_ERRORS = (DataError, CheckpointError, DivergedError, TensorBoardMissingError, DistributedError)
+USER_ERRORS = (DataError, CheckpointError, DivergedError, TensorBoardMissingError, DistributedError, SpeedError)
 
 
 def broadcast_buffers(net: nn.Module) -> bool:
@@ -59,6 +66,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
                                seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
                                pin_memory=runtime.device.type == "cuda")
+    apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
 

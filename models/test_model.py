@@ -17,7 +17,8 @@ class TestModel(BaseModel):
     @torch.no_grad()
     def test(self) -> None:
         self.real_A = self.inputs["A"]
-        self.fake_B = self.net_G(self.real_A)
+        with self.autocast():
+            self.fake_B = self.net_G(self.real_A).float()
 
     def current_visuals(self) -> dict[str, torch.Tensor]:
         return {"real_A": self.real_A, "fake_B": self.fake_B}

@@ -23,7 +23,7 @@ def build_parser(is_train: bool) -> OneLineParser:
                            description="Train pix2pix." if is_train else "Run a trained generator.")
     add_base_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
-    add_speed_options(parser)
+    add_speed_options(parser, is_train)
     return parser
 
 

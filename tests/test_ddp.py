@@ -48,7 +48,9 @@ def train_args(root: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
     return ["--dataroot", str(root), "--checkpoints_dir", str(ckpt), "--name", name, "--gpu_ids", "-1",
             "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load_size", str(SIDE),
             "--crop_size", str(SIDE), "--preprocess", "none", "--num_threads", "0", "--display_id", "0",
-            "--no_html", "--print_freq", "1", "--n_epochs", "2", "--n_epochs_decay", "0", *extra]
+            "--no_html", "--print_freq", "1", "--n_epochs", "2", "--n_epochs_decay", "0",
+            # fp32, so that the synced-BN comparison with one process can hold to 1e-5
+            "--amp", "none", *extra]
 
 
 # name -> extra flags; each trains 3 steps of batch 2 per rank.
