@@ -6,6 +6,8 @@ something else slows every variant alike and the ratios hold.
 """
 from __future__ import annotations
 
+import json
+
 import os
 import platform
 import statistics
@@ -13,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -200,3 +202,18 @@ def step_flops(fn: Callable[[], object]) -> int:
 class Samples:
     step: list[float] = field(default_factory=list)
     phases: dict[str, list[float]] = field(default_factory=dict)
+
+
+def emit(records: Iterable[dict], out_path: str | None) -> None:
+    """Print each record as one JSON line as soon as it exists, and append it to ``out_path``."""
+    out = open(out_path, "a") if out_path else None
+    try:
+        for record in records:
+            text = json.dumps(record)
+            print(text, flush=True)
+            if out:
+                out.write(text + "\n")
+                out.flush()
+    finally:
+        if out:
+            out.close()

@@ -9,7 +9,6 @@ by default (train mode: batch statistics and dropout, as in the paper) unless ``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, load_average, machine_name,  # noqa: E402
+from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average, machine_name,  # noqa: E402
                     median, synchronize)
 
 from util.distributed import Runtime  # noqa: E402
@@ -97,13 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"infer_speed.py: error: unknown --variants {', '.join(unknown)}", file=sys.stderr)
         return 2
-    out = open(bench.out, "a") if bench.out else None
-    for record in run(bench, extra):
-        print(json.dumps(record), flush=True)
-        if out:
-            out.write(json.dumps(record) + "\n")
-    if out:
-        out.close()
+    emit(run(bench, extra), bench.out)
     return 0
 
 

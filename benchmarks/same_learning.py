@@ -12,7 +12,6 @@ relative difference from eager_fp32 per loss, and whether it is within ``--toler
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +19,7 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, VARIANTS, build_model, machine_name  # noqa: E402
+from common import ROOT, VARIANTS, build_model, emit, machine_name  # noqa: E402
 
 from data import create_dataset  # noqa: E402
 from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
@@ -98,17 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(default_threads)
 
     reference = {k: windows(v, bench.window) for k, v in curves["eager_fp32"].items()}
-    out = open(bench.out, "a") if bench.out else None
-    for n in names:
-        record = compare({k: windows(v, bench.window) for k, v in curves[n].items()}, reference,
-                         bench.tolerance, bench.abs_tolerance)
-        record = {"bench": "same_learning", "machine": machine_name(device), "variant": n, "steps": bench.steps,
-                  "window": bench.window, "train_options": extra, **record}
-        print(json.dumps(record), flush=True)
-        if out:
-            out.write(json.dumps(record) + "\n")
-    if out:
-        out.close()
+    emit(({"bench": "same_learning", "machine": machine_name(device), "variant": n, "steps": bench.steps,
+           "window": bench.window, "train_options": extra,
+           **compare({k: windows(v, bench.window) for k, v in curves[n].items()}, reference,
+                     bench.tolerance, bench.abs_tolerance)} for n in names), bench.out)
     return 0
 
 

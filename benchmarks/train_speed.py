@@ -13,7 +13,6 @@ achieved FLOP/s against a matmul measured on the same machine, and the data load
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model,  # noqa: E402
+from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model, emit,  # noqa: E402
                     load_average, machine_name, measured_peak_flops, median, peak_memory_mb,
                     reset_peak_memory, step_flops, synchronize)
 
@@ -240,15 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bench.device == "cuda" and not torch.cuda.is_available():
         print("train_speed.py: error: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
-    lines = run(bench, extra)
-    out = open(bench.out, "a") if bench.out else None
-    for record in lines:
-        text = json.dumps(record)
-        print(text, flush=True)
-        if out:
-            out.write(text + "\n")
-    if out:
-        out.close()
+    emit(run(bench, extra), bench.out)
     return 0
 
 
