@@ -31,7 +31,7 @@ from models.load_generator import find_generator, load_into, options_for
 from models.networks import GENERATORS, build_generator, size_multiple
 from models.norms import NORMS, norm_spec
 from models.translator import CODECS, FIT_MODES, Translator, set_inference_behaviour
-from options.base import OneLineParser, choices_help, gpu_list, non_negative_int, positive_int
+from options.base import HelpFormatter, OneLineParser, choices_help, gpu_list, non_negative_int, positive_int
 from options.defaults import MODEL_DEFAULTS
 from options.parse import explicit_options
 from util.checkpoint import CheckpointError
@@ -46,7 +46,7 @@ _BN_EVAL = [name for name in BN_EVAL_MODES.choices() if name != "precise"]
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="translate.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = OneLineParser(prog="translate.py", formatter_class=HelpFormatter,
                       description="Translate images with a trained generator.")
     p.add_argument("--name", required=True, help="experiment name: the folder under --checkpoints_dir")
     p.add_argument("--input", required=True, type=Path, help="an image file or a folder of images (recursive)")

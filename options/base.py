@@ -44,8 +44,22 @@ class Options(argparse.Namespace):
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, and keeps the line breaks of help texts that have them, so that each
+    registered choice gets a line of its own."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        lines: list[str] = []
+        for part in text.splitlines():
+            lines.extend(super()._split_lines(part, width) or [""])
+        return lines
+
+
 def choices_help(registry: Registry, lead: str = "") -> str:
-    return f"{lead}{' ' if lead else ''}[{registry.help_text()}]"
+    entries = "\n".join(f"  {e.name}: {e.help}" if e.help else f"  {e.name}" for e in registry)
+    aliases = [a for e in registry for a in e.aliases]
+    note = f"\n  (also accepted: {', '.join(aliases)})" if aliases else ""
+    return f"{lead or 'one of:'}\n{entries}{note}\n"
 
 
 def positive_int(text: str) -> int:

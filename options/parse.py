@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from options.base import OneLineParser, Options, add_base_options
+from options.base import HelpFormatter, OneLineParser, Options, add_base_options
 from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
 from options.speed import add_speed_options
 from options.test import add_test_options
@@ -19,7 +19,7 @@ DEMO_ROOT = Path(__file__).resolve().parent.parent / "datasets" / "demo"
 
 def build_parser(is_train: bool) -> OneLineParser:
     prog = "train.py" if is_train else "test.py"
-    parser = OneLineParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = OneLineParser(prog=prog, formatter_class=HelpFormatter,
                            description="Train pix2pix." if is_train else "Run a trained generator.")
     add_base_options(parser)
     (add_train_options if is_train else add_test_options)(parser)

@@ -58,6 +58,9 @@ def test_help_lists_every_choice() -> None:
     for flag in ("--lambda_L1", "--save_by_iter", "--load_iter", "--display_env", "--max_steps", "--seed"):
         assert flag in out
     assert "--bn_eval" in run_cli("test.py", "--help").stdout
+    # Each norm is described on a line of its own.
+    for name in NORMS.names():
+        assert any(line.strip().startswith(f"{name}: ") for line in out.splitlines()), name
 
 
 @pytest.mark.parametrize("args, expected", [
