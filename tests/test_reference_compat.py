@@ -255,3 +255,29 @@ def test_discriminator_mismatch_names_netD() -> None:
     o = opts(netD="basic")
     with pytest.raises(CheckpointError, match=re.escape("--netD n_layers --n_layers_D 4")):
         convert_reference_discriminator(ref, build_discriminator("basic", 6, 4, 3, norm_spec("batch")), o)
+
+
+# -- --continue_train from the reference's G and D files --------------------------------------
+def test_continue_train_from_reference_g_and_d_files(tmp_path: Path) -> None:
+    import train as train_driver
+    from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+
+    data = make_aligned_dataset(tmp_path / "data", {"train": 4})
+    exp = tmp_path / "ck" / "tiny"
+    exp.mkdir(parents=True)
+    o = opts(netG="resnet_6blocks", norm="instance", netD="basic")
+    net_g = randomize(generator(o, dropout=True), 1)
+    net_d = randomize(build_discriminator("basic", 6, 4, 3, norm_spec("instance")), 2)
+    torch.save(make_reference_state(net_g, "resnet_6blocks", 6, "instance"), exp / "latest_net_G.pth")
+    torch.save(make_reference_state(net_d, "basic", 3, "instance"), exp / "latest_net_D.pth")
+
+    args = tiny_args(data, tmp_path / "ck") + ["--norm", "instance", "--continue_train", "--epoch_count", "5",
+                                               "--n_epochs", "5", "--n_epochs_decay", "0", "--max_steps", "1",
+                                               "--lr", "1e-12"]
+    assert train_driver.main(args) == 0
+    saved = torch.load(exp / "latest.pt", weights_only=True)
+    assert saved["state"]["epoch"] == 5 and saved["state"]["step"] == 1
+    # With a vanishing learning rate one step leaves the loaded weights in place.
+    for name, net in (("G", net_g), ("D", net_d)):
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(saved["nets"][name][key], value, atol=1e-6, rtol=0, msg=f"{name}.{key}")

@@ -90,6 +90,8 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     (seed, rank, step) and the position inside the epoch is rebased on the samples already
     taken by all processes (the rest of that epoch is then sharded differently)."""
     path = full_path(exp_dir, label)
+    if not path.is_file() and reference_files(exp_dir, label):
+        return resume_from_reference(exp_dir, label, model, opt, rank)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train --epoch {label}); "
                               f"saved: {', '.join(sorted(p.stem for p in exp_dir.glob('*.pt') if '_net_' not in p.name)) or 'none'}")
@@ -112,6 +114,32 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
         seed_everything(opt.seed + rank + world_size * (state.step + 1))
         state.epoch_samples = state.epoch_samples * saved_world // world_size
     return state
+
+
+def reference_files(exp_dir: Path, label: str) -> tuple[Path, Path] | None:
+    """``<label>_net_G.pth`` and ``<label>_net_D.pth`` of the reference implementation, if both exist."""
+    g, d = exp_dir / f"{label}_net_G.pth", exp_dir / f"{label}_net_D.pth"
+    return (g, d) if g.is_file() and d.is_file() else None
+
+
+def resume_from_reference(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0) -> TrainState:
+    """Go on training from the reference implementation's G and D files. They hold weights only,
+    as the reference's own --continue_train uses them: the optimizers start fresh and the epoch
+    count comes from --epoch_count."""
+    from models.reference_compat import convert_reference_discriminator, convert_reference_generator
+
+    from util.distributed import unwrap
+
+    for path, name, convert in zip(reference_files(exp_dir, label), ("G", "D"),
+                                   (convert_reference_generator, convert_reference_discriminator)):
+        state = load_file(path, map_location=model.device)
+        net = unwrap(model.nets[name])
+        try:
+            net.load_state_dict(convert(state, net, opt))
+        except (CheckpointError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: {str(err).splitlines()[0]}") from None
+    seed_everything(opt.seed + rank)
+    return TrainState(epoch=opt.epoch_count)
 
 
 def existing_checkpoints(exp_dir: Path) -> list[Path]:
