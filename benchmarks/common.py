@@ -217,3 +217,12 @@ def emit(records: Iterable[dict], out_path: str | None) -> None:
     finally:
         if out:
             out.close()
+
+
+def split_argv(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Benchmark flags before ``--``, training flags (passed on to the model) after it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in args:
+        return args, []
+    cut = args.index("--")
+    return args[:cut], args[cut + 1:]

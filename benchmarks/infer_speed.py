@@ -17,8 +17,8 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average, machine_name,  # noqa: E402
-                    median, synchronize)
+from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average,  # noqa: E402
+                    machine_name, median, split_argv, synchronize)
 
 from util.distributed import Runtime  # noqa: E402
 
@@ -73,11 +73,7 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
+    argv, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--variants", default=None)

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, VARIANTS, build_model, emit, machine_name  # noqa: E402
+from common import ROOT, VARIANTS, build_model, emit, machine_name, split_argv  # noqa: E402
 
 from data import create_dataset  # noqa: E402
 from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
@@ -47,11 +47,7 @@ def compare(means: dict[str, list[float]], reference: dict[str, list[float]], re
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
+    argv, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--variants", default="eager_fp32,bf16")

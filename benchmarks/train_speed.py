@@ -21,9 +21,9 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model, emit,  # noqa: E402
-                    load_average, machine_name, measured_peak_flops, median, peak_memory_mb,
-                    reset_peak_memory, step_flops, synchronize)
+from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant,  # noqa: E402
+                    build_model, emit, load_average, machine_name, measured_peak_flops, median,
+                    peak_memory_mb, reset_peak_memory, split_argv, step_flops, synchronize)
 
 from models.base_model import BaseModel, set_requires_grad  # noqa: E402
 from util.distributed import Runtime  # noqa: E402
@@ -230,11 +230,7 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
+    argv, extra = split_argv(argv)
     bench = bench_parser().parse_args(argv)
     if bench.device == "cuda" and not torch.cuda.is_available():
         print("train_speed.py: error: --device cuda but CUDA is not available", file=sys.stderr)
