@@ -29,7 +29,7 @@ from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
 from util.checkpoint import CheckpointError
 from util.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
-                              gather_to_all, is_peer_failure, launch_env, mean_across_ranks)
+                              gather_to_all, is_peer_failure, launch_env, mean_across_ranks, unwrap)
 from util.launch import LaunchError, launch, processes_to_start
 from util.logs import setup_logging
 from util.loss_log import LossLog
@@ -88,6 +88,10 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
         (exp_dir / "train_opt.txt").write_text(format_options(opt))
         log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
                  runtime.world_size, opt.batch_size)
+        for line in model.describe():
+            log.info(line)
+        for name, net in model.nets.items():
+            log.debug("net %s:\n%s", name, unwrap(net))  # --verbose: the whole structure
     visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
     loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
     world, batch = runtime.world_size, opt.batch_size

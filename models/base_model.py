@@ -98,6 +98,15 @@ class BaseModel:
     def net_D(self) -> nn.Module:
         return self.nets["D"]
 
+    def describe(self) -> list[str]:
+        """One line per network: its class and parameter count (logged at start-up)."""
+        lines = []
+        for name, net in self.nets.items():
+            plain = unwrap(net)
+            count = sum(p.numel() for p in plain.parameters())
+            lines.append(f"net {name}: {type(plain).__name__}, {count / 1e6:.3f} M parameters")
+        return lines
+
     # -- modes ----------------------------------------------------------------------------
     def train(self) -> None:
         for net in self.nets.values():
