@@ -7,48 +7,29 @@ folders often contain a few.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from data.aligned import check_min_size
 from data.config import DataConfig
-from data.image_io import ImageStore, load_tensor
-from data.single import input_files
+from data.single import SingleDataset
 from data.transforms import SampleKey, augment, split_key, to_unit
 from util.color import normalize_ab, normalize_l, rgb_to_lab
 
 INPUT_NC, OUTPUT_NC = 1, 2
 
 
-class ColorizationDataset(Dataset):
+class ColorizationDataset(SingleDataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself."""
 
     def __init__(self, cfg: DataConfig) -> None:
         if (cfg.input_nc, cfg.output_nc) != (INPUT_NC, OUTPUT_NC):
             raise ValueError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "
                              f"out; got --input_nc {cfg.input_nc} --output_nc {cfg.output_nc}")
-        self.cfg = cfg
-        folder, files = input_files(cfg)
-        # Bound methods rather than lambdas keep the dataset picklable for spawned workers.
-        self.store = ImageStore(folder, self._decode, self._check,
-                                skip_bad=cfg.skip_bad_images, cache=cfg.cache,
-                                limit=cfg.max_dataset_size, files=files)
-
-    @property
-    def paths(self) -> list[Path]:
-        return self.store.paths
-
-    def _check(self, path: Path, width: int, height: int) -> None:
-        check_min_size(self.cfg, path, width, height)
+        super().__init__(cfg)
 
     @staticmethod
-    def _decode(path: Path) -> tuple[torch.Tensor]:
-        return (load_tensor(path, "RGB"),)
-
-    def __len__(self) -> int:
-        return len(self.store)
+    def decode_mode(cfg: DataConfig) -> str:
+        return "RGB"  # the photo itself; L and ab are split off after augmentation
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)

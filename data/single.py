@@ -25,11 +25,16 @@ class SingleDataset(Dataset):
 
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg
-        self.mode_A = channel_mode(cfg.input_nc, "--input_nc")
+        self.mode_A = self.decode_mode(cfg)
         folder, files = input_files(cfg)
         self.store = ImageStore(folder, self._decode, self._check,
                                 skip_bad=cfg.skip_bad_images, cache=cfg.cache,
                                 limit=cfg.max_dataset_size, files=files)
+
+    @staticmethod
+    def decode_mode(cfg: DataConfig) -> str:
+        """The PIL mode images are decoded to."""
+        return channel_mode(cfg.input_nc, "--input_nc")
 
     @property
     def paths(self) -> list[Path]:
