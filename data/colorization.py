@@ -7,7 +7,6 @@ folders often contain a few.
 """
 from __future__ import annotations
 
-
 import torch
 
 from data.config import DataConfig
