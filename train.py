@@ -12,6 +12,7 @@ from util.omp_env import prefer_passive_omp_wait
 prefer_passive_omp_wait()
 
 import logging
+import shutil
 import sys
 import time
 from typing import Sequence
@@ -85,6 +86,11 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
     if runtime.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
+        if not opt.continue_train:
+            # A fresh run (the folder held no checkpoints, or --overwrite): start a new loss log
+            # and page rather than appending to a previous run's.
+            (exp_dir / "loss_log.jsonl").unlink(missing_ok=True)
+            shutil.rmtree(exp_dir / "web", ignore_errors=True)
         (exp_dir / "train_opt.txt").write_text(format_options(opt))
         log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
                  runtime.world_size, opt.batch_size)

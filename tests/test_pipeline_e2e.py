@@ -123,3 +123,13 @@ def test_real_facades_end_to_end(tmp_path: Path) -> None:
     real = (tmp_path / "r" / "facades" / "test_latest" / "images")
     from PIL import Image
     assert Image.open(next(real.glob("*_fake_B.png"))).size == (256, 256)
+
+
+def test_overwrite_starts_a_new_loss_log_and_page(tiny_data: Path, tmp_path: Path) -> None:
+    args = tiny_args(tiny_data, tmp_path / "ck") + ["--max_steps", "2", "--print_freq", "1", "--display_freq", "1",
+                                                    "--update_html_freq", "1"]
+    assert train_driver.main(args) == 0
+    assert train_driver.main(args + ["--overwrite", "--max_steps", "1"]) == 0
+    exp = tmp_path / "ck" / "tiny"
+    assert len((exp / "loss_log.jsonl").read_text().splitlines()) == 1
+    assert load(exp / "latest.pt")["state"]["step"] == 1
