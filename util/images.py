@@ -8,9 +8,14 @@ import torch
 from PIL import Image
 
 
+def quantize(image: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8 with rounding: the one definition of what an image file holds."""
+    return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(C, H, W) in [-1, 1], C = 1 or 3 -> (H, W) or (H, W, 3) uint8, rounded like an 8-bit PNG."""
-    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = quantize(image.cpu())
     return array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
 
 

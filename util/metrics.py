@@ -4,13 +4,15 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from util.images import quantize
+
 # PSNR of identical images is infinite; cap it so metrics stay finite numbers in JSON.
 PSNR_CAP_DB = 100.0
 
 
 def _as_saved(image: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1] through 8-bit rounding, exactly as the PNG holds it."""
-    return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round() / 255.0
+    return quantize(image).float() / 255.0
 
 
 def image_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from util.html import HTMLPage, ImageCell
+from util.images import to_uint8
 from util.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
 from util.plot_losses import plot_loss_curves
 from util.tensorboard_logger import TensorBoardLogger
@@ -68,10 +69,11 @@ def to_display_image(image: torch.Tensor) -> np.ndarray:
 
 def save_png(image: torch.Tensor, path: Path) -> None:
     """Write one (C, H, W) [-1, 1] image as an 8-bit RGB PNG, atomically."""
-    array = (to_display_image(image).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) image with C = 1 or 3, got shape {tuple(image.shape)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(array, mode="RGB").save(tmp, format="PNG")
+    Image.fromarray(to_uint8(image)).convert("RGB").save(tmp, format="PNG")
     tmp.replace(path)
 
 
