@@ -6,6 +6,7 @@ unchanged. Choices come from the registries, so ``--help`` lists exactly what ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -85,6 +86,16 @@ def gpu_list(text: str) -> list[int]:
     return [i for i in ids if i >= 0]
 
 
+def default_loader_workers() -> int:
+    """The CPUs this process may use, at most 4: more loader workers than CPUs only make
+    torch warn and the workers compete with the training threads."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 1
+    return min(4, usable)
+
+
 def add_base_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment")
     g.add_argument("--dataroot", default=None,
@@ -117,7 +128,8 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset_mode", default="aligned", choices=DATASETS.choices(), help=choices_help(DATASETS))
     g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA (swap A and B)")
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffling")
-    g.add_argument("--num_threads", type=non_negative_int, default=4, help="data loader worker processes")
+    g.add_argument("--num_threads", type=non_negative_int, default=default_loader_workers(),
+                   help="data loader worker processes (default: the usable CPUs, at most 4)")
     g.add_argument("--batch_size", type=positive_int, default=1, help="images per batch (per process under DDP)")
     g.add_argument("--load_size", type=positive_int, default=None,
                    help="scale images to this size (train default 286; test default: --crop_size)")

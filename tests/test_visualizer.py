@@ -79,7 +79,6 @@ def test_server_gets_image_and_loss_windows_with_growing_data(visdom_server: int
 
 def test_no_server_means_one_warning_with_the_command_and_training_goes_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, unused_loopback_port: int) -> None:
-    pytest.importorskip("visdom")
     port = unused_loopback_port  # nothing listens here
     cfg = DisplayConfig(name="tiny", exp_dir=tmp_path, server="http://127.0.0.1", port=port)
     with caplog.at_level(logging.WARNING):
@@ -148,7 +147,6 @@ def test_bad_visual_shape_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_tensorboard_gets_scalars_and_images(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     vis = Visualizer(DisplayConfig(name="tb", exp_dir=tmp_path, display_id=0, use_html=False,

@@ -7,6 +7,7 @@ options only, for inference.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -56,6 +57,11 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run the file's code.
+        raise CheckpointError(f"{path}: refused as unsafe: it holds Python objects other than "
+                              "tensors and plain values, so it is not a checkpoint of this project "
+                              "or of the reference implementation") from None
     except Exception as err:  # a truncated or foreign file: say which, not a pickle traceback
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
