@@ -24,20 +24,20 @@ from data.loader import create_dataloader
 from models import MODELS, create_model
 from models.batchnorm import recompute_bn_stats
 from models.load_generator import find_generator, load_into, options_for
-from models.translator import set_inference_behaviour
+from inference.translator import set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
 from options.validate import first_problem
-from util.checkpoint import CheckpointError
-from util.distributed import single_process_runtime, unwrap
-from util.html import ResultRow, write_results_page
-from util.images import save_image
-from util.logs import setup_logging
-from util.metrics import image_metrics, mean_metrics
-from util.rng import seed_everything
-from util.speed import SpeedError, apply_backend_settings, backend_settings_from
-from util.training import load_label
+from engine.checkpoint import CheckpointError
+from engine.distributed import single_process_runtime, unwrap
+from reporting.html import ResultRow, write_results_page
+from reporting.images import save_image
+from reporting.logs import setup_logging
+from reporting.metrics import image_metrics, mean_metrics
+from engine.rng import seed_everything
+from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from engine.train_state import load_label
 
 log = logging.getLogger("test")
 
@@ -78,7 +78,7 @@ def run_test(opt: Options) -> Path:
     for batch in loader:
         model.set_input(batch)
         if opt.inspect_layers and not sections:
-            from util.inspection import inspect_generator
+            from reporting.inspection import inspect_generator
 
             def first_pass() -> torch.Tensor | None:
                 fake = net_G(model.inputs["A"])

@@ -28,19 +28,19 @@ from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
-from util.checkpoint import CheckpointError
-from util.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
+from engine.checkpoint import CheckpointError
+from engine.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
                               gather_to_all, is_peer_failure, launch_env, mean_across_ranks, unwrap)
-from util.launch import LaunchError, launch, processes_to_start
-from util.logs import setup_logging
-from util.loss_log import LossLog
-from util.progress import EpochProgress
-from util.rng import capture_rng_state, seed_everything
-from util.speed import SpeedError, apply_backend_settings, backend_settings_from
-from util.tensorboard_logger import TensorBoardMissingError
-from util.training import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
+from engine.launch import LaunchError, launch, processes_to_start
+from reporting.logs import setup_logging
+from reporting.loss_log import LossLog
+from reporting.progress import EpochProgress
+from engine.rng import capture_rng_state, seed_everything
+from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from reporting.tensorboard_logger import TensorBoardMissingError
+from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
                            resume_training, save_training)
-from util.visualizer import Visualizer
+from reporting.visualizer import Visualizer
 
 log = logging.getLogger("train")
 

@@ -30,14 +30,14 @@ from models.batchnorm import BN_EVAL_MODES
 from models.load_generator import find_generator, load_into, options_for
 from models.networks import GENERATORS, build_generator, size_multiple
 from models.norms import NORMS, norm_spec
-from models.translator import CODECS, FIT_MODES, Translator, set_inference_behaviour
+from inference.translator import CODECS, FIT_MODES, Translator, set_inference_behaviour
 from options.base import HelpFormatter, OneLineParser, choices_help, gpu_list, non_negative_int, positive_int
 from options.defaults import MODEL_DEFAULTS
 from options.parse import explicit_options
-from util.checkpoint import CheckpointError
-from util.distributed import single_process_runtime
-from util.logs import setup_logging
-from util.translate_io import TranslateInputError, list_jobs
+from engine.checkpoint import CheckpointError
+from engine.distributed import single_process_runtime
+from reporting.logs import setup_logging
+from inference.files import TranslateInputError, list_jobs
 
 log = logging.getLogger("translate")
 

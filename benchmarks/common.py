@@ -28,7 +28,7 @@ from models import create_model  # noqa: E402
 from models.base_model import BaseModel  # noqa: E402
 from models.batchnorm import BatchNorm2d  # noqa: E402
 from options.parse import parse_options  # noqa: E402
-from util.distributed import Runtime, unwrap  # noqa: E402
+from engine.distributed import Runtime, unwrap  # noqa: E402
 
 
 def native_batchnorm(model: BaseModel) -> None:

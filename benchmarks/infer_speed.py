@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average,  # noqa: E402
                     machine_name, median, split_argv, synchronize)
 
-from util.distributed import Runtime  # noqa: E402
+from engine.distributed import Runtime  # noqa: E402
 
 DEFAULT_VARIANTS = {"cpu": "eager_fp32,bf16,threads1", "cuda": "eager_fp32,tf32,bf16,fp16,bf16_compile"}
 

@@ -25,7 +25,7 @@ from data import create_dataset  # noqa: E402
 from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
 from options.configs import data_config  # noqa: E402
 from options.parse import parse_options  # noqa: E402
-from util.distributed import Runtime  # noqa: E402
+from engine.distributed import Runtime  # noqa: E402
 
 FACADES = ROOT.parent / "shared" / "datasets" / "facades"
 

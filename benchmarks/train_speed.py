@@ -26,7 +26,7 @@ from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Sample
                     peak_memory_mb, reset_peak_memory, split_argv, step_flops, synchronize)
 
 from models.base_model import BaseModel, set_requires_grad  # noqa: E402
-from util.distributed import Runtime  # noqa: E402
+from engine.distributed import Runtime  # noqa: E402
 
 FACADES = ROOT.parent / "shared" / "datasets" / "facades"
 DEFAULT_VARIANTS = {"cpu": "plain_fp32,eager_fp32,bf16,auto,channels_last,native_bn,threads1",

@@ -1,7 +1,7 @@
 """Any folder of colour photos as a colorization set: L in, ab out.
 
 A = L/50 - 1 with shape (1, H, W) and B = ab/110 with shape (2, H, W), both from the same
-augmented photo; ``util.color.lab_tensors_to_rgb(A, B)`` rebuilds the RGB image.
+augmented photo; ``data.color.lab_tensors_to_rgb(A, B)`` rebuilds the RGB image.
 Grayscale photos are accepted (their ab is zero) rather than rejected, since large photo
 folders often contain a few.
 """
@@ -12,7 +12,7 @@ import torch
 from data.config import DataConfig
 from data.single import SingleDataset
 from data.transforms import SampleKey, augment, split_key, to_unit
-from util.color import normalize_ab, normalize_l, rgb_to_lab
+from data.color import normalize_ab, normalize_l, rgb_to_lab
 
 INPUT_NC, OUTPUT_NC = 1, 2
 

@@ -8,7 +8,7 @@ from models.base_model import BaseModel
 from models.colorization_model import ColorizationModel
 from models.pix2pix_model import Pix2PixModel
 from models.test_model import TestModel
-from util.distributed import Runtime
+from engine.distributed import Runtime
 from util.registry import Registry
 
 ModelFactory = Callable[[argparse.Namespace, Runtime], BaseModel]

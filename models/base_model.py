@@ -12,8 +12,8 @@ from models.init import init_weights
 from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
 from models.schedulers import EpochScheduler
-from util.distributed import Runtime, unwrap
-from util.speed import (autocast, check_amp_supported, compile_network, make_adam, resolve_amp,
+from engine.distributed import Runtime, unwrap
+from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, resolve_amp,
                         to_channels_last)
 
 
@@ -82,7 +82,7 @@ class BaseModel:
     # -- wrapping -------------------------------------------------------------------------
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
         """Replace each network by ``wrap(name, net)`` (DDP, torch.compile); saving and rank-0
-        work reach the plain module through ``util.distributed.unwrap``."""
+        work reach the plain module through ``engine.distributed.unwrap``."""
         self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
 
     @staticmethod

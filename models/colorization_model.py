@@ -13,8 +13,8 @@ import argparse
 import torch
 
 from models.pix2pix_model import Pix2PixModel
-from util.color import lab_tensors_to_rgb
-from util.distributed import Runtime
+from data.color import lab_tensors_to_rgb
+from engine.distributed import Runtime
 
 INPUT_NC, OUTPUT_NC = 1, 2
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from util.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, full_path, generator_path,
+from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, full_path, generator_path,
                              load_file)
 
 # Options a checkpoint decides unless the user typed them: what the generator is.

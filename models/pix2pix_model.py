@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from models.base_model import BaseModel, set_requires_grad
 from models.image_pool import ImagePool
 from models.losses import GAN_LOSSES, gradient_penalty
-from util.distributed import Runtime, unwrap
-from util.speed import make_grad_scaler
+from engine.distributed import Runtime, unwrap
+from engine.speed import make_grad_scaler
 
 
 class Pix2PixModel(BaseModel):

@@ -29,7 +29,7 @@ from torch import nn
 
 from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from models.norms import norm_spec
-from util.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError
 
 Tensor = torch.Tensor
 

@@ -6,7 +6,7 @@ import argparse
 import torch
 
 from models.base_model import BaseModel
-from util.distributed import Runtime
+from engine.distributed import Runtime
 
 
 class TestModel(BaseModel):

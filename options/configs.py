@@ -6,7 +6,7 @@ from pathlib import Path
 
 from data.config import DataConfig
 from models.networks import size_multiple
-from util.visualizer import DisplayConfig
+from reporting.visualizer import DisplayConfig
 
 
 def experiment_dir(opt: argparse.Namespace) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from options.base import choices_help, non_negative_int
-from util.speed import AMP_MODES, COMPILE_MODES
+from engine.speed import AMP_MODES, COMPILE_MODES
 
 
 def add_speed_options(p: argparse.ArgumentParser, is_train: bool = True) -> None:

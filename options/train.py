@@ -6,7 +6,7 @@ import argparse
 from models.losses import GAN_LOSSES
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
-from util.distributed import DEFAULT_TIMEOUT_S
+from engine.distributed import DEFAULT_TIMEOUT_S
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from util.color import (lab_tensors_to_rgb, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab)
+from data.color import (lab_tensors_to_rgb, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab)
 
 
 def _random_rgb(n: int = 2, size: int = 16) -> torch.Tensor:

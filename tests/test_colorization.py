@@ -13,8 +13,8 @@ from PIL import Image
 import test as test_driver
 import train as train_driver
 from models import MODELS
-from util.color import lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
-from util.distributed import Runtime
+from data.color import lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from engine.distributed import Runtime
 
 SIDE = 32
 

@@ -180,7 +180,7 @@ def test_colorization_gives_l_and_ab(tmp_path: Path) -> None:
                                             no_flip=True))
     item = ds[1]
     assert tuple(item["A"].shape) == (1, 32, 32) and tuple(item["B"].shape) == (2, 32, 32)
-    from util.color import lab_tensors_to_rgb
+    from data.color import lab_tensors_to_rgb
     back = lab_tensors_to_rgb(item["A"], item["B"])
     torch.testing.assert_close(_pixels(back), torch.from_numpy(rgb).permute(2, 0, 1).float(),
                                atol=1, rtol=0)

@@ -24,9 +24,9 @@ import train as train_script
 from data.loader import create_dataloader
 from models import create_model
 from options.parse import parse_options
-from util.distributed import Runtime, barrier, distributed_runtime, is_peer_failure, mean_across_ranks, unwrap
-from util.distributed_testing import run_distributed
-from util.launch import LaunchError, launch
+from engine.distributed import Runtime, barrier, distributed_runtime, is_peer_failure, mean_across_ranks, unwrap
+from tests.distributed_helpers import run_distributed
+from engine.launch import LaunchError, launch
 
 REPO = Path(__file__).resolve().parent.parent
 SIDE, N_IMAGES = 32, 8
@@ -213,7 +213,7 @@ def test_wgangp_with_synced_bn_is_refused_at_parse_time(data_root: Path, tmp_pat
 
 
 def test_nproc_must_match_several_gpu_ids() -> None:
-    from util.launch import processes_to_start
+    from engine.launch import processes_to_start
     assert processes_to_start(0, []) == 1 and processes_to_start(3, []) == 3 and processes_to_start(0, [0, 1]) == 2
     with pytest.raises(LaunchError, match="--nproc 3 does not match --gpu_ids 0,1"):
         processes_to_start(3, [0, 1])

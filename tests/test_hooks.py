@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from util.hooks import LayerInspector, resolve_layers
+from reporting.hooks import LayerInspector, resolve_layers
 
 
 class TinyNet(nn.Module):

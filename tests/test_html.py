@@ -8,9 +8,9 @@ from urllib.parse import unquote
 import torch
 from PIL import Image
 
-from util.html import HTMLPage, ImageCell, ResultRow, Section, url, write_results_page
-from util.loss_log import LossLog
-from util.visualizer import DisplayConfig, Visualizer
+from reporting.html import HTMLPage, ImageCell, ResultRow, Section, url, write_results_page
+from reporting.loss_log import LossLog
+from reporting.visualizer import DisplayConfig, Visualizer
 
 # File names a dataset can really have: markup, a fragment marker, a space, a query marker.
 NASTY_NAMES = ["<b>x</b>#1.png", "two words.png", "what?.png", "100%.png"]

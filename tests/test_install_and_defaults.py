@@ -11,7 +11,7 @@ import torch
 
 from options.base import default_loader_workers
 from options.parse import parse_options
-from util.checkpoint import CheckpointError, load_file
+from engine.checkpoint import CheckpointError, load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

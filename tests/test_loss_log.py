@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from util.loss_log import LossLog, LossLogError, loss_names, read_loss_log
-from util.plot_losses import main as plot_main, plot_loss_curves
+from reporting.loss_log import LossLog, LossLogError, loss_names, read_loss_log
+from reporting.plot_losses import main as plot_main, plot_loss_curves
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_cli_writes_the_default_png_for_an_experiment_dir(tmp_path: Path, capsys
 
 
 def test_cli_bad_input_is_one_line_and_nonzero_exit(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "util.plot_losses", str(tmp_path / "nope.jsonl")],
+    result = subprocess.run([sys.executable, "-m", "reporting.plot_losses", str(tmp_path / "nope.jsonl")],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from util.html import ResultRow, write_results_page
-from util.loss_log import LossLog
-from util.visualizer import DisplayConfig, Visualizer
+from reporting.html import ResultRow, write_results_page
+from reporting.loss_log import LossLog
+from reporting.visualizer import DisplayConfig, Visualizer
 
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
 MARKUP_NAME = "<b>x</b>#1.png"

@@ -6,7 +6,7 @@ import torch
 
 from models import create_model
 from options.parse import parse_options
-from util.distributed import Runtime
+from engine.distributed import Runtime
 
 TINY = ["--dataroot", "unused", "--gpu_ids", "-1", "--netG", "unet_128", "--ngf", "8", "--ndf", "8",
         "--crop_size", "128", "--load_size", "128", "--display_id", "0", "--amp", "none", "--no_dropout"]

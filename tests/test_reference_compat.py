@@ -19,7 +19,7 @@ from torch import nn
 from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
-from util.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError
 
 KEYS_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dict_keys.txt"
 UNET_DEPTH = {"unet_256": 8, "unet_128": 7}

@@ -12,8 +12,8 @@ import torch
 
 from models import create_model
 from options.parse import parse_options
-from util.distributed import single_process_runtime, unwrap
-from util.speed import AMP_MODES, CompileFallback, BackendSettings, apply_backend_settings, make_adam
+from engine.distributed import single_process_runtime, unwrap
+from engine.speed import AMP_MODES, CompileFallback, BackendSettings, apply_backend_settings, make_adam
 
 TINY = ["--dataroot", "unused", "--gpu_ids", "-1", "--netG", "unet_128", "--ngf", "8", "--ndf", "8",
         "--crop_size", "128", "--load_size", "128", "--display_id", "0", "--amp", "none"]
@@ -122,7 +122,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, caplo
     assert isinstance(model.net_G, CompileFallback) and isinstance(model.net_D, CompileFallback)
     # Checkpoints hold the plain networks' keys, loadable without --compile.
     assert unwrap(model.net_G).state_dict().keys() == unwrap(eager.net_G).state_dict().keys()
-    with caplog.at_level(logging.WARNING, logger="util.speed"):
+    with caplog.at_level(logging.WARNING, logger="engine.speed"):
         want = train(eager, batches(2))
         got = train(model, batches(2))
     warnings = [r.getMessage() for r in caplog.records if "could not compile" in r.getMessage()]
@@ -187,7 +187,7 @@ def test_passive_omp_wait_is_set_before_torch_unless_the_user_chose(tmp_path):
 
 
 def test_amp_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
-    import util.speed as speed
+    import engine.speed as speed
 
     cpu = torch.device("cpu")
     for native, expected in ((True, "bf16"), (False, "none")):

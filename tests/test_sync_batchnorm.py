@@ -10,7 +10,7 @@ from torch import nn
 
 from models.batchnorm import BatchNorm2d
 from models.sync_batchnorm import SyncBatchNorm2d, convert_to_sync_batchnorm
-from util.distributed_testing import DistributedRunError, run_distributed
+from tests.distributed_helpers import DistributedRunError, run_distributed
 
 CHANNELS, SIDE, STEPS = 3, 4, 2
 

@@ -14,11 +14,11 @@ import translate
 from data.transforms import to_signed_unit
 from models.networks import build_generator
 from models.norms import norm_spec
-from models.translator import plan_for
+from inference.translator import plan_for
 from tests.test_reference_compat import make_reference_state, randomize
-from util.checkpoint import GENERATOR_FORMAT, save_atomic
-from util.color import rgb_to_lab
-from util.images import to_uint8
+from engine.checkpoint import GENERATOR_FORMAT, save_atomic
+from data.color import rgb_to_lab
+from reporting.images import to_uint8
 
 NET = dict(netG="resnet_6blocks", ngf=4, norm="instance", input_nc=3, output_nc=3, no_dropout=True)
 

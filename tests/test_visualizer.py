@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from util import visualizer as visualizer_module
-from util.loss_log import LossLog, read_loss_log
-from util.tensorboard_logger import TensorBoardLogger, TensorBoardMissingError
-from util.visualizer import DisplayConfig, Visualizer
+from reporting import visualizer as visualizer_module
+from reporting.loss_log import LossLog, read_loss_log
+from reporting.tensorboard_logger import TensorBoardLogger, TensorBoardMissingError
+from reporting.visualizer import DisplayConfig, Visualizer
 
 LOSS_NAMES = ["G_GAN", "G_L1", "D_real", "D_fake"]
 

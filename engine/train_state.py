@@ -9,9 +9,9 @@ from typing import Mapping
 
 import torch
 
-from util.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, architecture_mismatch, full_path,
+from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, architecture_mismatch, full_path,
                              generator_path, load_file, save_atomic)
-from util.rng import capture_rng_state, restore_rng_state, seed_everything
+from engine.rng import capture_rng_state, restore_rng_state, seed_everything
 
 
 class DivergedError(RuntimeError):
@@ -128,7 +128,7 @@ def resume_from_reference(exp_dir: Path, label: str, model, opt: argparse.Namesp
     count comes from --epoch_count."""
     from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 
-    from util.distributed import unwrap
+    from engine.distributed import unwrap
 
     for path, name, convert in zip(reference_files(exp_dir, label), ("G", "D"),
                                    (convert_reference_generator, convert_reference_discriminator)):

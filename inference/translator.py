@@ -24,8 +24,8 @@ from torchvision.transforms.v2 import functional as TF
 from data.image_io import pil_to_uint8
 from data.transforms import to_signed_unit, to_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
-from util.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
-from util.images import to_uint8
+from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
+from reporting.images import to_uint8
 from util.registry import Registry
 
 Size = tuple[int, int]   # (height, width)

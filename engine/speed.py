@@ -109,7 +109,7 @@ class CompileFallback(nn.Module):
     torch.compile is lazy: a missing C++ compiler, an unsupported op or a backend bug shows
     up at the first call, as a long traceback. Here that first failure becomes one warning
     naming the network, and every later call runs eager. The plain module stays reachable as
-    ``.module`` (``util.distributed.unwrap`` strips this wrapper for saving).
+    ``.module`` (``engine.distributed.unwrap`` strips this wrapper for saving).
     """
 
     def __init__(self, module: nn.Module, name: str, mode: str) -> None:

@@ -2,7 +2,7 @@
 
 The driver builds one :class:`Runtime` with :func:`distributed_runtime` and passes it down.
 Whether this process is one of several comes from the environment that a launcher sets:
-torchrun, or :mod:`util.launch` for ``train.py --nproc N`` (RANK, WORLD_SIZE, LOCAL_RANK,
+torchrun, or :mod:`engine.launch` for ``train.py --nproc N`` (RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT). This is the only file that reads those variables.
 """
 from __future__ import annotations

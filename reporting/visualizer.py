@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from util.html import HTMLPage, ImageCell
-from util.images import to_uint8
-from util.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
-from util.plot_losses import plot_loss_curves
-from util.tensorboard_logger import TensorBoardLogger
+from reporting.html import HTMLPage, ImageCell
+from reporting.images import to_uint8
+from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
+from reporting.plot_losses import plot_loss_curves
+from reporting.tensorboard_logger import TensorBoardLogger
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 Library use: ``plot_loss_curves(records, out_png)``; the training page calls it for the plot at
 its top. Command line::
 
-    python -m util.plot_losses checkpoints/facades_pix2pix            # -> .../web/loss_curves.png
-    python -m util.plot_losses checkpoints/facades_pix2pix/loss_log.jsonl -o losses.png
+    python -m reporting.plot_losses checkpoints/facades_pix2pix            # -> .../web/loss_curves.png
+    python -m reporting.plot_losses checkpoints/facades_pix2pix/loss_log.jsonl -o losses.png
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from util.loss_log import LOSS_LOG_NAME, LossLogError, loss_names, read_loss_log
+from reporting.loss_log import LOSS_LOG_NAME, LossLogError, loss_names, read_loss_log
 
 DEFAULT_PNG = Path("web") / "loss_curves.png"
 
@@ -59,7 +59,7 @@ def resolve_log_path(target: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m util.plot_losses", description="Draw a run's loss curves to a PNG.")
+        prog="python -m reporting.plot_losses", description="Draw a run's loss curves to a PNG.")
     parser.add_argument("target", type=Path, help="experiment folder or its loss_log.jsonl")
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help=f"PNG to write (default: <experiment>/{DEFAULT_PNG.as_posix()})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from util.images import quantize
+from reporting.images import quantize
 
 # PSNR of identical images is infinite; cap it so metrics stay finite numbers in JSON.
 PSNR_CAP_DB = 100.0

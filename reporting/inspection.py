@@ -7,8 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from util.hooks import LayerInspector, resolve_layers
-from util.html import ImageCell, Section
+from reporting.hooks import LayerInspector, resolve_layers
+from reporting.html import ImageCell, Section
 
 
 def inspect_generator(net: nn.Module, names: list[str], run_first: Callable[[], torch.Tensor | None],

@@ -1,0 +1,1 @@
+"""What a person reads: the live display, HTML pages, the loss log and plots, TensorBoard, progress, logging, metrics, layer inspection."""
