@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.transforms import PREPROCESS_MODES
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -29,8 +31,6 @@ class DataConfig:
         self.validate()
 
     def validate(self) -> None:
-        from data.transforms import PREPROCESS_MODES  # late import: transforms imports this module
-
         if self.direction not in ("AtoB", "BtoA"):
             raise ValueError(f"--direction must be AtoB or BtoA, not {self.direction!r}")
         for name, value in (("--input_nc", self.input_nc), ("--output_nc", self.output_nc)):

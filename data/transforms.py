@@ -13,7 +13,7 @@ not disturbed by the data pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from data.config import DataConfig
 from util.registry import Registry
+
+if TYPE_CHECKING:   # a type hint only: data/config.py imports this module to check --preprocess
+    from data.config import DataConfig
 
 Size = tuple[int, int]   # (height, width)
 

@@ -126,16 +126,12 @@ def resume_from_reference(exp_dir: Path, label: str, model, opt: argparse.Namesp
     """Go on training from the reference implementation's G and D files. They hold weights only,
     as the reference's own --continue_train uses them: the optimizers start fresh and the epoch
     count comes from --epoch_count."""
-    from models.reference_compat import convert_reference_discriminator, convert_reference_generator
-
-    from engine.distributed import unwrap
-
-    for path, name, convert in zip(reference_files(exp_dir, label), ("G", "D"),
-                                   (convert_reference_generator, convert_reference_discriminator)):
+    for path, name in zip(reference_files(exp_dir, label), ("G", "D")):
         state = load_file(path, map_location=model.device)
-        net = unwrap(model.nets[name])
         try:
-            net.load_state_dict(convert(state, net, opt))
+            # The model converts the reference's layout (models/reference_compat.py): the
+            # engine only reads files and hands plain state dicts up.
+            model.load_reference_net(name, state)
         except (CheckpointError, RuntimeError) as err:
             raise CheckpointError(f"{path}: {str(err).splitlines()[0]}") from None
     seed_everything(opt.seed + rank)

@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from models.init import init_weights
 from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
+from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from models.schedulers import EpochScheduler
 from engine.distributed import Runtime, unwrap
 from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, resolve_amp,
@@ -146,6 +147,14 @@ class BaseModel:
             # fp16 loss scales: part of exact resume (a reset scale re-skips the first steps).
             "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
         }
+
+    def load_reference_net(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        """Load network ``name`` ("G" or "D") from a state_dict saved by the reference
+        implementation, converted here so that the engine, which reads the file, needs no
+        knowledge of the reference's layout; raises CheckpointError naming the wrong option."""
+        convert = {"G": convert_reference_generator, "D": convert_reference_discriminator}[name]
+        net = unwrap(self.nets[name])
+        net.load_state_dict(convert(state, net, self.opt))
 
     def load_state_dict(self, state: dict, nets_only: bool = False) -> None:
         for name, net in self.nets.items():
