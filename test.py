@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from data import DataError, create_dataset
 from data.loader import create_dataloader
 from models import MODELS, create_model
-from models.batchnorm import recompute_bn_stats
+from models.precise_bn import recompute_bn_stats
 from models.load_generator import find_generator, load_into, options_for
 from inference.translator import set_inference_behaviour
 from options.base import Options

@@ -7,8 +7,8 @@ effect of calling ``.eval()`` or not:
 - ``running``: normalize with the running (exponential-average) statistics. Standard.
 - ``batch``: normalize with the current batch's statistics and leave the running ones alone.
   This is what the pix2pix paper does at test time.
-- ``precise``: normalize with population statistics that ``recompute_bn_stats`` measured
-  just before, with the weights frozen (see its docstring for what exactly is measured).
+- ``precise``: normalize with population statistics that ``recompute_bn_stats``
+  (models/precise_bn.py) measured just before, with the weights frozen.
 
 In training mode every layer uses batch statistics and updates the running ones, exactly as
 ``nn.BatchNorm2d`` does, and the state_dict has the same keys and shapes, so checkpoints
@@ -23,14 +23,16 @@ large. The same Function, given a process group, is the synced BN of sync_batchn
 """
 from __future__ import annotations
 
-import itertools
 import logging
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from util.registry import Registry
+
+if TYPE_CHECKING:   # a type hint only: precise_bn.py builds on this module
+    from models.precise_bn import PooledMoments
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ class BatchNorm2d(nn.Module):
         # True only between recompute_bn_stats and the next change of the running buffers.
         self._precise_ready = False
         # While recompute_bn_stats runs: the accumulator this layer reports its batch moments to.
-        self._moment_sink: _PooledMoments | None = None
+        self._moment_sink: PooledMoments | None = None
 
     @property
     def eval_mode(self) -> str:
@@ -173,6 +175,19 @@ class BatchNorm2d(nn.Module):
     @eval_mode.setter
     def eval_mode(self, mode: str) -> None:
         self._eval_mode = BN_EVAL_MODES.canonical(mode)
+
+    def report_moments_to(self, sink: PooledMoments | None) -> None:
+        """While a sink is set, every forward normalizes with batch statistics, hands them to
+        ``sink.add(mean, var, count)`` and leaves the running buffers alone (precise_bn.py)."""
+        self._moment_sink = sink
+
+    @torch.no_grad()
+    def set_population_stats(self, mean: Tensor, unbiased_var: Tensor) -> None:
+        """Running buffers := measured population statistics; enables ``eval_mode="precise"``
+        until the buffers change again (a training step or a load)."""
+        self.running_mean.copy_(mean)
+        self.running_var.copy_(unbiased_var)
+        self._precise_ready = True
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -222,7 +237,7 @@ class BatchNorm2d(nn.Module):
         if self.eval_mode == "precise" and not self._precise_ready:
             raise RuntimeError(
                 "BatchNorm2d(eval_mode='precise'): the population statistics were not recomputed "
-                "since the last training step or load; call recompute_bn_stats(model, batches) first")
+                "since the last training step or load; call models.precise_bn.recompute_bn_stats(model, batches) first")
         scale = torch.rsqrt(self.running_var + self.eps)
         if self.weight is not None:
             scale = scale * self.weight
@@ -270,80 +285,3 @@ def set_bn_eval_mode(module: nn.Module, mode: str) -> int:
     if native and mode != "running":
         logger.warning("%d native torch BatchNorm layer(s) ignore --bn_eval %s", native, mode)
     return len(layers)
-
-
-class _PooledMoments:
-    """Exact mean and variance of every value seen, merged batch by batch in float64.
-
-    Merging (count, mean, M2) with Chan et al.'s pairwise update gives the statistics of the
-    concatenation of all batches, not an average of per-batch variances (which would leave
-    out how much the batch means themselves spread).
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.mean: Tensor | None = None
-        self.m2: Tensor | None = None
-
-    def add(self, mean: Tensor, var: Tensor, count: int) -> None:
-        mean, m2 = mean.double(), var.double() * count
-        if self.mean is None:
-            self.count, self.mean, self.m2 = count, mean, m2
-            return
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (count / total)
-        self.m2 = self.m2 + m2 + delta * delta * (self.count * count / total)
-        self.count = total
-
-    def unbiased_var(self) -> Tensor:
-        return self.m2 / (self.count - 1)
-
-
-@torch.no_grad()
-def recompute_bn_stats(model: nn.Module, batches: Iterable[Any],
-                       forward: Callable[[Any], Any] | None = None, num_batches: int = 50) -> int:
-    """Replace the running statistics of every BatchNorm2d in ``model`` by population statistics.
-
-    "Precise" means: for each layer, the exact mean and unbiased variance of all the values
-    that reach it (pooled over every position of every sample of the first ``num_batches``
-    batches), with the weights frozen and while each layer normalizes with batch statistics,
-    as in training. Nothing is averaged with a momentum, and no running value from training
-    survives. ``forward(batch)`` runs the model on one batch (default: ``model(batch)``).
-    Call it with the model in the mode it will be evaluated in, so dropout is on or off as at
-    test time. Under a process group each process measures its own batches (a synced layer in
-    training mode pools each batch over all processes). Returns the number of layers updated;
-    those layers can then be evaluated with ``eval_mode="precise"``.
-    """
-    if num_batches < 1:
-        raise ValueError(f"recompute_bn_stats: num_batches must be at least 1, got {num_batches}")
-    layers = [m for m in batchnorm_layers(model) if m.track_running_stats]
-    if not layers:
-        return 0
-    run = forward if forward is not None else model
-    sinks = {layer: _PooledMoments() for layer in layers}
-    for layer, sink in sinks.items():
-        layer._moment_sink = sink
-    try:
-        seen = 0
-        for batch in itertools.islice(batches, num_batches):
-            run(batch)
-            seen += 1
-    finally:
-        for layer in layers:
-            layer._moment_sink = None
-    if seen == 0:
-        raise ValueError("recompute_bn_stats: the batch iterable was empty")
-
-    updated = 0
-    for layer, sink in sinks.items():
-        if sink.count < 2:
-            logger.warning("recompute_bn_stats: a BatchNorm2d(%d) saw %d value(s) per channel; left unchanged",
-                           layer.num_features, sink.count)
-            continue
-        layer.running_mean.copy_(sink.mean)
-        layer.running_var.copy_(sink.unbiased_var())
-        layer._precise_ready = True
-        updated += 1
-    logger.info("recomputed precise statistics of %d BatchNorm2d layer(s) over %d batch(es)", updated, seen)
-    return updated

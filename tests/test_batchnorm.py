@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from models.batchnorm import BN_EVAL_MODES, BatchNorm2d, recompute_bn_stats, set_bn_eval_mode
+from models.batchnorm import BN_EVAL_MODES, BatchNorm2d, set_bn_eval_mode
+from models.precise_bn import recompute_bn_stats
 from util.registry import UnknownNameError
 
 C = 3
