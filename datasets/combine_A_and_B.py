@@ -12,7 +12,8 @@ output keeps A's file name. With --use_AB, `X_A.ext` in --fold_A pairs with `X_B
 Everything is checked before anything is written: missing folders, unmatched names and pairs of
 different sizes each stop the tool with one line that names the files.
 
-Runs as a script or as `python -m datasets.combine_A_and_B`; it imports nothing from the project.
+Runs as a script or as `python -m datasets.combine_A_and_B`. Images are decoded to 8 bits by the
+loader's own converter (data/image_io.py: 16-bit scaled and rounded, transparency onto white).
 """
 from __future__ import annotations
 
@@ -24,8 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+if __package__ in (None, ""):
+    # Run as a script (python datasets/X.py): sys.path holds datasets/, not the project root,
+    # whose data/ package holds the image-mode converter the loader uses too.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 SHOWN_NAMES = 5   # how many unmatched names an error message lists
@@ -114,14 +120,6 @@ def plan_pairs(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | None =
     return pairs
 
 
-def _convert(image: Image.Image, mode: str) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Pillow clips 16-bit gray to 255 when converting; scale it to 8 bits instead.
-        values = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
-    return image.convert(mode)
-
-
 def combine_pair(pair: Pair) -> str | None:
     """Write one A|B image; return an error line instead of raising, so pool workers report cleanly."""
     try:
@@ -129,12 +127,12 @@ def combine_pair(pair: Pair) -> str | None:
             # Keep 8-bit gray or RGB as they are when both agree; anything else
             # (palette, RGBA, 16-bit, CMYK, mixed) becomes RGB so the halves can be pasted together.
             mode = image_A.mode if image_A.mode == image_B.mode and image_A.mode in ("L", "RGB") else "RGB"
-            image_A, image_B = _convert(image_A, mode), _convert(image_B, mode)
+            image_A, image_B = to_mode(image_A, mode, pair.path_A), to_mode(image_B, mode, pair.path_B)
             width, height = image_A.size
             combined = Image.new(mode, (2 * width, height))
             combined.paste(image_A, (0, 0))
             combined.paste(image_B, (width, 0))
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, DataError) as error:
         return f"cannot read {pair.path_A} or {pair.path_B}: {error}"
     try:
         pair.path_AB.parent.mkdir(parents=True, exist_ok=True)

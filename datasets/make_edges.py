@@ -12,7 +12,8 @@ Layout: subfolders of --input (train, val, test, ...) are mirrored under --outpu
 folder of photos becomes the single split --split (default train). Outputs are PNG unless
 --format jpg, named after the photo.
 
-Runs as a script or as `python -m datasets.make_edges`; it imports nothing from the project.
+Runs as a script or as `python -m datasets.make_edges`. Photos are decoded to 8-bit RGB by the
+loader's own converter (data/image_io.py: 16-bit scaled and rounded, transparency onto white).
 """
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 from skimage.color import rgb2gray
 from skimage.feature import canny
+
+if __package__ in (None, ""):
+    # Run as a script (python datasets/X.py): sys.path holds datasets/, not the project root,
+    # whose data/ package holds the image-mode converter the loader uses too.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 # use_quantiles -> (low, high). Absolute ones are scikit-image's own defaults; the quantile ones
@@ -60,19 +67,6 @@ class EdgeSettings:
         return low, high
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB from any stored mode; transparent areas become white, as on a product photo."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Pillow clips 16-bit gray when converting; scale it down instead.
-        values = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(values / 257.0, 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def _disc(diameter: int) -> np.ndarray:
     offsets = np.arange(diameter) - (diameter - 1) / 2
     return np.hypot(*np.meshgrid(offsets, offsets)) <= diameter / 2
@@ -80,7 +74,7 @@ def _disc(diameter: int) -> np.ndarray:
 
 def detect_edges(photo: Image.Image, settings: EdgeSettings) -> Image.Image:
     """An RGB edge drawing of the same size as `photo`."""
-    gray = rgb2gray(np.asarray(_to_rgb(photo), dtype=np.float64) / 255.0)
+    gray = rgb2gray(np.asarray(to_mode(photo, "RGB"), dtype=np.float64) / 255.0)
     # 'nearest' padding blurs the border against itself rather than against black.
     low, high = settings.thresholds()
     edges = canny(gray, sigma=settings.sigma, low_threshold=low, high_threshold=high,
@@ -106,8 +100,9 @@ def load_photo(path: Path, from_aligned: bool = False, photo_half: str = "B",
     """The photo to draw: the whole file, or one half of an aligned A|B image; resized if asked."""
     try:
         with Image.open(path) as image:
-            photo = _to_rgb(image)
-    except (UnidentifiedImageError, OSError) as error:
+            image.load()   # decoded now: an RGB file comes back as this very image, used after close
+            photo = to_mode(image, "RGB", path)
+    except (UnidentifiedImageError, OSError, DataError) as error:
         raise EdgesError(f"cannot read image {path}: {error}") from None
     if from_aligned:
         width, height = photo.size
