@@ -29,6 +29,8 @@ from reporting.images import to_uint8
 from util.registry import Registry
 
 Size = tuple[int, int]   # (height, width)
+# What runs the network: a torch module, or an exported graph (inference/onnx_model.py).
+Generator = Callable[[torch.Tensor], torch.Tensor]
 
 
 # -- sizes ----------------------------------------------------------------------------------
@@ -60,14 +62,9 @@ def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | 
     return FIT_MODES.get(fit)(height, width, multiple)
 
 
-def resize_uint8(image: torch.Tensor, size: Size) -> torch.Tensor:
-    # The same resampling as the data pipeline (bicubic with antialiasing on uint8).
-    if tuple(image.shape[-2:]) == size:
-        return image
-    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-
-
-def resize_float(image: torch.Tensor, size: Size) -> torch.Tensor:
+def resize(image: torch.Tensor, size: Size) -> torch.Tensor:
+    """The data pipeline's resampling (bicubic with antialiasing), for uint8 images and float
+    outputs alike; a no-op at the size already."""
     if tuple(image.shape[-2:]) == size:
         return image
     return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
@@ -120,7 +117,7 @@ def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropo
 
 # -- the whole path -------------------------------------------------------------------------
 class Translator:
-    def __init__(self, net: nn.Module, device: torch.device, codec: Codec, input_nc: int, output_nc: int,
+    def __init__(self, net: Generator, device: torch.device, codec: Codec, input_nc: int, output_nc: int,
                  size_multiple: int, fit: str = "resize", load_size: int | None = None) -> None:
         if output_nc not in codec.output_channels:
             hint = "; a colorization checkpoint needs --model colorization" if output_nc == 2 else ""
@@ -135,11 +132,11 @@ class Translator:
         source = pil_to_uint8(image, self.mode, name)          # (C, H, W) uint8
         height, width = source.shape[-2:]
         plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
-        fitted = source if plan.resize_to is None else resize_uint8(source, plan.resize_to)
+        fitted = source if plan.resize_to is None else resize(source, plan.resize_to)
         x = self.codec.encode(fitted).unsqueeze(0)
         if plan.pad != (0, 0):
             x = F.pad(x, (0, plan.pad[1], 0, plan.pad[0]), mode="replicate")
         y = self.net(x.to(self.device)).float().cpu()[0]
         y = y[:, :y.shape[1] - plan.pad[0], :y.shape[2] - plan.pad[1]]
-        y = resize_float(y, (height, width)).clamp(-1, 1)
+        y = resize(y, (height, width)).clamp(-1, 1)
         return self.codec.to_image(y, source)

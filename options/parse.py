@@ -49,13 +49,29 @@ def _apply_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.set_defaults(**{k: v for k, v in defaults.items() if k in known})
 
 
+def apply_model_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Make the typed (or default) --model's MODEL_DEFAULTS the parser's defaults; returns the
+    first, partial parse (e.g. to see whether --dataroot was given)."""
+    first, _ = parser.parse_known_args(argv)
+    _apply_defaults(parser, MODEL_DEFAULTS.get(first.model, {}))
+    return first
+
+
+def resolve_gpu_ids(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> None:
+    """No --gpu_ids: GPU 0 when CUDA is there, else the CPU; a GPU asked for without CUDA is an error."""
+    if opt.gpu_ids is None:
+        opt.gpu_ids = [0] if torch.cuda.is_available() else []
+    if opt.gpu_ids and not torch.cuda.is_available():
+        parser.error(f"--gpu_ids {','.join(map(str, opt.gpu_ids))} asks for a GPU but CUDA is not available; "
+                     "use --gpu_ids -1 for the CPU")
+
+
 def parse_options(argv: Sequence[str] | None, is_train: bool,
                   extend: Callable[[argparse.ArgumentParser], None] | None = None) -> Options:
     parser = build_parser(is_train)
     if extend is not None:
         extend(parser)
-    first, _ = parser.parse_known_args(argv)
-    _apply_defaults(parser, MODEL_DEFAULTS.get(first.model, {}))
+    first = apply_model_defaults(parser, argv)
     use_demo = first.dataroot is None
     if use_demo:
         _apply_defaults(parser, DEMO_DEFAULTS)
@@ -68,16 +84,12 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
         opt.dataroot = str(DEMO_ROOT)
     if opt.load_size is None:
         opt.load_size = 286 if is_train else opt.crop_size
-    if opt.gpu_ids is None:
-        opt.gpu_ids = [0] if torch.cuda.is_available() else []
+    resolve_gpu_ids(parser, opt)
     if opt.suffix:
         try:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         except (KeyError, IndexError, ValueError) as err:
             parser.error(f"--suffix '{opt.suffix}' names an unknown option or is malformed ({err})")
-    if opt.gpu_ids and not torch.cuda.is_available():
-        parser.error(f"--gpu_ids {','.join(map(str, opt.gpu_ids))} asks for a GPU but CUDA is not available; "
-                     "use --gpu_ids -1 for the CPU")
     # At test time an untyped --netG comes from the checkpoint, so its size check waits for it.
     opt.netG_from_checkpoint = not is_train and "netG" not in opt.explicit
     problem = first_problem(opt)

@@ -1,0 +1,78 @@
+"""Load a trained generator for translate.py, serve.py and export.py: one path, so that the
+three commands run the very same network with the very same test-time behaviour.
+
+The checkpoint decides the architecture (and the model, hence how images are encoded)
+unless the user typed it; reference-implementation files need the typed flags.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.checkpoint import CheckpointError
+from engine.distributed import single_process_runtime
+from engine.train_state import load_label
+from inference.translator import CODECS, Translator, set_inference_behaviour
+from models import MODELS
+from models.load_generator import find_generator, load_into, options_for
+from models.networks import build_generator, size_multiple
+from models.norms import norm_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedGenerator:
+    net: nn.Module
+    opt: argparse.Namespace   # the command's options with the checkpoint's architecture applied
+    path: Path
+    device: torch.device
+    behaviour: str            # e.g. "norm layers: eval, bn_eval=running; dropout off"
+
+    @property
+    def translate_io(self) -> str:
+        """How images become inputs and outputs become images (a key of CODECS)."""
+        return MODELS.entry(self.opt.model).meta.get("translate_io", "rgb")
+
+    @property
+    def size_multiple(self) -> int:
+        return size_multiple(self.opt.netG)
+
+    def describe(self) -> str:
+        o = self.opt
+        return (f"{self.path}: --netG {o.netG} --ngf {o.ngf} --norm {o.norm}, {o.input_nc} -> {o.output_nc} "
+                f"channels, {self.behaviour}, on {self.device}")
+
+
+def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
+    """Find ``opt.name``'s checkpoint, build G from it and set its test-time behaviour
+    (``opt.eval``, ``opt.bn_eval``, ``opt.dropout``). Raises CheckpointError naming the file."""
+    saved = find_generator(Path(opt.checkpoints_dir) / opt.name, load_label(opt))
+    from_ckpt = options_for(opt, saved)
+    if saved.options and "model" in saved.options and "model" not in opt.explicit:
+        from_ckpt["model"] = saved.options["model"]
+    values = opt.as_dict() if hasattr(opt, "as_dict") else vars(opt)
+    resolved = argparse.Namespace(**{**values, **from_ckpt})
+
+    device = single_process_runtime(resolved.gpu_ids).device
+    net = build_generator(resolved.netG, resolved.input_nc, resolved.output_nc, resolved.ngf,
+                          norm_spec(resolved.norm), dropout=not resolved.no_dropout)
+    try:
+        load_into(net, saved, resolved)
+    except CheckpointError as err:
+        message = str(err)
+        raise CheckpointError(message if str(saved.path) in message else f"{saved.path}: {message}") from None
+    net.to(device)
+    behaviour = set_inference_behaviour(net, resolved.eval, resolved.bn_eval, resolved.dropout)
+    return LoadedGenerator(net, resolved, saved.path, device, behaviour)
+
+
+def translator_for(loaded: LoadedGenerator, fit: str = "resize", load_size: int | None = None) -> Translator:
+    o = loaded.opt
+    return Translator(loaded.net, loaded.device, CODECS.get(loaded.translate_io), o.input_nc, o.output_nc,
+                      loaded.size_multiple, fit=fit, load_size=load_size)

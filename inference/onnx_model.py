@@ -1,0 +1,141 @@
+"""The generator as an ONNX file (export.py) and back through onnxruntime (translate.py --onnx).
+
+The file carries, as metadata, everything needed to use it without this project's options:
+channels, the size multiple the network needs, the codec (how pixels become inputs and
+outputs become pixels), the output range and the frozen norm behaviour. ``translate.py
+--onnx`` builds its Translator from that metadata alone, so no torch network is built.
+
+onnx, onnxscript and onnxruntime come from requirements/export.txt; they are imported only
+when an ONNX file is written or read.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.translator import CODECS, Translator
+
+FORMAT = "pix2pix-generator-onnx/1"
+INPUT_NAME, OUTPUT_NAME = "image", "output"
+# What a reader needs to feed the graph and read its output, per codec (written into the file).
+PROCESSING = {
+    "rgb": ("RGB (or gray when input_nc is 1) pixels p in 0..255 as float32 p/127.5 - 1, NCHW",
+            "output in [-1, 1] (clamp it); pixel = round((y + 1) * 127.5)"),
+    "lab": ("CIE Lab L of the sRGB image (D65) as float32 L/50 - 1, N x 1 x H x W",
+            "output is ab/110 in [-1, 1]; colour = Lab(input L, 110 * output) -> sRGB"),
+}
+
+
+class OnnxError(ValueError):
+    """An ONNX file that cannot be written or used; the message is one line naming the file."""
+
+
+def _require(module: str) -> object:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise OnnxError(f"{module} is not installed; install requirements/export.txt "
+                        "(pip install -c constraints.txt -r requirements/export.txt)") from None
+
+
+@dataclass(frozen=True)
+class OnnxSpec:
+    input_nc: int
+    output_nc: int
+    size_multiple: int
+    translate_io: str
+    norm_behaviour: str
+    netG: str
+
+    def metadata(self) -> dict[str, str]:
+        pre, post = PROCESSING[self.translate_io]
+        return {"format": FORMAT, "input_nc": str(self.input_nc), "output_nc": str(self.output_nc),
+                "size_multiple": str(self.size_multiple), "translate_io": self.translate_io,
+                "norm_behaviour": self.norm_behaviour, "netG": self.netG, "output_range": "[-1, 1]",
+                "preprocessing": f"{pre}; height and width multiples of {self.size_multiple}",
+                "postprocessing": post}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> "OnnxSpec":
+        if meta.get("format") != FORMAT:
+            raise OnnxError(f"{path}: not a generator written by export.py (metadata format "
+                            f"{meta.get('format')!r}, expected {FORMAT!r})")
+        try:
+            return cls(int(meta["input_nc"]), int(meta["output_nc"]), int(meta["size_multiple"]),
+                       CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"])
+        except (KeyError, ValueError) as err:
+            raise OnnxError(f"{path}: broken pix2pix metadata ({err})") from None
+
+
+def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
+    """Write ``net`` (its behaviour already set) with dynamic batch, height and width; the file
+    appears only once it is complete, so a failing export leaves an existing file as it was."""
+    _require("onnxscript")
+    onnx = _require("onnx")
+    dynamic = torch.export.Dim.DYNAMIC
+    example = torch.zeros(1, spec.input_nc, spec.size_multiple, spec.size_multiple)
+    param = next(net.parameters(), None)
+    if param is not None:
+        example = example.to(param.device)
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(net, (example,), dynamo=True, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], verbose=False,
+                                        dynamic_shapes={"x": {0: dynamic, 2: dynamic, 3: dynamic}})
+    except Exception as err:  # the exporter's own error types; their first line says what failed
+        raise OnnxError(f"{path}: the ONNX export failed ({str(err).strip().splitlines()[0]})") from None
+    model = program.model_proto
+    # Readable axis names instead of the tracer's symbols (s77, 2*((s53//2)), ...).
+    for value in (model.graph.input[0], model.graph.output[0]):
+        for dim, name in zip(value.type.tensor_type.shape.dim, ("batch", None, "height", "width")):
+            if name is not None:
+                dim.dim_param = name
+    for key, value in spec.metadata().items():
+        model.metadata_props.add(key=f"pix2pix.{key}", value=value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save_model(model, tmp)
+        onnx.checker.check_model(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class OnnxGenerator:
+    """An exported generator run by onnxruntime on the CPU, called like the torch network."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        ort = _require("onnxruntime")
+        if not path.is_file():
+            raise OnnxError(f"{path}: --onnx file does not exist")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own unexported exception types
+            raise OnnxError(f"{path}: onnxruntime cannot load it ({str(err).splitlines()[0]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.spec = OnnxSpec.from_metadata({k.removeprefix("pix2pix."): v for k, v in meta.items()}, path)
+        self.path = path
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: feed})[0])
+
+
+def onnx_translator(path: Path, fit: str = "resize", load_size: int | None = None) -> Translator:
+    gen = OnnxGenerator(path)
+    s = gen.spec
+    return Translator(gen, torch.device("cpu"), CODECS.get(s.translate_io), s.input_nc, s.output_nc,
+                      s.size_multiple, fit=fit, load_size=load_size)

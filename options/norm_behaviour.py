@@ -1,0 +1,34 @@
+"""The norm-behaviour options of every command that runs G (test.py, translate.py, serve.py,
+export.py): one group, so that a flag added here reaches all of them."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from models.batchnorm import BN_EVAL_MODES
+from options.base import choices_help
+
+# Batch norm modes that need nothing but the image itself ("precise" needs training data).
+STANDALONE_BN_MODES = [name for name in BN_EVAL_MODES.choices() if name != "precise"]
+
+
+def add_norm_behaviour_options(p: argparse.ArgumentParser, bn_modes: Sequence[str],
+                               frozen: bool = False) -> argparse._ArgumentGroup:
+    """--eval, --bn_eval and --dropout: how norm layers and dropout behave when G runs.
+
+    ``frozen`` is for a graph written once (export.py): it always runs in eval mode without
+    dropout (random dropout cannot be replayed by another runtime), so only --bn_eval is left
+    to choose. Returns the group, for a command's own additions."""
+    g = p.add_argument_group("norm and dropout behaviour at test time")
+    if not frozen:
+        g.add_argument("--eval", action="store_true",
+                       help="eval mode: norm layers per --bn_eval (running statistics by default) and no "
+                            "dropout. Without it G runs as in the paper: batch statistics and dropout on")
+    lead = ("how batch norm layers normalize in the exported graph:" if frozen
+            else "with --eval, how batch norm layers normalize:")
+    g.add_argument("--bn_eval", default="running", choices=list(bn_modes),
+                   help=choices_help(BN_EVAL_MODES, lead))
+    if not frozen:
+        g.add_argument("--dropout", default=None, choices=["on", "off"],
+                       help="dropout at test time; default: on without --eval (paper), off with --eval")
+    return g
