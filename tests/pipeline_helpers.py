@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED_FACADES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "facades"
+# A few real facades pairs kept in the repository (tests/fixtures/README.md), so the real-image
+# tests run from a fresh clone: train/ 4 pairs, test/ 3.
+FIXTURE_FACADES = Path(__file__).resolve().parent / "fixtures" / "facades"
 
 
 def make_aligned_dataset(root: Path, counts: dict[str, int], size: int = 32, seed: int = 0) -> Path:

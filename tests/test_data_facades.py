@@ -1,24 +1,20 @@
-"""A few real images from ../shared/datasets, when that folder is present."""
+"""A few real images (tests/fixtures: facades and edges2shoes pairs)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from data import DataConfig, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-FACADES = SHARED / "facades"
-SHOES = SHARED / "edges2shoes_sample"
-
-needs_facades = pytest.mark.skipif(not FACADES.is_dir(), reason="../shared/datasets/facades absent")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FACADES = FIXTURES / "facades"
+SHOES = FIXTURES / "edges2shoes"
 
 
-@needs_facades
 def test_facades_pairs_match_the_two_halves_of_the_file() -> None:
     cfg = DataConfig(FACADES, phase="test", direction="BtoA", preprocess="none", no_flip=True,
                      max_dataset_size=3, size_divisor=256)
@@ -32,7 +28,6 @@ def test_facades_pairs_match_the_two_halves_of_the_file() -> None:
     assert tuple(item["A"].shape) == (3, 256, 256)
 
 
-@needs_facades
 def test_facades_train_batch_with_the_classic_settings() -> None:
     cfg = DataConfig(FACADES, direction="BtoA", max_dataset_size=4, cache=True)
     loader = create_dataloader(create_dataset("aligned", cfg), batch_size=2, shuffle=True,
@@ -43,7 +38,6 @@ def test_facades_train_batch_with_the_classic_settings() -> None:
     assert batch["A"].min() >= -1 and batch["A"].max() <= 1 and batch["A"].std() > 0.1
 
 
-@pytest.mark.skipif(not SHOES.is_dir(), reason="../shared/datasets/edges2shoes_sample absent")
 def test_edges2shoes_grayscale_edges_and_colorization() -> None:
     edges = create_dataset("aligned", DataConfig(SHOES, input_nc=1, max_dataset_size=2,
                                                  preprocess="resize_and_crop", load_size=64, crop_size=64))

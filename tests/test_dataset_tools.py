@@ -17,7 +17,7 @@ from datasets import combine_A_and_B, make_edges
 
 REPO = Path(__file__).resolve().parents[1]
 DOWNLOAD_SCRIPT = REPO / "datasets" / "download_pix2pix_dataset.sh"
-SHOES = REPO.parent / "shared" / "datasets" / "edges2shoes_sample"
+SHOES = REPO / "tests" / "fixtures" / "edges2shoes"   # real pairs, tests/fixtures/README.md
 
 
 def _noise(path: Path, size: tuple[int, int], seed: int, mode: str = "RGB") -> np.ndarray:
@@ -320,7 +320,6 @@ def test_make_edges_handles_transparency_and_16_bit(tmp_path: Path) -> None:
     assert make_edges.load_photo(tmp_path / "deep.png").getpixel((0, 0)) == (156, 156, 156)
 
 
-@pytest.mark.skipif(not SHOES.is_dir(), reason="needs ../shared/datasets/edges2shoes_sample")
 def test_make_edges_on_real_shoe_photos_matches_the_sets_own_edges(tmp_path: Path) -> None:
     """Canny edges of real shoe photos land where the set's own (HED) edges are, and vice versa."""
     source = tmp_path / "shoes"

@@ -1,7 +1,7 @@
 """Reference-implementation checkpoints load into our networks, by structure.
 
 The tests build reference-format state_dicts two ways: with exactly the keys, shapes and order
-listed in ``/work/shared/reference/state_dict_keys.txt`` (real reference layouts), and by
+listed in ``tests/fixtures/reference_state_dict_keys.txt`` (real reference layouts), and by
 renaming our own network's keys with the reference's module layout, written out below from
 the reference's documented nesting. The converter itself knows neither.
 """
@@ -21,7 +21,7 @@ from models.norms import norm_spec
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from engine.checkpoint import CheckpointError
 
-KEYS_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dict_keys.txt"
+KEYS_FILE = Path(__file__).resolve().parent / "fixtures" / "reference_state_dict_keys.txt"
 UNET_DEPTH = {"unet_256": 8, "unet_128": 7}
 RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 
@@ -186,10 +186,9 @@ def parse_keys_file() -> list[tuple[str, dict, list[tuple[str, tuple[int, ...], 
     return sections
 
 
-KEY_SECTIONS = parse_keys_file() if KEYS_FILE.is_file() else []
+KEY_SECTIONS = parse_keys_file()
 
 
-@pytest.mark.skipif(not KEY_SECTIONS, reason=f"{KEYS_FILE} is absent")
 @pytest.mark.parametrize("title,config,keys", KEY_SECTIONS, ids=[s[0].split(":")[0] for s in KEY_SECTIONS])
 def test_reference_key_lists_load_with_every_tensor_in_place(title: str, config: dict, keys: list) -> None:
     # Every tensor is filled with its own position number, so where it lands shows the mapping.
