@@ -23,7 +23,7 @@ from data import DataError, create_dataset
 from data.loader import create_dataloader
 from models import MODELS, create_model
 from models.precise_bn import recompute_bn_stats
-from models.load_generator import find_generator, load_into, options_for
+from models.load_generator import SavedGenerator, find_generator, load_into, options_for
 from inference.translator import set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
@@ -34,7 +34,7 @@ from engine.distributed import single_process_runtime, unwrap
 from reporting.html import ResultRow, write_results_page
 from reporting.images import save_image
 from reporting.logs import setup_logging
-from reporting.metrics import image_metrics, mean_metrics
+from reporting.metrics import mean_metrics, written_metrics
 from engine.rng import seed_everything
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
 from engine.train_state import load_label
@@ -42,9 +42,10 @@ from engine.train_state import load_label
 log = logging.getLogger("test")
 
 
-def run_test(opt: Options) -> Path:
+def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
+    """Test the generator ``saved`` (read from the run's folder when not given)."""
     label = load_label(opt)
-    saved = find_generator(experiment_dir(opt), label)
+    saved = saved or find_generator(experiment_dir(opt), label)
     opt = Options(**{**opt.as_dict(), **options_for(opt, saved), "netG_from_checkpoint": False}).freeze()
     problem = first_problem(opt)
     if problem:
@@ -91,12 +92,13 @@ def run_test(opt: Options) -> Path:
             if len(rows) >= opt.num_test:
                 break
             stem = Path(path).stem
-            images = {}
+            images, written = {}, {}
             for name, batch_images in visuals.items():
                 file = image_dir / f"{stem}_{name}.png"
-                save_image(batch_images[i], file, opt.aspect_ratio)
+                written[name] = save_image(batch_images[i], file, opt.aspect_ratio)
                 images[name] = str(file.relative_to(page_dir))
-            metrics = image_metrics(visuals["fake_B"][i], visuals["real_B"][i]) if "real_B" in visuals else {}
+            # Measured on the pixels as written, after any --aspect_ratio resize.
+            metrics = written_metrics(written["fake_B"], written["real_B"]) if "real_B" in written else {}
             if metrics:
                 all_metrics.append(metrics)
             rows.append(ResultRow(stem, images, metrics))
@@ -126,8 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained_as = (saved.options or {}).get("model")
         if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:
             # The checkpoint's model brings its own defaults (data mode, channels): parse again.
+            where = (experiment_dir(opt), load_label(opt))
             opt = parse_options(["--model", trained_as, *argv], is_train=False)
-        run_test(opt)
+            if (experiment_dir(opt), load_label(opt)) != where:
+                saved = None   # a --suffix that names a model default moved the run: look there
+        run_test(opt, saved)   # the checkpoint is read once
     except (DataError, CheckpointError, SpeedError, ValueError) as err:
         print(f"test.py: error: {err}", file=sys.stderr)
         return 1

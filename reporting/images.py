@@ -19,12 +19,22 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
 
 
-def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> None:
-    """Write an 8-bit PNG; ``aspect_ratio`` (width / height) > 1 widens it, < 1 makes it taller."""
-    pil = Image.fromarray(to_uint8(image))
-    if aspect_ratio != 1.0:
-        w, h = pil.size
-        size = (round(w * aspect_ratio), h) if aspect_ratio > 1 else (w, round(h / aspect_ratio))
-        pil = pil.resize(size, Image.Resampling.BICUBIC)
+def written_pixels(image: torch.Tensor, aspect_ratio: float = 1.0) -> np.ndarray:
+    """The uint8 pixels ``save_image`` writes: rounded to 8 bits, then resized bicubically when
+    ``aspect_ratio`` (width / height) is not 1 (> 1 widens the image, < 1 makes it taller)."""
+    pixels = to_uint8(image)
+    if aspect_ratio == 1.0:
+        return pixels
+    pil = Image.fromarray(pixels)
+    w, h = pil.size
+    size = (round(w * aspect_ratio), h) if aspect_ratio > 1 else (w, round(h / aspect_ratio))
+    return np.asarray(pil.resize(size, Image.Resampling.BICUBIC))
+
+
+def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> np.ndarray:
+    """Write an 8-bit PNG (see ``written_pixels``); returns the pixels written, so that what
+    is measured is what is on disk."""
+    pixels = written_pixels(image, aspect_ratio)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil.save(path)
+    Image.fromarray(pixels).save(path)
+    return pixels

@@ -1,29 +1,40 @@
 """Image-quality metrics of test results, computed on the 8-bit images as written to disk."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from reporting.images import quantize
+from reporting.images import to_uint8
 
 # PSNR of identical images is infinite; cap it so metrics stay finite numbers in JSON.
 PSNR_CAP_DB = 100.0
 
 
-def _as_saved(image: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1] through 8-bit rounding, exactly as the PNG holds it."""
-    return quantize(image).float() / 255.0
+def _unit_batch(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, C) uint8 -> (1, C, H, W) float in [0, 1]."""
+    array = torch.from_numpy(np.array(pixels, dtype=np.float32)) / 255.0   # a copy: the input may be read-only
+    return (array.unsqueeze(-1) if array.dim() == 2 else array).permute(2, 0, 1).unsqueeze(0)
 
 
-def image_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
-    """L1 (mean absolute difference in [0, 1]), PSNR (dB) and SSIM of one (C, H, W) pair."""
-    f, r = _as_saved(fake).unsqueeze(0).cpu(), _as_saved(real).unsqueeze(0).cpu()
+def written_metrics(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """L1 (mean absolute difference in [0, 1]), PSNR (dB) and SSIM of two 8-bit images as
+    they are stored ((H, W) or (H, W, C) uint8). SSIM is torchmetrics': an 11-tap Gaussian
+    window (sigma 1.5) over the whole image with reflected borders, averaged over channels."""
+    if fake.shape != real.shape:
+        raise ValueError(f"metrics need images of one shape, got {fake.shape} and {real.shape}")
+    f, r = _unit_batch(fake), _unit_batch(real)
     psnr = float(peak_signal_noise_ratio(f, r, data_range=1.0))
     return {
         "L1": float((f - r).abs().mean()),
         "PSNR": min(psnr, PSNR_CAP_DB),
         "SSIM": float(structural_similarity_index_measure(f, r, data_range=1.0)),
     }
+
+
+def image_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """The metrics of two (C, H, W) images in [-1, 1], through the 8-bit rounding of a PNG."""
+    return written_metrics(to_uint8(fake), to_uint8(real))
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

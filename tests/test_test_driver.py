@@ -1,0 +1,58 @@
+"""test.py: it reads the checkpoint once, and its metrics are those of the images it writes."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import models.load_generator as load_generator
+import test as test_driver
+import train as train_driver
+from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.test_metrics_oracle import oracle
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("run")
+    data = make_aligned_dataset(root / "data", {"train": 2, "test": 2})
+    assert train_driver.main(tiny_args(data, root / "ck") + ["--max_steps", "2"]) == 0
+    return data, root / "ck"
+
+
+def _test(data: Path, checkpoints: Path, results: Path, *extra: str) -> Path:
+    assert test_driver.main(["--dataroot", str(data), "--checkpoints_dir", str(checkpoints), "--name", "tiny",
+                             "--results_dir", str(results), "--load_size", "32", "--crop_size", "32",
+                             "--num_threads", "0", "--gpu_ids", "-1", *extra]) == 0
+    return results / "tiny" / "test_latest"
+
+
+@pytest.mark.parametrize("aspect_ratio, size", [("2.0", (64, 32)), ("0.5", (32, 64)), ("1.0", (32, 32))])
+def test_metrics_are_measured_on_the_written_images(trained, tmp_path: Path, aspect_ratio: str, size):
+    page = _test(*trained, tmp_path / "r", "--aspect_ratio", aspect_ratio)
+    reported = json.loads((page / "metrics.json").read_text())["images"]
+    assert sorted(reported) == ["000", "001"]
+    for stem, metrics in reported.items():
+        fake = np.asarray(Image.open(page / "images" / f"{stem}_fake_B.png"))
+        real = np.asarray(Image.open(page / "images" / f"{stem}_real_B.png"))
+        assert fake.shape == real.shape == (size[1], size[0], 3)
+        expected = oracle(fake, real)
+        for key, tol in (("L1", 1e-6), ("PSNR", 1e-3), ("SSIM", 1e-4)):
+            assert metrics[key] == pytest.approx(expected[key], abs=tol), (stem, key)
+
+
+def test_the_checkpoint_is_read_once(trained, tmp_path: Path, monkeypatch):
+    reads: Counter[str] = Counter()
+    real_load = load_generator.load_file
+
+    def counting_load(path, *args, **kwargs):
+        reads[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(load_generator, "load_file", counting_load)
+    _test(*trained, tmp_path / "r")
+    assert reads and all(n == 1 for n in reads.values()), reads
