@@ -11,6 +11,7 @@ when an ONNX file is written or read.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
     appears only once it is complete, so a failing export leaves an existing file as it was."""
     _require("onnxscript")
     onnx = _require("onnx")
+    # The graph optimizers log every pass at INFO; keep them for --verbose (DEBUG) runs.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("onnxscript", "onnx_ir"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     dynamic = torch.export.Dim.DYNAMIC
     example = torch.zeros(1, spec.input_nc, spec.size_multiple, spec.size_multiple)
     param = next(net.parameters(), None)
