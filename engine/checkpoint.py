@@ -17,11 +17,15 @@ import torch
 FULL_FORMAT = "pix2pix-app/full/1"
 GENERATOR_FORMAT = "pix2pix-app/G/1"
 
-# Options that change the shape of the networks, as (option, is it D-only).
+# Options that change the shape of the networks, as (option, is it D-only): the one list a
+# checkpoint is checked against, when resuming (engine/train_state.py) and for inference
+# (models/load_generator.py), with one message (architecture_mismatch).
 ARCHITECTURE_OPTIONS: tuple[tuple[str, bool], ...] = (
     ("netG", False), ("ngf", False), ("norm", False), ("input_nc", False), ("output_nc", False),
-    ("netD", True), ("ndf", True), ("n_layers_D", True),
+    ("upsample", False),
+    ("netD", True), ("ndf", True), ("n_layers_D", True), ("num_D", True),
 )
+GENERATOR_ARCHITECTURE: tuple[str, ...] = tuple(key for key, d_only in ARCHITECTURE_OPTIONS if not d_only)
 
 
 class CheckpointError(RuntimeError):
@@ -68,6 +72,8 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
 
 
 def architecture_mismatch(saved: Mapping[str, Any], requested: Mapping[str, Any], include_D: bool) -> str | None:
+    """The first architecture option whose ``saved`` and ``requested`` values differ, as one
+    sentence; options absent from either side (older checkpoints, untyped values) are skipped."""
     for key, d_only in ARCHITECTURE_OPTIONS:
         if d_only and not include_D:
             continue

@@ -14,12 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, full_path, generator_path,
-                             load_file)
+from engine.checkpoint import (FULL_FORMAT, GENERATOR_ARCHITECTURE, GENERATOR_FORMAT, CheckpointError,
+                               architecture_mismatch, full_path, generator_path, load_file)
+from models.reference_compat import convert_reference_generator
 
-# Options a checkpoint decides unless the user typed them: what the generator is.
-FROM_CHECKPOINT = ("netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout", "direction")
-ARCHITECTURE = ("netG", "ngf", "norm", "input_nc", "output_nc")
+# Options a checkpoint decides unless the user typed them: what the generator is (the one
+# architecture list, engine/checkpoint.py) and how it was trained to run.
+FROM_CHECKPOINT = (*GENERATOR_ARCHITECTURE, "no_dropout", "direction")
 
 
 @dataclass
@@ -62,24 +63,16 @@ def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any
     if saved.options is None:
         return {}
     typed = set(getattr(opt, "explicit", ()))
-    updates = {}
-    for key in FROM_CHECKPOINT:
-        if key not in saved.options:
-            continue
-        if key in typed:
-            if key in ARCHITECTURE and saved.options[key] != getattr(opt, key):
-                raise CheckpointError(f"{saved.path}: checkpoint was trained with --{key} {saved.options[key]}, "
-                                      f"you asked for --{key} {getattr(opt, key)}")
-        else:
-            updates[key] = saved.options[key]
-    return updates
+    problem = architecture_mismatch(saved.options, {k: getattr(opt, k) for k in typed if hasattr(opt, k)},
+                                    include_D=False)
+    if problem:
+        raise CheckpointError(f"{saved.path}: {problem}")
+    return {key: saved.options[key] for key in FROM_CHECKPOINT if key in saved.options and key not in typed}
 
 
 def load_into(net: nn.Module, saved: SavedGenerator, opt: argparse.Namespace) -> None:
     state = saved.state_dict
     if saved.is_reference:
-        from models.reference_compat import convert_reference_generator
-
         try:
             state = convert_reference_generator(state, net, opt)
         except CheckpointError as err:

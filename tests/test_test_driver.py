@@ -56,3 +56,25 @@ def test_the_checkpoint_is_read_once(trained, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(load_generator, "load_file", counting_load)
     _test(*trained, tmp_path / "r")
     assert reads and all(n == 1 for n in reads.values()), reads
+
+
+@pytest.mark.parametrize("key, saved, typed", [("ngf", 8, 4), ("netG", "unet_128", "resnet_6blocks"),
+                                               ("output_nc", 1, 3)])
+def test_inference_and_resume_check_one_architecture_list(key: str, saved, typed, tmp_path: Path):
+    """test.py/translate.py (options_for) and --continue_train (architecture_mismatch) refuse a
+    checkpoint with the same sentence; D-only options do not matter for inference."""
+    import argparse
+
+    from engine.checkpoint import ARCHITECTURE_OPTIONS, GENERATOR_ARCHITECTURE, CheckpointError, architecture_mismatch
+
+    assert key in GENERATOR_ARCHITECTURE and ("ndf", True) in ARCHITECTURE_OPTIONS
+    expected = f"checkpoint was trained with --{key} {saved}, you asked for --{key} {typed}"
+    assert architecture_mismatch({key: saved}, {key: typed}, include_D=True) == expected
+    options = {key: saved, "ndf": 64}
+    checkpoint = load_generator.SavedGenerator(tmp_path / "x.pt", {}, options)
+    opt = argparse.Namespace(**{key: typed, "ndf": 8, "explicit": {key, "ndf"}})
+    with pytest.raises(CheckpointError) as err:
+        load_generator.options_for(opt, checkpoint)
+    assert str(err.value) == f"{tmp_path / 'x.pt'}: {expected}"
+    opt = argparse.Namespace(**{key: saved, "ndf": 8, "explicit": {key, "ndf"}})
+    assert load_generator.options_for(opt, checkpoint) == {}
