@@ -36,6 +36,7 @@ from reporting.logs import setup_logging
 from reporting.loss_log import LossLog
 from reporting.progress import EpochProgress
 from engine.rng import capture_rng_state, seed_everything
+from engine.amp_auto import choose_auto_amp
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
 from reporting.tensorboard_logger import TensorBoardMissingError
 from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
@@ -70,6 +71,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
+    model.amp = choose_auto_amp(opt, model.nets, model.amp, runtime.device)  # --amp auto: measured, cached
 
     state = TrainState(epoch=opt.epoch_count)
     if opt.continue_train:

@@ -29,6 +29,7 @@ from models.base_model import BaseModel  # noqa: E402
 from models.batchnorm import BatchNorm2d  # noqa: E402
 from options.parse import parse_options  # noqa: E402
 from engine.distributed import Runtime, unwrap  # noqa: E402
+from engine.machine import describe  # noqa: E402
 
 
 def native_batchnorm(model: BaseModel) -> None:
@@ -204,12 +205,20 @@ class Samples:
     phases: dict[str, list[float]] = field(default_factory=dict)
 
 
+def machine_record(device: torch.device) -> dict:
+    """The CPU's model and features (AMX, AVX512-BF16, AVX-512, AVX2), torch's build, threads,
+    the OpenMP waiting settings and the load average at this moment."""
+    return describe(device)
+
+
 def emit(records: Iterable[dict], out_path: str | None) -> None:
-    """Print each record as one JSON line as soon as it exists, and append it to ``out_path``."""
+    """Print each record as one JSON line as soon as it exists, and append it to ``out_path``.
+    Every line carries ``machine_record`` as taken when it is written (its load average too)."""
     out = open(out_path, "a") if out_path else None
     try:
         for record in records:
-            text = json.dumps(record)
+            device = torch.device("cuda" if record.get("device") == "cuda" else "cpu")
+            text = json.dumps({**record, "machine_info": machine_record(device)})
             print(text, flush=True)
             if out:
                 out.write(text + "\n")

@@ -16,6 +16,17 @@ from typing import Iterator
 
 import pytest
 
+from util.omp_env import set_omp_wait_policy
+
+# The drivers' OpenMP waiting rule for the test process too (before anything imports torch):
+# on a loaded machine, spinning threads made a 32 px probe test take 42 s instead of 1.4 s.
+set_omp_wait_policy()
+
+# --amp auto (train.py's default) times bf16 against fp32 before training; under test the
+# answer must not depend on the machine's load: the rule before issue 15 (bf16 where native).
+# tests/test_speed_auto_amp.py measures with fake clocks instead.
+os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
+
 CHROMIUM = "/usr/bin/chromium"
 
 # run_server.main() parses the usual flags but, unlike `python -m visdom.server`, never calls

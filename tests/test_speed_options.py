@@ -168,24 +168,6 @@ def test_backend_settings_and_adam_on_cpu():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_passive_omp_wait_is_set_before_torch_unless_the_user_chose(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    code = ("import os, sys; from util.omp_env import prefer_passive_omp_wait; "
-            "print(prefer_passive_omp_wait(), os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    run = lambda env: subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
-                                     text=True, check=True).stdout.split()
-    assert run(env) == ["True", "PASSIVE", "False"]
-    assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == ["True", "ACTIVE", "False"]
-    # Too late once torch is loaded: say so rather than pretend.
-    from util.omp_env import prefer_passive_omp_wait
-    assert prefer_passive_omp_wait() is False
-
-
 def test_amp_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
     import engine.speed as speed
 

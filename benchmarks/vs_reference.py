@@ -1,0 +1,236 @@
+"""Whole train.py processes side by side: this project's variants (amp, OpenMP waiting
+policies, threads) against each other and, with ``--reference DIR``, against a checkout of
+the reference implementation (pytorch-CycleGAN-and-pix2pix) run with the same flags.
+
+Why whole processes: the OpenMP runtime reads its waiting policy once, when torch loads, and
+an in-process benchmark shares one policy between all its variants; that is how the cost of
+``OMP_WAIT_POLICY=PASSIVE`` at small sizes went unseen (issue 15).
+
+Timing: each program is asked to print a line per step (``--print_freq`` = batch size); this
+script stamps every step line as it arrives on the process's stdout, drops the first
+``--warmup`` steps (start-up, first-touch allocations) and takes the median gap between the
+rest. Both programs' own timers are ignored, so they are measured by one clock. Rounds
+alternate the variants (order rotated each round), so a load that comes and goes hits all of
+them alike; the figure per variant is the median over rounds.
+
+    python benchmarks/vs_reference.py --reference /tmp/refpix --configs small,paper
+    python benchmarks/vs_reference.py --variants fp32,fp32_passive --busy 1   # one core kept busy
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, emit, machine_record  # noqa: E402
+
+DATAROOT = ROOT.parent / "shared" / "datasets" / "facades"
+
+# The model flags both programs understand, per configuration.
+CONFIGS: dict[str, tuple[str, ...]] = {
+    "paper": ("--netG", "unet_256", "--netD", "basic", "--norm", "batch", "--load_size", "286",
+              "--crop_size", "256"),
+    "small": ("--netG", "unet_128", "--netD", "basic", "--norm", "batch", "--ngf", "32", "--ndf", "32",
+              "--load_size", "143", "--crop_size", "128"),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    program: str                                   # "ours" or "reference"
+    flags: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    help: str = ""
+
+
+# OpenMP settings a variant fixes; the others are removed from its environment, so "default"
+# really is libgomp's own default (spin ~300k iterations, then sleep) and not the caller's.
+OMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
+# util/omp_env.py applies its policy only when none of OMP_KEYS is set; this opt-out leaves the
+# runtime's default in force without fixing any of them.
+KEEP_DEFAULT = {"PIX2PIX_OMP_POLICY": "default"}
+
+VARIANTS: dict[str, Variant] = {
+    "shipped": Variant("ours", help="train.py as a user runs it (its --amp and waiting-policy defaults)"),
+    "fp32": Variant("ours", ("--amp", "none"), help="--amp none, the shipped waiting policy"),
+    "bf16": Variant("ours", ("--amp", "bf16"), help="--amp bf16, the shipped waiting policy"),
+    "fp32_passive": Variant("ours", ("--amp", "none"), {"OMP_WAIT_POLICY": "PASSIVE"},
+                            help="threads sleep at once when idle (the default before issue 15)"),
+    "fp32_omp_default": Variant("ours", ("--amp", "none"), KEEP_DEFAULT,
+                                help="libgomp's default: spin 300k iterations, then sleep"),
+    "fp32_active": Variant("ours", ("--amp", "none"), {"OMP_WAIT_POLICY": "ACTIVE"},
+                           help="threads spin while idle, without limit"),
+    "fp32_spin3k": Variant("ours", ("--amp", "none"), {"GOMP_SPINCOUNT": "3000"},
+                           help="a spin bounded to 3k iterations, then sleep"),
+    "fp32_spin30k": Variant("ours", ("--amp", "none"), {"GOMP_SPINCOUNT": "30000"},
+                            help="a spin bounded to 30k iterations, then sleep"),
+    "fp32_spin3m": Variant("ours", ("--amp", "none"), {"GOMP_SPINCOUNT": "3000000"},
+                           help="a spin bounded to 3M iterations, then sleep"),
+    "fp32_threads1": Variant("ours", ("--amp", "none", "--torch_threads", "1"), help="one intra-op thread"),
+    "reference": Variant("reference", help="the reference's train.py as a user runs it (OpenMP default)"),
+}
+
+STEP_LINE = {
+    "ours": re.compile(r"^\(epoch \d+, step \d+,"),
+    "reference": re.compile(r"^(\[Rank \d+\] )?\(epoch: \d+, iters: \d+,"),
+}
+
+
+def command(variant: Variant, config: str, steps: int, reference: Path | None, workdir: Path,
+            dataroot: Path) -> list[str]:
+    common = ["--dataroot", str(dataroot), "--name", "bench", "--checkpoints_dir", str(workdir),
+              "--model", "pix2pix", "--direction", "BtoA", "--batch_size", "1", "--print_freq", "1",
+              "--display_freq", "1000000", "--update_html_freq", "1000000", "--no_html", *CONFIGS[config]]
+    if variant.program == "reference":
+        assert reference is not None
+        # The reference has no step limit: one epoch over the first `steps` images, never saved.
+        # Its newer trees pick the device themselves (CUDA_VISIBLE_DEVICES hides any GPU).
+        return [sys.executable, str(reference / "train.py"), *common,
+                "--max_dataset_size", str(steps), "--n_epochs", "1", "--n_epochs_decay", "0",
+                "--save_epoch_freq", "1000", "--save_latest_freq", "100000000"]
+    return [sys.executable, str(ROOT / "train.py"), *common, "--gpu_ids", "-1", "--display_id", "0",
+            "--max_steps", str(steps), *variant.flags]
+
+
+def environment(variant: Variant, reference_shim: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in OMP_KEYS and k != "PIX2PIX_OMP_POLICY"}
+    env.update(variant.env)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""   # both on the CPU
+    if variant.program == "reference" and reference_shim is not None:
+        env["PYTHONPATH"] = str(reference_shim) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def wandb_shim(tmp: Path) -> Path | None:
+    """The reference imports wandb at the top of its visualizer and uses it only with
+    --use_wandb; where wandb is not installed an empty module stands in for it."""
+    try:
+        import wandb  # noqa: F401
+        return None
+    except ImportError:
+        shim = tmp / "shim"
+        shim.mkdir(exist_ok=True)
+        (shim / "wandb.py").write_text('"""Empty stand-in: the benchmark never passes --use_wandb."""\nrun = None\n')
+        return shim
+
+
+def time_one(cmd: list[str], env: dict[str, str], program: str, warmup: int, cwd: Path) -> dict:
+    """Run one process; the median gap between its step lines after the warm-up."""
+    stamps: list[float] = []
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if STEP_LINE[program].match(line):
+                stamps.append(time.perf_counter())
+        code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(cmd[:3])} exited with {code}: {' | '.join(tail)}")
+    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
+    if not gaps:
+        raise RuntimeError(f"{cmd[1]}: only {len(stamps)} step lines; need more than --warmup {warmup}")
+    return {"s_per_step": statistics.median(gaps), "steps_timed": len(gaps),
+            "startup_s": stamps[0] - start, "wall_s": time.perf_counter() - start}
+
+
+class BusyLoad:
+    """``n`` processes that spin on a core each: "the other core is busy"."""
+
+    def __init__(self, n: int) -> None:
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"vs_reference.py: error: --variants: unknown {', '.join(unknown)} "
+                         f"(known: {', '.join(VARIANTS)})")
+    reference = Path(args.reference).resolve() if args.reference else None
+    if reference is None:
+        names = [n for n in names if VARIANTS[n].program != "reference"]
+    elif not (reference / "train.py").is_file():
+        raise SystemExit(f"vs_reference.py: error: --reference {reference}: no train.py there")
+    baseline = "reference" if reference is not None else "fp32"
+    if baseline not in names:
+        names.insert(0, baseline)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="vs_reference_") as tmp_name:
+        tmp = Path(tmp_name)
+        shim = wandb_shim(tmp) if reference is not None else None
+        for config in args.configs.split(","):
+            times: dict[str, list[dict]] = {n: [] for n in names}
+            loads = []
+            load = BusyLoad(args.busy)
+            try:
+                for r in range(args.rounds):
+                    order = names[r % len(names):] + names[:r % len(names)]
+                    for name in order:
+                        variant = VARIANTS[name]
+                        workdir = tmp / f"{config}_{name}_{r}"
+                        cwd = reference if variant.program == "reference" else ROOT
+                        cmd = command(variant, config, args.steps, reference, workdir, Path(args.dataroot))
+                        times[name].append(time_one(cmd, environment(variant, shim), variant.program,
+                                                    args.warmup, cwd))
+                        loads.append(os.getloadavg()[0])
+                        shutil.rmtree(workdir, ignore_errors=True)
+            finally:
+                load.close()
+            base = statistics.median(t["s_per_step"] for t in times[baseline])
+            for name in names:
+                per_round = [round(t["s_per_step"], 4) for t in times[name]]
+                med = statistics.median(per_round)
+                records.append({"bench": "vs_reference", "config": config, "variant": name,
+                                "help": VARIANTS[name].help, "s_per_step": round(med, 4),
+                                "vs_" + baseline: round(med / base, 3), "per_round": per_round,
+                                "steps": args.steps, "warmup": args.warmup, "busy_processes": args.busy,
+                                "startup_s": round(statistics.median(t["startup_s"] for t in times[name]), 1),
+                                "load_during": [round(min(loads), 2), round(max(loads), 2)],
+                                "flags": list(CONFIGS[config] + VARIANTS[name].flags),
+                                "env": VARIANTS[name].env})
+            emit(records[-len(names):], args.out)
+    return records
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--reference", help="a checkout of pytorch-CycleGAN-and-pix2pix (its train.py is run)")
+    p.add_argument("--configs", default="small,paper", help=f"comma-separated: {', '.join(CONFIGS)}")
+    p.add_argument("--variants", default="reference,shipped,fp32",
+                   help="comma-separated:\n" + "\n".join(f"  {n}: {v.help}" for n, v in VARIANTS.items()))
+    p.add_argument("--steps", type=int, default=40, help="steps per process (timed after --warmup)")
+    p.add_argument("--warmup", type=int, default=5, help="first steps not timed")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    p.add_argument("--busy", type=int, default=0, help="spinning processes started alongside (a loaded machine)")
+    p.add_argument("--dataroot", default=str(DATAROOT))
+    p.add_argument("--out", help="append the JSON lines to this file")
+    args = p.parse_args(argv)
+    bad = [c for c in args.configs.split(",") if c not in CONFIGS]
+    if bad:
+        p.error(f"--configs: unknown {', '.join(bad)} (known: {', '.join(CONFIGS)})")
+    if args.steps <= args.warmup + 1:
+        p.error(f"--steps {args.steps} must exceed --warmup {args.warmup} + 1")
+    return args
+
+
+if __name__ == "__main__":
+    run(parse())

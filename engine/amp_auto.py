@@ -1,0 +1,181 @@
+"""``--amp auto`` by measurement: bf16 only where it is faster for this run's networks.
+
+Native bf16 is not enough: at 128 px on a 2-core AVX512-BF16 CPU a bf16 step was slower than
+fp32 (the casts and the norms outweigh the faster convolutions), at 256 px it was 1.4x faster.
+So before training a few G and D steps are timed in fp32 and in bf16 at the run's shapes, on
+copies of the networks (the run's weights, buffers and random streams are untouched), and bf16
+is chosen only when it is faster than fp32 by more than ``MARGIN``. The answer is kept per
+machine and configuration in a small JSON file, so the probe runs once per configuration.
+
+``PIX2PIX_AMP_AUTO`` pins the answer without measuring: ``none``, ``bf16``, or ``native`` (bf16
+wherever the hardware computes it, the rule before issue 15); ``measure`` is the default.
+The tests pin it so that a run's arithmetic does not depend on the machine's load.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from engine.distributed import unwrap
+from engine.machine import signature
+from engine.speed import SpeedError, autocast, native_bf16
+
+log = logging.getLogger(__name__)
+
+MARGIN = 0.05        # bf16 must save at least 5% of fp32's probe step: less is within the noise
+ROUNDS = 3           # timed steps per candidate, interleaved, after one warm-up each
+CANDIDATES = ("none", "bf16")
+PIN_ENV = "PIX2PIX_AMP_AUTO"
+PINS = ("measure", "native", "none", "bf16")
+CACHE_FILE = "amp_auto.json"
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("PIX2PIX_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pix2pix-app"
+
+
+# -- the decision -----------------------------------------------------------------------------
+def decide(times: Mapping[str, Sequence[float]], margin: float = MARGIN) -> str:
+    """``bf16`` when its median step beats fp32's by more than ``margin``; else ``none``."""
+    fp32 = statistics.median(times["none"])
+    bf16 = statistics.median(times["bf16"]) if times.get("bf16") else float("inf")
+    return "bf16" if bf16 < fp32 * (1 - margin) else "none"
+
+
+def measure(steps: Mapping[str, Callable[[], None]], rounds: int = ROUNDS,
+            timer: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Time each candidate's step ``rounds`` times, interleaved (order rotated each round) so
+    that a load coming and going hits every candidate alike; one untimed warm-up each first
+    (oneDNN builds its kernels at the first call of each shape and dtype)."""
+    names = list(steps)
+    for name in names:
+        steps[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = timer()
+            steps[name]()
+            times[name].append(timer() - start)
+    return times
+
+
+# -- the probe step ---------------------------------------------------------------------------
+def probe_step(net_g: nn.Module, net_d: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
+               device: torch.device, amp: str) -> Callable[[], None]:
+    """A pix2pix step without the optimizer (Adam runs in fp32 either way): G forward, D on
+    fake and real with backward, D on fake for G with G's backward."""
+    params = [*net_g.parameters(), *net_d.parameters()]
+
+    def step() -> None:
+        with autocast(device, amp):
+            fake = net_g(real_a)
+            d_loss = net_d(torch.cat([real_a, fake.detach()], 1)).float().mean() \
+                - net_d(torch.cat([real_a, real_b], 1)).float().mean()
+        d_loss.backward()
+        with autocast(device, amp):
+            g_gan = -net_d(torch.cat([real_a, fake], 1)).float().mean()
+        (g_gan + (fake.float() - real_b).abs().mean()).backward()
+        for p in params:
+            p.grad = None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return step
+
+
+def config_key(opt: Any, device: torch.device) -> str:
+    parts = {"netG": opt.netG, "netD": opt.netD, "norm": opt.norm, "ngf": opt.ngf, "ndf": opt.ndf,
+             "n_layers_D": getattr(opt, "n_layers_D", 3), "in": opt.input_nc, "out": opt.output_nc,
+             "crop": opt.crop_size, "batch": opt.batch_size, "channels_last": getattr(opt, "channels_last", False),
+             "device": device.type}
+    return signature(device) + "|" + ",".join(f"{k}={v}" for k, v in parts.items())
+
+
+# -- the cache ----------------------------------------------------------------------------------
+def read_cache(path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}   # absent or damaged: measure again
+    return data if isinstance(data, dict) else {}
+
+
+def write_cache(path: Path, key: str, entry: dict) -> None:
+    """Add one entry; written to a temporary file and renamed, so a crash never leaves half a
+    file. A cache that cannot be written costs a probe next time, nothing else."""
+    data = read_cache(path)
+    data[key] = entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("--amp auto: could not write %s (%s); the probe will run again next time", path, err)
+
+
+# -- the entry point ----------------------------------------------------------------------------
+def choose_auto_amp(opt: Any, nets: Mapping[str, nn.Module], resolved: str, device: torch.device,
+                    timer: Callable[[], float] = time.perf_counter) -> str:
+    """The amp mode a training run uses: ``resolved`` unless ``--amp auto`` asked for a choice
+    (then the pinned, cached or measured one; every process of a DDP job gets rank 0's)."""
+    if getattr(opt, "amp", "none") != "auto":
+        return resolved
+    pin = os.environ.get(PIN_ENV, "measure").lower()
+    if pin not in PINS:
+        raise SpeedError(f"{PIN_ENV}={pin!r} is not one of {', '.join(PINS)}")
+    if pin in ("none", "bf16"):
+        return pin
+    if pin == "native" or not native_bf16(device) or "D" not in nets:
+        return "bf16" if native_bf16(device) else "none"   # emulated bf16 is always the slower
+    choice = ""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        choice = _cached_or_measured(opt, nets, device, timer)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [choice]
+        dist.broadcast_object_list(box, src=0)
+        choice = box[0]
+    return choice
+
+
+def _cached_or_measured(opt: Any, nets: Mapping[str, nn.Module], device: torch.device,
+                        timer: Callable[[], float]) -> str:
+    path = cache_dir() / CACHE_FILE
+    key = config_key(opt, device)
+    entry = read_cache(path).get(key)
+    if entry and entry.get("choice") in CANDIDATES:
+        log.info("--amp auto: %s (measured before on this machine and configuration, %s)", entry["choice"], path)
+        return entry["choice"]
+    start = time.perf_counter()
+    # Copies, and the random streams restored after: the run itself starts exactly as it
+    # would have without the probe (same weights, batch-norm statistics, dropout masks).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        net_g, net_d = copy.deepcopy(unwrap(nets["G"])), copy.deepcopy(unwrap(nets["D"]))
+        net_g.train()
+        net_d.train()
+        size = (opt.batch_size, opt.input_nc, opt.crop_size, opt.crop_size)
+        real_a = torch.rand(size, device=device) * 2 - 1
+        real_b = torch.rand((opt.batch_size, opt.output_nc, opt.crop_size, opt.crop_size), device=device) * 2 - 1
+        if getattr(opt, "channels_last", False):
+            real_a, real_b = (t.contiguous(memory_format=torch.channels_last) for t in (real_a, real_b))
+        times = measure({amp: probe_step(net_g, net_d, real_a, real_b, device, amp) for amp in CANDIDATES},
+                        timer=timer)
+        del net_g, net_d
+    choice = decide(times)
+    medians = {amp: round(statistics.median(t), 4) for amp, t in times.items()}
+    log.info("--amp auto: %s (probe step fp32 %.3f s, bf16 %.3f s; %.1f s to measure; kept in %s)", choice,
+             medians["none"], medians["bf16"], time.perf_counter() - start, path)
+    write_cache(path, key, {"choice": choice, "median_s": medians, "margin": MARGIN})
+    return choice

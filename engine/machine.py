@@ -1,0 +1,78 @@
+"""What a speed figure or a measured choice depends on: the CPU's model and instruction-set
+features, torch's build, the thread count and the OpenMP waiting settings."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+# /proc/cpuinfo flags that decide which kernels oneDNN can use (amx_*: Intel AMX tiles, the
+# bf16 matmul path that is ~4x the AVX-512 one; avx512_bf16: bf16 dot products on AVX-512).
+FEATURES = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
+OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS", "PIX2PIX_OMP_POLICY")
+
+
+@lru_cache(maxsize=1)
+def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
+    model, flags = platform.processor() or "unknown cpu", frozenset()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    listed = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    return (found.group(1).strip() if found else model), frozenset(listed.group(1).split() if listed else ())
+
+
+def cpu_features() -> dict[str, bool]:
+    flags = cpu_model_and_flags()[1]
+    return {name: name in flags for name in FEATURES}
+
+
+def openmp_runtime() -> str:
+    """Which OpenMP library this process loaded (GNU libgomp in the PyPI wheels, Intel's
+    libiomp5 in some conda builds): their waiting settings differ (GOMP_SPINCOUNT, KMP_BLOCKTIME)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    for name, label in (("libgomp", "GNU libgomp"), ("libiomp5", "Intel libiomp5"), ("libomp", "LLVM libomp")):
+        if name in maps:
+            return label
+    return "none found"
+
+
+def torch_build() -> dict[str, str]:
+    info = torch.__config__.parallel_info()
+    backend = re.search(r"ATen parallel backend: (.+)", info)
+    onednn = re.search(r"MKL-DNN v([\d.]+)", info)
+    return {"torch": torch.__version__, "parallel": backend.group(1).strip() if backend else "unknown",
+            "openmp_runtime": openmp_runtime(),
+            "onednn": onednn.group(1) if onednn else "none", "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def describe(device: torch.device) -> dict:
+    """One dict for a benchmark line or a log: the machine as far as speed is concerned."""
+    model, _ = cpu_model_and_flags()
+    record = {"cpu": model, "cpu_count": os.cpu_count(), "cpu_features": [n for n, on in cpu_features().items() if on],
+              **torch_build(), "threads": torch.get_num_threads(),
+              "omp": {k: os.environ[k] for k in OMP_SETTINGS if k in os.environ}}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        record["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return record
+
+
+def signature(device: torch.device) -> str:
+    """A stable key for choices measured on this machine (no load, no thread-count noise)."""
+    model, _ = cpu_model_and_flags()
+    features = "+".join(n for n, on in cpu_features().items() if on) or "none"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{model}|{features}|{os.cpu_count()}cpu"
+    return f"{where}|torch {torch.__version__}"

@@ -1,0 +1,143 @@
+"""--amp auto by measurement (engine/amp_auto.py): the decision, the interleaved timing, the
+cache, the pins, and that the probe leaves the run untouched. Fake clocks make every choice
+here deterministic; the real timing is measured in benchmarks/ (README "Speed")."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import engine.amp_auto as amp_auto
+from engine.speed import SpeedError
+from models import create_model
+from options.parse import parse_options
+from engine.distributed import single_process_runtime
+
+TINY = ["--dataroot", "unused", "--gpu_ids", "-1", "--netG", "unet_128", "--ngf", "4", "--ndf", "4",
+        "--crop_size", "128", "--load_size", "128", "--display_id", "0"]
+
+
+def tiny(*extra: str):
+    opt = parse_options([*TINY, *extra], is_train=True)
+    torch.manual_seed(0)
+    return opt, create_model(opt, single_process_runtime([]))
+
+
+class FakeClock:
+    """Each candidate's step advances the clock by its given cost; the timer reads the clock."""
+
+    def __init__(self, costs: dict[str, float]) -> None:
+        self.now = 0.0
+        self.costs = costs
+        self.calls: list[str] = []
+
+    def timer(self) -> float:
+        return self.now
+
+    def step_for(self, amp: str):
+        def step() -> None:
+            self.calls.append(amp)
+            self.now += self.costs[amp]
+        return step
+
+
+@pytest.fixture
+def measured(monkeypatch, tmp_path):
+    """--amp auto with measuring switched on, a bf16-capable device, the cache in tmp_path."""
+    monkeypatch.setenv("PIX2PIX_AMP_AUTO", "measure")
+    monkeypatch.setenv("PIX2PIX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(amp_auto, "native_bf16", lambda device: True)
+    return tmp_path / amp_auto.CACHE_FILE
+
+
+def fake_probe(monkeypatch, clock: FakeClock) -> None:
+    monkeypatch.setattr(amp_auto, "probe_step", lambda g, d, a, b, device, amp: clock.step_for(amp))
+
+
+@pytest.mark.parametrize("fp32,bf16,expected", [
+    (1.0, 0.90, "bf16"),   # 10% faster: worth it
+    (1.0, 0.96, "none"),   # 4%: within the 5% margin, stay fp32
+    (1.0, 1.20, "none"),   # slower
+])
+def test_decide_takes_bf16_only_beyond_the_margin(fp32, bf16, expected):
+    # Medians, so one outlier step (a load spike) does not decide.
+    times = {"none": [fp32, fp32, 9.0], "bf16": [bf16, 9.0, bf16]}
+    assert amp_auto.decide(times) == expected
+
+
+def test_measure_interleaves_after_an_untimed_warmup():
+    clock = FakeClock({"none": 1.0, "bf16": 0.25})
+    times = amp_auto.measure({"none": clock.step_for("none"), "bf16": clock.step_for("bf16")}, rounds=3,
+                             timer=clock.timer)
+    assert clock.calls == ["none", "bf16", "none", "bf16", "bf16", "none", "none", "bf16"]
+    assert times == {"none": [1.0, 1.0, 1.0], "bf16": [0.25, 0.25, 0.25]}
+
+
+@pytest.mark.parametrize("costs,expected", [({"none": 1.0, "bf16": 0.5}, "bf16"),
+                                            ({"none": 1.0, "bf16": 1.5}, "none")])
+def test_auto_follows_the_measurement_and_caches_it_per_configuration(measured, monkeypatch, costs, expected):
+    clock = FakeClock(costs)
+    fake_probe(monkeypatch, clock)
+    opt, model = tiny("--amp", "auto")
+    cpu = torch.device("cpu")
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+    assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu)]
+    assert entry["choice"] == expected and entry["median_s"] == {"none": costs["none"], "bf16": costs["bf16"]}
+    # The same machine and configuration: the cached answer, no probe, even if times changed.
+    clock.costs = {"none": costs["bf16"], "bf16": costs["none"]}
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+    assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
+    # Another configuration (ngf) is measured on its own, and both answers are kept.
+    opt8, model8 = tiny("--amp", "auto", "--ngf", "8")
+    assert amp_auto.choose_auto_amp(opt8, model8.nets, model8.amp, cpu, timer=clock.timer) != expected
+    assert len(json.loads(measured.read_text())) == 2
+
+
+def test_a_damaged_cache_is_measured_again_and_rewritten(measured, monkeypatch):
+    measured.write_text("{not json")
+    clock = FakeClock({"none": 1.0, "bf16": 0.5})
+    fake_probe(monkeypatch, clock)
+    opt, model = tiny("--amp", "auto")
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, torch.device("cpu"), timer=clock.timer) == "bf16"
+    assert list(json.loads(measured.read_text()).values())[0]["choice"] == "bf16"
+
+
+def test_explicit_modes_and_pins_never_probe(measured, monkeypatch):
+    clock = FakeClock({"none": 1.0, "bf16": 0.5})
+    fake_probe(monkeypatch, clock)
+    cpu = torch.device("cpu")
+    for amp in ("none", "bf16", "fp16"):
+        opt, model = tiny("--amp", amp)
+        assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == amp
+    opt, model = tiny("--amp", "auto")
+    for pin, expected in (("none", "none"), ("bf16", "bf16"), ("native", "bf16")):
+        monkeypatch.setenv("PIX2PIX_AMP_AUTO", pin)
+        assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+    assert clock.calls == [] and not measured.exists()
+    # Without native bf16 there is nothing to measure: emulated bf16 is always slower.
+    monkeypatch.setenv("PIX2PIX_AMP_AUTO", "measure")
+    monkeypatch.setattr(amp_auto, "native_bf16", lambda device: False)
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "none"
+    assert clock.calls == []
+    monkeypatch.setenv("PIX2PIX_AMP_AUTO", "fastest")
+    with pytest.raises(SpeedError, match="PIX2PIX_AMP_AUTO='fastest' is not one of measure, native"):
+        amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu)
+
+
+def test_the_real_probe_leaves_weights_statistics_and_random_streams_alone(measured):
+    # Dropout (resnet with --no_dropout off) and batch norm both present; 32 px keeps it short.
+    opt, model = tiny("--amp", "auto", "--netG", "resnet_6blocks", "--crop_size", "32", "--load_size", "32")
+    before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in model.nets.items()}
+    torch.manual_seed(5)
+    expected_next = torch.rand(4)
+    torch.manual_seed(5)
+    choice = amp_auto.choose_auto_amp(opt, model.nets, model.amp, torch.device("cpu"))
+    assert torch.equal(torch.rand(4), expected_next)   # dropout masks of the run are unchanged
+    for name, net in model.nets.items():
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, before[name][key]), (name, key)   # BN running stats included
+        assert all(p.grad is None for p in net.parameters())
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"))]
+    assert entry["choice"] == choice and entry["median_s"]["none"] > 0 and entry["median_s"]["bf16"] > 0

@@ -1,0 +1,68 @@
+"""The OpenMP waiting rule (util/omp_env.py): libgomp's bounded-spin default where every thread
+has a free core, PASSIVE when the machine is already oversubscribed, the user's own settings
+left alone. The speed of each policy is measured in benchmarks/vs_reference.py."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from util.omp_env import USER_KEYS, choose_omp_wait, set_omp_wait_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("load,cpus,threads,expected", [
+    (0.1, 2, 2, {}),                              # quiet: keep the bounded spin
+    (0.4, 2, 2, {}),                              # a little background noise is not a second job
+    (1.0, 2, 2, {"OMP_WAIT_POLICY": "PASSIVE"}),  # one core's worth of others + our 2 threads > 2 cores
+    (1.0, 2, 1, {}),                              # one thread of ours fits beside it
+    (6.0, 16, 8, {}),                             # a big machine with room to spare
+    (9.0, 16, 8, {"OMP_WAIT_POLICY": "PASSIVE"}),
+])
+def test_passive_only_when_the_machine_is_oversubscribed(load, cpus, threads, expected):
+    assert choose_omp_wait({}, load, cpus, threads) == expected
+
+
+def test_the_users_settings_and_the_override_win():
+    for key in USER_KEYS:
+        assert choose_omp_wait({key: "x"}, 9.0, 2, 2) == {}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "default"}, 9.0, 2, 2) == {}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "passive"}, 0.0, 2, 2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "AUTO"}, 0.0, 2, 2) == {}
+    with pytest.raises(ValueError, match="PIX2PIX_OMP_POLICY='spin' is not one of auto, default, passive"):
+        choose_omp_wait({"PIX2PIX_OMP_POLICY": "spin"}, 0.0, 2, 2)
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in (*USER_KEYS, "PIX2PIX_OMP_POLICY")}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_policy_reaches_libgomp_before_torch_loads():
+    # What libgomp itself reports (OMP_DISPLAY_ENV=verbose prints its settings at start-up).
+    # It labels any policy short of ACTIVE 'PASSIVE'; the spin count tells them apart:
+    # 300000 is its default bounded spin, 0 a true PASSIVE.
+    code = ("import os; from util.omp_env import set_omp_wait_policy; print(set_omp_wait_policy()); "
+            "import torch; torch.ones(64, 64).sum()")
+    passive = run_python(code, PIX2PIX_OMP_POLICY="passive", OMP_DISPLAY_ENV="verbose")
+    assert passive.stdout.splitlines()[0] == "{'OMP_WAIT_POLICY': 'PASSIVE'}"
+    assert "GOMP_SPINCOUNT = '0'" in passive.stderr
+    default = run_python(code, PIX2PIX_OMP_POLICY="default", OMP_DISPLAY_ENV="verbose")
+    assert default.stdout.splitlines()[0] == "{}"
+    assert "GOMP_SPINCOUNT = '300000'" in default.stderr
+    user = run_python(code, PIX2PIX_OMP_POLICY="passive", OMP_WAIT_POLICY="ACTIVE", OMP_DISPLAY_ENV="verbose")
+    assert user.stdout.splitlines()[0] == "{}" and "OMP_WAIT_POLICY = 'ACTIVE'" in user.stderr
+
+
+def test_a_bad_override_is_one_line_and_too_late_is_said():
+    bad = run_python("from util.omp_env import set_omp_wait_policy; set_omp_wait_policy()",
+                     PIX2PIX_OMP_POLICY="spin")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "error: PIX2PIX_OMP_POLICY='spin' is not one of auto, default, passive"
+    import torch  # noqa: F401  (loaded by now anyway; the runtime has read its settings)
+    assert set_omp_wait_policy() is None
