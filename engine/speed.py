@@ -46,8 +46,15 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.backends.mkldnn.is_available() and onednn_bf16_supported())
     return False
+
+
+def onednn_bf16_supported() -> bool:
+    """oneDNN's own answer to "does this CPU do bf16". torch exposes it only as the private
+    op ``torch.ops.mkldnn._is_mkldnn_bf16_supported``, read here and nowhere else;
+    tests/test_private_apis.py fails loudly if a torch release renames or removes it."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:

@@ -27,25 +27,32 @@ def build_parser(is_train: bool) -> OneLineParser:
     return parser
 
 
+def option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """The destination names of every option of ``parser`` that holds a value (not --help).
+
+    argparse has no public list of a parser's options, so this reads its private ``_actions``
+    (unchanged since Python 2.7), here and nowhere else; tests/test_private_apis.py fails
+    loudly if a Python release changes it."""
+    return {action.dest for action in parser._actions
+            if action.dest != argparse.SUPPRESS and action.default != argparse.SUPPRESS}
+
+
+_UNTYPED = object()
+
+
 def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> list[str]:
     """The options the user typed (as opposed to defaults), e.g. so that test.py takes the
     architecture from a checkpoint unless told otherwise."""
-    saved = [(a, a.default) for a in parser._actions]
-    saved_parser_defaults = dict(parser._defaults)
-    try:
-        parser._defaults.clear()
-        for action, _ in saved:
-            action.default = argparse.SUPPRESS
-        typed, _ = parser.parse_known_args(argv)
-    finally:
-        parser._defaults.update(saved_parser_defaults)
-        for action, default in saved:
-            action.default = default
-    return sorted(vars(typed))
+    names = option_names(parser)
+    # argparse fills in a default only for names the namespace does not hold yet: one that
+    # holds them all ends up changed exactly where the command line set a value.
+    untouched = argparse.Namespace(**dict.fromkeys(names, _UNTYPED))
+    typed, _ = parser.parse_known_args(argv, namespace=untouched)
+    return sorted(name for name in names if getattr(typed, name) is not _UNTYPED)
 
 
 def _apply_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    known = {a.dest for a in parser._actions}
+    known = option_names(parser)
     parser.set_defaults(**{k: v for k, v in defaults.items() if k in known})
 
 
@@ -98,9 +105,12 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
     return opt.freeze()
 
 
-def format_options(opt: Options, parser: argparse.ArgumentParser | None = None) -> str:
+def format_options(opt: Options) -> str:
+    """The options in force, one per line (train_opt.txt); those typed on the command line are
+    marked, the others came from defaults (per model, demo, or the parser's own)."""
+    typed = set(getattr(opt, "explicit", ()))
     lines = ["----------------- Options ---------------"]
     for key, value in sorted(opt.as_dict().items()):
-        lines.append(f"{key:>25}: {value}")
+        lines.append(f"{key:>25}: {value}" + ("   (typed)" if key in typed else ""))
     lines.append("----------------- End -------------------")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 def written_pixels(image: torch.Tensor, aspect_ratio: float = 1.0) -> np.ndarray:
     """The uint8 pixels ``save_image`` writes: rounded to 8 bits, then resized bicubically when
     ``aspect_ratio`` (width / height) is not 1 (> 1 widens the image, < 1 makes it taller)."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) image with C = 1 or 3, got shape {tuple(image.shape)}")
     pixels = to_uint8(image)
     if aspect_ratio == 1.0:
         return pixels
@@ -32,9 +34,12 @@ def written_pixels(image: torch.Tensor, aspect_ratio: float = 1.0) -> np.ndarray
 
 
 def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> np.ndarray:
-    """Write an 8-bit PNG (see ``written_pixels``); returns the pixels written, so that what
-    is measured is what is on disk."""
+    """Write an 8-bit image file (PNG unless the suffix names another format) holding
+    ``written_pixels``, atomically: a page being viewed never shows a half-written file.
+    Returns the pixels written, so that what is measured is what is on disk."""
     pixels = written_pixels(image, aspect_ratio)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(pixels).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    tmp.replace(path)
     return pixels

@@ -1,0 +1,90 @@
+"""The three private APIs the project relies on, each read in one small function, fail here
+loudly when a release of their library changes them (instead of silently misbehaving):
+
+- visdom's ``Visdom._handle_post`` (reporting/visualizer.py: a timeout on every request);
+- argparse's ``ArgumentParser._actions`` (options/parse.py: the names of a parser's options);
+- ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (engine/speed.py: bf16 on the CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import socket
+import threading
+
+import pytest
+import torch
+import visdom
+
+import reporting.visualizer as visualizer
+from engine.speed import onednn_bf16_supported
+from options.parse import build_parser, explicit_options, option_names
+
+
+# -- visdom -------------------------------------------------------------------------------------
+def test_visdom_still_sends_every_request_through_handle_post():
+    hook = inspect.signature(visdom.Visdom._handle_post)
+    assert list(hook.parameters) == ["self", "url", "data"] and hook.parameters["data"].default is None
+    assert "self._handle_post(" in inspect.getsource(visdom.Visdom._send)
+
+
+def test_a_silent_visdom_server_times_out_instead_of_hanging(monkeypatch):
+    """A server that accepts the connection and never answers: the client gives up after
+    REQUEST_TIMEOUT_S (made short here) with an error, where the stock client would wait forever."""
+    monkeypatch.setattr(visualizer, "REQUEST_TIMEOUT_S", 0.3)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    outcome: list[BaseException | object] = []
+
+    def connect() -> None:
+        try:
+            # Construction posts the environment at once, through the overridden hook.
+            outcome.append(visualizer.visdom_client_class(visdom)(
+                server="http://127.0.0.1", port=port, env="t", raise_exceptions=True, use_incoming_socket=False))
+        except BaseException as err:  # noqa: BLE001 - the error is the expected outcome
+            outcome.append(err)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(60)
+    silent.close()
+    assert not thread.is_alive(), "the visdom client ignored the request timeout"
+    assert len(outcome) == 1 and isinstance(outcome[0], ConnectionError), outcome
+
+
+# -- argparse -----------------------------------------------------------------------------------
+def test_option_names_lists_every_option_including_those_in_groups():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--alpha", default=1)
+    group = parser.add_argument_group("g")
+    group.add_argument("--beta", action="store_true")
+    parser.add_argument("gamma", nargs="?")
+    assert option_names(parser) == {"alpha", "beta", "gamma"}   # not "help", which holds no value
+    # The private attribute still is the list of Action objects it is read from.
+    assert all(isinstance(a, argparse.Action) for a in parser._actions)
+
+
+def test_explicit_options_are_exactly_the_typed_ones():
+    parser = build_parser(is_train=True)
+    names = option_names(parser)
+    assert {"ngf", "netG", "dataroot", "lr"} <= names
+    typed = explicit_options(parser, ["--ngf", "64", "--no_flip", "--lr", "0.1", "--name=x"])
+    assert typed == ["lr", "name", "ngf", "no_flip"]   # --ngf 64 equals its default: still typed
+    # The parser is left as it was: defaults still apply to a normal parse.
+    assert parser.parse_args([]).ngf == 64 and explicit_options(parser, []) == []
+
+
+# -- torch --------------------------------------------------------------------------------------
+def test_onednn_bf16_check_is_still_there():
+    assert hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported")
+    answer = onednn_bf16_supported()
+    assert isinstance(answer, bool)
+    # On x86, oneDNN's bf16 needs at least AVX-512 (BW/VL/DQ: "avx512_core"); where torch lists
+    # the CPU's features, a CPU with native AVX512-BF16 or AMX-BF16 must get a yes.
+    caps = getattr(torch.cpu, "get_capabilities", lambda: {})()
+    if caps.get("avx512_bf16") or caps.get("amx_bf16"):
+        assert answer
+    if caps.get("architecture") == "x86_64" and not caps.get("avx512_bw"):
+        assert not answer
