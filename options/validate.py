@@ -5,18 +5,17 @@ from typing import Callable
 
 import argparse
 
+from data import PREPROCESS_MODES
 from models.losses import GAN_LOSSES
 from models.networks import GENERATORS, size_multiple
 from models.norms import NORMS
 
 Check = Callable[[argparse.Namespace], "str | None"]
 
-# Preprocess modes whose output side is the crop size (others: load_size or free).
-_CROPPING = {"resize_and_crop", "crop", "scale_width_and_crop"}
-
 
 def _crop_not_above_load(opt: argparse.Namespace) -> str | None:
-    if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
+    mode = PREPROCESS_MODES.get(opt.preprocess)   # what each mode does: data/transforms.py
+    if mode.crops and mode.uses_load_size and opt.crop_size > opt.load_size:
         return (f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}; "
                 f"with --preprocess {opt.preprocess} the crop is taken from the resized image")
     return None
@@ -26,9 +25,10 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
     if getattr(opt, "netG_from_checkpoint", False):
         return None  # test time: the checkpoint names the generator; checked again once loaded
     multiple = size_multiple(opt.netG)
-    if opt.preprocess in _CROPPING:
+    mode = PREPROCESS_MODES.get(opt.preprocess)
+    if mode.crops:        # the output side is the crop
         flag, side = "--crop_size", opt.crop_size
-    elif opt.preprocess == "scale_width":
+    elif mode.uses_load_size:   # scale_width: the output width is the load size
         flag, side = "--load_size", opt.load_size
     else:
         return None  # 'none' resizes every image to a valid size
