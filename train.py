@@ -1,7 +1,8 @@
 """Train pix2pix: ``python train.py`` (demo data) or ``python train.py --dataroot ... --name ...``.
 
 Several processes (DDP): ``torchrun --nproc_per_node=N train.py ...``, or ``python train.py
---nproc N`` / ``--gpu_ids 0,1`` on one machine; see docs/distributed.md.
+--nproc N`` / ``--gpu_ids 0,1`` on one machine; see docs/distributed.md. SIGTERM, SIGINT and
+SIGUSR1 end the run after the step in flight, with ``latest`` saved (engine/stop.py).
 """
 from __future__ import annotations
 
@@ -15,32 +16,40 @@ import logging
 import shutil
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
+from engine.checkpoint import CheckpointError, remove_stray_temporaries
+from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
+                                distributed_runtime, first_line, gather_to_all, is_peer_failure, launch_env,
+                                mean_across_ranks, unwrap)
+from engine.launch import LaunchError, launch, processes_to_start
+from engine.resume import AUTO, auto_resume_label
+from engine.rng import capture_rng_state, seed_everything
+from engine.amp_auto import choose_auto_amp
+from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from engine.stop import (ForcedStop, StopRequest, TrainingStopped, agreed_stop, exit_status, signal_name,
+                         stop_signals)
+from engine.train_state import (DivergedError, TrainState, check_finite, check_finite_weights, crossed, existing_checkpoints, load_label,
+                                reference_files, resume_training, save_training)
 from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, display_config, experiment_dir
 from options.parse import format_options, parse_options
-from engine.checkpoint import CheckpointError
-from engine.distributed import (DistributedError, Runtime, barrier, ddp_wrapper, distributed_runtime, first_line,
-                              gather_to_all, is_peer_failure, launch_env, mean_across_ranks, unwrap)
-from engine.launch import LaunchError, launch, processes_to_start
 from reporting.logs import setup_logging
 from reporting.loss_log import LossLog
 from reporting.progress import EpochProgress
-from engine.rng import capture_rng_state, seed_everything
-from engine.amp_auto import choose_auto_amp
-from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
 from reporting.tensorboard_logger import TensorBoardMissingError
-from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
-                           resume_training, save_training)
 from reporting.visualizer import Visualizer
 
 log = logging.getLogger("train")
@@ -57,8 +66,24 @@ def broadcast_buffers(net: nn.Module) -> bool:
     return has_buffers and not any(isinstance(m, SyncBatchNorm2d) for m in net.modules())
 
 
-def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
-    exp_dir = experiment_dir(opt)
+@dataclass
+class Run:
+    """What the loop needs besides the model and the counters, built once before it starts."""
+    opt: Options
+    runtime: Runtime
+    exp_dir: Path
+    loader: DataLoader
+    visualizer: Visualizer
+    loss_log: LossLog | None
+    stop: StopRequest
+    latest_at_step: int = -1  # the step 'latest' was last saved at (no second save of the same step)
+
+    @property
+    def last_epoch(self) -> int:
+        return self.opt.n_epochs + self.opt.n_epochs_decay
+
+
+def load_data(opt: Options, runtime: Runtime) -> tuple[Dataset, DataLoader]:
     if opt.use_demo:
         from datasets.make_demo import ensure_demo_dataset
         if runtime.is_main:
@@ -68,133 +93,205 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
                                seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
                                pin_memory=runtime.device.type == "cuda")
+    return dataset, loader
+
+
+def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path) -> tuple[TrainState, bool]:
+    """Resume (``--continue_train``, or ``auto`` when there is something to resume) or start fresh;
+    returns the counters and whether they were resumed."""
+    label = load_label(opt)
+    if opt.continue_train == AUTO:
+        label = auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
+    if opt.continue_train and label is not None:
+        state = resume_training(exp_dir, label, model, opt, runtime.rank, runtime.world_size)
+        log.info("resumed from %s at epoch %d, step %d", label, state.epoch, state.step)
+        return state, True
+    if existing_checkpoints(exp_dir) and not opt.overwrite:
+        raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
+                              "--overwrite to start again, or choose another --name")
+    # Dropout and the loader differ per process; the weights do not (seeded before the model).
+    seed_everything(opt.seed + runtime.rank)
+    return TrainState(epoch=opt.epoch_count), False
+
+
+def prepare_folder(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path, resumed: bool,
+                   dataset: Dataset, loader: DataLoader) -> None:
+    if not runtime.is_main:
+        return
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    remove_stray_temporaries(exp_dir)
+    if not resumed:
+        # A fresh run (the folder held no checkpoints, or --overwrite): a new loss log and page
+        # rather than appending to a previous run's.
+        (exp_dir / "loss_log.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(exp_dir / "web", ignore_errors=True)
+    (exp_dir / "train_opt.txt").write_text(format_options(opt))
+    log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
+             runtime.world_size, opt.batch_size)
+    for line in model.describe():
+        log.info(line)
+    for name, net in model.nets.items():
+        log.debug("net %s:\n%s", name, unwrap(net))  # --verbose: the whole structure
+
+
+def save(run: Run, model: BaseModel, state: TrainState, label: str, losses: dict[str, torch.Tensor]) -> None:
+    # Averaged first, so that every rank agrees on whether training diverged: a NaN run stops
+    # here, before it writes over the last good checkpoint.
+    check_finite(mean_across_ranks(losses, run.runtime), state.step)
+    check_finite_weights(model.nets, state.step)  # equal on every rank: the same verdict everywhere
+    rng_per_rank = gather_to_all(capture_rng_state(), run.runtime)
+    if run.runtime.is_main:
+        save_training(run.exp_dir, label, model, state, run.opt, rng_per_rank)
+    barrier(run.runtime)
+    if label == "latest":
+        run.latest_at_step = state.step
+
+
+def save_latest(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor]) -> None:
+    if run.latest_at_step != state.step:
+        save(run, model, state, "latest", losses)
+
+
+def log_losses(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor],
+               seconds_per_sample: float, data_seconds: float, bar: EpochProgress) -> None:
+    shown = mean_across_ranks(losses, run.runtime)  # the step's only sync (host and ranks)
+    values = {k: float(v) for k, v in shown.items()}
+    check_finite(shown, state.step)
+    world = run.runtime.world_size
+    samples_per_epoch = max(run.loader.sampler.num_samples * world, 1)
+    record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
+              "epoch_frac": state.epoch - 1 + state.epoch_samples * world / samples_per_epoch,
+              "lr": model.current_lr(), "time_per_sample": seconds_per_sample, "data_time": data_seconds,
+              "losses": values}
+    if run.loss_log is not None:
+        run.loss_log.append(record)
+        log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds_per_sample,
+                 " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
+    run.visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
+    bar.show_losses(values)
+
+
+def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor], before: int,
+                    t_step: float, t_data: float, bar: EpochProgress) -> None:
+    """What happens between steps, each at its own frequency. Every rank crosses the same
+    thresholds: ``state.samples`` counts the global batch."""
+    opt = run.opt
+    if crossed(before, state.samples, opt.print_freq):
+        log_losses(run, model, state, losses, (time.perf_counter() - t_step) / opt.batch_size, t_step - t_data, bar)
+    if crossed(before, state.samples, opt.display_freq):
+        run.visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
+                                               save_result=crossed(before, state.samples, opt.update_html_freq))
+        barrier(run.runtime)
+    if crossed(before, state.samples, opt.save_latest_freq):
+        save_latest(run, model, state, losses)
+        if opt.save_by_iter:
+            save(run, model, state, f"iter_{state.samples}", losses)
+
+
+def stop_if_asked(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor]) -> bool:
+    """After a step: end the run on --max_steps (returns True) or on a stop signal (raises
+    TrainingStopped), in both cases with 'latest' saved."""
+    signum = agreed_stop(run.stop, run.runtime)
+    reached_max = bool(run.opt.max_steps) and state.step >= run.opt.max_steps
+    if signum is None and not reached_max:
+        return False
+    save_latest(run, model, state, losses)
+    if signum is None:
+        log.info("stopped after --max_steps %d; resume with --continue_train", run.opt.max_steps)
+        return True
+    raise TrainingStopped(signum, f"stopped by {signal_name(signum)} after step {state.step} (epoch {state.epoch}) "
+                                  f"with 'latest' saved in {run.exp_dir}; resume with the same command and "
+                                  "--continue_train (or --continue_train auto)")
+
+
+def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor],
+              epoch_loss_sum: torch.Tensor, epoch_steps: int) -> None:
+    # The plateau policy needs one metric for all ranks, or their learning rates drift apart.
+    epoch_mean = {"loss": epoch_loss_sum / max(epoch_steps, 1)}
+    lr = model.step_schedulers(float(mean_across_ranks(epoch_mean, run.runtime)["loss"]))
+    finished = state.epoch
+    state.next_epoch()
+    log.info("end of epoch %d / %d, learning rate now %.7f", finished, run.last_epoch, lr)
+    if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
+        save(run, model, state, "latest", losses)
+        save(run, model, state, str(finished), losses)
+
+
+def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
+    if run.runtime.distributed:
+        digest = check_ranks_agree(model.nets, run.runtime)
+        log.info("all %d processes hold identical weights (sha256 %s)", run.runtime.world_size, digest[:16])
+    return state, model
+
+
+def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
+    exp_dir = experiment_dir(opt)
+    dataset, loader = load_data(opt, runtime)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
     model.amp = choose_auto_amp(opt, model.nets, model.amp, runtime.device)  # --amp auto: measured, cached
-
-    state = TrainState(epoch=opt.epoch_count)
-    if opt.continue_train:
-        state = resume_training(exp_dir, load_label(opt), model, opt, runtime.rank, runtime.world_size)
-        log.info("resumed from %s at epoch %d, step %d", load_label(opt), state.epoch, state.step)
-    elif existing_checkpoints(exp_dir) and not opt.overwrite:
-        raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
-                              "--overwrite to start again, or choose another --name")
-    else:
-        # Dropout and the loader differ per process; the weights above do not.
-        seed_everything(opt.seed + runtime.rank)
+    state, resumed = start_state(opt, runtime, model, exp_dir)
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.
     model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
-    if runtime.is_main:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        if not opt.continue_train:
-            # A fresh run (the folder held no checkpoints, or --overwrite): start a new loss log
-            # and page rather than appending to a previous run's.
-            (exp_dir / "loss_log.jsonl").unlink(missing_ok=True)
-            shutil.rmtree(exp_dir / "web", ignore_errors=True)
-        (exp_dir / "train_opt.txt").write_text(format_options(opt))
-        log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
-                 runtime.world_size, opt.batch_size)
-        for line in model.describe():
-            log.info(line)
-        for name, net in model.nets.items():
-            log.debug("net %s:\n%s", name, unwrap(net))  # --verbose: the whole structure
-    visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
-    loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
-    world, batch = runtime.world_size, opt.batch_size
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
-    samples_per_epoch = loader.sampler.num_samples * world
+    prepare_folder(opt, runtime, model, exp_dir, resumed, dataset, loader)
 
-    def save(label: str, losses: dict[str, torch.Tensor]) -> None:
-        # Averaged first, so that every rank agrees on whether training diverged.
-        check_finite(mean_across_ranks(losses, runtime), state.step)
-        rng_per_rank = gather_to_all(capture_rng_state(), runtime)
-        if runtime.is_main:
-            save_training(exp_dir, label, model, state, opt, rng_per_rank)
-        barrier(runtime)
-
-    losses: dict[str, torch.Tensor] = {}
-    try:
-        while state.epoch <= last_epoch:
+    with ExitStack() as cleanup:
+        visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
+        cleanup.callback(visualizer.close)
+        loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
+        if loss_log is not None:
+            cleanup.callback(loss_log.close)
+        run = Run(opt, runtime, exp_dir, loader, visualizer, loss_log, cleanup.enter_context(stop_signals()))
+        losses: dict[str, torch.Tensor] = {}
+        while state.epoch <= run.last_epoch:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
             epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
             model.train()
+            bar = EpochProgress(len(loader), state.epoch, run.last_epoch, enabled=runtime.is_main)
             t_data = time.perf_counter()
-            bar = EpochProgress(len(loader), state.epoch, last_epoch, enabled=runtime.is_main)
             for batch_data in loader:
-                before = state.samples
-                t_step = time.perf_counter()
+                before, t_step = state.samples, time.perf_counter()
                 model.set_input(batch_data)
-                losses = model.train_step()
-                state.advance(batch, world)
+                losses = model.train_step()  # one D update, then one G update
+                state.advance(opt.batch_size, runtime.world_size)
                 epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
                 epoch_steps += 1
                 bar.update()
-
-                # All ranks cross the same thresholds: state.samples counts the global batch.
-                if crossed(before, state.samples, opt.print_freq):
-                    shown = mean_across_ranks(losses, runtime)  # the step's only sync (host and ranks)
-                    values = {k: float(v) for k, v in shown.items()}
-                    check_finite(shown, state.step)
-                    seconds = (time.perf_counter() - t_step) / batch
-                    record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
-                              "epoch_frac": state.epoch - 1 + state.epoch_samples * world / max(samples_per_epoch, 1),
-                              "lr": model.current_lr(), "time_per_sample": seconds,
-                              "data_time": t_step - t_data, "losses": values}
-                    if loss_log is not None:
-                        loss_log.append(record)
-                        log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds,
-                                 " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
-                    visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
-                    bar.show_losses(values)
-                if crossed(before, state.samples, opt.display_freq):
-                    visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
-                                                       save_result=crossed(before, state.samples, opt.update_html_freq))
-                    barrier(runtime)
-                if crossed(before, state.samples, opt.save_latest_freq):
-                    save("latest", losses)
-                    if opt.save_by_iter:
-                        save(f"iter_{state.samples}", losses)
-                if opt.max_steps and state.step >= opt.max_steps:
+                report_and_save(run, model, state, losses, before, t_step, t_data, bar)
+                if stop_if_asked(run, model, state, losses):
                     bar.close()
-                    save("latest", losses)
-                    log.info("stopped after --max_steps %d; resume with --continue_train", opt.max_steps)
-                    return state, model
+                    return finish(run, model, state)
                 t_data = time.perf_counter()
             bar.close()
-
-            # The plateau policy needs one metric for all ranks, or their learning rates drift apart.
-            epoch_mean = {"loss": epoch_loss_sum / max(epoch_steps, 1)}
-            lr = model.step_schedulers(float(mean_across_ranks(epoch_mean, runtime)["loss"]))
-            finished = state.epoch
-            state.next_epoch()
-            log.info("end of epoch %d / %d, learning rate now %.7f", finished, last_epoch, lr)
-            if finished % opt.save_epoch_freq == 0 or finished == last_epoch:
-                save("latest", losses)
-                save(str(finished), losses)
+            end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
         # The last page shows the final state even when no display step fell on the end.
         if losses:
             visualizer.display_current_results(model.current_visuals(), state.epoch - 1, state.step, save_result=True)
-        return state, model
-    finally:
-        visualizer.close()
-        if loss_log is not None:
-            loss_log.close()
+        return finish(run, model, state)
 
 
 def run_process(opt: Options) -> int:
     """Train in this process: alone, or as one rank of a job started by torchrun or --nproc.
     Returns the exit status."""
-    where = ""
+    where, is_main = "", True
     try:
         with distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
-            where = runtime.label
+            where, is_main = runtime.label, runtime.is_main
             setup_logging(is_main=runtime.is_main, verbose=opt.verbose)
             train(opt, runtime)
     except USER_ERRORS as err:
         print(f"train.py: error{where}: {err}", file=sys.stderr)
         return 1
+    except TrainingStopped as stopped:
+        if is_main:
+            print(f"train.py: {stopped}", file=sys.stderr)
+        return exit_status(stopped.signum)
+    except ForcedStop as forced:
+        print(f"train.py{where}: stopped at once by a second {signal_name(forced.signum)}; the checkpoints on disk "
+              "are whole (a save in progress was abandoned, not half-written)", file=sys.stderr)
+        return exit_status(forced.signum)
     except RuntimeError as err:
         if not is_peer_failure(err):
             raise  # a bug: its traceback is what one needs
@@ -219,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_process(opt)
         launch(run_process, opt, nprocs)
     except LaunchError as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
+        print(f"train.py: {'' if err.stopped_by_signal else 'error: '}{err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("train.py: interrupted; the last saved checkpoint is intact", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -41,11 +42,24 @@ def list_files(root: Path) -> list[Path]:
     decides which images ``max_dataset_size`` keeps.
     """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    visited: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable_folder, followlinks=True):
+        # Links are followed (datasets are often assembled from links), so a link to a folder
+        # above would make the walk go round until the path is too long, listing every image
+        # once per turn: refuse it instead.
+        info = os.stat(dirpath)
+        seen = visited.setdefault((info.st_dev, info.st_ino), dirpath)
+        if seen != dirpath:
+            raise DataError(f"{dirpath}: symbolic link loop (the same folder as {seen})")
         # Pruning in place stops os.walk from descending into hidden folders (.git, .ipynb...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     return sorted(found, key=str)
+
+
+def _unreadable_folder(err: OSError) -> None:
+    # os.walk's default is to skip a folder it cannot list, silently dropping its images.
+    raise DataError(f"{err.filename}: cannot be read ({err.strerror})")
 
 
 def has_image_extension(path: Path) -> bool:
@@ -58,14 +72,30 @@ def read_header(path: Path) -> tuple[int, int]:
         raise DataError(f"{path}: not an image file (accepted extensions: "
                         f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
     try:
-        if path.stat().st_size == 0:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO would block the reader forever; a device or socket is no image either.
+            raise DataError(f"{path}: not a regular file")
+        if info.st_size == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
         with Image.open(path) as img:
+            check_pixel_count(path, *img.size)
             return img.size
     except DataError:
         raise
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{path}: refused: {_one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+
+
+def check_pixel_count(path: Path, width: int, height: int) -> None:
+    """Refuse images over PIL's decompression-bomb threshold before decoding them: a small
+    file can declare 30000 x 30000 pixels, 2.7 GB once decoded to RGB."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise DataError(f"{path}: {width} x {height} pixels is over the limit of {limit} pixels per image "
+                        "(a decompression bomb, or an image far larger than training needs); refused")
 
 
 def open_image(path: Path) -> Image.Image:
@@ -74,6 +104,7 @@ def open_image(path: Path) -> Image.Image:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
         with Image.open(path) as img:
+            check_pixel_count(path, *img.size)
             img.load()
             # A multi-frame file (TIFF, animated WebP) contributes its first frame.
             return img.copy()
@@ -147,8 +178,11 @@ def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Pa
     if not dataroot.is_dir():
         raise DataError(f"{dataroot}: --dataroot is not a folder")
     folder = dataroot / phase
-    if folder.is_dir():
-        return folder
+    try:
+        if folder.is_dir():
+            return folder
+    except OSError as err:  # a --dataroot this user may not look into
+        raise DataError(f"{dataroot}: cannot be read ({err.strerror})") from None
     if phase_optional:
         return dataroot
     raise DataError(f"{folder}: no '{phase}' folder in --dataroot (expected {dataroot}/{phase}/)")

@@ -6,15 +6,24 @@ options only, for inference.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+log = logging.getLogger(__name__)
+
 FULL_FORMAT = "pix2pix-app/full/1"
+
+# Fault-injection hook for the fault campaign and its tests (benchmarks/fault_campaign.py): seconds
+# to wait inside every checkpoint write, after the data is in the temporary file and before the
+# rename, so that a kill can land there deterministically. Unset in normal use.
+PAUSE_IN_SAVE_ENV = "PIX2PIX_TEST_PAUSE_IN_SAVE"
 GENERATOR_FORMAT = "pix2pix-app/G/1"
 
 # Options that change the shape of the networks, as (option, is it D-only): the one list a
@@ -49,11 +58,30 @@ def save_atomic(obj: Any, path: Path) -> None:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
+            _pause_for_fault_tests()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stray_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that a kill interrupted (``save_atomic`` cleans up
+    after itself on any error, but nothing runs after SIGKILL or a power cut). Called before a
+    run writes into ``folder``, when no other write can be in flight there."""
+    stray = sorted(folder.glob(".*.pt.*.tmp"))
+    for path in stray:
+        log.warning("removing %s, left by a checkpoint write that was interrupted", path.name)
+        path.unlink(missing_ok=True)
+    return stray
+
+
+def _pause_for_fault_tests() -> None:
+    pause = os.environ.get(PAUSE_IN_SAVE_ENV)
+    if pause:
+        log.debug("pausing %s s inside a checkpoint write (%s)", pause, PAUSE_IN_SAVE_ENV)
+        time.sleep(float(pause))
 
 
 def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:

@@ -7,6 +7,7 @@ MASTER_ADDR, MASTER_PORT). This is the only file that reads those variables.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
@@ -101,6 +102,22 @@ def process_device(gpu_ids: list[int], local_rank: int, local_world_size: int) -
     return torch.device(f"cuda:{local_rank}")
 
 
+def attempt_store(env: LaunchEnv, timeout_s: float) -> dist.Store | None:
+    """Under torchrun, a store of this attempt's own; None elsewhere (the usual env:// store).
+
+    After a restart (``--max_restarts``) torchrun's workers meet in the agent's store again,
+    where the previous attempt's keys are still there: a rank that starts early reads the
+    dead rank 0's gloo address and fails to connect (seen with torch 2.14 on a loaded CPU).
+    A prefix per attempt (TORCHELASTIC_RESTART_COUNT) keeps each attempt's keys apart."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None:
+        return None
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
+                          is_master=env.rank == 0 and not agent_hosts_it, timeout=timedelta(seconds=timeout_s))
+    return dist.PrefixStore(f"pix2pix/attempt_{attempt}", store)
+
+
 @contextmanager
 def distributed_runtime(gpu_ids: list[int], timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[Runtime]:
     """The runtime of this process; inside a launched job of several processes, with the
@@ -119,7 +136,7 @@ def distributed_runtime(gpu_ids: list[int], timeout_s: float = DEFAULT_TIMEOUT_S
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
         dist.init_process_group(backend, rank=env.rank, world_size=env.world_size,
-                                timeout=timedelta(seconds=timeout_s))
+                                timeout=timedelta(seconds=timeout_s), store=attempt_store(env, timeout_s))
     except (dist.DistError, RuntimeError, ValueError) as err:
         raise DistributedError(f"rank {env.rank} could not join the {backend} process group of "
                                f"{env.world_size} at {os.environ.get('MASTER_ADDR', '?')}:"
@@ -170,6 +187,28 @@ def gather_to_all(obj: Any, runtime: Runtime) -> list[Any]:
     out: list[Any] = [None] * runtime.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def weights_digest(nets: Mapping[str, nn.Module]) -> str:
+    """A SHA-256 of every parameter's bytes (buffers excluded: plain batch norm's running
+    statistics are per process by design)."""
+    digest = hashlib.sha256()
+    for name, net in nets.items():
+        for key, param in unwrap(net).named_parameters():
+            digest.update(f"{name}.{key}".encode())
+            digest.update(param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_ranks_agree(nets: Mapping[str, nn.Module], runtime: Runtime) -> str:
+    """Do all processes hold bit-identical parameters? DDP promises it; a rank that silently
+    drifted (different data types, a missed collective) would otherwise only show up as a
+    checkpoint that differs from what the other ranks trained. Returns the common digest."""
+    digests = gather_to_all(weights_digest(nets), runtime)
+    if len(set(digests)) != 1:
+        differing = [r for r, d in enumerate(digests) if d != digests[0]]
+        raise DistributedError(f"the processes ended with different weights (rank(s) {differing} differ from rank 0)")
+    return digests[0]
 
 
 def ddp_wrapper(runtime: Runtime, broadcast_buffers: Callable[[nn.Module], bool]

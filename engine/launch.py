@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.multiprocessing as mp
 
+from engine.stop import STOP_SIGNALS, exit_status
+
 log = logging.getLogger(__name__)
+
+# How long the launcher waits for its children to finish by themselves once one has ended (a
+# stop signal: the others are saving or leaving the same collective) before it terminates them.
+STOP_GRACE_S = 60.0
 
 Worker = Callable[[Any], int]  # takes the parsed options, returns an exit status
 
@@ -26,9 +35,10 @@ Worker = Callable[[Any], int]  # takes the parsed options, returns an exit statu
 class LaunchError(RuntimeError):
     """A child process failed; ``exit_code`` is what the whole job should exit with."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, stopped_by_signal: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.stopped_by_signal = stopped_by_signal  # a requested stop, not a failure
 
 
 def processes_to_start(nproc: int, gpu_ids: list[int]) -> int:
@@ -57,6 +67,10 @@ def cpu_threads_per_process(nprocs: int) -> int:
 
 
 def _child(local_rank: int, worker: Worker, options: Any, nprocs: int, port: int, threads: int) -> None:
+    # A process group of its own: a terminal's Ctrl-C then reaches the launcher only, which
+    # passes it on once. Reaching every process directly as well would be a second signal
+    # for the ranks, which stops them at once instead of after a save (engine/stop.py).
+    os.setpgid(0, 0)
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
                       LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if sys.platform.startswith("linux"):
@@ -68,10 +82,37 @@ def _child(local_rank: int, worker: Worker, options: Any, nprocs: int, port: int
         sys.exit(status)  # the parent sees the exit code and stops the other ranks
 
 
+class _Forwarder:
+    """Passes the stop signals the launcher receives on to its children, which save and stop."""
+
+    def __init__(self, context: mp.ProcessContext) -> None:
+        self.context = context
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.signum = self.signum or signum
+        for process in self.context.processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def launch(worker: Worker, options: Any, nprocs: int) -> None:
     """Run ``worker(options)`` in ``nprocs`` spawned processes; return when all succeeded.
 
-    Raises :class:`LaunchError` naming the first rank that failed (the others are stopped).
+    Raises :class:`LaunchError` naming the first rank that failed (the others are stopped), or
+    with ``stopped_by_signal`` set when a stop signal was passed on and the ranks stopped.
     ``worker`` must be importable by name (a module-level function), as spawn pickles it.
     """
     port = free_loopback_port()
@@ -79,10 +120,19 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
     log.info("starting %d processes (master 127.0.0.1:%d)", nprocs, port)
     context = mp.start_processes(_child, args=(worker, options, nprocs, port, threads), nprocs=nprocs,
                                  join=False, start_method="spawn")
+    forwarder = _Forwarder(context)
     try:
-        while not context.join():
-            pass
+        with forwarder.installed():
+            # The grace period lets the other ranks finish on their own once one has exited:
+            # after a stop signal they all leave together, just after their common save.
+            while not context.join(timeout=1.0, grace_period=STOP_GRACE_S):
+                pass
     except mp.ProcessExitedException as err:
+        if forwarder.signum is not None:
+            codes = sorted({p.exitcode for p in context.processes})
+            raise LaunchError(f"stopped by {signal.Signals(forwarder.signum).name}; the {nprocs} processes exited "
+                              f"with status {', '.join(map(str, codes))}", exit_code=exit_status(forwarder.signum),
+                              stopped_by_signal=True) from None
         code = err.exit_code if err.exit_code and err.exit_code > 0 else 1
         how = f"exited with status {err.exit_code}" if err.exit_code >= 0 else f"was killed by signal {-err.exit_code}"
         raise LaunchError(f"rank {err.error_index} {how}; the other processes were stopped", exit_code=code) from None
@@ -91,8 +141,8 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
         raise LaunchError(f"rank {err.error_index} raised an exception; the other processes were stopped:\n"
                           f"{err}") from None
     finally:
-        # After Ctrl-C the children got the signal too: let them print their line and exit.
-        deadline = time.monotonic() + 5
+        # After Ctrl-C or a stop signal the children save and print their line: let them.
+        deadline = time.monotonic() + STOP_GRACE_S
         for process in context.processes:
             process.join(max(0.0, deadline - time.monotonic()))
         for process in context.processes:

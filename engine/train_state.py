@@ -11,6 +11,7 @@ import torch
 
 from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, architecture_mismatch, full_path,
                              generator_path, load_file, save_atomic)
+from engine.resume import resume_hint
 from engine.rng import capture_rng_state, restore_rng_state, seed_everything
 
 
@@ -62,6 +63,16 @@ def check_finite(losses: Mapping[str, torch.Tensor], step: int) -> None:
                                 "the checkpoints saved before this point are kept")
 
 
+def check_finite_weights(nets: Mapping[str, torch.nn.Module], step: int) -> None:
+    """A step whose gradients overflowed leaves NaN weights behind a loss that was still finite:
+    the weights themselves are checked before they may replace a checkpoint."""
+    for name, net in nets.items():
+        for key, param in net.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise DivergedError(f"training diverged at step {step}: {name}.{key} holds nan or inf values; "
+                                    "the checkpoints saved before this point are kept")
+
+
 def save_training(exp_dir: Path, label: str, model, state: TrainState, opt: argparse.Namespace,
                   rng_per_rank: list[dict] | None = None) -> None:
     """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (generator + options).
@@ -72,9 +83,14 @@ def save_training(exp_dir: Path, label: str, model, state: TrainState, opt: argp
     rng_per_rank = rng_per_rank or [capture_rng_state()]
     payload = {"format": FULL_FORMAT, "state": asdict(state), "world_size": len(rng_per_rank),
                "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options, **model.state_dict()}
-    save_atomic(payload, full_path(exp_dir, label))
-    save_atomic({"format": GENERATOR_FORMAT, "net_G": payload["nets"]["G"], "options": options},
-                generator_path(exp_dir, label))
+    for path, content in ((full_path(exp_dir, label), payload),
+                          (generator_path(exp_dir, label),
+                           {"format": GENERATOR_FORMAT, "net_G": payload["nets"]["G"], "options": options})):
+        try:
+            save_atomic(content, path)
+        except OSError as err:  # a full disk, a quota, a folder gone read-only
+            raise CheckpointError(f"{path}: could not be written ({err.strerror or err}); the file it would "
+                                  "have replaced is intact and no partial file is left") from None
 
 
 def load_label(opt: argparse.Namespace) -> str:
@@ -95,7 +111,12 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train --epoch {label}); "
                               f"saved: {', '.join(sorted(p.stem for p in exp_dir.glob('*.pt') if '_net_' not in p.name)) or 'none'}")
-    ckpt = load_file(path, map_location=model.device)
+    try:
+        ckpt = load_file(path, map_location=model.device)
+    except CheckpointError as err:
+        # Name the way out: the newest checkpoint that does load (a kill cannot leave a bad
+        # file, but a disk or a copy can).
+        raise CheckpointError(f"{err}; {resume_hint(exp_dir, skip=path)}") from None
     if ckpt.get("format") != FULL_FORMAT:
         raise CheckpointError(f"{path}: not a full training checkpoint of this program")
     problem = architecture_mismatch(ckpt["options"], vars(opt), include_D=True)

@@ -26,7 +26,10 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N samples")
     g.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save '<epoch>' every N epochs")
     g.add_argument("--save_by_iter", action="store_true", help="also keep each 'latest' save as iter_<N>")
-    g.add_argument("--continue_train", action="store_true", help="resume from the checkpoint named by --epoch")
+    g.add_argument("--continue_train", nargs="?", const=True, default=False, type=continue_mode, metavar="auto",
+                   help="resume from the checkpoint named by --epoch; 'auto': resume when the experiment folder "
+                        "holds a checkpoint (the newest loadable one if that is damaged), else start fresh, "
+                        "so that a scheduler or torchrun --max_restarts can rerun the same command")
     g.add_argument("--overwrite", action="store_true",
                    help="start a fresh run even though the experiment folder already holds checkpoints")
     g.add_argument("--epoch_count", type=positive_int, default=1,
@@ -53,6 +56,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "0: one per --gpu_ids entry. Not needed under torchrun, which starts them itself")
     g.add_argument("--dist_timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
                    help="seconds a process waits for the others in a collective before the job fails")
+
+
+def continue_mode(text: str) -> str:
+    if text != "auto":
+        raise argparse.ArgumentTypeError(f"takes no value or 'auto', got '{text}'")
+    return text
 
 
 def positive_float(text: str) -> float:
