@@ -29,6 +29,7 @@ from models.base_model import BaseModel  # noqa: E402
 from models.batchnorm import BatchNorm2d  # noqa: E402
 from options.parse import parse_options  # noqa: E402
 from engine.distributed import Runtime, unwrap  # noqa: E402
+from engine.amp_auto import choose_auto_amp  # noqa: E402
 from engine.machine import describe  # noqa: E402
 
 
@@ -93,6 +94,8 @@ def build_model(train_args: Sequence[str], variant: Variant, runtime: Runtime, s
     opt = parse_options([*start, *train_args, *variant.options], is_train=True)
     torch.manual_seed(seed)
     model = create_model(opt, runtime)
+    # --amp auto as train.py settles it: measured (or cached, or pinned by PIX2PIX_AMP_AUTO).
+    model.amp = choose_auto_amp(opt, model.nets, model.amp, runtime.device)
     if variant.patch is not None:
         variant.patch(model)
     model.train()

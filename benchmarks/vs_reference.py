@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, emit, machine_record  # noqa: E402
-
+# No torch at import: the processes measured load it, this one only waits for them (and a
+# bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
+ROOT = Path(__file__).resolve().parent.parent
 DATAROOT = ROOT.parent / "shared" / "datasets" / "facades"
 
 # The model flags both programs understand, per configuration.
@@ -160,16 +160,13 @@ class BusyLoad:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import emit
+
     names = args.variants.split(",")
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"vs_reference.py: error: --variants: unknown {', '.join(unknown)} "
-                         f"(known: {', '.join(VARIANTS)})")
     reference = Path(args.reference).resolve() if args.reference else None
     if reference is None:
         names = [n for n in names if VARIANTS[n].program != "reference"]
-    elif not (reference / "train.py").is_file():
-        raise SystemExit(f"vs_reference.py: error: --reference {reference}: no train.py there")
     baseline = "reference" if reference is not None else "fp32"
     if baseline not in names:
         names.insert(0, baseline)
@@ -192,6 +189,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                         times[name].append(time_one(cmd, environment(variant, shim), variant.program,
                                                     args.warmup, cwd))
                         loads.append(os.getloadavg()[0])
+                        print(f"{config} round {r + 1}/{args.rounds} {name}: {times[name][-1]['s_per_step']:.3f} "
+                              f"s/step, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
                         shutil.rmtree(workdir, ignore_errors=True)
             finally:
                 load.close()
@@ -224,6 +223,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataroot", default=str(DATAROOT))
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
+    unknown = [n for n in args.variants.split(",") if n not in VARIANTS]
+    if unknown:
+        p.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    if args.reference and not (Path(args.reference) / "train.py").is_file():
+        p.exit(1, f"vs_reference.py: error: --reference {Path(args.reference).resolve()}: no train.py there\n")
     bad = [c for c in args.configs.split(",") if c not in CONFIGS]
     if bad:
         p.error(f"--configs: unknown {', '.join(bad)} (known: {', '.join(CONFIGS)})")

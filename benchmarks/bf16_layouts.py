@@ -1,0 +1,97 @@
+"""bf16 and channels_last (NHWC) against fp32, and each against a matmul ceiling measured in
+the same rounds (issue 15, item "AMX").
+
+oneDNN's fast bf16 convolutions (AMX tiles on Intel Sapphire Rapids and later, AVX512-BF16
+dot products elsewhere) prefer NHWC activations with bf16 weights. Whether that wins depends
+on the CPU, so this measures it: the `--amp auto` probe step (G forward, D on fake and real,
+both backwards; no optimizer) in four variants, fp32 / bf16 x NCHW / NHWC, interleaved with a
+1024^3 matmul in fp32 and bf16, round after round. Each variant's GFLOP/s is set against the
+ceiling of its dtype measured in the same round, so a load that comes and goes scales both.
+
+    python benchmarks/bf16_layouts.py --config paper --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, step_flops  # noqa: E402
+
+from engine.amp_auto import probe_step  # noqa: E402
+from models.init import init_weights  # noqa: E402
+from models.networks import build_discriminator, build_generator  # noqa: E402
+from models.norms import norm_spec  # noqa: E402
+
+CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
+VARIANTS = {"fp32": ("none", False), "bf16": ("bf16", False), "fp32_nhwc": ("none", True), "bf16_nhwc": ("bf16", True)}
+
+
+def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return (time.perf_counter() - start) / reps
+
+
+def build(config: str, nhwc: bool) -> tuple:
+    net_g_name, width, size = CONFIGS[config]
+    torch.manual_seed(0)
+    g = init_weights(build_generator(net_g_name, 3, 3, width, norm_spec("batch"), dropout=True), "normal", 0.02)
+    d = init_weights(build_discriminator("basic", 6, width, 3, norm_spec("batch")), "normal", 0.02)
+    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+    if nhwc:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    return g.train(), d.train(), a, b
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    cpu = torch.device("cpu")
+    steps = {}
+    for name, (amp, nhwc) in VARIANTS.items():
+        g, d, a, b = build(args.config, nhwc)
+        steps[name] = probe_step(g, d, a, b, cpu, amp)
+        steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
+    flops = step_flops(steps["fp32"])
+    times: dict[str, list[float]] = {n: [] for n in steps}
+    ceiling: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    fraction: dict[str, list[float]] = {n: [] for n in steps}
+    names = list(steps)
+    for r in range(args.rounds):
+        peak = {"fp32": 2 * 1024**3 / matmul_seconds(torch.float32), "bf16": 2 * 1024**3 / matmul_seconds(torch.bfloat16)}
+        for k, v in peak.items():
+            ceiling[k].append(v)
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            steps[name]()
+            seconds = time.perf_counter() - start
+            times[name].append(seconds)
+            fraction[name].append(flops / seconds / peak["bf16" if name.startswith("bf16") else "fp32"])
+    base = statistics.median(times["fp32"])
+    return [{"bench": "bf16_layouts", "device": "cpu", "config": args.config, "variant": name,
+             "s_per_step": round(statistics.median(t), 4), "vs_fp32": round(base / statistics.median(t), 3),
+             "gflop_per_step": round(flops / 1e9, 2), "achieved_gflop_s": round(flops / statistics.median(t) / 1e9, 1),
+             "matmul_ceiling_gflop_s": {k: round(statistics.median(v) / 1e9, 1) for k, v in ceiling.items()},
+             "fraction_of_ceiling": round(statistics.median(fraction[name]), 3), "rounds": args.rounds,
+             "per_round_s": [round(x, 4) for x in t]} for name, t in times.items()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="paper", choices=list(CONFIGS))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", help="append the JSON lines to this file")
+    args = p.parse_args(argv)
+    emit(run(args), args.out)
+
+
+if __name__ == "__main__":
+    main()

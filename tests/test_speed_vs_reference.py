@@ -1,0 +1,73 @@
+"""benchmarks/vs_reference.py: the clock and the command lines, against a stand-in reference
+whose per-step time is known (it sleeps a fixed time between its step lines)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import vs_reference  # noqa: E402
+
+# Prints the reference's step lines (with its "[Rank 0]" prefix) GAP seconds apart, after a
+# slow start-up that must not count, and records the flags it was given.
+FAKE_TRAIN = '''
+import json, sys, time
+time.sleep(0.3)
+json.dump(sys.argv[1:], open("argv.json", "w"))
+steps = int(sys.argv[sys.argv.index("--max_dataset_size") + 1])
+for i in range(steps):
+    print(f"[Rank 0] (epoch: 1, iters: {i + 1}, time: 9.999, data: 0.000) , G_GAN: 0.7")
+    print("")
+    time.sleep(GAP)
+'''
+
+
+def fake_reference(tmp_path: Path, gap: float) -> Path:
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "train.py").write_text(FAKE_TRAIN.replace("GAP", str(gap)))
+    return ref
+
+
+def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path):
+    ref = fake_reference(tmp_path, gap=0.2)
+    out = tmp_path / "out.jsonl"
+    args = vs_reference.parse(["--reference", str(ref), "--variants", "reference", "--configs", "small",
+                               "--steps", "6", "--warmup", "2", "--rounds", "1", "--out", str(out)])
+    (record,) = vs_reference.run(args)
+    # The program's own "time: 9.999" and its 0.3 s start-up are ignored: 0.2 s per step.
+    assert record["s_per_step"] == pytest.approx(0.2, abs=0.08)
+    assert record["vs_reference"] == 1.0 and record["startup_s"] >= 0.3 - 0.05
+    written = json.loads(out.read_text().splitlines()[0])
+    assert written["variant"] == "reference" and "cpu_features" in written["machine_info"]
+    argv = json.loads((ref / "argv.json").read_text())
+    # The same model flags as ours, one epoch over --steps images, nothing saved, batch 1.
+    for flag, value in (("--netG", "unet_128"), ("--ngf", "32"), ("--crop_size", "128"), ("--n_epochs", "1"),
+                        ("--n_epochs_decay", "0"), ("--batch_size", "1"), ("--print_freq", "1")):
+        assert argv[argv.index(flag) + 1] == value
+
+
+def test_our_command_line_and_environment_per_variant(tmp_path):
+    cmd = vs_reference.command(vs_reference.VARIANTS["fp32_threads1"], "paper", 12, None, tmp_path, tmp_path)
+    assert cmd[1].endswith("train.py") and cmd[cmd.index("--max_steps") + 1] == "12"
+    assert cmd[cmd.index("--netG") + 1] == "unet_256" and cmd[-4:] == ["--amp", "none", "--torch_threads", "1"]
+    env = vs_reference.environment(vs_reference.VARIANTS["fp32_spin30k"], None)
+    assert env["GOMP_SPINCOUNT"] == "30000" and "OMP_WAIT_POLICY" not in env
+    assert vs_reference.environment(vs_reference.VARIANTS["fp32_omp_default"], None)["PIX2PIX_OMP_POLICY"] == "default"
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_reference.py"), *a],
+                                    capture_output=True, text=True, timeout=120)
+    missing = run("--reference", str(tmp_path), "--variants", "reference")
+    assert missing.returncode != 0 and missing.stderr.strip() == \
+        f"vs_reference.py: error: --reference {tmp_path}: no train.py there"
+    unknown = run("--variants", "fp64")
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr and "fp64" in unknown.stderr
+    steps = run("--steps", "3", "--warmup", "5")
+    assert steps.returncode == 2 and "--steps 3 must exceed --warmup 5" in steps.stderr
