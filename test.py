@@ -31,10 +31,11 @@ from options.parse import parse_options
 from options.validate import first_problem
 from engine.checkpoint import CheckpointError
 from engine.distributed import single_process_runtime, unwrap
+from reporting.fid import FidUnavailable, extractor_path
 from reporting.html import ResultRow, write_results_page
 from reporting.images import save_image
 from reporting.logs import setup_logging
-from reporting.metrics import mean_metrics, written_metrics
+from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
 from engine.train_state import load_label
@@ -45,11 +46,13 @@ log = logging.getLogger("test")
 def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     """Test the generator ``saved`` (read from the run's folder when not given)."""
     label = load_label(opt)
-    saved = saved or find_generator(experiment_dir(opt), label)
+    saved = saved or find_generator(experiment_dir(opt), label, use_ema=not opt.no_ema)
     opt = Options(**{**opt.as_dict(), **options_for(opt, saved), "netG_from_checkpoint": False}).freeze()
     problem = first_problem(opt)
     if problem:
         raise ValueError(problem)
+    if opt.fid:
+        extractor_path()  # before any work: a missing extractor is a one-line error naming the install
     runtime = single_process_runtime(opt.gpu_ids)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     if opt.use_demo:
@@ -75,6 +78,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     image_dir = page_dir / "images"
     rows: list[ResultRow] = []
     all_metrics: list[dict[str, float]] = []
+    written_sets: dict[str, list] = {"fake_B": [], "real_B": []}   # for --fid, as written
     sections = []
     for batch in loader:
         model.set_input(batch)
@@ -101,17 +105,30 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
             metrics = written_metrics(written["fake_B"], written["real_B"]) if "real_B" in written else {}
             if metrics:
                 all_metrics.append(metrics)
+                if opt.fid:
+                    for name in written_sets:
+                        written_sets[name].append(written[name])
             rows.append(ResultRow(stem, images, metrics))
         if len(rows) >= opt.num_test:
             break
 
     summary = mean_metrics(all_metrics)
+    of_set: dict[str, float] = {}
+    if opt.fid:
+        if len(written_sets["fake_B"]) < 2:
+            raise ValueError(f"--fid needs at least 2 test images with real_B (an aligned set), "
+                             f"got {len(written_sets['fake_B'])}")
+        of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
+        # FID and KID describe the set: on the page they follow the per-image means.
+        summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}
+    weights = "EMA weights" if saved.ema else ""
+    behaviour = f"{behaviour}; {weights}" if weights else behaviour
     title = f"{opt.name}: {opt.phase}, checkpoint {label} ({behaviour})"
     index = write_results_page(page_dir, title, rows, summary, extra_sections=sections,
                                image_width=opt.display_winsize)
     (page_dir / "metrics.json").write_text(json.dumps(
-        {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": summary,
-         "images": {r.name: r.metrics for r in rows}}, indent=2))
+        {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": mean_metrics(all_metrics),
+         **({"set": of_set} if of_set else {}), "images": {r.name: r.metrics for r in rows}}, indent=2))
     log.info("%d images, %s", len(rows), behaviour)
     if summary:
         log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
@@ -124,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt = parse_options(argv, is_train=False)
     setup_logging(verbose=opt.verbose)
     try:
-        saved = find_generator(experiment_dir(opt), load_label(opt))
+        saved = find_generator(experiment_dir(opt), load_label(opt), use_ema=not opt.no_ema)
         trained_as = (saved.options or {}).get("model")
         if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:
             # The checkpoint's model brings its own defaults (data mode, channels): parse again.
@@ -133,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (experiment_dir(opt), load_label(opt)) != where:
                 saved = None   # a --suffix that names a model default moved the run: look there
         run_test(opt, saved)   # the checkpoint is read once
-    except (DataError, CheckpointError, SpeedError, ValueError) as err:
+    except (DataError, CheckpointError, SpeedError, FidUnavailable, ValueError) as err:
         print(f"test.py: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -20,7 +20,7 @@ from engine.train_state import load_label
 from inference.translator import CODECS, Translator, set_inference_behaviour
 from models import MODELS
 from models.load_generator import find_generator, load_into, options_for
-from models.networks import build_generator, size_multiple
+from models.networks import DEFAULT_UPSAMPLE, build_generator, size_multiple
 from models.norms import norm_spec
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ class LoadedGenerator:
 def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     """Find ``opt.name``'s checkpoint, build G from it and set its test-time behaviour
     (``opt.eval``, ``opt.bn_eval``, ``opt.dropout``). Raises CheckpointError naming the file."""
-    saved = find_generator(Path(opt.checkpoints_dir) / opt.name, load_label(opt))
+    saved = find_generator(Path(opt.checkpoints_dir) / opt.name, load_label(opt),
+                           use_ema=not getattr(opt, "no_ema", False))
     from_ckpt = options_for(opt, saved)
     if saved.options and "model" in saved.options and "model" not in opt.explicit:
         from_ckpt["model"] = saved.options["model"]
@@ -61,7 +62,8 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
 
     device = single_process_runtime(resolved.gpu_ids).device
     net = build_generator(resolved.netG, resolved.input_nc, resolved.output_nc, resolved.ngf,
-                          norm_spec(resolved.norm), dropout=not resolved.no_dropout)
+                          norm_spec(resolved.norm), dropout=not resolved.no_dropout,
+                          upsample=getattr(resolved, "upsample", DEFAULT_UPSAMPLE))
     try:
         load_into(net, saved, resolved)
     except CheckpointError as err:

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from models.init import init_weights
-from models.networks import build_discriminator, build_generator
+from models.networks import DEFAULT_UPSAMPLE, build_discriminator, build_generator
 from models.norms import norm_spec
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from models.schedulers import EpochScheduler
@@ -43,14 +43,14 @@ class BaseModel:
     def make_generator(self) -> nn.Module:
         opt = self.opt
         net = build_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_spec(opt.norm),
-                              dropout=not opt.no_dropout)
+                              dropout=not opt.no_dropout, upsample=getattr(opt, "upsample", DEFAULT_UPSAMPLE))
         return self.speed_up("G", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
 
     def make_discriminator(self) -> nn.Module:
         opt = self.opt
         # Conditional D: it judges A and B together.
         net = build_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D,
-                                  norm_spec(opt.norm))
+                                  norm_spec(opt.norm), num_D=getattr(opt, "num_D", 1))
         return self.speed_up("D", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
 
     def speed_up(self, name: str, net: nn.Module) -> nn.Module:

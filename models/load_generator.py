@@ -1,8 +1,9 @@
 """Find and load a trained generator for inference (test.py, translate.py).
 
-Looks in ``<checkpoints_dir>/<name>/`` for, in order: our generator-only file
-``<label>_net_G.pt``, our full checkpoint ``<label>.pt``, and a reference-implementation
-file ``<label>_net_G.pth`` (a bare state_dict without options).
+Looks in ``<checkpoints_dir>/<name>/`` for, in order: the moving average of G kept by a run
+with ``--ema_decay`` (in the full checkpoint ``<label>.pt``; skipped with ``--no_ema``), our
+generator-only file ``<label>_net_G.pt``, our full checkpoint ``<label>.pt``, and a
+reference-implementation file ``<label>_net_G.pth`` (a bare state_dict without options).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class SavedGenerator:
     path: Path
     state_dict: dict[str, torch.Tensor]
     options: dict[str, Any] | None     # None: a reference checkpoint, which stores no options
+    ema: bool = False                  # the weights are the moving average (--ema_decay), not G's own
 
     @property
     def is_reference(self) -> bool:
@@ -38,15 +40,23 @@ def reference_path(exp_dir: Path, label: str) -> Path:
     return exp_dir / f"{label}_net_G.pth"
 
 
-def find_generator(exp_dir: Path, label: str) -> SavedGenerator:
+def find_generator(exp_dir: Path, label: str, use_ema: bool = True) -> SavedGenerator:
+    """The generator saved under ``label``; with ``use_ema`` (the default: what inference runs
+    unless --no_ema) the moving average of its weights when the run kept one."""
     ours_g, ours_full, ref = generator_path(exp_dir, label), full_path(exp_dir, label), reference_path(exp_dir, label)
     if ours_g.is_file():
         ckpt = load_file(ours_g)
         if ckpt.get("format") == GENERATOR_FORMAT:
+            if use_ema and ckpt["options"].get("ema_decay", 0) > 0 and ours_full.is_file():
+                averaged = _averaged_generator(ours_full)
+                if averaged is not None:
+                    return averaged
             return SavedGenerator(ours_g, ckpt["net_G"], ckpt["options"])
     if ours_full.is_file():
         ckpt = load_file(ours_full)
         if ckpt.get("format") == FULL_FORMAT:
+            if use_ema and "ema" in ckpt:
+                return SavedGenerator(ours_full, ckpt["ema"]["G"]["net"], ckpt["options"], ema=True)
             return SavedGenerator(ours_full, ckpt["nets"]["G"], ckpt["options"])
     if ref.is_file():
         state = load_file(ref)
@@ -55,6 +65,15 @@ def find_generator(exp_dir: Path, label: str) -> SavedGenerator:
         return SavedGenerator(ref, dict(state), None)
     raise CheckpointError(f"no generator checkpoint '{label}' in {exp_dir} (looked for {ours_g.name}, "
                           f"{ours_full.name}, {ref.name})")
+
+
+def _averaged_generator(path: Path) -> SavedGenerator | None:
+    """The moving average of G from a full checkpoint: it lives there only (the state_dict of
+    models/pix2pix_model.py), next to the trained G."""
+    ckpt = load_file(path)
+    if ckpt.get("format") != FULL_FORMAT or "ema" not in ckpt:
+        return None
+    return SavedGenerator(path, ckpt["ema"]["G"]["net"], ckpt["options"], ema=True)
 
 
 def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import NoReturn
 from data import DATASETS, PREPROCESS_MODES
 from models import MODELS
 from models.init import INITS
-from models.networks import DISCRIMINATORS, GENERATORS
+from models.networks import DEFAULT_UPSAMPLE, DISCRIMINATORS, GENERATORS, UPSAMPLERS
 from models.norms import NORMS
 from util.registry import Registry
 
@@ -123,6 +123,8 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init_type", default="normal", choices=INITS.choices(), help=choices_help(INITS))
     g.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
     g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+    g.add_argument("--upsample", default=DEFAULT_UPSAMPLE, choices=UPSAMPLERS.choices(),
+                   help=choices_help(UPSAMPLERS, "how the generator's decoder doubles the resolution:"))
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset_mode", default="aligned", choices=DATASETS.choices(), help=choices_help(DATASETS))

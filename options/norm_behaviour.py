@@ -31,4 +31,7 @@ def add_norm_behaviour_options(p: argparse.ArgumentParser, bn_modes: Sequence[st
     if not frozen:
         g.add_argument("--dropout", default=None, choices=["on", "off"],
                        help="dropout at test time; default: on without --eval (paper), off with --eval")
+    g.add_argument("--no_ema", action="store_true",
+                   help="use G's own weights even when training kept a moving average of them (--ema_decay), "
+                        "which is used by default")
     return g

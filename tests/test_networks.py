@@ -36,9 +36,11 @@ def test_discriminator_forward_backward(net_d: str, norm: str) -> None:
     net = build_discriminator(net_d, 4, 4, 2, norm_spec(norm))
     x = torch.randn(2, 4, 64, 64, requires_grad=True)
     y = net(x)
-    expected = {"basic": (2, 1, 6, 6), "n_layers": (2, 1, 14, 14), "pixel": (2, 1, 64, 64)}[net_d]
-    assert y.shape == expected
-    y.mean().backward()
+    # The multiscale D returns one map per scale (one scale by default in build_discriminator).
+    expected = {"basic": (2, 1, 6, 6), "n_layers": (2, 1, 14, 14), "pixel": (2, 1, 64, 64),
+                "multiscale": [(2, 1, 14, 14)]}[net_d]
+    assert ([t.shape for t in y] if isinstance(y, list) else y.shape) == expected
+    (sum(t.mean() for t in y) if isinstance(y, list) else y.mean()).backward()
     assert torch.isfinite(x.grad).all()
 
 

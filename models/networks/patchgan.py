@@ -34,6 +34,14 @@ class NLayerDiscriminator(nn.Module):
             x = stage(x)
         return x
 
+    def scale_features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every stage's output (the last is the logits), as the one scale of this D."""
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return [features]
+
     def named_stages(self) -> dict[str, nn.Module]:
         return {f"layer{i}": m for i, m in enumerate(self.stages, 1)}
 
@@ -50,6 +58,15 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def scale_features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """The output after each activation, then the logits, as the one scale of this D."""
+        features = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return [features + [x]]
 
     def named_stages(self) -> dict[str, nn.Module]:
         return {f"layer{i}": m for i, m in enumerate(self.net, 1)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
 
@@ -28,7 +29,7 @@ class ResnetGenerator(nn.Module):
     """Any input side that is a multiple of 4 works (two stride-2 convs)."""
 
     def __init__(self, input_nc: int, output_nc: int, n_blocks: int, ngf: int, norm: NormSpec,
-                 dropout: bool = False) -> None:
+                 dropout: bool = False, upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
         bias = norm.conv_bias
         self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), norm.make(ngf),
@@ -40,8 +41,8 @@ class ResnetGenerator(nn.Module):
         # (N, 4*ngf, H/4, W/4) through the residual blocks.
         self.blocks = nn.ModuleList(ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks))
         self.ups = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, stride=2, padding=1, output_padding=1,
-                                             bias=bias),
+            nn.Sequential(make_upsampler(upsample, ngf * m, ngf * m // 2, bias, lambda m=m: nn.ConvTranspose2d(
+                ngf * m, ngf * m // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)),
                           norm.make(ngf * m // 2), nn.ReLU(True))
             for m in (4, 2))
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
 _KERNEL, _STRIDE, _PAD = 4, 2, 1
@@ -23,7 +24,8 @@ class UnetLevel(nn.Module):
     """
 
     def __init__(self, outer_nc: int, inner_nc: int, norm: NormSpec, *, input_nc: int | None = None,
-                 inner: "UnetLevel | None" = None, outermost: bool = False, dropout: bool = False) -> None:
+                 inner: "UnetLevel | None" = None, outermost: bool = False, dropout: bool = False,
+                 upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
         self.outermost = outermost
         input_nc = outer_nc if input_nc is None else input_nc
@@ -41,11 +43,16 @@ class UnetLevel(nn.Module):
 
         # The inner level returns its input concatenated with its output: twice the channels.
         up_in = inner_nc if innermost else inner_nc * 2
-        up: list[nn.Module] = [nn.ReLU()]
+        # The outermost layer feeds tanh, not a norm: it keeps its bias whatever the norm.
+        up_bias = True if outermost else bias
+        upsampler = make_upsampler(upsample, up_in, outer_nc, up_bias, lambda: nn.ConvTranspose2d(
+            up_in, outer_nc, _KERNEL, _STRIDE, _PAD, bias=up_bias))
+        # The upsampler stays at index 1 of ``up``: reference checkpoints (deconv) address it there.
+        up: list[nn.Module] = [nn.ReLU(), upsampler]
         if outermost:
-            up += [nn.ConvTranspose2d(up_in, outer_nc, _KERNEL, _STRIDE, _PAD), nn.Tanh()]
+            up.append(nn.Tanh())
         else:
-            up += [nn.ConvTranspose2d(up_in, outer_nc, _KERNEL, _STRIDE, _PAD, bias=bias), norm.make(outer_nc)]
+            up.append(norm.make(outer_nc))
             if dropout:
                 up.append(nn.Dropout(0.5))
         self.up = nn.Sequential(*up)
@@ -67,20 +74,22 @@ class UnetGenerator(nn.Module):
     At ngf=64 the widths are 64, 128, 256, 512, 512, ...; the innermost features are
     (N, 8*ngf, 1, 1) for a 256 px input with num_downs=8. Dropout (p=0.5) sits in the three
     decoder levels just outside the innermost one, the only noise source of pix2pix.
+    ``upsample`` names how every decoder level doubles the resolution (models/networks/upsample.py).
     """
 
     def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int, norm: NormSpec,
-                 dropout: bool = True) -> None:
+                 dropout: bool = True, upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
         self.num_downs = num_downs
-        level = UnetLevel(ngf * 8, ngf * 8, norm)  # innermost
+        level = UnetLevel(ngf * 8, ngf * 8, norm, upsample=upsample)  # innermost
         for _ in range(num_downs - 5):
-            level = UnetLevel(ngf * 8, ngf * 8, norm, inner=level, dropout=dropout)
+            level = UnetLevel(ngf * 8, ngf * 8, norm, inner=level, dropout=dropout, upsample=upsample)
         for outer, inner_nc in ((ngf * 4, ngf * 8), (ngf * 2, ngf * 4), (ngf, ngf * 2)):
-            level = UnetLevel(outer, inner_nc, norm, inner=level)
-        self.model = UnetLevel(output_nc, ngf, norm, input_nc=input_nc, inner=level, outermost=True)
+            level = UnetLevel(outer, inner_nc, norm, inner=level, upsample=upsample)
+        self.model = UnetLevel(output_nc, ngf, norm, input_nc=input_nc, inner=level, outermost=True,
+                               upsample=upsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -1,0 +1,206 @@
+"""Translation quality of the quality options, 3 seeds each, on a budget that fits 2 CPU cores.
+
+    python benchmarks/quality.py                          # run what is missing, then print the table
+    python benchmarks/quality.py --table                  # only the table, from the results file
+    python benchmarks/quality.py --datasets facades --configs baseline,fp32 --seeds 1,2,3
+
+Each run is the real command line: train.py, then test.py (the paper's test mode: batch
+statistics and dropout on, as in the published FID figures), then a score of the fake_B set
+against the real_B set (FID, KID, checkerboard share). Every finished run and every score is
+one JSON line in ``--out``; a second invocation skips what is there, so the benchmark resumes
+after an interruption and a time limit (``--stop_at``) only postpones runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, emit, machine_name  # noqa: E402
+
+import torch  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "datasets"
+# The 2-core budget (2 shared cores: about 0.5-0.7 s a step while other work runs): unet_128
+# at 128 px, width 32, 200 steps at batch 1 and the paper's learning rate.
+COMMON = ["--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--crop_size", "128", "--batch_size", "1",
+          "--display_id", "0", "--no_html", "--cache_dataset", "--num_threads", "1", "--print_freq", "100",
+          "--save_epoch_freq", "1000", "--save_latest_freq", "100000", "--gpu_ids", "-1"]
+DATASETS = {
+    # labels -> photo; 200 of the 400 training pairs, one epoch; scored on the 106 test pairs.
+    "facades": {"root": DATA / "facades", "train": ["--direction", "BtoA", "--load_size", "143",
+                                                     "--max_dataset_size", "200", "--n_epochs", "1",
+                                                     "--n_epochs_decay", "0"],
+                "test": ["--direction", "BtoA", "--phase", "test"]},
+    # sketch -> photo; the 100 training pairs of the sample, 2 epochs; scored on its 20 val pairs.
+    "edges2shoes": {"root": DATA / "edges2shoes_sample", "train": ["--direction", "AtoB", "--load_size", "143",
+                                                                    "--n_epochs", "2", "--n_epochs_decay", "0"],
+                    "test": ["--direction", "AtoB", "--phase", "val"]},
+}
+MULTISCALE = ["--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10"]
+CONFIGS = {
+    "baseline": [],                                   # the defaults (bf16 autocast where native)
+    "fp32": ["--amp", "none"],
+    "bilinear": ["--upsample", "bilinear"],
+    "nearest": ["--upsample", "nearest"],
+    "ema": ["--ema_decay", "0.999"],
+    "multiscale_fm": MULTISCALE,
+    "combined": ["--upsample", "bilinear", "--ema_decay", "0.999", *MULTISCALE],
+}
+DEFAULT_PLAN = "facades:" + ",".join(CONFIGS) + ";edges2shoes:baseline,bilinear,combined"
+
+
+def run_id(dataset: str, config: str, seed: int) -> str:
+    return f"{dataset}_{config}_s{seed}"
+
+
+def load_records(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train_and_test(dataset: str, config: str, seed: int, work: Path) -> dict:
+    spec, name = DATASETS[dataset], run_id(dataset, config, seed)
+    base = [sys.executable]
+    where = ["--dataroot", str(spec["root"]), "--name", name, "--checkpoints_dir", str(work / "checkpoints"),
+             "--seed", str(seed)]
+    start = time.perf_counter()
+    subprocess.run([*base, str(ROOT / "train.py"), *where, *COMMON, *spec["train"], *CONFIGS[config],
+                    "--overwrite"], check=True, cwd=ROOT)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([*base, str(ROOT / "test.py"), *where, *spec["test"], "--netG", "unet_128", "--crop_size", "128",
+                    "--results_dir", str(work / "results"), "--num_test", "100000", "--num_threads", "1",
+                    "--gpu_ids", "-1"], check=True, cwd=ROOT)
+    test_s = time.perf_counter() - start
+    page = work / "results" / name / f"{spec['test'][-1]}_latest"
+    mean = json.loads((page / "metrics.json").read_text())["mean"]
+    return {"bench": "quality", "kind": "run", "dataset": dataset, "config": config, "seed": seed,
+            "flags": CONFIGS[config], "L1_255": mean["L1"] * 255, "PSNR": mean["PSNR"], "SSIM": mean["SSIM"],
+            "train_s": round(train_s, 1), "test_s": round(test_s, 1), "page": str(page),
+            "cpu": machine_name(torch.device("cpu"))}
+
+
+def score(run: dict, work: Path) -> dict:
+    # Imported here: a results file can be turned into a table without the extractor.
+    import numpy as np
+
+    from reporting.checkerboard import checkerboard_ratio_of_folders
+    from reporting.fid import features_of_files, score_features
+
+    images = Path(run["page"]) / "images"
+    fake, real = sorted(images.glob("*_fake_B.png")), sorted(images.glob("*_real_B.png"))
+    start = time.perf_counter()
+    # Every run of a data set writes the same real_B files: their features are taken once.
+    cache = work / f"real_features_{run['dataset']}_{len(real)}.npy"
+    if not cache.is_file():
+        np.save(cache, features_of_files(real))
+    fid = score_features(np.load(cache), features_of_files(fake))
+    return {"bench": "quality", "kind": "score", "dataset": run["dataset"], "config": run["config"],
+            "seed": run["seed"], "FID": fid.fid, "KID": fid.kid_mean, "KID_std": fid.kid_std,
+            "KID_subsets": fid.kid_subsets, "KID_subset_size": fid.kid_subset_size, "images": len(fake),
+            "checkerboard": checkerboard_ratio_of_folders(fake, real),
+            "score_s": round(time.perf_counter() - start, 1)}
+
+
+def parse_plan(text: str) -> list[tuple[str, list[str]]]:
+    plan = []
+    for part in text.split(";"):
+        dataset, _, configs = part.partition(":")
+        names = configs.split(",") if configs else list(CONFIGS)
+        unknown = [n for n in names if n not in CONFIGS] + ([dataset] if dataset not in DATASETS else [])
+        if unknown:
+            raise SystemExit(f"quality.py: --plan: unknown name(s) {', '.join(unknown)} "
+                             f"(datasets: {', '.join(DATASETS)}; configs: {', '.join(CONFIGS)})")
+        plan.append((dataset, names))
+    return plan
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
+
+
+def table(records: list[dict]) -> str:
+    runs = {(r["dataset"], r["config"], r["seed"]): r for r in records if r.get("kind") == "run"}
+    scores = {(r["dataset"], r["config"], r["seed"]): r for r in records if r.get("kind") == "score"}
+    lines = ["| data | config | seeds | L1 (/255) | PSNR (dB) | SSIM | FID | KID x1000 | checkerboard | "
+             "train s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    order = list(dict.fromkeys((d, c) for d, c, _ in runs))
+    for dataset, config in order:
+        rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
+        ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
+        col = lambda rows, key, scale=1.0: mean_std([row[key] * scale for row in rows])  # noqa: E731
+        lines.append(f"| {dataset} | {config} | {len(rs)} | {col(rs, 'L1_255')} | {col(rs, 'PSNR')} | "
+                     f"{col(rs, 'SSIM')} | {col(ss, 'FID')} | {col(ss, 'KID', 1000)} | {col(ss, 'checkerboard')} | "
+                     f"{col(rs, 'train_s')} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plan", default=DEFAULT_PLAN,
+                   help="dataset:config,config;dataset:... in the order to run (each config: all seeds)")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality_cpu.jsonl"))
+    p.add_argument("--work_dir", default="/tmp/pix2pix_quality", help="checkpoints and result pages")
+    p.add_argument("--stop_at", default="", help="UTC time HH:MM after which no new run starts")
+    p.add_argument("--table", action="store_true", help="only print the table of the results file")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.table:
+        print(table(load_records(out)))
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work_dir)
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    def past_stop() -> bool:
+        if not args.stop_at:
+            return False
+        now = datetime.now(timezone.utc).strftime("%H:%M")
+        return now >= args.stop_at
+
+    def score_backlog() -> None:
+        records = load_records(out)
+        scored = {(r["dataset"], r["config"], r["seed"]) for r in records if r.get("kind") == "score"}
+        for run in (r for r in records if r.get("kind") == "run"):
+            if (run["dataset"], run["config"], run["seed"]) in scored:
+                continue
+            try:
+                emit([score(run, work)], str(out))
+            except Exception as err:  # noqa: BLE001  a later invocation scores it
+                print(f"quality.py: scoring {run_id(run['dataset'], run['config'], run['seed'])} postponed: "
+                      f"{type(err).__name__}: {err}", file=sys.stderr)
+                return
+
+    for dataset, configs in parse_plan(args.plan):
+        for config in configs:
+            for seed in seeds:
+                done = {(r["dataset"], r["config"], r["seed"]) for r in load_records(out) if r.get("kind") == "run"}
+                if (dataset, config, seed) in done:
+                    continue
+                if past_stop():
+                    emit([{"bench": "quality", "kind": "skipped", "dataset": dataset, "config": config,
+                           "seed": seed, "why": f"--stop_at {args.stop_at}"}], None)
+                    continue
+                emit([train_and_test(dataset, config, seed, work)], str(out))
+                score_backlog()
+    score_backlog()
+    print(table(load_records(out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The multiscale PatchGAN of pix2pixHD (Wang et al. 2018): several PatchGANs of one design,
+each judging the conditional pair at its own scale (full size, 1/2, 1/4).
+
+The coarse scales see a larger share of the image through the same 70x70 receptive field,
+so they judge global structure while the full-scale D judges texture. Between scales the
+pair is halved by a 3x3 average pool (stride 2, padding 1, padding not counted), as in
+pix2pixHD. Every D's intermediate features are available for feature matching.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.networks.patchgan import NLayerDiscriminator
+from models.norms import NormSpec
+
+MAX_SCALES = 3
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """``forward`` returns one logit map per scale, finest first; ``scale_features`` returns,
+    per scale, the output of every stage (the last being that scale's logits)."""
+
+    def __init__(self, input_nc: int, ndf: int, n_layers: int, norm: NormSpec, num_D: int) -> None:
+        super().__init__()
+        if not 1 <= num_D <= MAX_SCALES:
+            raise ValueError(f"--num_D must be between 1 and {MAX_SCALES}, got {num_D}")
+        self.scales = nn.ModuleList(NLayerDiscriminator(input_nc, ndf, n_layers, norm) for _ in range(num_D))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def _inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        inputs = [x]
+        for _ in range(len(self.scales) - 1):
+            inputs.append(self.downsample(inputs[-1]))
+        return inputs
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [d(xi) for d, xi in zip(self.scales, self._inputs(x))]
+
+    def scale_features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        return [d.scale_features(xi)[0] for d, xi in zip(self.scales, self._inputs(x))]
+
+    def named_stages(self) -> dict[str, nn.Module]:
+        return {f"D{s}_{name}": m for s, d in enumerate(self.scales, 1) for name, m in d.named_stages().items()}
