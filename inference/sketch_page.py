@@ -1,0 +1,128 @@
+"""The serve.py page: draw (or upload) on the left, the translation appears on the right.
+
+The page only collects the canvas and shows the result; the translation itself is the
+Translator that translate.py uses (inference/translator.py), seeded per request with the
+command's --seed so that a drawing gives what translate.py gives for the same image.
+
+gradio is imported by ``build_page`` only, after analytics and version checks are switched
+off (nothing may be fetched from the internet).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# Fonts the browser already has: gradio's default theme would link Google Fonts.
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "monospace"]
+
+
+class InputRefused(ValueError):
+    """A request the page answers with a message instead of a translation."""
+
+
+@dataclass
+class PageSettings:
+    title: str
+    canvas_size: int           # side of the blank drawing canvas, px
+    max_side: int              # larger inputs are refused
+    on_button: bool            # translate on a button press instead of after every stroke
+    max_queue: int             # waiting requests beyond this are turned away
+    save_inputs: Path | None   # keep each received canvas here (what was sent, before translation)
+
+
+def canvas_image(value: Any) -> Image.Image | None:
+    """The flattened canvas from gradio's ImageEditor value (background + strokes)."""
+    if value is None:
+        return None
+    image = value.get("composite") if isinstance(value, dict) else value
+    return image if isinstance(image, Image.Image) else None
+
+
+class SketchHandler:
+    """One request: check the image, translate it with a fixed seed, count the time."""
+
+    def __init__(self, translate: Callable[[Image.Image, str], Image.Image], seed: int, max_side: int,
+                 save_inputs: Path | None = None) -> None:
+        self.translate, self.seed, self.max_side, self.save_inputs = translate, seed, max_side, save_inputs
+        self.lock = threading.Lock()   # the seed and the network are shared: one request at a time
+        self.count = 0
+
+    def __call__(self, value: Any) -> Image.Image | None:
+        image = canvas_image(value)
+        if image is None:
+            return None
+        width, height = image.size
+        if max(width, height) > self.max_side:
+            raise InputRefused(f"the image is {width}x{height} px; sides over {self.max_side} px are refused "
+                               "(scale it down first)")
+        with self.lock:
+            self.count += 1
+            if self.save_inputs is not None:
+                self.save_inputs.mkdir(parents=True, exist_ok=True)
+                image.save(self.save_inputs / f"input_{self.count:05d}.png")
+            start = time.perf_counter()
+            torch.manual_seed(self.seed)
+            result = self.translate(image, "canvas")
+            log.info("request %d: %dx%d px translated in %.0f ms", self.count, width, height,
+                     (time.perf_counter() - start) * 1000)
+        return result
+
+
+def quiet_gradio_environment() -> None:
+    """Before gradio is imported: no analytics, no version check, no Hugging Face calls."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    # gradio's own HTTP client logs each of its loopback health checks at INFO.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dict[str, Any]]:
+    """The gradio Blocks and the keyword arguments its launch() needs (theme, css)."""
+    quiet_gradio_environment()
+    import gradio as gr
+
+    def respond(value: Any) -> Image.Image | None:
+        try:
+            return handler(value)
+        except InputRefused as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    side = settings.canvas_size
+    blank = Image.new("RGB", (side, side), "white")
+    with gr.Blocks(title=settings.title, analytics_enabled=False) as page:
+        gr.Markdown(f"### {settings.title}\nDraw with the brush (size and eraser in the toolbar, undo and clear "
+                    "above the canvas) or upload an image; the translation appears on the right"
+                    + (" when you press Translate." if settings.on_button else " after each stroke."))
+        with gr.Row():
+            editor = gr.ImageEditor(
+                value={"background": blank, "layers": [], "composite": blank}, type="pil", image_mode="RGB",
+                label="input", sources=("upload", "clipboard"), canvas_size=(side, side), layers=False,
+                transforms=(), format="png", elem_id="sketch",
+                brush=gr.Brush(colors=["#000000", "#ffffff"], default_size=2, color_mode="defaults"),
+                eraser=gr.Eraser(default_size=8))
+            output = gr.Image(label="translation", type="pil", format="png", interactive=False,
+                              elem_id="translation")
+        if settings.on_button:
+            button = gr.Button("Translate", variant="primary", elem_id="translate")
+            button.click(respond, inputs=editor, outputs=output, concurrency_limit=1)
+        else:
+            # input fires once per finished stroke (change also fires for the initial value);
+            # always_last: strokes drawn while a translation runs collapse into one request.
+            editor.input(respond, inputs=editor, outputs=output, trigger_mode="always_last",
+                          concurrency_limit=1, show_progress="minimal")
+    page.queue(max_size=settings.max_queue, default_concurrency_limit=1)
+    theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+    return page, {"theme": theme}
