@@ -52,7 +52,8 @@ PIP=("$PY" -m pip install -q -c constraints.txt)
 if [ "$CPU_ONLY" = 1 ]; then
   "${PIP[@]}" --extra-index-url "$TORCH_CPU_INDEX" torch torchvision
 fi
-"${PIP[@]}" -r requirements/core.txt -r requirements/test.txt -r requirements/quality.txt
+"${PIP[@]}" -r requirements/core.txt -r requirements/test.txt -r requirements/quality.txt \
+  -r requirements/serve.txt -r requirements/export.txt
 "${PIP[@]}" --no-build-isolation visdom
 "$PY" -c "import torch, torchvision, visdom, dominate, tensorboard; \
 print('install.sh: torch', torch.__version__, '| torchvision', torchvision.__version__, \
