@@ -4,6 +4,7 @@ Epochs are numbered from ``epoch_count`` (1 by default) to n_epochs + n_epochs_d
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from torch.optim import Optimizer
@@ -26,16 +27,31 @@ def _linear(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int
     return lr_scheduler.LambdaLR(opt, lambda k: linear_factor(epoch_count + k, n_epochs, n_epochs_decay))
 
 
+def step_factor(epoch: int, decay_iters: int) -> float:
+    """LR multiplier during 1-based ``epoch``: x0.1 after every ``decay_iters`` epochs."""
+    return 0.1 ** ((epoch - 1) // decay_iters)
+
+
+def cosine_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """LR multiplier during 1-based ``epoch``: half a cosine from 1 at the first epoch towards 0
+    one epoch after the last (as torch's CosineAnnealingLR with T_max = all epochs)."""
+    total = max(1, n_epochs + n_epochs_decay)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / total))
+
+
+# The epoch-driven policies are LambdaLRs of the epoch number, so that a run that starts at
+# --epoch_count e (going on from the reference's files) is at epoch e of its schedule.
 def _step(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
-    return lr_scheduler.StepLR(opt, step_size=decay_iters, gamma=0.1)
+    return lr_scheduler.LambdaLR(opt, lambda k: step_factor(epoch_count + k, decay_iters))
 
 
 def _plateau(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+    # Driven by the loss, not the epoch number: --epoch_count does not enter.
     return lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
 
 
 def _cosine(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
-    return lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_epochs + n_epochs_decay), eta_min=0)
+    return lr_scheduler.LambdaLR(opt, lambda k: cosine_factor(epoch_count + k, n_epochs, n_epochs_decay))
 
 
 LR_POLICIES: Registry[SchedulerFactory] = Registry("--lr_policy")
