@@ -19,6 +19,7 @@ from options.base import (HelpFormatter, OneLineParser, Options, choices_help, g
 from options.norm_behaviour import STANDALONE_BN_MODES, add_norm_behaviour_options
 from options.parse import apply_model_defaults, explicit_options, resolve_gpu_ids
 
+
 def add_checkpoint_options(p: argparse.ArgumentParser, name_required: bool = True) -> None:
     g = p.add_argument_group("checkpoint")
     g.add_argument("--name", required=name_required, default=None,

@@ -87,5 +87,13 @@ def test_page_defaults_loopback_no_share_bounded_queue(tmp_path: Path) -> None:
     # gradio keeps the queue bound on its private queue object; the page has no public getter.
     assert page._queue.max_size == 3
     assert set(launch_kwargs) == {"theme"}
+    # What the page's events are bound to, from the config gradio sends to the browser.
+    for on_button, trigger in ((True, "click"), (False, "input")):
+        settings.on_button = on_button
+        config = build_page(SketchHandler(lambda image, name: image, 0, 4096), settings)[0].get_config_file()
+        ids = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+        (event,) = config["dependencies"]
+        ((target, name),) = event["targets"]
+        assert (ids[target], name) == (("translate" if on_button else "sketch"), trigger)
     with pytest.raises(SystemExit):
         serve.parse(["--name", "exp", "--port", "70000"])

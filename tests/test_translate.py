@@ -190,3 +190,36 @@ def test_unknown_choice_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Cap
         run(tmp_path, "--name", "x", "--input", "a", "--output", "b", "--fit", "stretch")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_option_system_is_shared_with_test_serve_and_export(capsys) -> None:
+    """translate.py, serve.py and export.py parse with options/inference.py: per-model defaults and
+    the GPU check of options/parse.py, and test.py's norm-behaviour group (one definition)."""
+    import export
+    import serve
+    from options.parse import build_parser
+
+    opt = translate.parse(["--model", "colorization", "--name", "x", "--input", "i", "--output", "o",
+                           "--gpu_ids", "-1"])
+    assert (opt.input_nc, opt.output_nc) == (1, 2)   # MODEL_DEFAULTS["colorization"]
+    assert opt.explicit == ["gpu_ids", "input", "model", "name", "output"]
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as stop:
+            translate.parse(["--name", "x", "--input", "i", "--output", "o", "--gpu_ids", "0"])
+        assert stop.value.code == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+    def behaviour_flags(parser) -> dict[str, object]:
+        group = next(g for g in parser._action_groups if g.title == "norm and dropout behaviour at test time")
+        return {a.dest: (a.default, a.choices) for a in group._group_actions}
+
+    from options.inference import build_inference_parser
+    shared = behaviour_flags(build_inference_parser("translate.py", ""))
+    assert {"eval", "bn_eval", "dropout"} <= set(shared)
+    test_flags = behaviour_flags(build_parser(is_train=False))
+    assert {k: v for k, v in test_flags.items() if k in shared and k != "bn_eval"} == \
+        {k: v for k, v in shared.items() if k != "bn_eval"}
+    assert test_flags["bn_eval"][1] == [*shared["bn_eval"][1], "precise"]   # test.py has training data
+    serve_opt, export_opt = serve.parse(["--name", "x", "--eval"]), export.parse(["--name", "x"])
+    assert (serve_opt.eval, serve_opt.bn_eval, serve_opt.dropout) == (True, "running", None)
+    assert (export_opt.eval, export_opt.bn_eval, export_opt.dropout) == (True, "running", "off")
