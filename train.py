@@ -29,17 +29,17 @@ from data import DataError, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from engine.checkpoint import CheckpointError, remove_stray_temporaries
 from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
-                                distributed_runtime, first_line, gather_to_all, is_peer_failure, launch_env,
-                                mean_across_ranks, unwrap)
+                                distributed_runtime, first_line, is_peer_failure, launch_env, mean_across_ranks,
+                                unwrap)
 from engine.launch import LaunchError, launch, processes_to_start
 from engine.resume import AUTO, auto_resume_label
-from engine.rng import capture_rng_state, seed_everything
+from engine.rng import seed_everything
 from engine.amp_auto import choose_auto_amp
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
-from engine.stop import (ForcedStop, StopRequest, TrainingStopped, agreed_stop, exit_status, signal_name,
-                         stop_signals)
-from engine.train_state import (DivergedError, TrainState, check_finite, check_finite_weights, crossed, existing_checkpoints, load_label,
-                                reference_files, resume_training, save_training)
+from engine.saver import Saver
+from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
+from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
+                                reference_files, resume_training)
 from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
@@ -75,8 +75,7 @@ class Run:
     loader: DataLoader
     visualizer: Visualizer
     loss_log: LossLog | None
-    stop: StopRequest
-    latest_at_step: int = -1  # the step 'latest' was last saved at (no second save of the same step)
+    saver: Saver
 
     @property
     def last_epoch(self) -> int:
@@ -134,24 +133,6 @@ def prepare_folder(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Pa
         log.debug("net %s:\n%s", name, unwrap(net))  # --verbose: the whole structure
 
 
-def save(run: Run, model: BaseModel, state: TrainState, label: str, losses: dict[str, torch.Tensor]) -> None:
-    # Averaged first, so that every rank agrees on whether training diverged: a NaN run stops
-    # here, before it writes over the last good checkpoint.
-    check_finite(mean_across_ranks(losses, run.runtime), state.step)
-    check_finite_weights(model.nets, state.step)  # equal on every rank: the same verdict everywhere
-    rng_per_rank = gather_to_all(capture_rng_state(), run.runtime)
-    if run.runtime.is_main:
-        save_training(run.exp_dir, label, model, state, run.opt, rng_per_rank)
-    barrier(run.runtime)
-    if label == "latest":
-        run.latest_at_step = state.step
-
-
-def save_latest(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor]) -> None:
-    if run.latest_at_step != state.step:
-        save(run, model, state, "latest", losses)
-
-
 def log_losses(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor],
                seconds_per_sample: float, data_seconds: float, bar: EpochProgress) -> None:
     shown = mean_across_ranks(losses, run.runtime)  # the step's only sync (host and ranks)
@@ -183,25 +164,9 @@ def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[
                                                save_result=crossed(before, state.samples, opt.update_html_freq))
         barrier(run.runtime)
     if crossed(before, state.samples, opt.save_latest_freq):
-        save_latest(run, model, state, losses)
+        run.saver.save_latest(model, state, losses)
         if opt.save_by_iter:
-            save(run, model, state, f"iter_{state.samples}", losses)
-
-
-def stop_if_asked(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor]) -> bool:
-    """After a step: end the run on --max_steps (returns True) or on a stop signal (raises
-    TrainingStopped), in both cases with 'latest' saved."""
-    signum = agreed_stop(run.stop, run.runtime)
-    reached_max = bool(run.opt.max_steps) and state.step >= run.opt.max_steps
-    if signum is None and not reached_max:
-        return False
-    save_latest(run, model, state, losses)
-    if signum is None:
-        log.info("stopped after --max_steps %d; resume with --continue_train", run.opt.max_steps)
-        return True
-    raise TrainingStopped(signum, f"stopped by {signal_name(signum)} after step {state.step} (epoch {state.epoch}) "
-                                  f"with 'latest' saved in {run.exp_dir}; resume with the same command and "
-                                  "--continue_train (or --continue_train auto)")
+            run.saver.save(model, state, f"iter_{state.samples}", losses)
 
 
 def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor],
@@ -213,8 +178,8 @@ def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: dict[str, t
     state.next_epoch()
     log.info("end of epoch %d / %d, learning rate now %.7f", finished, run.last_epoch, lr)
     if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
-        save(run, model, state, "latest", losses)
-        save(run, model, state, str(finished), losses)
+        run.saver.save(model, state, "latest", losses)
+        run.saver.save(model, state, str(finished), losses)
 
 
 def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
@@ -243,7 +208,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
         loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
         if loss_log is not None:
             cleanup.callback(loss_log.close)
-        run = Run(opt, runtime, exp_dir, loader, visualizer, loss_log, cleanup.enter_context(stop_signals()))
+        saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()))
+        run = Run(opt, runtime, exp_dir, loader, visualizer, loss_log, saver)
         losses: dict[str, torch.Tensor] = {}
         while state.epoch <= run.last_epoch:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
@@ -260,7 +226,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
                 epoch_steps += 1
                 bar.update()
                 report_and_save(run, model, state, losses, before, t_step, t_data, bar)
-                if stop_if_asked(run, model, state, losses):
+                if run.saver.stop_if_asked(model, state, losses):
                     bar.close()
                     return finish(run, model, state)
                 t_data = time.perf_counter()

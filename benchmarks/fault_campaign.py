@@ -20,6 +20,8 @@ Faults (one JSON line each, plus a summary table):
   corrupt   'latest' truncated or its zip directory overwritten: --continue_train fails with one
             line naming the file and the newest loadable checkpoint; auto falls back to it.
   nan       a NaN loss at a random step: the run stops with one line, the last checkpoint finite.
+  visdom    the visdom server killed after a random step, started again 3 steps later: one
+            warning, training goes on (and ends bit-exact), the restarted server gets points.
 """
 from __future__ import annotations
 
@@ -251,8 +253,108 @@ def nan_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: dict)
             "latest_finite": finite, "message": done.stderr.strip()[-200:], "lost": not ok, "bit_exact": None}
 
 
+# The visdom trials train 6 epochs (24 steps), so that a restarted server has steps left to show.
+LONG = ("--n_epochs", "6")
+_LONG_ORACLE: dict = {}
+
+
+def long_oracle(pairs: Path, work: Path) -> dict:
+    if not _LONG_ORACLE:
+        done = run(command(pairs, work, "oracle_long", *LONG))
+        assert done.returncode == 0, done.stderr[-2000:]
+        _LONG_ORACLE.update(training_of(work / "oracle_long" / "latest.pt"))
+    return _LONG_ORACLE
+
+
+class VisdomServer:
+    """A visdom server on a fixed loopback port (started without downloading its web assets),
+    which a trial kills and starts again."""
+
+    CODE = ("import sys; from visdom.server.run_server import main; "
+            "sys.argv = ['visdom'] + sys.argv[1:]; main()")
+
+    def __init__(self, home: Path) -> None:
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.home, self.proc = home, None
+        home.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        import urllib.request
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, "-port", str(self.port), "-bind_local",
+                                      "-env_path", f"{self.home}/"], cwd=self.home, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit("fault_campaign.py: the visdom server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def loss_points(self, env: str, window: str) -> list[float]:
+        import warnings
+        import visdom
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = visdom.Visdom(server="http://127.0.0.1", port=self.port, use_incoming_socket=False)
+            data = client.get_window_data(window, env=env)
+        if not data:
+            return []
+        return [x for trace in json.loads(data)["content"]["data"] for x in trace["x"]]
+
+
+def visdom_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: dict) -> dict:
+    """Kill the server after a random step, start it again 3 steps later; the trainer looks for
+    it at every point (RECONNECT_EVERY_S = 0 here; 30 s by default)."""
+    name, env_name = f"visdom{i}", f"campaign{i}"
+    server = VisdomServer(work / f"visdom_home{i}")
+    server.start()
+    argv = command(pairs, work, name, "--display_id", "1", "--display_port", str(server.port), "--display_server",
+                   "http://127.0.0.1", "--display_env", env_name, "--print_freq", "2", *LONG)[2:]
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import reporting.visualizer as v; "
+            f"v.RECONNECT_EVERY_S = 0.0; import train; sys.exit(train.main({argv!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=ENV)
+    assert proc.stdout is not None
+    kill_after = rng.randint(2, 5)
+    lines, restarted = [], False
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            match = STEP_LINE.search(line)
+            step = int(match.group(1)) if match else 0
+            if server.proc is not None and not restarted and step >= kill_after:
+                server.kill()
+            elif server.proc is None and step >= kill_after + 3:
+                server.start()
+                restarted = True
+        status = proc.wait()
+        points = server.loss_points(env_name, f"{name}_1_losses")
+    finally:
+        server.kill()
+    text = "".join(lines)
+    warnings = text.count("stopped answering")
+    back = "live display is back" in text
+    exact = status == 0 and same(training_of(work / name / "latest.pt"), long_oracle(pairs, work))
+    ok = status == 0 and warnings == 1 and back and bool(points) and exact
+    return {"fault": "visdom", "trial": i, "killed_after_step": kill_after, "exit_status": status,
+            "warnings": warnings, "display_back": back, "points_on_restarted_server": len(points),
+            "bit_exact": exact, "lost": not ok}
+
+
 FAULTS: dict[str, Callable[..., dict]] = {"kill": kill_trial, "signal": signal_trial, "enospc": enospc_trial,
-                                          "corrupt": corrupt_trial, "nan": nan_trial}
+                                          "corrupt": corrupt_trial, "nan": nan_trial,
+                                          "visdom": visdom_trial}
 # Trials per fault for --trials N: the kills get N, the deterministic faults a few each.
 def trials_for(fault: str, n: int) -> int:
     return n if fault == "kill" else max(1, min(n, {"signal": 6, "corrupt": 4}.get(fault, 2)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 1.5
 # A live server answers a POST in milliseconds; this only bounds a server that hangs.
 REQUEST_TIMEOUT_S = 10.0
+# After a server that was there stops answering: how often to look for it again (one quick
+# probe, at a display or a loss point), so that a restarted server gets the display back.
+RECONNECT_EVERY_S = 30.0
 
 VISDOM_INSTALL = "pip install 'setuptools<81' wheel && pip install --no-build-isolation visdom 'tornado<6.6'"
 LOSS_PLOT_NAME = "loss_curves.png"
@@ -149,6 +153,7 @@ class Visualizer:
         self._loss_names: list[str] = []
         self._tb: TensorBoardLogger | None = None
         self._last_step = 0
+        self._reconnect_at: float | None = None  # set once a connected server stops answering
         if not enabled:
             return
         if cfg.display_id > 0:
@@ -169,6 +174,7 @@ class Visualizer:
             return
         firsts = {label: batch[0] for label, batch in visuals.items()}
         self._last_step = step
+        self._reconnect_if_due()
         if self._vis is not None:
             self._show_grid(firsts, epoch)
         if self._tb is not None:
@@ -197,6 +203,7 @@ class Visualizer:
         values = {name: float(value) for name, value in losses.items()}
         if self._tb is not None:
             self._tb.scalars(values, self._last_step if step is None else step)
+        self._reconnect_if_due()
         if self._vis is None or not values:
             return
         opts = {"title": f"{self.cfg.name} loss over time", "xlabel": "epoch", "ylabel": "loss",
@@ -214,14 +221,30 @@ class Visualizer:
                               win=self.loss_window, name=name, update="append", opts=opts)
 
     def _visdom_call(self, method: str, *args: Any, **kwargs: Any) -> None:
-        assert self._vis is not None
+        if self._vis is None:
+            return  # lost at an earlier call of the same update (one call per loss)
         try:
             getattr(self._vis, method)(*args, env=self.cfg.env, **kwargs)
         except Exception as err:  # a lost server costs one warning, never the run
-            log.warning("the visdom server at %s:%d stopped answering (%s); live display is off "
-                        "for the rest of this run. Restart it with: %s", self.cfg.server,
-                        self.cfg.port, err, visdom_server_command(self.cfg.port))
+            log.warning("the visdom server at %s:%d stopped answering (%s); training goes on, and the "
+                        "live display comes back once a server answers there again (restart it with: %s)",
+                        self.cfg.server, self.cfg.port, err, visdom_server_command(self.cfg.port))
             self._vis = None
+            self._reconnect_at = time.monotonic() + RECONNECT_EVERY_S
+
+    def _reconnect_if_due(self) -> None:
+        """Look for a lost server again, quietly, at most every RECONNECT_EVERY_S seconds."""
+        if self._reconnect_at is None or time.monotonic() < self._reconnect_at:
+            return
+        self._reconnect_at = time.monotonic() + RECONNECT_EVERY_S
+        if probe_http(self.cfg.server, self.cfg.port) != 200:
+            return
+        self._vis = connect_visdom(self.cfg.server, self.cfg.port, self.cfg.env)
+        if self._vis is not None:
+            self._reconnect_at = None
+            self._loss_names = []  # a restarted server has no loss window: create it again
+            log.info("the visdom server at %s:%d answers again; live display is back", self.cfg.server,
+                     self.cfg.port)
 
     def write_page(self, label_order: list[str] | None = None) -> Path:
         """Rewrite web/index.html: the loss plot, then every saved epoch, newest first."""

@@ -224,7 +224,9 @@ def test_sigkill_inside_a_save_loses_nothing_and_the_next_run_cleans_up(pairs: P
     whole, and the rerun (--continue_train auto) removes the temporary file and ends exactly
     like an uninterrupted run."""
     argv = [*args(pairs, tmp_path, "killed", "--save_latest_freq", "6"), "--continue_train", "auto"]
-    env = {**os.environ, checkpoint_module.PAUSE_IN_SAVE_ENV: "1", "OMP_NUM_THREADS": "1"}
+    # The child computes with as many threads as this process: the rerun happens in here, and
+    # a conv's gradient sums in another order with another thread count.
+    env = {**os.environ, checkpoint_module.PAUSE_IN_SAVE_ENV: "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     folder = tmp_path / "killed"
     run = subprocess.Popen([sys.executable, str(REPO / "train.py"), *argv], env=env, cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -239,3 +241,74 @@ def test_sigkill_inside_a_save_loses_nothing_and_the_next_run_cleans_up(pairs: P
     assert train_script.main(argv) == 0
     assert not list(folder.glob(".*tmp"))
     assert_same_training(weights(folder / "latest.pt"), uninterrupted)
+
+
+class VisdomProcess:
+    """A visdom server on a fixed loopback port that a test can kill and start again."""
+
+    def __init__(self, home: Path) -> None:
+        from tests.conftest import free_loopback_port
+        self.port, self.home, self.proc = free_loopback_port(), home, None
+        home.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        import time
+        from tests.conftest import _VISDOM_SERVER_CODE, _answers
+        self.proc = subprocess.Popen([sys.executable, "-c", _VISDOM_SERVER_CODE, "-port", str(self.port),
+                                      "-bind_local", "-env_path", f"{self.home}/"], cwd=self.home,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not _answers(f"http://127.0.0.1:{self.port}/"):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "visdom did not start"
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+
+def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_back(
+        pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import warnings as warnings_module
+
+    import visdom
+
+    import reporting.visualizer as visualizer_module
+    monkeypatch.setattr(visualizer_module, "RECONNECT_EVERY_S", 0.0)  # look again at every point
+    server = VisdomProcess(tmp_path / "visdom")
+    server.start()
+    real = train_script.report_and_save
+
+    def report_then_break_the_server(run, model, state, *rest) -> None:
+        real(run, model, state, *rest)
+        if state.step == 2:
+            server.kill()
+        elif state.step == 4:
+            server.start()
+
+    monkeypatch.setattr(train_script, "report_and_save", report_then_break_the_server)
+    try:
+        argv = args(pairs, tmp_path, "shown", "--display_id", "1", "--display_port", str(server.port),
+                    "--display_server", "http://127.0.0.1", "--display_env", "faults", "--display_freq", "2")
+        assert train_script.main(argv) == 0
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "visdom" in r.getMessage()]
+        assert len(warnings) == 1 and "stopped answering" in warnings[0], warnings
+        assert any("live display is back" in r.getMessage() for r in caplog.records)
+        # The restarted server (an empty one) received the points of steps 5 to 8.
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("ignore", DeprecationWarning)  # visdom's own logger.warn call
+            client = visdom.Visdom(server="http://127.0.0.1", port=server.port, use_incoming_socket=False)
+        losses = json.loads(client.get_window_data("shown_1_losses", env="faults"))
+        xs = [x for trace in losses["content"]["data"] for x in trace["x"]]
+        assert xs and min(xs) > 1.0  # epoch fractions after step 4 (the end of epoch 1)
+    finally:
+        server.kill()
+    assert_same_training(weights(tmp_path / "shown" / "latest.pt"), uninterrupted_weights(pairs, tmp_path))
+
+
+def uninterrupted_weights(pairs: Path, tmp_path: Path) -> dict:
+    assert train_script.main(args(pairs, tmp_path / "plain", "plain")) == 0
+    return weights(tmp_path / "plain" / "plain" / "latest.pt")

@@ -1,0 +1,59 @@
+"""Every checkpoint write of a training run, and the stop (a signal, or --max_steps) that ends
+with one. All ranks call these at the same step: the checks and the RNG gather are collective,
+and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from engine.distributed import Runtime, barrier, gather_to_all, mean_across_ranks
+from engine.rng import capture_rng_state
+from engine.stop import StopRequest, TrainingStopped, agreed_stop, signal_name
+from engine.train_state import TrainState, check_finite, check_finite_weights, save_training
+
+log = logging.getLogger("train")
+
+
+class Saver:
+    """``model`` below is the training model: its ``nets`` and ``state_dict()`` are saved."""
+
+    def __init__(self, opt: argparse.Namespace, runtime: Runtime, exp_dir: Path, stop: StopRequest) -> None:
+        self.opt, self.runtime, self.exp_dir, self.stop = opt, runtime, exp_dir, stop
+        self.latest_at_step = -1  # no second save of 'latest' for the same step
+
+    def save(self, model: Any, state: TrainState, label: str, losses: Mapping[str, torch.Tensor]) -> None:
+        # Averaged first, so that every rank agrees on whether training diverged: a NaN run
+        # stops here, before it writes over the last good checkpoint. The weights are equal
+        # on every rank, so their check gives the same verdict everywhere.
+        check_finite(mean_across_ranks(losses, self.runtime), state.step)
+        check_finite_weights(model.nets, state.step)
+        rng_per_rank = gather_to_all(capture_rng_state(), self.runtime)
+        if self.runtime.is_main:
+            save_training(self.exp_dir, label, model, state, self.opt, rng_per_rank)
+        barrier(self.runtime)
+        if label == "latest":
+            self.latest_at_step = state.step
+
+    def save_latest(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> None:
+        if self.latest_at_step != state.step:
+            self.save(model, state, "latest", losses)
+
+    def stop_if_asked(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> bool:
+        """After a step: end the run on --max_steps (returns True) or on a stop signal (raises
+        TrainingStopped), in both cases with 'latest' saved."""
+        signum = agreed_stop(self.stop, self.runtime)
+        reached_max = bool(self.opt.max_steps) and state.step >= self.opt.max_steps
+        if signum is None and not reached_max:
+            return False
+        self.save_latest(model, state, losses)
+        if signum is None:
+            log.info("stopped after --max_steps %d; resume with --continue_train", self.opt.max_steps)
+            return True
+        raise TrainingStopped(signum, f"stopped by {signal_name(signum)} after step {state.step} (epoch "
+                                      f"{state.epoch}) with 'latest' saved in {self.exp_dir}; resume with the same "
+                                      "command and --continue_train (or --continue_train auto)")
