@@ -149,3 +149,20 @@ def test_readme_multi_node_command_on_loopback(pairs: Path, tmp_path: Path, torc
     assert "all 2 processes hold identical weights" in text  # checked on every rank, by digest
     # ... and they are the weights that one machine with 2 processes trains.
     assert_same_training(weights(tmp_path / "two_nodes" / "latest.pt"), torchrun_oracle)
+
+
+def test_nproc_launcher_passes_sigterm_on_once_and_exits_143(pairs: Path, tmp_path: Path) -> None:
+    command = [sys.executable, str(REPO / "train.py"), *ddp_args(pairs, tmp_path, "launched", "--nproc", "2")]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    assert job.stdout is not None
+    for line in job.stdout:
+        if "(epoch 1, step 2," in line:
+            job.send_signal(signal.SIGTERM)  # to the launcher only, as a scheduler would
+            break
+    job.stdout.read()
+    err = job.stderr.read() if job.stderr else ""
+    assert job.wait(300) == 143, err[-3000:]
+    assert "Traceback" not in err and "stopped at once" not in err  # one signal each, not two
+    assert "train.py: stopped by SIGTERM after step" in err
+    saved = torch.load(tmp_path / "launched" / "latest.pt", weights_only=True)["state"]
+    assert 2 <= saved["step"] < STEPS
