@@ -28,8 +28,8 @@ class AmpMode:
 
 AMP_MODES: Registry[AmpMode] = Registry("--amp")
 AMP_MODES.add("auto", AmpMode(None, False),
-              help="bf16 where the hardware computes it natively (Ampere+ GPUs, CPUs with AVX512-BF16/AMX), "
-                   "else none")
+              help="training: bf16 where it is measured faster than fp32 for this run's networks (timed "
+                   "once per machine and configuration, engine/amp_auto.py), else none")
 AMP_MODES.add("none", AmpMode(None, False), help="plain fp32")
 AMP_MODES.add("bf16", AmpMode(torch.bfloat16, False),
               help="bfloat16 autocast (CPUs with AVX512-BF16/AMX, Ampere+ GPUs); no loss scaling needed")
@@ -58,7 +58,9 @@ def onednn_bf16_supported() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` or ``none`` for this device; other names unchanged (validated)."""
+    """``auto`` -> ``bf16`` where the device computes it natively, else ``none``; other names
+    unchanged (validated). For training this is only the candidate: train.py then times bf16
+    against fp32 (``engine.amp_auto.choose_auto_amp``) and may settle on ``none``."""
     AMP_MODES.get(amp)
     if amp != "auto":
         return amp
