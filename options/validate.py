@@ -8,6 +8,7 @@ import argparse
 from data import PREPROCESS_MODES
 from models.losses import GAN_LOSSES
 from models.networks import GENERATORS, size_multiple
+from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
 
 Check = Callable[[argparse.Namespace], "str | None"]
@@ -69,8 +70,18 @@ def _gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
     return None
 
 
+def _multiscale_fits_crop(opt: argparse.Namespace) -> str | None:
+    """Each scale of the multiscale D halves the pair: the coarsest must still give logits."""
+    if getattr(opt, "netD", None) != "multiscale" or not getattr(opt, "is_train", False):
+        return None
+    if smallest_logit_side(opt.crop_size, opt.n_layers_D, opt.num_D) >= 1:
+        return None
+    return (f"--netD multiscale --num_D {opt.num_D}: the coarsest scale of a {opt.crop_size} px crop is too small "
+            f"for a PatchGAN of --n_layers_D {opt.n_layers_D}; use a lower --num_D or a larger --crop_size")
+
+
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _lr_positive, _gradient_penalty_with_synced_bn]
+                       _lr_positive, _gradient_penalty_with_synced_bn, _multiscale_fits_crop]
 
 
 def first_problem(opt: argparse.Namespace) -> str | None:

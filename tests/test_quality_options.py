@@ -243,3 +243,25 @@ def test_two_ranks_train_all_options_in_lockstep(tmp_path: Path) -> None:
     for part in ("G", "D", "ema"):
         for key, value in ranks[0][part].items():
             assert torch.equal(value, ranks[1][part][key]), f"{part}.{key}"
+
+
+@pytest.mark.parametrize("side, n_layers, num_d", [(128, 3, 3), (64, 3, 2), (100, 2, 2), (33, 1, 3), (32, 3, 2)])
+def test_smallest_scale_side_matches_the_network(side: int, n_layers: int, num_d: int) -> None:
+    from models.networks.multiscale import smallest_logit_side
+
+    net = build_discriminator("multiscale", 6, 4, n_layers, norm_spec("instance"), num_D=num_d)
+    expected = smallest_logit_side(side, n_layers, num_d)
+    if expected >= 1:
+        assert net(torch.randn(1, 6, side, side))[-1].shape[-1] == expected
+    else:
+        with pytest.raises((RuntimeError, ValueError)):   # no pixels left, or instance norm of one
+            net(torch.randn(1, 6, side, side))
+
+
+def test_a_crop_too_small_for_the_scales_is_one_line(tmp_path: Path, capsys) -> None:
+    args = tiny_args(tmp_path / "data", tmp_path / "ck") + ["--netD", "multiscale", "--num_D", "2"]
+    with pytest.raises(SystemExit) as stop:
+        parse_options(args, is_train=True)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--num_D 2" in err and "32 px" in err

@@ -17,6 +17,17 @@ from models.norms import NormSpec
 MAX_SCALES = 3
 
 
+def smallest_logit_side(side: int, n_layers: int, num_D: int) -> int:
+    """The side of the coarsest scale's logit map for a ``side`` px input (below 1: too small).
+    Each 3x3 pool and each stride-2 4x4 conv (padding 1) halves, rounding down; the two final
+    stride-1 4x4 convs take one pixel each."""
+    for _ in range(num_D - 1):
+        side = (side - 1) // 2 + 1
+    for _ in range(n_layers):
+        side //= 2
+    return side - 2
+
+
 class MultiscaleDiscriminator(nn.Module):
     """``forward`` returns one logit map per scale, finest first; ``scale_features`` returns,
     per scale, the output of every stage (the last being that scale's logits)."""
