@@ -44,7 +44,7 @@ def test_discriminator_forward_backward(net_d: str, norm: str) -> None:
     assert torch.isfinite(x.grad).all()
 
 
-# Reference counts (../shared/reference/state_dict_keys.txt), 3 -> 3 channels, ngf = ndf = 64.
+# Reference counts (tests/fixtures/reference_state_dict_keys.txt), 3 -> 3 channels, ngf = ndf = 64.
 @pytest.mark.parametrize("net_g, norm, count", [
     ("unet_256", "batch", 54_413_955),
     ("unet_128", "instance", 41_825_667),
