@@ -314,8 +314,9 @@ class VisdomServer:
 
 
 def visdom_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: dict) -> dict:
-    """Kill the server after a random step, start it again 3 steps later; the trainer looks for
-    it at every point (RECONNECT_EVERY_S = 0 here; 30 s by default)."""
+    """Kill the server after a random step, start it again 3 steps later (training frozen with
+    SIGSTOP meanwhile); the trainer looks for it at every point (RECONNECT_EVERY_S = 0 here;
+    30 s by default)."""
     name, env_name = f"visdom{i}", f"campaign{i}"
     server = VisdomServer(work / f"visdom_home{i}")
     server.start()
@@ -336,7 +337,13 @@ def visdom_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: di
             if server.proc is not None and not restarted and step >= kill_after:
                 server.kill()
             elif server.proc is None and step >= kill_after + 3:
-                server.start()
+                # Training is frozen while the server starts (seconds on a busy machine), so
+                # that steps are left to show on it whatever the load.
+                proc.send_signal(signal.SIGSTOP)
+                try:
+                    server.start()
+                finally:
+                    proc.send_signal(signal.SIGCONT)
                 restarted = True
         status = proc.wait()
         points = server.loss_points(env_name, f"{name}_1_losses")
