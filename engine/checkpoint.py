@@ -56,7 +56,13 @@ def save_atomic(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _WholeWrites(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None  # the disk's own error, not torch's rewording
+                raise
             f.flush()
             _pause_for_fault_tests()
             os.fsync(f.fileno())
@@ -64,6 +70,28 @@ def save_atomic(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class _WholeWrites:
+    """The file object torch.save writes to. On a full disk torch's zip writer turns the
+    failed write into ``RuntimeError: unexpected pos ...`` (measured on a full tmpfs); this
+    keeps the OSError (ENOSPC, EDQUOT, EIO) so the caller can say what happened."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            written = self.f.write(data)
+            self.f.flush()  # the error of this write, here, rather than at a later one
+            return written
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def remove_stray_temporaries(folder: Path) -> list[Path]:
