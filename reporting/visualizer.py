@@ -181,7 +181,9 @@ class Visualizer:
             self._tb.images(firsts, step)
         if save_result and self.cfg.use_html:
             for label, image in firsts.items():
-                save_image(image, self.image_dir / snapshot_name(epoch, label))
+                # Snapshots are RGB files, a grey (C = 1) visual included, as the live display shows it.
+                rgb = image.expand(3, -1, -1) if image.dim() == 3 and image.shape[0] == 1 else image
+                save_image(rgb, self.image_dir / snapshot_name(epoch, label))
             self.write_page(list(firsts))
 
     def _show_grid(self, images: Mapping[str, torch.Tensor], epoch: int) -> None:
