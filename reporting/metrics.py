@@ -49,6 +49,8 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
 def set_metrics(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> dict[str, float]:
     """FID and KID (mean and spread over subsets) of the written fake set against the written
     real set (reporting/fid.py), for ``test.py --fid``."""
-    as_batch = lambda images: torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)  # noqa: E731
+    def as_batch(images: Sequence[np.ndarray]) -> torch.Tensor:   # (H, W[, C]) uint8 -> (N, C, H, W)
+        return torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)
+
     score = score_images(as_batch(reals), as_batch(fakes))
     return {**score.as_metrics(), "KID_subsets": score.kid_subsets, "KID_subset_size": score.kid_subset_size}
