@@ -73,6 +73,12 @@ def measure(steps: Mapping[str, Callable[[], None]], rounds: int = ROUNDS,
 
 
 # -- the probe step ---------------------------------------------------------------------------
+def _mean_logits(out: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """The mean of D's logits: one map, or one per scale (--netD multiscale)."""
+    maps = out if isinstance(out, list) else [out]
+    return torch.stack([m.float().mean() for m in maps]).mean()
+
+
 def probe_step(net_g: nn.Module, net_d: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
                device: torch.device, amp: str) -> Callable[[], None]:
     """A pix2pix step without the optimizer (Adam runs in fp32 either way): G forward, D on
@@ -82,11 +88,11 @@ def probe_step(net_g: nn.Module, net_d: nn.Module, real_a: torch.Tensor, real_b:
     def step() -> None:
         with autocast(device, amp):
             fake = net_g(real_a)
-            d_loss = net_d(torch.cat([real_a, fake.detach()], 1)).float().mean() \
-                - net_d(torch.cat([real_a, real_b], 1)).float().mean()
+            d_loss = _mean_logits(net_d(torch.cat([real_a, fake.detach()], 1))) \
+                - _mean_logits(net_d(torch.cat([real_a, real_b], 1)))
         d_loss.backward()
         with autocast(device, amp):
-            g_gan = -net_d(torch.cat([real_a, fake], 1)).float().mean()
+            g_gan = -_mean_logits(net_d(torch.cat([real_a, fake], 1)))
         (g_gan + (fake.float() - real_b).abs().mean()).backward()
         for p in params:
             p.grad = None

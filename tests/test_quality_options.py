@@ -265,3 +265,14 @@ def test_a_crop_too_small_for_the_scales_is_one_line(tmp_path: Path, capsys) -> 
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--num_D 2" in err and "32 px" in err
+
+
+def test_amp_auto_probe_takes_a_multiscale_d() -> None:
+    from engine.amp_auto import probe_step
+
+    torch.manual_seed(0)
+    net_g = build_generator("resnet_6blocks", 3, 3, 4, norm_spec("instance"), False)
+    net_d = build_discriminator("multiscale", 6, 4, 3, norm_spec("instance"), num_D=2)
+    real = torch.randn(1, 3, 64, 64)
+    probe_step(net_g, net_d, real, real, torch.device("cpu"), "none")()   # a list of logit maps
+    assert all(p.grad is None for p in net_d.parameters())   # the probe leaves no gradients behind
