@@ -281,6 +281,7 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
     import visdom
 
     import reporting.visualizer as visualizer_module
+    oracle = uninterrupted_weights(pairs, tmp_path)  # before the hook below is in place
     monkeypatch.setattr(visualizer_module, "RECONNECT_EVERY_S", 0.0)  # look again at every point
     server = VisdomProcess(tmp_path / "visdom")
     server.start()
@@ -310,7 +311,7 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
         assert xs and min(xs) > 1.0  # epoch fractions after step 4 (the end of epoch 1)
     finally:
         server.kill()
-    assert_same_training(weights(tmp_path / "shown" / "latest.pt"), uninterrupted_weights(pairs, tmp_path))
+    assert_same_training(weights(tmp_path / "shown" / "latest.pt"), oracle)
 
 
 def uninterrupted_weights(pairs: Path, tmp_path: Path) -> dict:
