@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # How long the launcher waits for its children to finish by themselves once one has ended (a
 # stop signal: the others are saving or leaving the same collective) before it terminates them.
 STOP_GRACE_S = 60.0
+FAILURE_GRACE_S = 5.0
 
 Worker = Callable[[Any], int]  # takes the parsed options, returns an exit status
 
@@ -108,6 +109,12 @@ class _Forwarder:
                 signal.signal(sig, handler)
 
 
+def _grace_s(forwarder: _Forwarder) -> float:
+    # After a stop signal the ranks are saving: give them time. After a failure the others may
+    # be stuck in a collective or stalled: a short wait for their last line, then they are killed.
+    return STOP_GRACE_S if forwarder.signum is not None else FAILURE_GRACE_S
+
+
 def launch(worker: Worker, options: Any, nprocs: int) -> None:
     """Run ``worker(options)`` in ``nprocs`` spawned processes; return when all succeeded.
 
@@ -125,7 +132,7 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
         with forwarder.installed():
             # The grace period lets the other ranks finish on their own once one has exited:
             # after a stop signal they all leave together, just after their common save.
-            while not context.join(timeout=1.0, grace_period=STOP_GRACE_S):
+            while not context.join(timeout=1.0, grace_period=_grace_s(forwarder)):
                 pass
     except mp.ProcessExitedException as err:
         if forwarder.signum is not None:
@@ -142,7 +149,7 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
                           f"{err}") from None
     finally:
         # After Ctrl-C or a stop signal the children save and print their line: let them.
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + _grace_s(forwarder)
         for process in context.processes:
             process.join(max(0.0, deadline - time.monotonic()))
         for process in context.processes:
