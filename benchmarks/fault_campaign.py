@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, emit, load_average  # noqa: E402
 
 from engine.checkpoint import PAUSE_IN_SAVE_ENV  # noqa: E402
+from engine.launch import free_loopback_port  # noqa: E402
 
 TRAIN = ROOT / "train.py"
 STEPS = 12
@@ -274,10 +275,7 @@ class VisdomServer:
             "sys.argv = ['visdom'] + sys.argv[1:]; main()")
 
     def __init__(self, home: Path) -> None:
-        import socket
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_loopback_port()
         self.home, self.proc = home, None
         home.mkdir(parents=True, exist_ok=True)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from PIL import Image
 from common import ROOT
 
 from engine.checkpoint import GENERATOR_FORMAT, save_atomic  # noqa: E402
+from engine.launch import free_loopback_port  # noqa: E402
 from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx  # noqa: E402
 from models.networks import size_multiple  # noqa: E402
 
@@ -38,12 +38,6 @@ def onnx_runner(net: torch.nn.Module, netG: str, image: torch.Tensor, workdir: P
     export_onnx(net.eval(), spec, path)
     gen = OnnxGenerator(path)
     yield lambda: gen(image)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -58,7 +52,7 @@ def serve_runner(net: torch.nn.Module, options: dict, workdir: Path, crop_size: 
     pixels = np.full((crop_size, crop_size, 3), 255, np.uint8)
     pixels[crop_size // 4:3 * crop_size // 4, crop_size // 2 - 1:crop_size // 2 + 1] = 0
     Image.fromarray(pixels).save(sketch)
-    port = _free_port()
+    port = free_loopback_port()
     log = (workdir / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "serve.py", "--name", "bench", "--checkpoints_dir",
                              str(workdir / "ck"), "--port", str(port), *extra_args],

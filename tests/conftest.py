@@ -5,7 +5,6 @@ from __future__ import annotations
 # Visualization fixtures (issue 6): a real visdom server and headless Chromium.
 # ---------------------------------------------------------------------------------------------
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ set_omp_wait_policy()
 # tests/test_speed_auto_amp.py measures with fake clocks instead.
 os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
 
+from engine.launch import free_loopback_port  # noqa: E402  (imports torch: after the policy above)
+
 CHROMIUM = "/usr/bin/chromium"
 
 # run_server.main() parses the usual flags but, unlike `python -m visdom.server`, never calls
@@ -35,12 +36,6 @@ _VISDOM_SERVER_CODE = (
     "import sys; from visdom.server.run_server import main; "
     "sys.argv = ['visdom'] + sys.argv[1:]; main()"
 )
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(url: str) -> bool:

@@ -8,7 +8,6 @@ time out and the parent terminate them, so a broken test fails instead of hangin
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
 import traceback
@@ -20,15 +19,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from engine.launch import free_loopback_port
+
 
 class DistributedRunError(RuntimeError):
     """A rank raised, died or did not finish in time."""
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rank_main(rank: int, fn: Callable[..., Any], world_size: int, port: int, out_dir: str,
