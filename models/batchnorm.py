@@ -14,12 +14,15 @@ In training mode every layer uses batch statistics and updates the running ones,
 ``nn.BatchNorm2d`` does, and the state_dict has the same keys and shapes, so checkpoints
 interchange both ways.
 
-Speed: the statistics take one fused ``var_mean`` kernel on CUDA (two cheap passes on CPU,
-see ``channel_moments``) and normalization is one per-channel multiply-add
-(``x * scale + shift``), as in PyTorch's own CPU kernel. The
-backward pass is written out (an autograd Function) in the centred form, because autograd
-through ``var_mean`` is several times slower and loses precision when channel means are
-large. The same Function, given a process group, is the synced BN of sync_batchnorm.py.
+Speed: with batch statistics inside one process (training, or ``batch`` at test time) the
+layer calls torch's fused batch-norm kernel, which takes the statistics, normalizes, updates
+the running buffers and has a fused backward; at 128 px it costs a fifth of what separate
+reductions and element-wise passes did (issue 15). Its statistics are float32-exact to the
+input's own resolution (tested against float64). The synced path (a process group) and the
+precise-statistics collection need the moments themselves: there the statistics are reduced
+here (``channel_moments``, or float64 sums across processes in sync_batchnorm.py) and an
+autograd Function normalizes, with its backward written out in the centred form, the two
+per-channel gradient sums all-reduced across the group.
 """
 from __future__ import annotations
 
@@ -222,16 +225,38 @@ class BatchNorm2d(nn.Module):
             return self._normalize_with_running_stats(x)
 
         group = self._reduction_group()
+        if group is None and not collecting:
+            return self._normalize_with_batch_stats(x)
         mean, var, count = self._batch_moments(x, group)
-        needed = 2 if self.training else 1  # the unbiased running estimate divides by count - 1
-        if count < needed:
-            raise ValueError(f"BatchNorm2d: batch statistics need more than {needed - 1} value(s) per "
-                             f"channel, got input of shape {tuple(x.shape)}")
+        self._check_count(x, count)
         if collecting:
             self._moment_sink.add(mean, var, count)
         elif self.training and self.track_running_stats:
             self._update_running_stats(mean, var, count)
         return _BatchNormFunction.apply(x, self.weight, self.bias, mean, var, count, self.eps, group)
+
+    def _check_count(self, x: Tensor, count: int) -> None:
+        needed = 2 if self.training else 1  # the unbiased running estimate divides by count - 1
+        if count < needed:
+            raise ValueError(f"BatchNorm2d: batch statistics need more than {needed - 1} value(s) per "
+                             f"channel, got input of shape {tuple(x.shape)}")
+
+    def _normalize_with_batch_stats(self, x: Tensor) -> Tensor:
+        """Batch statistics within this process: torch's fused kernel, which takes the
+        statistics, normalizes, updates the running buffers (unbiased variance, as ours) and has
+        a fused backward (double backward too). At 128 px our Function's separate reductions
+        and element-wise passes took 16 ms of a 95 ms step against 3 ms here (issue 15,
+        benchmarks/profile_step.py); the Function stays for the synced and collecting paths."""
+        self._check_count(x, x.numel() // x.shape[1])
+        update = self.training and self.track_running_stats
+        factor = 0.0
+        if update:
+            self.num_batches_tracked.add_(1)
+            factor = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+            self._precise_ready = False
+        return torch.nn.functional.batch_norm(
+            x, self.running_mean if update else None, self.running_var if update else None,
+            self.weight, self.bias, training=True, momentum=factor, eps=self.eps)
 
     def _normalize_with_running_stats(self, x: Tensor) -> Tensor:
         if self.eval_mode == "precise" and not self._precise_ready:

@@ -198,3 +198,18 @@ def test_state_dict_interchanges_with_native_both_ways() -> None:
 def test_bad_input_raises_a_clear_error(shape: tuple[int, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         BatchNorm2d(C)(torch.zeros(shape))
+
+
+def test_training_statistics_at_large_channel_means_match_float64() -> None:
+    """Channel means 1e3 standard deviations away from zero: float32 holds x only to half an
+    ulp of 1e3 (3e-5), so y may be off by a few of those over the std, and no more."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 3, 8, 8, generator=gen) * 0.5 + 1e3
+    ours = BatchNorm2d(3)
+    exact = BatchNorm2d(3).double()
+    y = ours(x)
+    y64 = exact(x.double())
+    bound = 4 * torch.finfo(torch.float32).eps * 1e3 / 0.5
+    assert (y.double() - y64).abs().max().item() < bound
+    assert torch.allclose(ours.running_mean.double(), exact.running_mean, rtol=1e-7, atol=0)
+    assert torch.allclose(ours.running_var.double(), exact.running_var, rtol=1e-3)
