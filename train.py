@@ -6,11 +6,11 @@ SIGUSR1 end the run after the step in flight, with ``latest`` saved (engine/stop
 """
 from __future__ import annotations
 
-# Before anything imports torch: OpenMP threads that spin while waiting collapse on small or
-# shared CPUs (measured 16x slower), so prefer passive waiting unless the user set a policy.
-from util.omp_env import prefer_passive_omp_wait
+# Before anything imports torch: how OpenMP threads wait (spin on a quiet machine, sleep on an
+# oversubscribed one; util/omp_env.py), unless the user set a policy.
+from util.omp_env import set_omp_wait_policy
 
-prefer_passive_omp_wait()
+set_omp_wait_policy()
 
 import logging
 import shutil

@@ -10,21 +10,53 @@ from pathlib import Path
 
 import pytest
 
-from util.omp_env import USER_KEYS, choose_omp_wait, set_omp_wait_policy
+from util.omp_env import USER_KEYS, choose_omp_wait, others_running, set_omp_wait_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("load,cpus,threads,expected", [
-    (0.1, 2, 2, {}),                              # quiet: keep the bounded spin
+@pytest.mark.parametrize("busy,cpus,threads,expected", [
+    (0, 2, 2, {}),                                # quiet: keep the bounded spin
     (0.4, 2, 2, {}),                              # a little background noise is not a second job
-    (1.0, 2, 2, {"OMP_WAIT_POLICY": "PASSIVE"}),  # one core's worth of others + our 2 threads > 2 cores
-    (1.0, 2, 1, {}),                              # one thread of ours fits beside it
-    (6.0, 16, 8, {}),                             # a big machine with room to spare
-    (9.0, 16, 8, {"OMP_WAIT_POLICY": "PASSIVE"}),
+    (1, 2, 2, {"OMP_WAIT_POLICY": "PASSIVE"}),    # one other runnable task + our 2 threads > 2 cores
+    (1, 2, 1, {}),                                # one thread of ours fits beside it
+    (6, 16, 8, {}),                               # a big machine with room to spare
+    (9, 16, 8, {"OMP_WAIT_POLICY": "PASSIVE"}),
 ])
-def test_passive_only_when_the_machine_is_oversubscribed(load, cpus, threads, expected):
-    assert choose_omp_wait({}, load, cpus, threads) == expected
+def test_passive_only_when_the_machine_is_oversubscribed(busy, cpus, threads, expected):
+    assert choose_omp_wait({}, busy, cpus, threads) == expected
+
+
+def write_stat(path: Path, running: int) -> str:
+    path.write_text(f"cpu  1 2 3 4\nctxt 99\nprocs_running {running}\nprocs_blocked 0\n")
+    return str(path)
+
+
+def test_others_running_reads_procs_running_less_this_process(tmp_path):
+    assert others_running(write_stat(tmp_path / "stat", 3), reads=3, interval_s=0) == 2.0
+    assert others_running(write_stat(tmp_path / "stat", 1), reads=1) == 0.0
+    assert others_running(str(tmp_path / "missing"), reads=1) is None
+    (tmp_path / "odd").write_text("cpu 1 2\n")
+    assert others_running(str(tmp_path / "odd"), reads=1) is None
+
+
+def test_spinning_processes_count_as_busy_and_a_finished_run_does_not():
+    """The oracle is what the kernel schedules: two processes spinning in a loop are two
+    runnable tasks beside us. Once they are gone the reading drops at once, where the
+    1-minute load average (the rule before) would still count them for minutes."""
+    import time
+    before = others_running(reads=9)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        during = others_running(reads=9)
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
+    after = others_running(reads=9)
+    assert during >= before + 1.5, (before, during)
+    assert after <= during - 1.5, (during, after)
 
 
 def test_the_users_settings_and_the_override_win():

@@ -13,13 +13,21 @@ libgomp's default is a bounded spin (about 300k iterations, then sleep). The pol
 that default when the machine has a core free for each of our threads, and asks for PASSIVE
 only when it is already oversubscribed as the process starts.
 
+"Oversubscribed" is read from the tasks that want a CPU right now (``procs_running`` in
+/proc/stat, a few reads 10 ms apart, median, less this process), not from the load average:
+the 1-minute average still counts a run that ended seconds ago, so back-to-back runs (a
+benchmark, a sweep, our own previous run) would have read as busy and slept needlessly on a
+quiet machine. Where /proc/stat is missing the load average stands in.
+
 Whatever the user set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME) is left alone;
 PIX2PIX_OMP_POLICY=default|passive|auto overrides the choice (auto: the rule above).
 """
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
 from typing import Mapping
 
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -33,20 +41,49 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def choose_omp_wait(env: Mapping[str, str], load: float, cpus: int, threads: int) -> dict[str, str]:
+def choose_omp_wait(env: Mapping[str, str], busy: float, cpus: int, threads: int) -> dict[str, str]:
     """The variables to add to ``env``: {} keeps the runtime's default (or the user's choice).
 
-    ``load``: the 1-minute load average before this process runs; ``threads``: the OpenMP
-    threads this process will start (torch's default is one per usable CPU). Oversubscribed
-    means the others' load leaves fewer free cores than we bring threads."""
+    ``busy``: how many CPUs' worth of other work wants to run as this process starts;
+    ``threads``: the OpenMP threads this process will start (torch's default is one per usable
+    CPU). Oversubscribed means the others leave fewer free cores than we bring threads."""
     if any(key in env for key in USER_KEYS):
         return {}
     policy = env.get("PIX2PIX_OMP_POLICY", "auto").lower()
     if policy not in POLICIES:
         raise ValueError(f"PIX2PIX_OMP_POLICY={policy!r} is not one of {', '.join(POLICIES)}")
-    if policy == "passive" or (policy == "auto" and load + threads > cpus + 0.5):
+    if policy == "passive" or (policy == "auto" and busy + threads > cpus + 0.5):
         return {"OMP_WAIT_POLICY": "PASSIVE"}
     return {}
+
+
+def others_running(stat_path: str = "/proc/stat", reads: int = 5, interval_s: float = 0.01) -> float | None:
+    """Runnable tasks other than this process right now (the median of ``reads`` reads of
+    ``procs_running``, which counts the reader itself); None where the file is unreadable."""
+    counts = []
+    for i in range(reads):
+        try:
+            with open(stat_path) as stat:
+                line = next((ln for ln in stat if ln.startswith("procs_running ")), None)
+        except OSError:
+            return None
+        if line is None:
+            return None
+        counts.append(int(line.split()[1]) - 1)
+        if i + 1 < reads:
+            time.sleep(interval_s)
+    return max(float(statistics.median(counts)), 0.0)
+
+
+def machine_busy() -> float:
+    """CPUs' worth of other work: the runnable count, else the 1-minute load average."""
+    running = others_running()
+    if running is not None:
+        return running
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
 
 
 def set_omp_wait_policy() -> dict[str, str] | None:
@@ -55,18 +92,13 @@ def set_omp_wait_policy() -> dict[str, str] | None:
     if "torch" in sys.modules:
         return None
     cpus = usable_cpus()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or cpus
     try:
-        chosen = choose_omp_wait(os.environ, load, cpus, threads)
+        policy_given = any(key in os.environ for key in USER_KEYS) or \
+            os.environ.get("PIX2PIX_OMP_POLICY", "auto").lower() != "auto"
+        busy = 0.0 if policy_given else machine_busy()   # no reads when nothing depends on them
+        chosen = choose_omp_wait(os.environ, busy, cpus, threads)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     os.environ.update(chosen)
     return chosen
-
-
-# The drivers' name for it from before issue 15 (train.py, test.py, translate.py call it).
-prefer_passive_omp_wait = set_omp_wait_policy
