@@ -43,6 +43,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=8)
     p.add_argument("--native_bn", action="store_true", help="torch's nn.BatchNorm2d in place of ours")
     p.add_argument("--top", type=int, default=15, help="operators listed by self CPU time")
+    p.add_argument("--no_profiler", action="store_true",
+                   help="phase clocks only: the split without the profiler's per-operator overhead")
     p.add_argument("--dataroot", default=str(DATAROOT))
     p.add_argument("--out", help="append the JSON line to this file")
     args, extra = p.parse_known_args(argv)
@@ -177,12 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = StepClock()
     total = args.warmup + args.steps
     schedule = torch.profiler.schedule(wait=0, warmup=args.warmup, active=args.steps, repeat=1)
-    with tempfile.TemporaryDirectory(prefix="profile_step_") as tmp, \
-            torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], schedule=schedule) as prof:
+    profiler = contextlib.nullcontext() if args.no_profiler else \
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], schedule=schedule)
+    with tempfile.TemporaryDirectory(prefix="profile_step_") as tmp, profiler as prof:
         steps_seen = [0]
 
         def on_step() -> None:
-            if steps_seen[0]:
+            if steps_seen[0] and prof is not None:
                 prof.step()
             steps_seen[0] += 1
 
@@ -200,18 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     med = {p: statistics.median(s.get(p, 0.0) for s in timed_steps) * 1e3 for p in (*PHASES, "total")}
     med["bookkeeping"] = statistics.median(
         (s["total"] - sum(s.get(p, 0.0) for p in PHASES)) for s in timed_steps) * 1e3
-    events = prof.key_averages()
-    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:args.top]
     record = {"bench": "profile_step", "config": args.config, "omp": args.omp, "native_bn": args.native_bn,
-              "flags": args.train_flags, "steps": len(timed_steps),
+              "profiler": not args.no_profiler, "flags": args.train_flags, "steps": len(timed_steps),
               "ms_per_step": {k: round(v, 2) for k, v in med.items()},
-              "share": {k: round(v / med["total"], 3) for k, v in med.items() if k != "total"},
-              "batch_norm_ms_per_step": {k: round(v / max(len(timed_steps), 1), 2)
-                                         for k, v in bn_share(events).items()},
-              "top_self_cpu_ms_per_step": {e.key: round(e.self_cpu_time_total / 1e3 / max(len(timed_steps), 1), 2)
-                                           for e in top},
-              "note": "phase times include the profiler's per-operator overhead; compare shares, "
-                      "and take absolute step times from vs_reference.py"}
+              "share": {k: round(v / med["total"], 3) for k, v in med.items() if k != "total"}}
+    if prof is not None:
+        events = prof.key_averages()
+        top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:args.top]
+        per_step = max(len(timed_steps), 1)
+        record.update({
+            "batch_norm_ms_per_step": {k: round(v / per_step, 2) for k, v in bn_share(events).items()},
+            "top_self_cpu_ms_per_step": {e.key: round(e.self_cpu_time_total / 1e3 / per_step, 2) for e in top},
+            "note": "phase times include the profiler's per-operator overhead; compare shares, "
+                    "and take absolute step times from --no_profiler or vs_reference.py"})
     emit([record], args.out)
     return 0
 

@@ -77,6 +77,10 @@ VARIANTS: dict[str, Variant] = {
     "fp32_spin3m": Variant("ours", ("--amp", "none"), {"GOMP_SPINCOUNT": "3000000"},
                            help="a spin bounded to 3M iterations, then sleep"),
     "fp32_threads1": Variant("ours", ("--amp", "none", "--torch_threads", "1"), help="one intra-op thread"),
+    "fp32_workers0": Variant("ours", ("--amp", "none", "--num_threads", "0"),
+                             help="batches loaded in the main process (no loader workers beside the step)"),
+    "fp32_workers1": Variant("ours", ("--amp", "none", "--num_threads", "1"), help="one loader worker"),
+    "fp32_cache": Variant("ours", ("--amp", "none", "--cache_dataset"), help="decoded images kept in memory"),
     "reference": Variant("reference", help="the reference's train.py as a user runs it (OpenMP default)"),
 }
 
