@@ -54,6 +54,13 @@ def per_tensor_adam(model: BaseModel) -> None:
                         for name in model.optimizers}
 
 
+def onednn_backward(model: BaseModel) -> None:
+    """Every convolution's backward through oneDNN, as before issue 15 (models/networks/conv.py)."""
+    from models.networks.conv import use_native_backward
+    for net in model.nets.values():
+        use_native_backward(unwrap(net), False)
+
+
 @dataclass(frozen=True)
 class Variant:
     options: tuple[str, ...] = ()                  # train.py speed options
@@ -80,6 +87,8 @@ VARIANTS: dict[str, Variant] = {
     "bf16_compile": Variant(("--amp", "bf16", "--compile"), help="bf16 and torch.compile"),
     "native_bn": Variant(patch=native_batchnorm, help="torch's nn.BatchNorm2d instead of ours"),
     "bf16_native_bn": Variant(("--amp", "bf16"), patch=native_batchnorm, help="bf16, nn.BatchNorm2d"),
+    "onednn_backward": Variant(patch=onednn_backward, help="fp32, oneDNN backward for the U-Net's tiny "
+                                                           "feature maps too (before issue 15)"),
     "threads1": Variant(threads=1, devices=("cpu",), help="one intra-op thread (a core left for the loader)"),
     "tf32": Variant(devices=("cuda",), help="fp32 with TF32 tensor-core matmuls (set per variant)"),
 }

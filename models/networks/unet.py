@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.networks.conv import Conv2d, ConvTranspose2d
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
@@ -35,17 +36,18 @@ class UnetLevel(nn.Module):
         # Not in place: the activated input is also what the skip connection carries (the classic
         # implementation got the same by rewriting its input in place, which hooks cannot see).
         self.down_act = nn.Identity() if outermost else nn.LeakyReLU(0.2)
-        down: list[nn.Module] = [nn.Conv2d(input_nc, inner_nc, _KERNEL, _STRIDE, _PAD, bias=bias)]
+        down: list[nn.Module] = [Conv2d(input_nc, inner_nc, _KERNEL, _STRIDE, _PAD, bias=bias)]
         if not (outermost or innermost):
             down.append(norm.make(inner_nc))
         self.down = nn.Sequential(*down)
         self.inner = inner
 
+        # Conv2d / ConvTranspose2d: torch's, with a faster backward on tiny feature maps (conv.py).
         # The inner level returns its input concatenated with its output: twice the channels.
         up_in = inner_nc if innermost else inner_nc * 2
         # The outermost layer feeds tanh, not a norm: it keeps its bias whatever the norm.
         up_bias = True if outermost else bias
-        upsampler = make_upsampler(upsample, up_in, outer_nc, up_bias, lambda: nn.ConvTranspose2d(
+        upsampler = make_upsampler(upsample, up_in, outer_nc, up_bias, lambda: ConvTranspose2d(
             up_in, outer_nc, _KERNEL, _STRIDE, _PAD, bias=up_bias))
         # The upsampler stays at index 1 of ``up``: reference checkpoints (deconv) address it there.
         up: list[nn.Module] = [nn.ReLU(), upsampler]

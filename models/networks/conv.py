@@ -1,0 +1,106 @@
+"""Convolutions whose backward pass avoids oneDNN where oneDNN is slow: tiny feature maps.
+
+The U-Net's inner levels work on feature maps of 1x1 to 8x8 pixels with 256-1024 channels.
+There a convolution is a small matrix product with a large weight, and oneDNN's backward
+(weight and input gradients) spends its time re-laying out that weight: measured on the CPU
+(AMD EPYC Zen 4, 2 threads, fp32, batch 1; benchmarks/conv_backward.py), the transposed
+convolutions' backward at input sides 1-8 took 2-5x longer with oneDNN than with torch's own
+im2col + GEMM kernels (the paper U-Net's 1024->512 layers: 40-52 ms against 17-26 ms each),
+and so did the innermost down convolution (output 1x1: 15 ms against 2 ms). At 16 px and
+above oneDNN is as fast or faster, so everything else keeps the default.
+
+The forward pass is the ordinary one (oneDNN); only the backward is computed with oneDNN
+switched off, through an autograd Function. Both compute the same convolution, so gradients
+agree to float32 rounding (tested against the default path). The Function is used only where
+it is measured to win and is safe: fp32 on the CPU, NCHW, gradients wanted, no autocast, not
+under torch.compile. It has no double backward; the generator, the only network built from
+these layers, never needs one (a gradient penalty differentiates through D).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+# Where the native backward is taken: transposed convolutions whose input side is at most
+# this, and convolutions whose output is 1x1 (the innermost down convolution).
+TRANSPOSED_MAX_SIDE = 8
+
+
+class _NativeBackwardConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int], padding: list[int],
+                dilation: list[int], transposed: bool, output_padding: list[int], groups: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.setup = (stride, padding, dilation, transposed, output_padding, groups)
+        ctx.has_bias = bias is not None
+        return torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
+                                          output_padding, groups)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, transposed, output_padding, groups = ctx.setup
+        out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        # The switch itself, not torch.backends.mkldnn.flags(): that also resets oneDNN's TF32
+        # setting, which warns on every call in a build without Intel GPU support.
+        was_enabled = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad_out.contiguous(), x, weight, [out_channels] if ctx.has_bias else None, stride, padding,
+                dilation, transposed, output_padding, groups, mask)
+        finally:
+            torch.backends.mkldnn.enabled = was_enabled
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+
+
+def _plain_fp32_training(x: Tensor, weight: Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            and x.dim() == 4 and x.is_contiguous() and weight.is_contiguous()
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (same parameters, state_dict and forward) with the native backward where its
+    output is 1x1."""
+
+    native_backward = True   # False on an instance: always the default path (for measuring both)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.native_backward or self.padding_mode != "zeros" or isinstance(self.padding, str) or not _plain_fp32_training(x, self.weight):
+            return super().forward(x)
+        out_h, out_w = (
+            (size + 2 * p - d * (k - 1) - 1) // s + 1
+            for size, p, d, k, s in zip(x.shape[-2:], self.padding, self.dilation, self.kernel_size, self.stride))
+        if out_h * out_w != 1:
+            return super().forward(x)
+        return _NativeBackwardConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
+                                         list(self.dilation), False, [0, 0], self.groups)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (same parameters, state_dict and forward) with the native backward
+    where its input side is at most ``TRANSPOSED_MAX_SIDE``."""
+
+    native_backward = True
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if (not self.native_backward or output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_SIDE
+                or not _plain_fp32_training(x, self.weight)):
+            return super().forward(x, output_size)
+        return _NativeBackwardConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
+                                         list(self.dilation), True, list(self.output_padding), self.groups)
+
+
+def use_native_backward(module: nn.Module, on: bool) -> int:
+    """Switch the native backward on or off in every layer of ``module``; returns how many."""
+    layers = [m for m in module.modules() if isinstance(m, (Conv2d, ConvTranspose2d))]
+    for layer in layers:
+        layer.native_backward = on
+    return len(layers)
