@@ -7,10 +7,13 @@ SIGUSR1 end the run after the step in flight, with ``latest`` saved (engine/stop
 from __future__ import annotations
 
 # Before anything imports torch: how OpenMP threads wait (spin on a quiet machine, sleep on an
-# oversubscribed one; util/omp_env.py), unless the user set a policy.
+# oversubscribed one; util/omp_env.py), unless the user set a policy; and freed memory kept for
+# the next step instead of faulted in again (util/allocator.py).
+from util.allocator import keep_freed_memory
 from util.omp_env import set_omp_wait_policy
 
 set_omp_wait_policy()
+keep_freed_memory()
 
 import logging
 import shutil

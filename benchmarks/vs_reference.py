@@ -80,6 +80,8 @@ VARIANTS: dict[str, Variant] = {
     "fp32_workers0": Variant("ours", ("--amp", "none", "--num_threads", "0"),
                              help="batches loaded in the main process (no loader workers beside the step)"),
     "fp32_workers1": Variant("ours", ("--amp", "none", "--num_threads", "1"), help="one loader worker"),
+    "fp32_malloc_default": Variant("ours", ("--amp", "none"), {"PIX2PIX_MALLOC": "default"},
+                                   help="glibc's own mmap and trim behaviour (before issue 15)"),
     "fp32_cache": Variant("ours", ("--amp", "none", "--cache_dataset"), help="decoded images kept in memory"),
     "reference": Variant("reference", help="the reference's train.py as a user runs it (OpenMP default)"),
 }
@@ -107,7 +109,7 @@ def command(variant: Variant, config: str, steps: int, reference: Path | None, w
 
 
 def environment(variant: Variant, reference_shim: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in OMP_KEYS and k != "PIX2PIX_OMP_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in OMP_KEYS and k not in ("PIX2PIX_OMP_POLICY", "PIX2PIX_MALLOC")}
     env.update(variant.env)
     env["PYTHONUNBUFFERED"] = "1"
     env["CUDA_VISIBLE_DEVICES"] = ""   # both on the CPU
