@@ -4,8 +4,9 @@ Native bf16 is not enough: at 128 px on a 2-core AVX512-BF16 CPU a bf16 step was
 fp32 (the casts and the norms outweigh the faster convolutions), at 256 px it was 1.4x faster.
 So before training a few G and D steps are timed in fp32 and in bf16 at the run's shapes, on
 copies of the networks (the run's weights, buffers and random streams are untouched), and bf16
-is chosen only when it is faster than fp32 by more than ``MARGIN``. The answer is kept per
-machine and configuration in a small JSON file, so the probe runs once per configuration.
+is chosen only when it is faster than fp32 by more than ``MARGIN`` and the timed steps of the
+two do not overlap. The answer is kept per machine, configuration and OpenMP waiting policy in a
+small JSON file, so the probe runs once for each.
 
 ``PIX2PIX_AMP_AUTO`` pins the answer without measuring: ``none``, ``bf16``, or ``native`` (bf16
 wherever the hardware computes it, the rule before issue 15); ``measure`` is the default.
@@ -33,7 +34,7 @@ from engine.speed import SpeedError, autocast, native_bf16
 log = logging.getLogger(__name__)
 
 MARGIN = 0.05        # bf16 must save at least 5% of fp32's probe step: less is within the noise
-ROUNDS = 3           # timed steps per candidate, interleaved, after one warm-up each
+ROUNDS = 5           # timed steps per candidate, interleaved, after one warm-up each
 CANDIDATES = ("none", "bf16")
 PIN_ENV = "PIX2PIX_AMP_AUTO"
 PINS = ("measure", "native", "none", "bf16")
@@ -49,10 +50,20 @@ def cache_dir() -> Path:
 
 # -- the decision -----------------------------------------------------------------------------
 def decide(times: Mapping[str, Sequence[float]], margin: float = MARGIN) -> str:
-    """``bf16`` when its median step beats fp32's by more than ``margin``; else ``none``."""
-    fp32 = statistics.median(times["none"])
-    bf16 = statistics.median(times["bf16"]) if times.get("bf16") else float("inf")
-    return "bf16" if bf16 < fp32 * (1 - margin) else "none"
+    """``bf16`` when its median step beats fp32's by more than ``margin`` and the two sets of
+    steps do not overlap (one outlier allowed on each side); else ``none``, the safe answer.
+
+    The overlap test is for loaded machines: with two other processes spinning on 2 cores the
+    3-step medians said bf16 was 7% faster at 128 px (0.197 against 0.213 s) and the run was
+    then 1.5x slower than fp32; the rounds overlapped widely. Quiet, the sets separate."""
+    if not times.get("bf16"):
+        return "none"
+    fp32, bf16 = sorted(times["none"]), sorted(times["bf16"])
+    if not statistics.median(bf16) < statistics.median(fp32) * (1 - margin):
+        return "none"
+    slowest_bf16 = bf16[-2] if len(bf16) > 2 else bf16[-1]
+    fastest_fp32 = fp32[1] if len(fp32) > 2 else fp32[0]
+    return "bf16" if slowest_bf16 < fastest_fp32 else "none"
 
 
 def measure(steps: Mapping[str, Callable[[], None]], rounds: int = ROUNDS,
@@ -106,6 +117,13 @@ def config_key(opt: Any, device: torch.device) -> str:
              "n_layers_D": getattr(opt, "n_layers_D", 3), "in": opt.input_nc, "out": opt.output_nc,
              "crop": opt.crop_size, "batch": opt.batch_size, "channels_last": getattr(opt, "channels_last", False),
              "device": device.type}
+    if device.type == "cpu":
+        # How idle OpenMP threads wait changes the answer: bf16 adds casts, so more parallel
+        # regions, and each pays a wake-up when threads sleep. Measured at 128 px with two
+        # other processes spinning: PASSIVE + bf16 0.24 s/step against 0.14 for fp32, while
+        # quiet (spinning) bf16 was the faster. A decision is reused only under the same waiting.
+        parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                                       "KMP_BLOCKTIME") if k in os.environ) or "default"
     return signature(device) + "|" + ",".join(f"{k}={v}" for k, v in parts.items())
 
 

@@ -66,6 +66,16 @@ def test_decide_takes_bf16_only_beyond_the_margin(fp32, bf16, expected):
     assert amp_auto.decide(times) == expected
 
 
+def test_decide_stays_fp32_when_noisy_rounds_overlap():
+    # Medians 1.0 against 0.85 (15% faster), but the rounds interleave: a loaded machine's noise.
+    times = {"none": [1.0, 0.7, 1.3, 0.8, 1.2], "bf16": [0.9, 0.6, 1.25, 0.85, 0.7]}
+    assert amp_auto.decide(times) == "none"
+    # The same medians with separated rounds (one outlier each side allowed): bf16.
+    times = {"none": [1.0, 0.7, 1.3, 1.05, 1.2], "bf16": [0.9, 0.8, 1.25, 0.85, 0.84]}
+    assert amp_auto.decide(times) == "bf16"
+    assert amp_auto.decide({"none": [1.0], "bf16": []}) == "none"
+
+
 def test_measure_interleaves_after_an_untimed_warmup():
     clock = FakeClock({"none": 1.0, "bf16": 0.25})
     times = amp_auto.measure({"none": clock.step_for("none"), "bf16": clock.step_for("bf16")}, rounds=3,
@@ -93,6 +103,25 @@ def test_auto_follows_the_measurement_and_caches_it_per_configuration(measured, 
     opt8, model8 = tiny("--amp", "auto", "--ngf", "8")
     assert amp_auto.choose_auto_amp(opt8, model8.nets, model8.amp, cpu, timer=clock.timer) != expected
     assert len(json.loads(measured.read_text())) == 2
+
+
+
+def test_a_decision_is_reused_only_under_the_same_openmp_waiting(measured, monkeypatch):
+    """Sleeping threads (PASSIVE, chosen on a loaded machine) change which precision is faster,
+    so the answer found with spinning threads must not be reused with sleeping ones."""
+    clock = FakeClock({"none": 1.0, "bf16": 0.5})
+    fake_probe(monkeypatch, clock)
+    opt, model = tiny("--amp", "auto")
+    cpu = torch.device("cpu")
+    for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(key, raising=False)
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "bf16"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    clock.costs = {"none": 0.6, "bf16": 1.0}
+    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "none"
+    keys = list(json.loads(measured.read_text()))
+    assert len(keys) == 2, keys
+    assert sorted(k.rsplit(",", 1)[1] for k in keys) == ["omp_wait=OMP_WAIT_POLICY=PASSIVE", "omp_wait=default"]
 
 
 def test_a_damaged_cache_is_measured_again_and_rewritten(measured, monkeypatch):
