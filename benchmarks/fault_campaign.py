@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, emit, load_average  # noqa: E402
 
 from engine.checkpoint import PAUSE_IN_SAVE_ENV  # noqa: E402
-from engine.launch import free_loopback_port  # noqa: E402
+from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402
 
 TRAIN = ROOT / "train.py"
 STEPS = 12
@@ -280,18 +280,11 @@ class VisdomServer:
         home.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> None:
-        import urllib.request
         self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, "-port", str(self.port), "-bind_local",
                                       "-env_path", f"{self.home}/"], cwd=self.home, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit("fault_campaign.py: the visdom server did not start")
+        if not wait_until_serving(f"http://127.0.0.1:{self.port}/", self.proc, timeout_s=60):
+            raise SystemExit("fault_campaign.py: the visdom server did not start")
 
     def kill(self) -> None:
         if self.proc is not None:

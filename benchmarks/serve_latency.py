@@ -14,8 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -26,7 +24,7 @@ from PIL import Image
 from common import ROOT
 
 from engine.checkpoint import GENERATOR_FORMAT, save_atomic  # noqa: E402
-from engine.launch import free_loopback_port  # noqa: E402
+from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402
 from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx  # noqa: E402
 from models.networks import size_multiple  # noqa: E402
 
@@ -59,15 +57,8 @@ def serve_runner(net: torch.nn.Module, options: dict, workdir: Path, crop_size: 
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"serve.py did not start: {(workdir / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+        if not wait_until_serving(url, proc, timeout_s=300, interval_s=0.5):
+            raise RuntimeError(f"serve.py did not start: {(workdir / 'serve.log').read_text()[-2000:]}")
         client = Client(url, verbose=False, analytics_enabled=False, download_files=str(workdir / "dl"))
         value = {"background": handle_file(str(sketch)), "layers": [], "composite": handle_file(str(sketch))}
         yield lambda: client.predict(value, api_name="/respond")

@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +23,7 @@ set_omp_wait_policy()
 # tests/test_speed_auto_amp.py measures with fake clocks instead.
 os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
 
-from engine.launch import free_loopback_port  # noqa: E402  (imports torch: after the policy above)
+from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402  (imports torch: after the policy above)
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -36,14 +33,6 @@ _VISDOM_SERVER_CODE = (
     "import sys; from visdom.server.run_server import main; "
     "sys.argv = ['visdom'] + sys.argv[1:]; main()"
 )
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
 
 
 @pytest.fixture
@@ -64,11 +53,8 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
              "-env_path", f"{env_path}/"],
             stdout=server_log, stderr=subprocess.STDOUT, cwd=env_path)
     try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"http://127.0.0.1:{port}/"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the visdom server did not start:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
+        if not wait_until_serving(f"http://127.0.0.1:{port}/", proc, timeout_s=30):
+            pytest.fail(f"the visdom server did not start:\n{log_path.read_text()[-2000:]}")
         yield port
     finally:
         proc.terminate()

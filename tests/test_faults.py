@@ -256,15 +256,11 @@ class VisdomProcess:
         home.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> None:
-        import time
-        from tests.conftest import _VISDOM_SERVER_CODE, _answers
+        from tests.conftest import _VISDOM_SERVER_CODE, wait_until_serving
         self.proc = subprocess.Popen([sys.executable, "-c", _VISDOM_SERVER_CODE, "-port", str(self.port),
                                       "-bind_local", "-env_path", f"{self.home}/"], cwd=self.home,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not _answers(f"http://127.0.0.1:{self.port}/"):
-            assert self.proc.poll() is None and time.monotonic() < deadline, "visdom did not start"
-            time.sleep(0.2)
+        assert wait_until_serving(f"http://127.0.0.1:{self.port}/", self.proc, timeout_s=60), "visdom did not start"
 
     def kill(self) -> None:
         if self.proc is not None:

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 import translate
-from tests.conftest import CHROMIUM, free_loopback_port
+from tests.conftest import CHROMIUM, free_loopback_port, wait_until_serving
 from tests.test_translate import save_ours
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,15 +59,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"serve.py did not start:\n{out.read_text()[-3000:]}")
-                time.sleep(0.5)
+        if not wait_until_serving(url, proc, timeout_s=120, interval_s=0.5):
+            pytest.fail(f"serve.py did not start:\n{out.read_text()[-3000:]}")
         yield {"url": url, "port": port, "tmp": tmp, "saved": saved, "netlog": netlog, "proc": proc}
     finally:
         proc.terminate()
