@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (9, 16, 8, {"OMP_WAIT_POLICY": "PASSIVE"}),
 ])
 def test_passive_only_when_the_machine_is_oversubscribed(busy, cpus, threads, expected):
-    assert choose_omp_wait({}, busy, cpus, threads) == expected
+    assert choose_omp_wait({}, lambda: busy, cpus, threads) == expected
 
 
 def write_stat(path: Path, running: int) -> str:
@@ -59,14 +59,18 @@ def test_spinning_processes_count_as_busy_and_a_finished_run_does_not():
     assert after <= during - 1.5, (during, after)
 
 
+def unread() -> float:
+    raise AssertionError("the machine's load was read although the choice did not depend on it")
+
+
 def test_the_users_settings_and_the_override_win():
     for key in USER_KEYS:
-        assert choose_omp_wait({key: "x"}, 9.0, 2, 2) == {}
-    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "default"}, 9.0, 2, 2) == {}
-    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "passive"}, 0.0, 2, 2) == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "AUTO"}, 0.0, 2, 2) == {}
+        assert choose_omp_wait({key: "x"}, unread, 2, 2) == {}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "default"}, unread, 2, 2) == {}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "passive"}, unread, 2, 2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert choose_omp_wait({"PIX2PIX_OMP_POLICY": "AUTO"}, lambda: 0.0, 2, 2) == {}
     with pytest.raises(ValueError, match="PIX2PIX_OMP_POLICY='spin' is not one of auto, default, passive"):
-        choose_omp_wait({"PIX2PIX_OMP_POLICY": "spin"}, 0.0, 2, 2)
+        choose_omp_wait({"PIX2PIX_OMP_POLICY": "spin"}, unread, 2, 2)
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -28,7 +28,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 POLICIES = ("auto", "default", "passive")
@@ -41,10 +41,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def choose_omp_wait(env: Mapping[str, str], busy: float, cpus: int, threads: int) -> dict[str, str]:
+def choose_omp_wait(env: Mapping[str, str], busy: Callable[[], float], cpus: int, threads: int) -> dict[str, str]:
     """The variables to add to ``env``: {} keeps the runtime's default (or the user's choice).
 
-    ``busy``: how many CPUs' worth of other work wants to run as this process starts;
+    ``busy``: reads how many CPUs' worth of other work wants to run as this process starts
+    (called only when the rule needs it: reading takes a few tens of milliseconds);
     ``threads``: the OpenMP threads this process will start (torch's default is one per usable
     CPU). Oversubscribed means the others leave fewer free cores than we bring threads."""
     if any(key in env for key in USER_KEYS):
@@ -52,7 +53,7 @@ def choose_omp_wait(env: Mapping[str, str], busy: float, cpus: int, threads: int
     policy = env.get("PIX2PIX_OMP_POLICY", "auto").lower()
     if policy not in POLICIES:
         raise ValueError(f"PIX2PIX_OMP_POLICY={policy!r} is not one of {', '.join(POLICIES)}")
-    if policy == "passive" or (policy == "auto" and busy + threads > cpus + 0.5):
+    if policy == "passive" or (policy == "auto" and busy() + threads > cpus + 0.5):
         return {"OMP_WAIT_POLICY": "PASSIVE"}
     return {}
 
@@ -94,10 +95,7 @@ def set_omp_wait_policy() -> dict[str, str] | None:
     cpus = usable_cpus()
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or cpus
     try:
-        policy_given = any(key in os.environ for key in USER_KEYS) or \
-            os.environ.get("PIX2PIX_OMP_POLICY", "auto").lower() != "auto"
-        busy = 0.0 if policy_given else machine_busy()   # no reads when nothing depends on them
-        chosen = choose_omp_wait(os.environ, busy, cpus, threads)
+        chosen = choose_omp_wait(os.environ, machine_busy, cpus, threads)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     os.environ.update(chosen)
