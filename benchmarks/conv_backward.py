@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, emit  # noqa: E402,F401  (ROOT puts the project on sys.path)
+from common import emit  # noqa: E402  (importing common puts the project on sys.path)
 
 from models.networks import build_generator  # noqa: E402
 from models.networks.conv import Conv2d, ConvTranspose2d  # noqa: E402

@@ -165,12 +165,12 @@ def bn_share(events: Any) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "PIX2PIX_OMP_POLICY"):
+    sys.path.insert(0, str(ROOT))
+    from util.omp_env import USER_KEYS, set_omp_wait_policy
+    for key in (*USER_KEYS, "PIX2PIX_OMP_POLICY"):
         os.environ.pop(key, None)
     os.environ.update(OMP_CHOICES[args.omp])
     os.environ.setdefault("PIX2PIX_AMP_AUTO", "none")   # the probe would add steps to the profile
-    sys.path.insert(0, str(ROOT))
-    from util.omp_env import set_omp_wait_policy
     set_omp_wait_policy()   # what the drivers do before torch loads
     import torch
     import train

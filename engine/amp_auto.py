@@ -30,6 +30,7 @@ from torch import nn
 from engine.distributed import unwrap
 from engine.machine import signature
 from engine.speed import SpeedError, autocast, native_bf16
+from util.omp_env import USER_KEYS as OMP_WAIT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,7 @@ def config_key(opt: Any, device: torch.device) -> str:
         # regions, and each pays a wake-up when threads sleep. Measured at 128 px with two
         # other processes spinning: PASSIVE + bf16 0.24 s/step against 0.14 for fp32, while
         # quiet (spinning) bf16 was the faster. A decision is reused only under the same waiting.
-        parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                                       "KMP_BLOCKTIME") if k in os.environ) or "default"
+        parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in OMP_WAIT_KEYS if k in os.environ) or "default"
     return signature(device) + "|" + ",".join(f"{k}={v}" for k, v in parts.items())
 
 
