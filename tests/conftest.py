@@ -57,12 +57,17 @@ def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             pytest.fail(f"the visdom server did not start:\n{log_path.read_text()[-2000:]}")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, grace_s=10)
+
+
+def stop_server(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM, ``grace_s`` seconds to exit, then SIGKILL: a server a fixture started is gone after."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class HeadlessChromium:

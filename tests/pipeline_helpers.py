@@ -32,3 +32,13 @@ def tiny_args(dataroot: Path, checkpoints: Path, name: str = "tiny") -> list[str
     return ["--dataroot", str(dataroot), "--checkpoints_dir", str(checkpoints), "--name", name,
             "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load_size", "32", "--crop_size", "32",
             "--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1"]
+
+
+def train_tiny_run(root: Path, test_images: int) -> tuple[Path, Path]:
+    """Train 2 steps of the tiny configuration on a generated set with 2 training pairs and
+    ``test_images`` test pairs under ``root``; returns (dataroot, checkpoints_dir)."""
+    import train as train_driver   # the driver, only where a test asks for a trained run
+
+    data = make_aligned_dataset(root / "data", {"train": 2, "test": test_images})
+    assert train_driver.main(tiny_args(data, root / "ck") + ["--max_steps", "2"]) == 0
+    return data, root / "ck"

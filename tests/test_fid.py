@@ -18,8 +18,7 @@ from PIL import Image, ImageFilter
 
 import reporting.fid as fid
 import test as test_driver
-import train as train_driver
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import train_tiny_run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -172,9 +171,7 @@ def test_missing_extractor_is_one_line_naming_the_install(monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("fid_run")
-    data = make_aligned_dataset(root / "data", {"train": 2, "test": 4})
-    assert train_driver.main(tiny_args(data, root / "ck") + ["--max_steps", "2"]) == 0
-    return data, root / "ck"
+    return train_tiny_run(root, test_images=4)
 
 
 def _test_args(data: Path, checkpoints: Path, results: Path) -> list[str]:

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 import translate
-from tests.conftest import CHROMIUM, free_loopback_port, wait_until_serving
+from tests.conftest import CHROMIUM, free_loopback_port, stop_server, wait_until_serving
 from tests.test_translate import save_ours
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             pytest.fail(f"serve.py did not start:\n{out.read_text()[-3000:]}")
         yield {"url": url, "port": port, "tmp": tmp, "saved": saved, "netlog": netlog, "proc": proc}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, grace_s=20)
 
 
 def fetch_png(src: str) -> np.ndarray:

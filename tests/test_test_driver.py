@@ -11,17 +11,14 @@ from PIL import Image
 
 import models.load_generator as load_generator
 import test as test_driver
-import train as train_driver
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import train_tiny_run
 from tests.test_metrics_oracle import oracle
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("run")
-    data = make_aligned_dataset(root / "data", {"train": 2, "test": 2})
-    assert train_driver.main(tiny_args(data, root / "ck") + ["--max_steps", "2"]) == 0
-    return data, root / "ck"
+    return train_tiny_run(root, test_images=2)
 
 
 def _test(data: Path, checkpoints: Path, results: Path, *extra: str) -> Path:
