@@ -72,13 +72,23 @@ class StepClock:
             self.steps[-1][phase] = self.steps[-1].get(phase, 0.0) + seconds
 
 
-def timed(clock: StepClock, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def labelled(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` under a profiler label (its operators grouped in the profile)."""
     import torch
 
     def wrapper(*a: Any, **k: Any) -> Any:
+        with torch.profiler.record_function(label):
+            return fn(*a, **k)
+    return wrapper
+
+
+def timed(clock: StepClock, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` labelled as ``phase`` and its wall time added to the step's phase clock."""
+    inner = labelled(phase, fn)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
         start = time.perf_counter()
-        with torch.profiler.record_function(phase):
-            result = fn(*a, **k)
+        result = inner(*a, **k)
         clock.add(phase, time.perf_counter() - start)
         return result
     return wrapper
@@ -108,15 +118,6 @@ class ProfiledLoader:
                 return
             self.clock.add("data", time.perf_counter() - start)
             yield batch
-
-
-def labelled(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    import torch
-
-    def wrapper(*a: Any, **k: Any) -> Any:
-        with torch.profiler.record_function(label):
-            return fn(*a, **k)
-    return wrapper
 
 
 def instrument(clock: StepClock, on_step: Callable[[], None], native_bn: bool) -> contextlib.ExitStack:
