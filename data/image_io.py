@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as TF
+
+from data.image_ops import pil_to_uint8_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +155,11 @@ def _wide_to_l(img: Image.Image) -> Image.Image:
 
 def load_tensor(path: Path, mode: str) -> torch.Tensor:
     """Decode ``path`` into a uint8 tensor (C, H, W) with C = 3 for "RGB" and 1 for "L"."""
-    return TF.pil_to_tensor(to_mode(open_image(path), mode, path))
+    return pil_to_uint8_tensor(to_mode(open_image(path), mode, path))
 
 
 def pil_to_uint8(img: Image.Image, mode: str, path: Path | str = "<image>") -> torch.Tensor:
-    return TF.pil_to_tensor(to_mode(img, mode, path))
+    return pil_to_uint8_tensor(to_mode(img, mode, path))
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,14 +1,13 @@
 """Preprocessing by name (``--preprocess``) and the per-sample augmentation.
 
-Geometry runs on uint8 images with torchvision's transforms v2: every image of a sample
-(A and B) goes through one ``Compose`` call, so they get the same resize, crop and flip.
-Resizing is bicubic with antialiasing, like the classic pix2pix (which resized PIL images
-bicubically).
+Geometry runs on uint8 images: every image of a sample (A and B) gets the same resize, crop
+and flip. Resizing is bicubic with antialiasing, like the classic pix2pix (which resized PIL
+images bicubically).
 
-The random crop and flip come from a seed given per sample, not from the global RNG: the
-loader derives it from (seed, epoch, index), so an interrupted epoch resumes with the same
-augmentation whatever the number of workers, and training code that uses the global RNG is
-not disturbed by the data pipeline.
+The random crop and flip come from a seed given per sample, drawn from a generator of their
+own, never from the global RNG: the loader derives the seed from (seed, epoch, index), so an
+interrupted epoch resumes with the same augmentation whatever the number of workers, and
+training code that uses the global RNG is not disturbed by the data pipeline.
 """
 from __future__ import annotations
 
@@ -17,10 +16,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
-
+from data.image_ops import crop, hflip, resize_bicubic, to_unit
 from util.registry import Registry
 
 if TYPE_CHECKING:   # a type hint only: data/config.py imports this module to check --preprocess
@@ -95,43 +91,56 @@ def min_input_size(cfg: DataConfig) -> Size:
     return (1, 1)
 
 
-def build_geometry(cfg: DataConfig, height: int, width: int) -> v2.Transform:
+@dataclass(frozen=True)
+class Geometry:
+    """What one sample's images go through: resize, then a random crop, then a random flip."""
+    resize_to: Size | None     # None: keep the stored size
+    crop_size: int | None      # None: no crop
+    flip: bool                 # flip horizontally with probability 0.5
+
+    def draw(self, height: int, width: int, seed: int) -> tuple[int, int, bool]:
+        """(top, left, flipped) for an image of (height, width) after the resize."""
+        gen = torch.Generator().manual_seed(seed)
+        top = left = 0
+        if self.crop_size is not None:
+            if self.crop_size > height or self.crop_size > width:
+                raise ValueError(f"crop size {self.crop_size} is larger than the image "
+                                 f"({height}x{width}) it crops")
+            top = int(torch.randint(height - self.crop_size + 1, (1,), generator=gen))
+            left = int(torch.randint(width - self.crop_size + 1, (1,), generator=gen))
+        flipped = self.flip and bool(torch.rand(1, generator=gen) < 0.5)
+        return top, left, flipped
+
+    def __call__(self, images: Sequence[torch.Tensor], seed: int) -> list[torch.Tensor]:
+        if self.resize_to is not None:
+            images = [resize_bicubic(img, self.resize_to) for img in images]
+        height, width = images[0].shape[-2:]
+        top, left, flipped = self.draw(height, width, seed)
+        out = []
+        for img in images:
+            if self.crop_size is not None:
+                img = crop(img, top, left, self.crop_size, self.crop_size)
+            out.append(hflip(img) if flipped else img)
+        return out
+
+
+def build_geometry(cfg: DataConfig, height: int, width: int) -> Geometry:
     mode = PREPROCESS_MODES.get(cfg.preprocess)
-    ops: list[v2.Transform] = []
     size = mode.resize_to(cfg, height, width)
-    if size is not None and size != (height, width):
-        ops.append(v2.Resize(list(size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
-    if mode.crops:
-        ops.append(v2.RandomCrop(cfg.crop_size))
-    if not cfg.no_flip:
-        ops.append(v2.RandomHorizontalFlip(p=0.5))
-    # Compose refuses an empty list (preprocess none at a valid size with no_flip).
-    return v2.Compose(ops) if ops else v2.Identity()
+    return Geometry(resize_to=None if size == (height, width) else size,
+                    crop_size=cfg.crop_size if mode.crops else None,
+                    flip=not cfg.no_flip)
 
 
 def augment(cfg: DataConfig, images: Sequence[torch.Tensor], seed: int) -> list[torch.Tensor]:
     """Apply the same geometry to uint8 images (C, H, W) of one sample; return uint8 tensors."""
     height, width = images[0].shape[-2:]
-    geometry = build_geometry(cfg, height, width)
-    # fork_rng restores the global CPU RNG afterwards; devices=[] skips CUDA state. Only the CPU
-    # generator is seeded (what the v2 transforms draw from): torch.manual_seed would also queue
-    # lazy seeding of CUDA, XPU and MTIA, each capturing a stack trace, 0.4 ms of a 1.9 ms sample.
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        out = geometry(tuple(tv_tensors.Image(img) for img in images))
-    return [t.as_subclass(torch.Tensor) for t in out]
+    return build_geometry(cfg, height, width)(images, seed)
 
 
 def to_signed_unit(image: torch.Tensor) -> torch.Tensor:
     """uint8 (C, H, W) -> float32 in [-1, 1], the classic ToTensor + Normalize(0.5, 0.5)."""
-    channels = image.shape[0]
-    unit = TF.to_dtype(image, torch.float32, scale=True)
-    return TF.normalize(unit, [0.5] * channels, [0.5] * channels)
-
-
-def to_unit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1]."""
-    return TF.to_dtype(image, torch.float32, scale=True)
+    return to_unit(image).mul_(2.0).sub_(1.0)
 
 
 class SampleKey(NamedTuple):

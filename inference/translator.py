@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from data.image_io import pil_to_uint8
-from data.transforms import to_signed_unit, to_unit, valid_size
+from data.image_ops import resize_bicubic, to_unit
+from data.transforms import to_signed_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
@@ -60,14 +60,6 @@ def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | 
                              f"needs; use --load_size {valid_size(load_size, multiple)}")
         return FitPlan((load_size, load_size))
     return FIT_MODES.get(fit)(height, width, multiple)
-
-
-def resize(image: torch.Tensor, size: Size) -> torch.Tensor:
-    """The data pipeline's resampling (bicubic with antialiasing), for uint8 images and float
-    outputs alike; a no-op at the size already."""
-    if tuple(image.shape[-2:]) == size:
-        return image
-    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
 
 
 # -- codecs ---------------------------------------------------------------------------------
@@ -132,11 +124,11 @@ class Translator:
         source = pil_to_uint8(image, self.mode, name)          # (C, H, W) uint8
         height, width = source.shape[-2:]
         plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
-        fitted = source if plan.resize_to is None else resize(source, plan.resize_to)
+        fitted = source if plan.resize_to is None else resize_bicubic(source, plan.resize_to)
         x = self.codec.encode(fitted).unsqueeze(0)
         if plan.pad != (0, 0):
             x = F.pad(x, (0, plan.pad[1], 0, plan.pad[0]), mode="replicate")
         y = self.net(x.to(self.device)).float().cpu()[0]
         y = y[:, :y.shape[1] - plan.pad[0], :y.shape[2] - plan.pad[1]]
-        y = resize(y, (height, width)).clamp(-1, 1)
+        y = resize_bicubic(y, (height, width)).clamp(-1, 1)
         return self.codec.to_image(y, source)

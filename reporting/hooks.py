@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
-from torchvision.utils import make_grid, save_image
+
+from reporting.images import save_image, tile_row
 
 _MIN_TILE_PX = 32  # feature maps smaller than this are enlarged (nearest) so they stay visible
 
@@ -160,7 +161,8 @@ class LayerInspector:
                 continue
             tiles = _normalize_channels(record.first_map[:max_channels])
             path = out_dir / f"{_file_stem(name)}.png"
-            save_image(make_grid(tiles, nrow=tiles.shape[0], padding=1, pad_value=1.0), path)
+            # save_image takes [-1, 1]; the tiles are in [0, 1] and the frame white.
+            save_image(tile_row(tiles, padding=1, pad_value=1.0) * 2 - 1, path)
             written[name] = path
         return written
 

@@ -33,6 +33,17 @@ def written_pixels(image: torch.Tensor, aspect_ratio: float = 1.0) -> np.ndarray
     return np.asarray(pil.resize(size, Image.Resampling.BICUBIC))
 
 
+def tile_row(tiles: torch.Tensor, padding: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """(N, C, H, W) -> (C, H + 2 padding, N (W + padding) + padding): the tiles left to right,
+    each framed by ``padding`` pixels of ``pad_value``."""
+    n, c, h, w = tiles.shape
+    row = torch.full((c, h + 2 * padding, n * (w + padding) + padding), pad_value, dtype=tiles.dtype)
+    for i, tile in enumerate(tiles):
+        left = padding + i * (w + padding)
+        row[:, padding:padding + h, left:left + w] = tile
+    return row
+
+
 def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> np.ndarray:
     """Write an 8-bit image file (PNG unless the suffix names another format) holding
     ``written_pixels``, atomically: a page being viewed never shows a half-written file.
