@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs, in one environment:
 #   bash install.sh            into the active venv/conda env, else into ./.venv (created here)
-#   bash install.sh --cpu      the same, with PyTorch's CPU-only wheels (no CUDA libraries)
+#   bash install.sh --cpu      with PyTorch's CPU-only build (no CUDA libraries, 4 GB less)
+#   bash install.sh --cuda     with the torch wheel the package index gives (CUDA on Linux x86_64),
+#                              replacing a CPU-only torch already installed
 #   bash install.sh --force    reinstall even when the environment is already up to date
+#   bash install.sh --plan     print which torch build would be installed, and why; change nothing
+# Without --cpu/--cuda: a torch already in the environment is kept; otherwise the CPU-only
+# build when this machine shows no NVIDIA GPU and pip can find one (its own indexes and
+# find-links first, then $TORCH_CPU_INDEX), else the index's default wheel.
 # Every pip call holds constraints.txt (pip -c), so the setuptools range that both torch
 # (>=77.0.3) and visdom's sdist (<81, pkg_resources) need is kept whatever pip resolves first.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-CPU_ONLY=0
+BUILD=auto
 FORCE=0
+PLAN_ONLY=0
 for arg in "$@"; do
   case "$arg" in
-    --cpu) CPU_ONLY=1 ;;
+    --cpu) BUILD=cpu ;;
+    --cuda) BUILD=index ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option '$arg' (use --cpu, --force)" >&2; exit 2 ;;
+    --plan) PLAN_ONLY=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (use --cpu, --cuda, --force, --plan)" >&2; exit 2 ;;
   esac
 done
 # PyTorch publishes its CPU-only Linux wheels on its own index, not on the default one.
@@ -23,25 +32,77 @@ TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 
 PY=$(bash scripts/python_for_project.sh)
 if [ "$PY" = ".venv/bin/python" ] && [ ! -x .venv/bin/python ]; then
-  echo "install.sh: no environment is active: creating ./.venv"
-  python3 -m venv .venv
+  [ "$PLAN_ONLY" = 1 ] && PY=python3 || { echo "install.sh: no environment is active: creating ./.venv"; python3 -m venv .venv; }
 fi
 
 # Skip the work when this environment was set up from exactly these files and flags.
-STAMP="$("$PY" -c 'import sys; print(sys.prefix)')/.pix2pix-install-stamp"
-WANT=$(cat install.sh constraints.txt requirements/*.txt | sha256sum | cut -d' ' -f1)-cpu$CPU_ONLY
-if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
-   && "$PY" -c "import torch, torchvision, visdom, dominate, tensorboard" 2>/dev/null; then
-  echo "install.sh: $("$PY" -c 'import sys; print(sys.prefix)') is up to date"
+PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
+STAMP="$PREFIX/.pix2pix-install-stamp"
+WANT=$(cat install.sh constraints.txt requirements/*.txt | sha256sum | cut -d' ' -f1)-$BUILD
+if [ "$PLAN_ONLY" = 0 ] && [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
+   && "$PY" -c "import torch, visdom, dominate, tensorboard" 2>/dev/null; then
+  echo "install.sh: $PREFIX is up to date"
   exit 0
 fi
 
-if [ "$CPU_ONLY" = 1 ] && ! "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
-     "$TORCH_CPU_INDEX" 2>/dev/null; then
-  echo "install.sh: --cpu: PyTorch's CPU wheel index $TORCH_CPU_INDEX cannot be reached" \
-       "(set TORCH_CPU_INDEX to a mirror, or install without --cpu)" >&2
-  exit 1
+# -- which torch ---------------------------------------------------------------------------
+has_nvidia_gpu() {
+  # PIX2PIX_NVIDIA_GPU=0/1 overrides the probe (the tests use it).
+  case "${PIX2PIX_NVIDIA_GPU:-}" in 0) return 1 ;; 1) return 0 ;; esac
+  ls /dev/nvidia[0-9]* >/dev/null 2>&1 || nvidia-smi -L >/dev/null 2>&1
+}
+# The CPU-only torch versions pip can see with these extra arguments, newest first.
+cpu_torch_versions() {
+  "$PY" -m pip index versions torch "$@" 2>/dev/null \
+    | sed -n 's/^Available versions: //p' | tr ',' '\n' | tr -d ' ' | grep '+cpu$' || true
+}
+cpu_index_reachable() {
+  "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
+    "$TORCH_CPU_INDEX" 2>/dev/null
+}
+
+TORCH_ARGS=()        # extra pip arguments for the torch step
+CPU_VERSIONS=""
+REASON=""
+if [ "$BUILD" = auto ]; then
+  if "$PY" -c "import torch" 2>/dev/null; then
+    BUILD=keep; REASON="$("$PY" -c 'import torch; print(torch.__version__)')"
+  elif has_nvidia_gpu; then
+    BUILD=index; REASON="this machine has an NVIDIA GPU"
+  else
+    BUILD=cpu; REASON="no NVIDIA GPU here"
+  fi
 fi
+REPLACE=""          # an installed CPU-only torch that --cuda replaces
+if [ "$BUILD" = index ] && [ -z "$REASON" ]; then
+  REPLACE=$("$PY" -c "import torch; print('' if torch.version.cuda else torch.__version__)" 2>/dev/null || true)
+  [ -n "$REPLACE" ] && REASON="replacing the CPU-only $REPLACE"
+fi
+if [ "$BUILD" = cpu ]; then
+  CPU_VERSIONS=$(cpu_torch_versions)
+  if [ -z "$CPU_VERSIONS" ] && cpu_index_reachable; then
+    TORCH_ARGS=(--extra-index-url "$TORCH_CPU_INDEX")
+    CPU_VERSIONS=$(cpu_torch_versions "${TORCH_ARGS[@]}")
+  fi
+  if [ -z "$CPU_VERSIONS" ]; then
+    case "$REASON" in
+      "") echo "install.sh: --cpu: no CPU-only torch wheel in pip's indexes, and PyTorch's CPU wheel index" \
+               "$TORCH_CPU_INDEX cannot be reached (set TORCH_CPU_INDEX to a mirror, or install without --cpu)" >&2
+          exit 1 ;;
+      *) BUILD=index; REASON="$REASON, but pip finds no CPU-only torch wheel" ;;
+    esac
+  fi
+fi
+case "$BUILD" in
+  keep) PLAN="torch: the installed one stays ($REASON)" ;;
+  index) PLAN="torch: the package index's default build${REASON:+ ($REASON)}" ;;
+  cpu) PLAN="torch: CPU-only $(echo "$CPU_VERSIONS" | head -1)${REASON:+ ($REASON)}" ;;
+esac
+if [ "$PLAN_ONLY" = 1 ]; then
+  echo "install.sh --plan: $PLAN"
+  exit 0
+fi
+echo "install.sh: $PLAN"
 
 START=$SECONDS
 PIP=("$PY" -m pip install -q -c constraints.txt)
@@ -49,14 +110,34 @@ PIP=("$PY" -m pip install -q -c constraints.txt)
 # First the build tools inside the constraint (this downgrades a setuptools >= 81 that is
 # already there), then visdom can be built without isolation against them.
 "${PIP[@]}" setuptools wheel
-if [ "$CPU_ONLY" = 1 ]; then
-  "${PIP[@]}" --extra-index-url "$TORCH_CPU_INDEX" torch torchvision
+if [ -n "$REPLACE" ]; then
+  "$PY" -m pip uninstall -q -y torch
 fi
-"${PIP[@]}" -r requirements/core.txt -r requirements/test.txt -r requirements/quality.txt \
+HOLD=$(mktemp)
+trap 'rm -f "$HOLD"' EXIT
+if [ "$BUILD" = cpu ]; then
+  # The newest CPU-only version pip's constraints admit (a cap such as torch<=X refuses newer
+  # ones at once); any other failure (network, disk) is reported as it is.
+  INSTALLED=""
+  for version in $(echo "$CPU_VERSIONS" | head -5); do
+    if LOG=$("${PIP[@]}" "${TORCH_ARGS[@]}" "torch==$version" 2>&1); then
+      INSTALLED=$version; break
+    fi
+    if ! grep -q -e ResolutionImpossible -e "conflicting dependencies" -e "No matching distribution" <<<"$LOG"; then
+      echo "$LOG" >&2; exit 1
+    fi
+  done
+  if [ -z "$INSTALLED" ]; then
+    echo "install.sh: no CPU-only torch ($(echo $CPU_VERSIONS | head -c 80)...) is admitted by pip's constraints" >&2
+    exit 1
+  fi
+  # Later steps must not swap it for the index's default build.
+  echo "torch==$INSTALLED" > "$HOLD"
+fi
+"${PIP[@]}" -c "$HOLD" -r requirements/core.txt -r requirements/test.txt -r requirements/quality.txt \
   -r requirements/serve.txt -r requirements/export.txt
-"${PIP[@]}" --no-build-isolation visdom
-"$PY" -c "import torch, torchvision, visdom, dominate, tensorboard; \
-print('install.sh: torch', torch.__version__, '| torchvision', torchvision.__version__, \
-'| CUDA' if torch.version.cuda else '| CPU-only build')"
+"${PIP[@]}" -c "$HOLD" --no-build-isolation visdom
+"$PY" -c "import torch, visdom, dominate, tensorboard; \
+print('install.sh: torch', torch.__version__, '| CUDA ' + torch.version.cuda if torch.version.cuda else '| CPU-only build')"
 echo "$WANT" > "$STAMP"
-echo "install.sh: done in $((SECONDS - START)) s ($(du -sh "$("$PY" -c 'import sys; print(sys.prefix)')" | cut -f1) in the environment)"
+echo "install.sh: done in $((SECONDS - START)) s ($(du -sh "$PREFIX" | cut -f1) in the environment)"
