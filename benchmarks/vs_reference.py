@@ -15,6 +15,11 @@ them alike; the figure per variant is the median over rounds.
 
     python benchmarks/vs_reference.py --reference /tmp/refpix --configs small,paper
     python benchmarks/vs_reference.py --variants fp32,fp32_passive --busy 1   # one core kept busy
+
+The reference needs torchvision, which this project's CPU-only environment does not have (no
+torchvision wheel imports beside torch's CPU-only one): ``--reference_python`` names an
+environment with torch and torchvision for it, and the ``*_refpy`` variants run this project
+under that same interpreter, so that the ratio against the reference is taken on one torch.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ class Variant:
     flags: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     help: str = ""
+    interpreter: str = "ours"                      # "ours" (this Python) or "reference" (--reference_python)
 
 
 # OpenMP settings a variant fixes; the others are removed from its environment, so "default"
@@ -83,7 +89,12 @@ VARIANTS: dict[str, Variant] = {
     "fp32_malloc_default": Variant("ours", ("--amp", "none"), {"PIX2PIX_MALLOC": "default"},
                                    help="glibc's own mmap and trim behaviour (before issue 15)"),
     "fp32_cache": Variant("ours", ("--amp", "none", "--cache_dataset"), help="decoded images kept in memory"),
-    "reference": Variant("reference", help="the reference's train.py as a user runs it (OpenMP default)"),
+    "shipped_refpy": Variant("ours", help="shipped, run by --reference_python (the reference's torch)",
+                             interpreter="reference"),
+    "fp32_refpy": Variant("ours", ("--amp", "none"), help="fp32, run by --reference_python (the reference's torch)",
+                          interpreter="reference"),
+    "reference": Variant("reference", help="the reference's train.py as a user runs it (OpenMP default)",
+                         interpreter="reference"),
 }
 
 STEP_LINE = {
@@ -93,7 +104,7 @@ STEP_LINE = {
 
 
 def command(variant: Variant, config: str, steps: int, reference: Path | None, workdir: Path,
-            dataroot: Path) -> list[str]:
+            dataroot: Path, reference_python: str = sys.executable) -> list[str]:
     common = ["--dataroot", str(dataroot), "--name", "bench", "--checkpoints_dir", str(workdir),
               "--model", "pix2pix", "--direction", "BtoA", "--batch_size", "1", "--print_freq", "1",
               "--display_freq", "1000000", "--update_html_freq", "1000000", "--no_html", *CONFIGS[config]]
@@ -101,10 +112,11 @@ def command(variant: Variant, config: str, steps: int, reference: Path | None, w
         assert reference is not None
         # The reference has no step limit: one epoch over the first `steps` images, never saved.
         # Its newer trees pick the device themselves (CUDA_VISIBLE_DEVICES hides any GPU).
-        return [sys.executable, str(reference / "train.py"), *common,
+        return [reference_python, str(reference / "train.py"), *common,
                 "--max_dataset_size", str(steps), "--n_epochs", "1", "--n_epochs_decay", "0",
                 "--save_epoch_freq", "1000", "--save_latest_freq", "100000000"]
-    return [sys.executable, str(ROOT / "train.py"), *common, "--gpu_ids", "-1", "--display_id", "0",
+    python = reference_python if variant.interpreter == "reference" else sys.executable
+    return [python, str(ROOT / "train.py"), *common, "--gpu_ids", "-1", "--display_id", "0",
             "--max_steps", str(steps), *variant.flags]
 
 
@@ -116,6 +128,13 @@ def environment(variant: Variant, reference_shim: Path | None) -> dict[str, str]
     if variant.program == "reference" and reference_shim is not None:
         env["PYTHONPATH"] = str(reference_shim) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def python_label(python: str) -> str:
+    """The interpreter and the torch it imports, e.g. '/tmp/env/bin/python: torch 2.14.1+cu130'."""
+    version = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                             text=True, timeout=120).stdout.strip()
+    return f"{python}: torch {version or '?'}"
 
 
 def wandb_shim(tmp: Path) -> Path | None:
@@ -191,7 +210,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                         variant = VARIANTS[name]
                         workdir = tmp / f"{config}_{name}_{r}"
                         cwd = reference if variant.program == "reference" else ROOT
-                        cmd = command(variant, config, args.steps, reference, workdir, Path(args.dataroot))
+                        cmd = command(variant, config, args.steps, reference, workdir, Path(args.dataroot),
+                                      args.reference_python)
                         times[name].append(time_one(cmd, environment(variant, shim), variant.program,
                                                     args.warmup, cwd))
                         loads.append(os.getloadavg()[0])
@@ -211,7 +231,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                                 "startup_s": round(statistics.median(t["startup_s"] for t in times[name]), 1),
                                 "load_during": [round(min(loads), 2), round(max(loads), 2)],
                                 "flags": list(CONFIGS[config] + VARIANTS[name].flags),
-                                "env": VARIANTS[name].env})
+                                "env": VARIANTS[name].env,
+                                "python": python_label(args.reference_python if VARIANTS[name].interpreter
+                                                       == "reference" else sys.executable)})
             emit(records[-len(names):], args.out)
     return records
 
@@ -226,12 +248,16 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="first steps not timed")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     p.add_argument("--busy", type=int, default=0, help="spinning processes started alongside (a loaded machine)")
+    p.add_argument("--reference_python", default=sys.executable,
+                   help="the interpreter of the reference and of the *_refpy variants (default: this one)")
     p.add_argument("--dataroot", default=str(DATAROOT))
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
     unknown = [n for n in args.variants.split(",") if n not in VARIANTS]
     if unknown:
         p.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    if not shutil.which(args.reference_python):
+        p.exit(1, f"vs_reference.py: error: --reference_python {args.reference_python}: no such interpreter\n")
     if args.reference and not (Path(args.reference) / "train.py").is_file():
         p.exit(1, f"vs_reference.py: error: --reference {Path(args.reference).resolve()}: no train.py there\n")
     bad = [c for c in args.configs.split(",") if c not in CONFIGS]

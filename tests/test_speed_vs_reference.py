@@ -61,6 +61,15 @@ def test_our_command_line_and_environment_per_variant(tmp_path):
     assert vs_reference.environment(vs_reference.VARIANTS["fp32_omp_default"], None)["PIX2PIX_OMP_POLICY"] == "default"
 
 
+def test_the_reference_and_the_refpy_variants_run_under_the_reference_python(tmp_path):
+    ref = fake_reference(tmp_path, gap=0.0)
+    run = lambda name: vs_reference.command(vs_reference.VARIANTS[name], "small", 8, ref, tmp_path, tmp_path,
+                                            "/envs/ref/bin/python")
+    assert run("reference")[:2] == ["/envs/ref/bin/python", str(ref / "train.py")]
+    assert run("fp32_refpy")[:2] == ["/envs/ref/bin/python", str(ROOT / "train.py")]
+    assert run("fp32_refpy")[2:] == run("fp32")[2:] and run("fp32")[0] == sys.executable
+
+
 def test_bad_arguments_are_one_line(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_reference.py"), *a],
                                     capture_output=True, text=True, timeout=120)
@@ -69,5 +78,8 @@ def test_bad_arguments_are_one_line(tmp_path):
         f"vs_reference.py: error: --reference {tmp_path}: no train.py there"
     unknown = run("--variants", "fp64")
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr and "fp64" in unknown.stderr
+    python = run("--reference_python", str(tmp_path / "nopython"))
+    assert python.returncode == 1 and python.stderr.strip() == \
+        f"vs_reference.py: error: --reference_python {tmp_path / 'nopython'}: no such interpreter"
     steps = run("--steps", "3", "--warmup", "5")
     assert steps.returncode == 2 and "--steps 3 must exceed --warmup 5" in steps.stderr
