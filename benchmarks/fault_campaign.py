@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, emit, load_average  # noqa: E402
 
 from engine.checkpoint import PAUSE_IN_SAVE_ENV  # noqa: E402
-from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402
+from reporting.visdom_server import VisdomServer  # noqa: E402
 
 TRAIN = ROOT / "train.py"
 STEPS = 12
@@ -267,30 +267,8 @@ def long_oracle(pairs: Path, work: Path) -> dict:
     return _LONG_ORACLE
 
 
-class VisdomServer:
-    """A visdom server on a fixed loopback port (started without downloading its web assets),
-    which a trial kills and starts again."""
-
-    CODE = ("import sys; from visdom.server.run_server import main; "
-            "sys.argv = ['visdom'] + sys.argv[1:]; main()")
-
-    def __init__(self, home: Path) -> None:
-        self.port = free_loopback_port()
-        self.home, self.proc = home, None
-        home.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, "-port", str(self.port), "-bind_local",
-                                      "-env_path", f"{self.home}/"], cwd=self.home, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        if not wait_until_serving(f"http://127.0.0.1:{self.port}/", self.proc, timeout_s=60):
-            raise SystemExit("fault_campaign.py: the visdom server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+class CampaignVisdom(VisdomServer):
+    """The shared loopback visdom server, plus reading back the loss points it holds."""
 
     def loss_points(self, env: str, window: str) -> list[float]:
         import warnings
@@ -309,7 +287,7 @@ def visdom_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: di
     SIGSTOP meanwhile); the trainer looks for it at every point (RECONNECT_EVERY_S = 0 here;
     30 s by default)."""
     name, env_name = f"visdom{i}", f"campaign{i}"
-    server = VisdomServer(work / f"visdom_home{i}")
+    server = CampaignVisdom(work / f"visdom_home{i}")
     server.start()
     argv = command(pairs, work, name, "--display_id", "1", "--display_port", str(server.port), "--display_server",
                    "http://127.0.0.1", "--display_env", env_name, "--print_freq", "2", *LONG)[2:]

@@ -6,7 +6,6 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------------------------
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -23,17 +22,10 @@ set_omp_wait_policy()
 # tests/test_speed_auto_amp.py measures with fake clocks instead.
 os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
 
-from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402  (imports torch: after the policy above)
+from engine.launch import free_loopback_port  # noqa: E402  (imports torch: after the policy above)
+from reporting.visdom_server import VisdomServer, VisdomServerError  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-
-# run_server.main() parses the usual flags but, unlike `python -m visdom.server`, never calls
-# download_scripts(), which needs the internet. The JSON API works without the JS assets.
-_VISDOM_SERVER_CODE = (
-    "import sys; from visdom.server.run_server import main; "
-    "sys.argv = ['visdom'] + sys.argv[1:]; main()"
-)
-
 
 @pytest.fixture
 def unused_loopback_port() -> int:
@@ -43,21 +35,16 @@ def unused_loopback_port() -> int:
 
 @pytest.fixture(scope="session")
 def visdom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Port of a visdom server on 127.0.0.1, started for the test session and killed after it."""
-    port = free_loopback_port()
-    env_path = tmp_path_factory.mktemp("visdom_env")
-    log_path = env_path / "server.log"
-    with log_path.open("wb") as server_log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _VISDOM_SERVER_CODE, "-port", str(port), "-bind_local",
-             "-env_path", f"{env_path}/"],
-            stdout=server_log, stderr=subprocess.STDOUT, cwd=env_path)
+    """Port of a visdom server on 127.0.0.1, started for the test session and stopped after it."""
+    server = VisdomServer(tmp_path_factory.mktemp("visdom_env"))
     try:
-        if not wait_until_serving(f"http://127.0.0.1:{port}/", proc, timeout_s=30):
-            pytest.fail(f"the visdom server did not start:\n{log_path.read_text()[-2000:]}")
-        yield port
+        server.start(timeout_s=30)
+    except VisdomServerError as err:
+        pytest.fail(str(err))
+    try:
+        yield server.port
     finally:
-        stop_server(proc, grace_s=10)
+        server.stop(grace_s=10)
 
 
 def stop_server(proc: subprocess.Popen, grace_s: float) -> None:

@@ -247,28 +247,6 @@ def test_sigkill_inside_a_save_loses_nothing_and_the_next_run_cleans_up(pairs: P
     assert_same_training(weights(folder / "latest.pt"), uninterrupted)
 
 
-class VisdomProcess:
-    """A visdom server on a fixed loopback port that a test can kill and start again."""
-
-    def __init__(self, home: Path) -> None:
-        from tests.conftest import free_loopback_port
-        self.port, self.home, self.proc = free_loopback_port(), home, None
-        home.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        from tests.conftest import _VISDOM_SERVER_CODE, wait_until_serving
-        self.proc = subprocess.Popen([sys.executable, "-c", _VISDOM_SERVER_CODE, "-port", str(self.port),
-                                      "-bind_local", "-env_path", f"{self.home}/"], cwd=self.home,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until_serving(f"http://127.0.0.1:{self.port}/", self.proc, timeout_s=60), "visdom did not start"
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(30)
-            self.proc = None
-
-
 def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_back(
         pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import json
@@ -279,7 +257,8 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
     import reporting.visualizer as visualizer_module
     oracle = uninterrupted_weights(pairs, tmp_path)  # before the hook below is in place
     monkeypatch.setattr(visualizer_module, "RECONNECT_EVERY_S", 0.0)  # look again at every point
-    server = VisdomProcess(tmp_path / "visdom")
+    from reporting.visdom_server import VisdomServer
+    server = VisdomServer(tmp_path / "visdom")
     server.start()
     real = train_script.report_and_save
 
