@@ -12,12 +12,12 @@ from data.image_ops import crop, hflip, pil_to_uint8_tensor, resize_bicubic, to_
 from data.transforms import Geometry, to_signed_unit
 from reporting.images import tile_row
 
-FACADES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "facades" / "train"
+FACADES = Path(__file__).resolve().parent / "fixtures" / "facades"   # real photos, a handful
 
 
 @pytest.mark.parametrize("size", [(286, 572), (128, 256), (300, 500)])
 def test_uint8_resize_matches_pils_bicubic_on_real_photos(size: tuple[int, int]) -> None:
-    for name in ("1.jpg", "10.jpg", "100.jpg"):
+    for name in ("train/1.jpg", "train/10.jpg", "test/100.jpg"):
         with Image.open(FACADES / name) as img:
             photo = img.convert("RGB")
         expected = np.asarray(photo.resize(size[::-1], Image.Resampling.BICUBIC)).astype(int)
