@@ -15,7 +15,6 @@ process is saving or exiting.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -31,7 +30,7 @@ import test as test_script
 import train as train_script
 from models.networks import build_discriminator, build_generator
 from models.norms import norm_spec
-from tests.test_ddp import REPO, train_args, write_pairs
+from tests.test_ddp import train_args, write_pairs
 from tests.test_reference_compat import make_reference_state
 
 

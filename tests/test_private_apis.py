@@ -12,7 +12,6 @@ import inspect
 import socket
 import threading
 
-import pytest
 import torch
 import visdom
 
