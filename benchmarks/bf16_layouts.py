@@ -26,10 +26,15 @@ from common import emit, step_flops  # noqa: E402
 from engine.amp_auto import probe_step  # noqa: E402
 from models.init import init_weights  # noqa: E402
 from models.networks import build_discriminator, build_generator  # noqa: E402
+from models.networks.conv import use_native_backward  # noqa: E402
 from models.norms import norm_spec  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
-VARIANTS = {"fp32": ("none", False), "bf16": ("bf16", False), "fp32_nhwc": ("none", True), "bf16_nhwc": ("bf16", True)}
+# name: (amp, NHWC, native backward of the tiny layers (models/networks/conv.py)). The
+# *_onednn_tiny variants switch that rule off, to measure what it gives in each dtype.
+VARIANTS = {"fp32": ("none", False, True), "bf16": ("bf16", False, True), "fp32_nhwc": ("none", True, True),
+            "bf16_nhwc": ("bf16", True, True), "fp32_onednn_tiny": ("none", False, False),
+            "bf16_onednn_tiny": ("bf16", False, False)}
 
 
 def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
@@ -41,11 +46,12 @@ def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def build(config: str, nhwc: bool) -> tuple:
+def build(config: str, nhwc: bool, native_tiny: bool = True) -> tuple:
     net_g_name, width, size = CONFIGS[config]
     torch.manual_seed(0)
     g = init_weights(build_generator(net_g_name, 3, 3, width, norm_spec("batch"), dropout=True), "normal", 0.02)
     d = init_weights(build_discriminator("basic", 6, width, 3, norm_spec("batch")), "normal", 0.02)
+    use_native_backward(g, native_tiny)
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     if nhwc:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
@@ -56,8 +62,10 @@ def build(config: str, nhwc: bool) -> tuple:
 def run(args: argparse.Namespace) -> list[dict]:
     cpu = torch.device("cpu")
     steps = {}
-    for name, (amp, nhwc) in VARIANTS.items():
-        g, d, a, b = build(args.config, nhwc)
+    for name, (amp, nhwc, native_tiny) in VARIANTS.items():
+        if name not in args.variants.split(","):
+            continue
+        g, d, a, b = build(args.config, nhwc, native_tiny)
         steps[name] = probe_step(g, d, a, b, cpu, amp)
         steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
     flops = step_flops(steps["fp32"])
@@ -88,8 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="paper", choices=list(CONFIGS))
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, fp32 first: {', '.join(VARIANTS)}")
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
+    chosen = args.variants.split(",")
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown or "fp32" not in chosen:
+        p.error(f"--variants: {', '.join(unknown) or 'fp32 is missing'} (fp32, the baseline, and any of "
+                f"{', '.join(VARIANTS)})")
     emit(run(args), args.out)
 
 

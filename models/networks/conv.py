@@ -1,24 +1,37 @@
-"""Convolutions whose backward pass avoids oneDNN where oneDNN is slow: tiny feature maps.
+"""Convolutions that avoid oneDNN in training where oneDNN is slow: tiny feature maps.
 
 The U-Net's inner levels work on feature maps of 1x1 to 8x8 pixels with 256-1024 channels.
-There a convolution is a small matrix product with a large weight, and oneDNN's backward
-(weight and input gradients) spends its time re-laying out that weight: measured on the CPU
-(AMD EPYC Zen 4, 2 threads, fp32, batch 1; benchmarks/conv_backward.py), the transposed
-convolutions' backward at input sides 1-8 took 2-5x longer with oneDNN than with torch's own
-im2col + GEMM kernels (the paper U-Net's 1024->512 layers: 40-52 ms against 17-26 ms each),
-and so did the innermost down convolution (output 1x1: 15 ms against 2 ms). At 16 px and
-above oneDNN is as fast or faster, so everything else keeps the default.
+There a convolution is a small matrix product with a large weight, and oneDNN spends its time
+re-laying out that weight at every call. Measured on the CPU (AMD EPYC Zen 4, 2 threads, fp32,
+batch 1; benchmarks/conv_backward.py), the transposed convolutions' backward at input sides 1-8
+took 2-5x longer with oneDNN than with torch's own im2col + GEMM kernels (the paper U-Net's
+1024->512 layers: 40-52 ms against 17-26 ms each), and so did the innermost down convolution
+(output 1x1: 15 ms against 2 ms). At 16 px and above oneDNN is as fast or faster, so
+everything else keeps the default.
 
-The forward pass is the ordinary one (oneDNN); only the backward is computed with oneDNN
-switched off, through an autograd Function. Both compute the same convolution, so gradients
-agree to float32 rounding (tested against the default path). The Function is used only where
-it is measured to win and is safe: fp32 on the CPU, NCHW, gradients wanted, no autocast, not
-under torch.compile. It has no double backward; the generator, the only network built from
-these layers, never needs one (a gradient penalty differentiates through D).
+In training these layers run through an autograd Function with oneDNN switched off, in the
+backward and, since the AMX measurements, in the forward too (oneDNN's forward re-lays out the
+same weight: 10-15 ms per 1024x512x4x4 layer on an AMX Xeon). Whole probe step (G and D,
+forward and backward) on that Xeon, 2 cores, native forward against oneDNN's, interleaved:
+128 px 0.068 s against 0.073 in fp32, 0.058 against 0.066 in bf16; 256 px within the noise.
+Inference (no gradients) keeps oneDNN. Both compute the same convolution, so outputs and
+gradients agree to float32 rounding (tested against the default path). The Function applies to
+fp32 weights on the CPU, NCHW, gradients wanted, not under torch.compile. It has no double
+backward; the generator, the only network built from these layers, never needs one (a gradient
+penalty differentiates through D).
+
+Under CPU autocast (``--amp bf16``) these layers leave autocast and run in fp32. In bf16 they
+cost more: each step casts their large weights to bf16 and their gradients back (a 1024x512x4x4
+weight is 32 MB, 4-8 ms per cast on 2 cores), and oneDNN's bf16 kernels re-lay out the weight as
+its fp32 ones do. On the AMX Xeon the 256 px probe step took 0.325 s this way against 0.397 s
+with these layers in bf16 through oneDNN (benchmarks/bf16_layouts.py, bf16 against
+bf16_onednn_tiny). Their inputs are cast up to fp32 and their outputs stay fp32; the next
+convolution casts down again, as autocast does anyway.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +49,9 @@ class _NativeBackwardConv(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.setup = (stride, padding, dilation, transposed, output_padding, groups)
         ctx.has_bias = bias is not None
-        return torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
-                                          output_padding, groups)
+        with _onednn_off():
+            return torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
+                                              output_padding, groups)
 
     @staticmethod
     @once_differentiable
@@ -46,24 +60,42 @@ class _NativeBackwardConv(torch.autograd.Function):
         stride, padding, dilation, transposed, output_padding, groups = ctx.setup
         out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
-        # The switch itself, not torch.backends.mkldnn.flags(): that also resets oneDNN's TF32
-        # setting, which warns on every call in a build without Intel GPU support.
-        was_enabled = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = False
-        try:
+        with _onednn_off():
             grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad_out.contiguous(), x, weight, [out_channels] if ctx.has_bias else None, stride, padding,
                 dilation, transposed, output_padding, groups, mask)
-        finally:
-            torch.backends.mkldnn.enabled = was_enabled
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    # The switch itself, not torch.backends.mkldnn.flags(): that also resets oneDNN's TF32
+    # setting, which warns on every call in a build without Intel GPU support.
+    was_enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was_enabled
+
+
 def _plain_fp32_training(x: Tensor, weight: Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+    """fp32 weights, training on the CPU in NCHW: fp32 inputs, or any floating input under
+    CPU autocast (the layer is then run in fp32, see _native_backward_conv)."""
+    autocast = torch.is_autocast_enabled("cpu")
+    return (x.device.type == "cpu" and weight.dtype == torch.float32
+            and (x.dtype == torch.float32 or (autocast and x.is_floating_point()))
             and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
             and x.dim() == 4 and x.is_contiguous() and weight.is_contiguous()
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
+            and not torch.compiler.is_compiling())
+
+
+def _native_backward_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup: Any) -> Tensor:
+    if torch.is_autocast_enabled("cpu"):
+        # Outside autocast, in fp32: no bf16 copy of the weight, no cast of its gradient back.
+        with torch.autocast("cpu", enabled=False):
+            return _NativeBackwardConv.apply(x.float(), weight, bias, *setup)
+    return _NativeBackwardConv.apply(x, weight, bias, *setup)
 
 
 class Conv2d(nn.Conv2d):
@@ -80,8 +112,8 @@ class Conv2d(nn.Conv2d):
             for size, p, d, k, s in zip(x.shape[-2:], self.padding, self.dilation, self.kernel_size, self.stride))
         if out_h * out_w != 1:
             return super().forward(x)
-        return _NativeBackwardConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
-                                         list(self.dilation), False, [0, 0], self.groups)
+        return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
+                                     list(self.dilation), False, [0, 0], self.groups)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -94,8 +126,8 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         if (not self.native_backward or output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_SIDE
                 or not _plain_fp32_training(x, self.weight)):
             return super().forward(x, output_size)
-        return _NativeBackwardConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
-                                         list(self.dilation), True, list(self.output_padding), self.groups)
+        return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
+                                     list(self.dilation), True, list(self.output_padding), self.groups)
 
 
 def use_native_backward(module: nn.Module, on: bool) -> int:
