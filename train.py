@@ -34,7 +34,7 @@ from engine.checkpoint import CheckpointError, remove_stray_temporaries
 from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
                                 distributed_runtime, first_line, is_peer_failure, launch_env, mean_across_ranks,
                                 unwrap)
-from engine.launch import LaunchError, launch, processes_to_start
+from engine.launch import LaunchError, end_rank, launch, processes_to_start
 from engine.resume import AUTO, auto_resume_label
 from engine.rng import seed_everything
 from engine.amp_auto import choose_auto_amp
@@ -294,4 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if launch_env() is not None:   # one rank of a torchrun job: leave as --nproc's children do
+        end_rank(exit_code)
+    sys.exit(exit_code)

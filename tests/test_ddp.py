@@ -232,3 +232,22 @@ def test_two_process_resume_with_dropout_is_exact(data_root: Path, tmp_path: Pat
     for net in ("G", "D"):
         for key, value in a["nets"][net].items():
             assert torch.equal(value, b["nets"][net][key]), f"{net}.{key}"
+
+
+def test_a_rank_ends_with_its_status_and_its_output_but_without_finalization() -> None:
+    """engine.launch.end_rank: the exit status and everything written so far (print buffers,
+    logging handlers) reach the parent; the interpreter's finalization, where gloo ranks now and
+    then abort in torch's C++ teardown, does not run (an atexit hook is its witness)."""
+    script = ("import atexit, logging, sys\n"
+              "from engine.launch import end_rank\n"
+              "atexit.register(lambda: print('finalized', flush=True))\n"
+              "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+              "logging.getLogger('rank').info('logged line')\n"
+              "print('buffered line', end='')\n"   # no newline, no flush: held in the buffer
+              "end_rank(3)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3
+    assert done.stdout == "buffered line"
+    assert "logged line" in done.stderr
+    assert "finalized" not in done.stdout + done.stderr
