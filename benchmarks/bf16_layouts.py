@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -26,15 +27,19 @@ from common import emit, step_flops  # noqa: E402
 from engine.amp_auto import probe_step  # noqa: E402
 from models.init import init_weights  # noqa: E402
 from models.networks import build_discriminator, build_generator  # noqa: E402
+from models.networks import conv  # noqa: E402
 from models.networks.conv import use_native_backward  # noqa: E402
 from models.norms import norm_spec  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
-# name: (amp, NHWC, native backward of the tiny layers (models/networks/conv.py)). The
-# *_onednn_tiny variants switch that rule off, to measure what it gives in each dtype.
-VARIANTS = {"fp32": ("none", False, True), "bf16": ("bf16", False, True), "fp32_nhwc": ("none", True, True),
-            "bf16_nhwc": ("bf16", True, True), "fp32_onednn_tiny": ("none", False, False),
-            "bf16_onednn_tiny": ("bf16", False, False)}
+# name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest
+# down-convolution output side they cover (None: the CPU's rule)). The *_onednn_tiny variants
+# switch the rule off, the *_down1 ones keep it to the innermost down convolution (the rule
+# without AMX), to measure what each gives in each dtype.
+VARIANTS = {"fp32": ("none", False, True, None), "bf16": ("bf16", False, True, None),
+            "fp32_nhwc": ("none", True, True, None), "bf16_nhwc": ("bf16", True, True, None),
+            "fp32_onednn_tiny": ("none", False, False, None), "bf16_onednn_tiny": ("bf16", False, False, None),
+            "fp32_down1": ("none", False, True, 1), "bf16_down1": ("bf16", False, True, 1)}
 
 
 def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
@@ -44,6 +49,17 @@ def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
     for _ in range(reps):
         a @ b
     return (time.perf_counter() - start) / reps
+
+
+def with_down_max(step: Callable[[], None], down_max: int | None) -> Callable[[], None]:
+    """The step with conv.DOWN_MAX_OUT_SIDE fixed to ``down_max`` while it runs."""
+    def run() -> None:
+        conv.DOWN_MAX_OUT_SIDE = down_max
+        try:
+            step()
+        finally:
+            conv.DOWN_MAX_OUT_SIDE = None
+    return run
 
 
 def build(config: str, nhwc: bool, native_tiny: bool = True) -> tuple:
@@ -62,11 +78,11 @@ def build(config: str, nhwc: bool, native_tiny: bool = True) -> tuple:
 def run(args: argparse.Namespace) -> list[dict]:
     cpu = torch.device("cpu")
     steps = {}
-    for name, (amp, nhwc, native_tiny) in VARIANTS.items():
+    for name, (amp, nhwc, native_tiny, down_max) in VARIANTS.items():
         if name not in args.variants.split(","):
             continue
         g, d, a, b = build(args.config, nhwc, native_tiny)
-        steps[name] = probe_step(g, d, a, b, cpu, amp)
+        steps[name] = with_down_max(probe_step(g, d, a, b, cpu, amp), down_max)
         steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
     flops = step_flops(steps["fp32"])
     times: dict[str, list[float]] = {n: [] for n in steps}

@@ -7,7 +7,15 @@ import pytest
 import torch
 from torch import nn
 
+from models.networks import conv
 from models.networks.conv import Conv2d, ConvTranspose2d, _NativeBackwardConv, use_native_backward
+
+
+@pytest.fixture(autouse=True)
+def rule_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rule on every machine: down convolutions native at 1x1 output only (a CPU
+    without AMX); the AMX rule has its own tests below."""
+    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", 1)
 
 
 def grads(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
@@ -34,6 +42,28 @@ def test_same_values_and_gradients_as_torchs_convolution(cls, cin, cout, side, n
     plain.load_state_dict(ours.state_dict())
     assert set(ours.state_dict()) == {"weight", "bias"}   # checkpoints interchange
     x = torch.randn(2, cin, side, side)
+    g = torch.randn_like(plain(x))
+    assert taken(ours, x) is native
+    for a, b in zip(grads(ours, x, g), grads(plain, x, g)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("amx,expected", [(True, 8), (False, 1)])
+def test_the_down_rule_follows_the_cpus_amx_flag(monkeypatch, amx, expected):
+    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", None)
+    monkeypatch.setattr(conv, "cpu_features", lambda: {"amx_tile": amx, "avx2": True})
+    assert conv.down_max_out_side() == expected
+
+
+@pytest.mark.parametrize("side,native", [(2, True), (4, True), (8, True), (16, True), (32, False)])
+def test_with_amx_down_convolutions_up_to_8x8_output_are_native_and_equal(monkeypatch, side, native):
+    """Input side 16 gives an 8x8 output (stride 2): the largest the AMX rule covers."""
+    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", 8)
+    torch.manual_seed(4)
+    ours = Conv2d(16, 8, 4, 2, 1, bias=True)
+    plain = nn.Conv2d(16, 8, 4, 2, 1, bias=True)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 16, side, side)
     g = torch.randn_like(plain(x))
     assert taken(ours, x) is native
     for a, b in zip(grads(ours, x, g), grads(plain, x, g)):

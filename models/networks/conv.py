@@ -37,9 +37,27 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-# Where the native backward is taken: transposed convolutions whose input side is at most
-# this, and convolutions whose output is 1x1 (the innermost down convolution).
+from engine.machine import cpu_features
+
+# Where the native kernels are taken: transposed convolutions whose input side is at most
+# this, and down convolutions whose output side is at most down_max_out_side().
 TRANSPOSED_MAX_SIDE = 8
+
+
+# A fixed value in place of the CPU's (tests, and benchmarks/bf16_layouts.py's *_down1 variants).
+DOWN_MAX_OUT_SIDE: int | None = None
+
+
+def down_max_out_side() -> int:
+    """The largest output side at which a down convolution takes the native kernels: 8 on a
+    CPU with AMX, else 1 (only the innermost, 1x1 output). The CPUs disagree here. On the Zen 4
+    (fp32 backward, benchmarks/conv_backward.py) the native backward of the 4x4 -> 2x2 layer was
+    2.3-2.9x slower than oneDNN's; on an AMX Xeon it was 0.35-0.72x oneDNN's at outputs 2-4, and
+    whole probe steps were faster with every output up to 8x8 native (benchmarks/bf16_layouts.py,
+    fp32 and bf16 against fp32_down1 and bf16_down1; 16x16 gave mixed results)."""
+    if DOWN_MAX_OUT_SIDE is not None:
+        return DOWN_MAX_OUT_SIDE
+    return 8 if cpu_features()["amx_tile"] else 1
 
 
 class _NativeBackwardConv(torch.autograd.Function):
@@ -99,8 +117,8 @@ def _native_backward_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d (same parameters, state_dict and forward) with the native backward where its
-    output is 1x1."""
+    """nn.Conv2d (same parameters, state_dict and forward) with the native kernels in training
+    where its output side is at most ``down_max_out_side()``."""
 
     native_backward = True   # False on an instance: always the default path (for measuring both)
 
@@ -110,7 +128,7 @@ class Conv2d(nn.Conv2d):
         out_h, out_w = (
             (size + 2 * p - d * (k - 1) - 1) // s + 1
             for size, p, d, k, s in zip(x.shape[-2:], self.padding, self.dilation, self.kernel_size, self.stride))
-        if out_h * out_w != 1:
+        if max(out_h, out_w) > down_max_out_side():
             return super().forward(x)
         return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
                                      list(self.dilation), False, [0, 0], self.groups)
