@@ -52,8 +52,9 @@ def down_max_out_side() -> int:
     """The largest output side at which a down convolution takes the native kernels: 8 on a
     CPU with AMX, else 1 (only the innermost, 1x1 output). The CPUs disagree here. On the Zen 4
     (fp32 backward, benchmarks/conv_backward.py) the native backward of the 4x4 -> 2x2 layer was
-    2.3-2.9x slower than oneDNN's; on an AMX Xeon it was 0.35-0.72x oneDNN's at outputs 2-4, and
-    whole probe steps were faster with every output up to 8x8 native (benchmarks/bf16_layouts.py,
+    2.3-2.9x slower than oneDNN's; on an AMX Xeon the native backward took 0.65-0.91x oneDNN's time at
+    outputs 2-8 (benchmarks/results/issue15_amx_conv_backward_quiet.jsonl), and whole probe
+    steps were faster with every output up to 8x8 native (benchmarks/bf16_layouts.py,
     fp32 and bf16 against fp32_down1 and bf16_down1; 16x16 gave mixed results)."""
     if DOWN_MAX_OUT_SIDE is not None:
         return DOWN_MAX_OUT_SIDE
