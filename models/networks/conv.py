@@ -12,10 +12,11 @@ everything else keeps the default.
 In training these layers run through an autograd Function with oneDNN switched off, in the
 backward and, since the AMX measurements, in the forward too (oneDNN's forward re-lays out the
 same weight: 10-15 ms per 1024x512x4x4 layer in a profile on an AMX Xeon). With the whole rule
-the probe step (G and D, forward and backward, fp32) on that Xeon, 2 cores, took 0.0623 s
-against 0.0700 at 128 px and 0.577 against 0.613 at 256 px (benchmarks/bf16_layouts.py, fp32
-against fp32_onednn_tiny). Inference (no gradients) keeps oneDNN. Both compute the same convolution, so outputs and
-gradients agree to float32 rounding (tested against the default path). The Function applies to
+the probe step (G and D, forward and backward, fp32) on that Xeon, 2 cores, took 0.081 s
+against 0.091 at 128 px and 0.632 against 0.743 at 256 px (benchmarks/bf16_layouts.py, fp32
+against fp32_onednn_tiny; benchmarks/results/issue15_amx_bf16_layouts_quiet.jsonl). Inference
+(no gradients) keeps oneDNN. Both compute the same convolution, so outputs and gradients agree
+to float32 rounding (tested against the default path). The Function applies to
 fp32 weights on the CPU, NCHW, gradients wanted, not under torch.compile. It has no double
 backward; the generator, the only network built from these layers, never needs one (a gradient
 penalty differentiates through D).
@@ -23,7 +24,7 @@ penalty differentiates through D).
 Under CPU autocast (``--amp bf16``) these layers leave autocast and run in fp32. In bf16 they
 cost more: each step casts their large weights to bf16 and their gradients back (a 1024x512x4x4
 weight is 32 MB, 4-8 ms per cast on 2 cores), and oneDNN's bf16 kernels re-lay out the weight as
-its fp32 ones do. On the AMX Xeon the 256 px probe step took 0.332 s this way against 0.416 s
+its fp32 ones do. On the AMX Xeon the 256 px probe step took 0.347 s this way against 0.483 s
 with these layers in bf16 through oneDNN (benchmarks/bf16_layouts.py, bf16 against
 bf16_onednn_tiny). Their inputs are cast up to fp32 and their outputs stay fp32; the next
 convolution casts down again, as autocast does anyway.
