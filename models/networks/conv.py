@@ -99,7 +99,7 @@ def _onednn_off() -> Iterator[None]:
         torch.backends.mkldnn.enabled = was_enabled
 
 
-def _plain_fp32_training(x: Tensor, weight: Tensor) -> bool:
+def _fp32_weights_training(x: Tensor, weight: Tensor) -> bool:
     """fp32 weights, training on the CPU in NCHW: fp32 inputs, or any floating input under
     CPU autocast (the layer is then run in fp32, see _native_backward_conv)."""
     autocast = torch.is_autocast_enabled("cpu")
@@ -125,7 +125,7 @@ class Conv2d(nn.Conv2d):
     native_backward = True   # False on an instance: always the default path (for measuring both)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.native_backward or self.padding_mode != "zeros" or isinstance(self.padding, str) or not _plain_fp32_training(x, self.weight):
+        if not self.native_backward or self.padding_mode != "zeros" or isinstance(self.padding, str) or not _fp32_weights_training(x, self.weight):
             return super().forward(x)
         out_h, out_w = (
             (size + 2 * p - d * (k - 1) - 1) // s + 1
@@ -144,7 +144,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if (not self.native_backward or output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_SIDE
-                or not _plain_fp32_training(x, self.weight)):
+                or not _fp32_weights_training(x, self.weight)):
             return super().forward(x, output_size)
         return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
                                      list(self.dilation), True, list(self.output_padding), self.groups)
