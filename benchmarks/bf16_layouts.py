@@ -27,8 +27,7 @@ from common import emit, step_flops  # noqa: E402
 from engine.amp_auto import probe_step  # noqa: E402
 from models.init import init_weights  # noqa: E402
 from models.networks import build_discriminator, build_generator  # noqa: E402
-from models.networks import conv  # noqa: E402
-from models.networks.conv import use_native_backward  # noqa: E402
+from models.networks.conv import set_down_max_out_side, use_native_backward  # noqa: E402
 from models.norms import norm_spec  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
@@ -51,23 +50,14 @@ def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def with_down_max(step: Callable[[], None], down_max: int | None) -> Callable[[], None]:
-    """The step with conv.DOWN_MAX_OUT_SIDE fixed to ``down_max`` while it runs."""
-    def run() -> None:
-        conv.DOWN_MAX_OUT_SIDE = down_max
-        try:
-            step()
-        finally:
-            conv.DOWN_MAX_OUT_SIDE = None
-    return run
-
-
-def build(config: str, nhwc: bool, native_tiny: bool = True) -> tuple:
+def build(config: str, nhwc: bool, native_tiny: bool = True, down_max: int | None = None) -> tuple:
     net_g_name, width, size = CONFIGS[config]
     torch.manual_seed(0)
     g = init_weights(build_generator(net_g_name, 3, 3, width, norm_spec("batch"), dropout=True), "normal", 0.02)
     d = init_weights(build_discriminator("basic", 6, width, 3, norm_spec("batch")), "normal", 0.02)
     use_native_backward(g, native_tiny)
+    if down_max is not None:
+        set_down_max_out_side(g, down_max)
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     if nhwc:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
@@ -81,8 +71,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     for name, (amp, nhwc, native_tiny, down_max) in VARIANTS.items():
         if name not in args.variants.split(","):
             continue
-        g, d, a, b = build(args.config, nhwc, native_tiny)
-        steps[name] = with_down_max(probe_step(g, d, a, b, cpu, amp), down_max)
+        g, d, a, b = build(args.config, nhwc, native_tiny, down_max)
+        steps[name] = probe_step(g, d, a, b, cpu, amp)
         steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
     flops = step_flops(steps["fp32"])
     times: dict[str, list[float]] = {n: [] for n in steps}

@@ -24,12 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402  (importing common puts the project on sys.path)
 
 from models.networks import build_generator  # noqa: E402
-from models.networks.conv import Conv2d, ConvTranspose2d  # noqa: E402
+from models.networks.conv import Conv2d, ConvTranspose2d, set_down_max_out_side  # noqa: E402
 from models.norms import NORMS  # noqa: E402
 
 
-def layer_inputs(net_g: str, ngf: int, side: int) -> list[tuple[str, nn.Module, torch.Size]]:
+def layer_inputs(net_g: str, ngf: int, side: int, down_max: int | None = None) -> list[tuple[str, nn.Module, torch.Size]]:
     net = build_generator(net_g, 3, 3, ngf, NORMS.get("batch"), dropout=False)
+    if down_max is not None:   # else the rule for this CPU
+        set_down_max_out_side(net, down_max)
     found: list[tuple[str, nn.Module, torch.Size]] = []
     hooks = [m.register_forward_hook(lambda m, args, out, name=name: found.append((name, m, args[0].shape)))
              for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     records = []
     for config in args.configs.split(","):
         net_g, ngf, side = config.split(":")
-        for name, layer, shape in layer_inputs(net_g, int(ngf), int(side)):
+        for name, layer, shape in layer_inputs(net_g, int(ngf), int(side), args.down_max_out_side):
             samples: dict[str, list[float]] = {"onednn": [], "native": []}
             for round_ in range(args.rounds):   # interleaved, so a load change hits both
                 for which in (("onednn", "native") if round_ % 2 == 0 else ("native", "onednn")):
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             med = {k: statistics.median(v) for k, v in samples.items()}
             x = torch.randn(shape, requires_grad=True)
             rule = isinstance(layer, (Conv2d, ConvTranspose2d)) and type(layer(x).grad_fn).__name__.startswith(
-                "_NativeBackwardConv")
+                "_NativeKernelConv")
             records.append({"bench": "conv_backward", "config": config, "layer": name, "kind": type(layer).__name__,
                             "weight": list(layer.weight.shape), "input": list(shape),
                             "onednn_ms": round(med["onednn"], 3), "native_ms": round(med["native"], 3),
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--configs", default="unet_128:32:128,unet_256:64:256", help="netG:ngf:side, comma-separated")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--repeats", type=int, default=6, help="timed backward passes per round (first dropped)")
+    p.add_argument("--down_max_out_side", type=int,
+                   help="the largest down-convolution output side the rule takes native (default: this CPU's rule)")
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
     emit(run(args), args.out)

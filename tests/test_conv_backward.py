@@ -1,5 +1,5 @@
-"""models/networks/conv.py: the U-Net's convolutions take torch's native backward on tiny
-feature maps. The oracle is torch's own convolution (default path): same outputs, gradients
+"""models/networks/conv.py: the U-Net's convolutions take torch's native kernels in training
+on tiny feature maps. The oracle is torch's own convolution (default path): same outputs, gradients
 equal to float32 rounding, and float64 gradcheck of the Function itself."""
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import torch
 from torch import nn
 
 from models.networks import conv
-from models.networks.conv import Conv2d, ConvTranspose2d, _NativeBackwardConv, use_native_backward
+from models.networks.conv import (Conv2d, ConvTranspose2d, _NativeKernelConv, set_down_max_out_side,
+                                  use_native_backward)
 
 
-@pytest.fixture(autouse=True)
-def rule_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+def layer(cls: type, *args, down_max: int = 1, **kwargs) -> nn.Module:
     """The same rule on every machine: down convolutions native at 1x1 output only (a CPU
-    without AMX); the AMX rule has its own tests below."""
-    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", 1)
+    without AMX) unless ``down_max`` says otherwise; the AMX rule has its own tests below."""
+    if cls is Conv2d:
+        kwargs["native_max_out_side"] = down_max
+    return cls(*args, **kwargs)
 
 
 def grads(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
@@ -28,7 +30,7 @@ def grads(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> list[torch.Ten
 def taken(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether the forward went through the native-backward Function."""
     y = module(x.clone().requires_grad_())
-    return type(y.grad_fn).__name__.startswith("_NativeBackwardConv")
+    return type(y.grad_fn).__name__.startswith("_NativeKernelConv")
 
 
 @pytest.mark.parametrize("cls,cin,cout,side,native", [
@@ -37,7 +39,7 @@ def taken(module: nn.Module, x: torch.Tensor) -> bool:
 ])
 def test_same_values_and_gradients_as_torchs_convolution(cls, cin, cout, side, native):
     torch.manual_seed(0)
-    ours = cls(cin, cout, 4, 2, 1, bias=True)
+    ours = layer(cls, cin, cout, 4, 2, 1, bias=True)
     plain = (nn.ConvTranspose2d if cls is ConvTranspose2d else nn.Conv2d)(cin, cout, 4, 2, 1, bias=True)
     plain.load_state_dict(ours.state_dict())
     assert set(ours.state_dict()) == {"weight", "bias"}   # checkpoints interchange
@@ -49,18 +51,22 @@ def test_same_values_and_gradients_as_torchs_convolution(cls, cin, cout, side, n
 
 
 @pytest.mark.parametrize("amx,expected", [(True, 8), (False, 1)])
-def test_the_down_rule_follows_the_cpus_amx_flag(monkeypatch, amx, expected):
-    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", None)
+def test_the_down_rule_follows_the_cpus_amx_flag_and_is_fixed_at_construction(monkeypatch, amx, expected):
     monkeypatch.setattr(conv, "cpu_features", lambda: {"amx_tile": amx, "avx2": True})
-    assert conv.down_max_out_side() == expected
+    assert conv.default_down_max_out_side() == expected
+    built = Conv2d(16, 8, 4, 2, 1)
+    assert built.native_max_out_side == expected
+    assert Conv2d(16, 8, 4, 2, 1, native_max_out_side=4).native_max_out_side == 4   # passed in: kept
+    monkeypatch.setattr(conv, "cpu_features", lambda: {"amx_tile": not amx, "avx2": True})
+    assert built.native_max_out_side == expected   # decided once, not read per call
+    assert set_down_max_out_side(nn.Sequential(built, Conv2d(8, 8, 3)), 2) == 2 and built.native_max_out_side == 2
 
 
 @pytest.mark.parametrize("side,native", [(2, True), (4, True), (8, True), (16, True), (32, False)])
-def test_with_amx_down_convolutions_up_to_8x8_output_are_native_and_equal(monkeypatch, side, native):
+def test_with_amx_down_convolutions_up_to_8x8_output_are_native_and_equal(side, native):
     """Input side 16 gives an 8x8 output (stride 2): the largest the AMX rule covers."""
-    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", 8)
     torch.manual_seed(4)
-    ours = Conv2d(16, 8, 4, 2, 1, bias=True)
+    ours = layer(Conv2d, 16, 8, 4, 2, 1, bias=True, down_max=8)
     plain = nn.Conv2d(16, 8, 4, 2, 1, bias=True)
     plain.load_state_dict(ours.state_dict())
     x = torch.randn(2, 16, side, side)
@@ -78,7 +84,7 @@ def test_the_function_passes_gradcheck_in_float64():
         w = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
         b = torch.randn(2, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(
-            lambda x, w, b: _NativeBackwardConv.apply(x, w, b, [2, 2], [1, 1], [1, 1], transposed, [0, 0], 1),
+            lambda x, w, b: _NativeKernelConv.apply(x, w, b, [2, 2], [1, 1], transposed, [0, 0]),
             (x, w, b))
 
 
@@ -102,7 +108,7 @@ def test_under_bf16_autocast_the_tiny_layers_run_in_fp32(cls, side):
     weight are the fp32 convolution's, not bf16-rounded ones (bf16 keeps 8 bits: they would
     differ by ~1e-2)."""
     torch.manual_seed(3)
-    ours = cls(16, 8, 4, 2, 1, bias=True)
+    ours = layer(cls, 16, 8, 4, 2, 1, bias=True)
     plain = (nn.ConvTranspose2d if cls is ConvTranspose2d else nn.Conv2d)(16, 8, 4, 2, 1, bias=True)
     plain.load_state_dict(ours.state_dict())
     x = torch.randn(2, 16, side, side).bfloat16()     # what a bf16 layer before it hands on
@@ -128,6 +134,7 @@ def test_the_unet_uses_it_and_learns_the_same():
     from models.norms import NORMS
     torch.manual_seed(2)
     net = build_generator("unet_128", 3, 3, 8, NORMS.get("batch"), dropout=False)
+    set_down_max_out_side(net, 1)
     kinds = {type(m) for m in net.modules()}
     assert Conv2d in kinds and ConvTranspose2d in kinds
     x, target = torch.randn(2, 3, 128, 128), torch.rand(2, 3, 128, 128) * 2 - 1
@@ -135,6 +142,7 @@ def test_the_unet_uses_it_and_learns_the_same():
     def step(enabled: bool) -> list[torch.Tensor]:
         model = build_generator("unet_128", 3, 3, 8, NORMS.get("batch"), dropout=False)
         model.load_state_dict(net.state_dict())
+        set_down_max_out_side(model, 1)
         assert use_native_backward(model, enabled) == 14   # 7 down, 7 up at 128 px
         (model(x) - target).abs().mean().backward()
         return [p.grad for p in model.parameters()]
@@ -142,12 +150,29 @@ def test_the_unet_uses_it_and_learns_the_same():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_the_backward_leaves_onednn_as_it_found_it():
-    layer = ConvTranspose2d(16, 8, 4, 2, 1)
-    for state in (True, False):
-        torch.backends.mkldnn.enabled = state
-        try:
-            layer(torch.randn(1, 16, 2, 2, requires_grad=True)).sum().backward()
-            assert torch.backends.mkldnn.enabled is state
-        finally:
-            torch.backends.mkldnn.enabled = True
+def test_the_native_path_never_touches_the_process_wide_onednn_switch(monkeypatch):
+    """The kernel is chosen per call: threads serving requests see no switch flip."""
+    def refuse(_: bool) -> None:
+        raise AssertionError("the process-wide oneDNN switch was set")
+    monkeypatch.setattr(torch._C, "_set_mkldnn_enabled", refuse)
+    for ours in (layer(ConvTranspose2d, 16, 8, 4, 2, 1), layer(Conv2d, 16, 8, 4, 2, 1)):
+        x = torch.randn(1, 16, 2, 2, requires_grad=True)
+        assert taken(ours, x)
+        ours(x).sum().backward()
+    assert torch.backends.mkldnn.enabled
+
+
+def test_output_padding_and_undilated_rule():
+    """A transposed layer with output padding still matches torch; a dilated one keeps the
+    default path (the native Function covers dilation 1, one group)."""
+    torch.manual_seed(5)
+    ours = layer(ConvTranspose2d, 6, 4, 3, 2, 1, output_padding=1)
+    plain = nn.ConvTranspose2d(6, 4, 3, 2, 1, output_padding=1)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 6, 3, 3)
+    g = torch.randn_like(plain(x))
+    assert taken(ours, x)
+    for a, b in zip(grads(ours, x, g), grads(plain, x, g)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert not taken(layer(ConvTranspose2d, 6, 4, 3, 2, 1, dilation=2), x)
+    assert not taken(layer(Conv2d, 6, 4, 3, 2, 1, groups=2), torch.randn(2, 6, 2, 2))

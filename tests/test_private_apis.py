@@ -1,9 +1,12 @@
-"""The three private APIs the project relies on, each read in one small function, fail here
+"""The four private APIs the project relies on, each read in one small function, fail here
 loudly when a release of their library changes them (instead of silently misbehaving):
 
 - visdom's ``Visdom._handle_post`` (reporting/visualizer.py: a timeout on every request);
 - argparse's ``ArgumentParser._actions`` (options/parse.py: the names of a parser's options);
-- ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (engine/speed.py: bf16 on the CPU).
+- ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (engine/speed.py: bf16 on the CPU);
+- ``torch.ops.aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
+  ``slow_conv_transpose2d`` (models/networks/conv.py: torch's native convolution kernels,
+  picked per call instead of by the process-wide oneDNN switch).
 """
 from __future__ import annotations
 
@@ -87,3 +90,28 @@ def test_onednn_bf16_check_is_still_there():
         assert answer
     if caps.get("architecture") == "x86_64" and not caps.get("avx512_bw"):
         assert not answer
+
+
+def test_the_native_convolution_operators_keep_their_schemas():
+    aten = torch.ops.aten
+    assert str(aten._slow_conv2d_forward.default._schema).startswith(
+        "aten::_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, "
+        "SymInt[2] stride, SymInt[2] padding)")
+    assert str(aten._slow_conv2d_backward.output_mask._schema).startswith(
+        "aten::_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, "
+        "SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask)")
+    assert str(aten.slow_conv_transpose2d.default._schema).startswith(
+        "aten::slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, "
+        "SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1])")
+    # They are still the kernels torch takes with oneDNN off: equal to the bit.
+    torch.manual_seed(0)
+    x, w, b = torch.randn(1, 8, 4, 4), torch.randn(6, 8, 4, 4), torch.randn(6)
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        down = torch.nn.functional.conv2d(x, w, b, 2, 1)
+        up = torch.nn.functional.conv_transpose2d(down, w, b[:0].new_zeros(8), 2, 1)
+    finally:
+        torch.backends.mkldnn.enabled = previous
+    assert torch.equal(aten._slow_conv2d_forward(x, w, [4, 4], b, [2, 2], [1, 1]), down)
+    assert torch.equal(aten.slow_conv_transpose2d(down, w, [4, 4], b[:0].new_zeros(8), [2, 2], [1, 1]), up)

@@ -13,8 +13,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import conv_backward  # noqa: E402
 import profile_step  # noqa: E402
 
-from models.networks import conv  # noqa: E402
-
 
 def test_the_step_clock_splits_known_sleeps():
     """A loader that takes 30 ms a batch and a step of 20 + 10 ms phases plus 15 ms of
@@ -50,14 +48,14 @@ def test_the_step_clock_splits_known_sleeps():
 
 
 @pytest.mark.parametrize("down_max,native_downs", [(1, [2]), (8, [16, 8, 4, 2])])
-def test_the_layer_census_and_the_rule_per_layer(monkeypatch, down_max, native_downs):
+def test_the_layer_census_and_the_rule_per_layer(down_max, native_downs):
     # unet_128 at 128 px: 7 down convolutions (inputs 128, 64, ..., 2) and 7 transposed ones
     # (inputs 1, 2, 4, ..., 64). The rule takes the native kernels for the transposed inputs
     # of side <= 8 (1, 2, 4, 8) and the down convolutions whose output side is at most
     # down_max: 1 without AMX (input 2), 8 with it (inputs 16 down to 2). Pinned, so the test
     # does not depend on the CPU it runs on.
-    monkeypatch.setattr(conv, "DOWN_MAX_OUT_SIDE", down_max)
-    records = conv_backward.run(conv_backward.argparse.Namespace(configs="unet_128:8:128", rounds=1, repeats=2))
+    records = conv_backward.run(conv_backward.argparse.Namespace(configs="unet_128:8:128", rounds=1, repeats=2,
+                                                                 down_max_out_side=down_max))
     downs = [r for r in records if r["kind"] == "Conv2d"]
     ups = [r for r in records if r["kind"] == "ConvTranspose2d"]
     assert [r["input"][-1] for r in downs] == [128, 64, 32, 16, 8, 4, 2]

@@ -1,38 +1,30 @@
-"""Convolutions that avoid oneDNN in training where oneDNN is slow: tiny feature maps.
+"""Convolutions that take torch's own im2col + GEMM kernels in training on tiny feature maps.
 
 The U-Net's inner levels work on feature maps of 1x1 to 8x8 pixels with 256-1024 channels.
 There a convolution is a small matrix product with a large weight, and oneDNN spends its time
-re-laying out that weight at every call. Measured on the CPU (AMD EPYC Zen 4, 2 threads, fp32,
-batch 1; benchmarks/conv_backward.py), the transposed convolutions' backward at input sides 1-8
-took 2-5x longer with oneDNN than with torch's own im2col + GEMM kernels (the paper U-Net's
-1024->512 layers: 40-52 ms against 17-26 ms each), and so did the innermost down convolution
-(output 1x1: 15 ms against 2 ms). At 16 px and above oneDNN is as fast or faster, so
-everything else keeps the default.
+re-laying out that weight at every call, forward and backward; torch's native kernels use the
+weight as it is. From 16 px up oneDNN is as fast or faster, so every other layer keeps the
+default path. (The measurements behind the thresholds: benchmarks/README.md, "Convolutions
+on tiny feature maps".)
 
-In training these layers run through an autograd Function with oneDNN switched off, in the
-backward and, since the AMX measurements, in the forward too (oneDNN's forward re-lays out the
-same weight: 10-15 ms per 1024x512x4x4 layer in a profile on an AMX Xeon). With the whole rule
-the probe step (G and D, forward and backward, fp32) on that Xeon, 2 cores, took 0.081 s
-against 0.091 at 128 px and 0.632 against 0.743 at 256 px (benchmarks/bf16_layouts.py, fp32
-against fp32_onednn_tiny; benchmarks/results/issue15_amx_bf16_layouts_quiet.jsonl). Inference
-(no gradients) keeps oneDNN. Both compute the same convolution, so outputs and gradients agree
-to float32 rounding (tested against the default path). The Function applies to
-fp32 weights on the CPU, NCHW, gradients wanted, not under torch.compile. It has no double
-backward; the generator, the only network built from these layers, never needs one (a gradient
-penalty differentiates through D).
+In training these layers run through an autograd Function that calls the native operators
+directly (``aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
+``aten.slow_conv_transpose2d``): the choice is made per call, so it touches no process-wide
+switch and concurrent threads (serve.py handles requests on threads) cannot see each other's
+choice. These are the kernels torch itself dispatches to with oneDNN disabled, so outputs and
+gradients equal the default path's to float32 rounding (tested). Inference (no gradients)
+keeps oneDNN. The Function applies to fp32 weights on the CPU, NCHW, no dilation, one group,
+gradients wanted, not under torch.compile. It has no double backward; the generator, the only
+network built from these layers, never needs one (a gradient penalty differentiates through D).
 
-Under CPU autocast (``--amp bf16``) these layers leave autocast and run in fp32. In bf16 they
-cost more: each step casts their large weights to bf16 and their gradients back (a 1024x512x4x4
-weight is 32 MB, 4-8 ms per cast on 2 cores), and oneDNN's bf16 kernels re-lay out the weight as
-its fp32 ones do. On the AMX Xeon the 256 px probe step took 0.347 s this way against 0.483 s
-with these layers in bf16 through oneDNN (benchmarks/bf16_layouts.py, bf16 against
-bf16_onednn_tiny). Their inputs are cast up to fp32 and their outputs stay fp32; the next
-convolution casts down again, as autocast does anyway.
+Under CPU autocast (``--amp bf16``) these layers leave autocast and run in fp32: in bf16 each
+step would cast their large weights to bf16 and their gradients back, and oneDNN's bf16
+kernels re-lay out the weight as its fp32 ones do. Their inputs are cast up to fp32 and their
+outputs stay fp32; the next convolution casts down again, as autocast does anyway.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,119 +32,130 @@ from torch.autograd.function import once_differentiable
 
 from engine.machine import cpu_features
 
-# Where the native kernels are taken: transposed convolutions whose input side is at most
-# this, and down convolutions whose output side is at most down_max_out_side().
-TRANSPOSED_MAX_SIDE = 8
+_aten = torch.ops.aten
+
+# Transposed convolutions whose input side is at most this take the native kernels.
+TRANSPOSED_MAX_IN_SIDE = 8
 
 
-# A fixed value in place of the CPU's (tests, and benchmarks/bf16_layouts.py's *_down1 variants).
-DOWN_MAX_OUT_SIDE: int | None = None
-
-
-def down_max_out_side() -> int:
-    """The largest output side at which a down convolution takes the native kernels: 8 on a
-    CPU with AMX, else 1 (only the innermost, 1x1 output). The CPUs disagree here. On the Zen 4
-    (fp32 backward, benchmarks/conv_backward.py) the native backward of the 4x4 -> 2x2 layer was
-    2.3-2.9x slower than oneDNN's; on an AMX Xeon the native backward took 0.65-0.91x oneDNN's time at
-    outputs 2-8 (benchmarks/results/issue15_amx_conv_backward_quiet.jsonl), and whole probe
-    steps were faster with every output up to 8x8 native (benchmarks/bf16_layouts.py,
-    fp32 and bf16 against fp32_down1 and bf16_down1; 16x16 gave mixed results)."""
-    if DOWN_MAX_OUT_SIDE is not None:
-        return DOWN_MAX_OUT_SIDE
+def default_down_max_out_side() -> int:
+    """The largest output side at which a down convolution takes the native kernels on this
+    CPU: 8 with AMX, else 1 (only the innermost, 1x1 output). Without AMX oneDNN's kernels
+    win from a 2x2 output up; with AMX its weight re-layout costs more than the native
+    kernels' whole work up to 8x8 outputs."""
     return 8 if cpu_features()["amx_tile"] else 1
 
 
-class _NativeBackwardConv(torch.autograd.Function):
+class _NativeKernelConv(torch.autograd.Function):
+    """A 2-d convolution (dilation 1, one group) through torch's native CPU kernels."""
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int], padding: list[int],
-                dilation: list[int], transposed: bool, output_padding: list[int], groups: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int],
+                padding: list[int], transposed: bool, output_padding: list[int]) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.setup = (stride, padding, dilation, transposed, output_padding, groups)
+        ctx.setup = (stride, padding, transposed)
         ctx.has_bias = bias is not None
-        with _onednn_off():
-            return torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
-                                              output_padding, groups)
+        kernel = list(weight.shape[-2:])
+        if transposed:
+            return _aten.slow_conv_transpose2d(x, weight, kernel, bias, stride, padding, output_padding, [1, 1])
+        return _aten._slow_conv2d_forward(x, weight, kernel, bias, stride, padding)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        stride, padding, dilation, transposed, output_padding, groups = ctx.setup
-        out_channels = weight.shape[1] * groups if transposed else weight.shape[0]
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
-        with _onednn_off():
-            grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad_out.contiguous(), x, weight, [out_channels] if ctx.has_bias else None, stride, padding,
-                dilation, transposed, output_padding, groups, mask)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        stride, padding, transposed = ctx.setup
+        kernel = list(weight.shape[-2:])
+        grad_out = grad_out.contiguous()
+        want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        want_b = ctx.has_bias and ctx.needs_input_grad[2]
+        if not transposed:
+            grad_x, grad_w, grad_b = _aten._slow_conv2d_backward(
+                grad_out, x, weight, kernel, stride, padding, [want_x, want_w, want_b])
+            return grad_x, grad_w, grad_b, None, None, None, None
+        # A transposed convolution is the adjoint of the down convolution with the same weight,
+        # stride and padding: its input gradient is that convolution of grad_out, and its weight
+        # gradient is that convolution's weight gradient with the roles of input and output swapped.
+        grad_x = _aten._slow_conv2d_forward(grad_out, weight, kernel, None, stride, padding) if want_x else None
+        grad_w = None
+        if want_w:
+            grad_w = _aten._slow_conv2d_backward(x, grad_out, weight, kernel, stride, padding, [False, True, False])[1]
+        grad_b = grad_out.sum(dim=(0, 2, 3)) if want_b else None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
-@contextlib.contextmanager
-def _onednn_off() -> Iterator[None]:
-    # The switch itself, not torch.backends.mkldnn.flags(): that also resets oneDNN's TF32
-    # setting, which warns on every call in a build without Intel GPU support.
-    was_enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = was_enabled
-
-
-def _fp32_weights_training(x: Tensor, weight: Tensor) -> bool:
+def _native_kernels_apply(layer: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
     """fp32 weights, training on the CPU in NCHW: fp32 inputs, or any floating input under
-    CPU autocast (the layer is then run in fp32, see _native_backward_conv)."""
+    CPU autocast (the layer is then run in fp32, see _native_conv); a plain zero-padded,
+    undilated, single-group layer."""
+    weight = layer.weight
     autocast = torch.is_autocast_enabled("cpu")
-    return (x.device.type == "cpu" and weight.dtype == torch.float32
+    return (layer.native_backward and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+            and layer.groups == 1 and tuple(layer.dilation) == (1, 1)
+            and x.device.type == "cpu" and weight.dtype == torch.float32
             and (x.dtype == torch.float32 or (autocast and x.is_floating_point()))
             and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
             and x.dim() == 4 and x.is_contiguous() and weight.is_contiguous()
             and not torch.compiler.is_compiling())
 
 
-def _native_backward_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup: Any) -> Tensor:
+def _native_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup: Any) -> Tensor:
     if torch.is_autocast_enabled("cpu"):
         # Outside autocast, in fp32: no bf16 copy of the weight, no cast of its gradient back.
         with torch.autocast("cpu", enabled=False):
-            return _NativeBackwardConv.apply(x.float(), weight, bias, *setup)
-    return _NativeBackwardConv.apply(x, weight, bias, *setup)
+            return _NativeKernelConv.apply(x.float(), weight, bias, *setup)
+    return _NativeKernelConv.apply(x, weight, bias, *setup)
 
 
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (same parameters, state_dict and forward) with the native kernels in training
-    where its output side is at most ``down_max_out_side()``."""
+    where its output side is at most ``native_max_out_side``, fixed at construction (None: the
+    rule for this CPU, ``default_down_max_out_side()``)."""
 
     native_backward = True   # False on an instance: always the default path (for measuring both)
 
+    def __init__(self, *args: Any, native_max_out_side: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.native_max_out_side = (default_down_max_out_side() if native_max_out_side is None
+                                    else native_max_out_side)
+
     def forward(self, x: Tensor) -> Tensor:
-        if not self.native_backward or self.padding_mode != "zeros" or isinstance(self.padding, str) or not _fp32_weights_training(x, self.weight):
+        if not _native_kernels_apply(self, x):
             return super().forward(x)
         out_h, out_w = (
-            (size + 2 * p - d * (k - 1) - 1) // s + 1
-            for size, p, d, k, s in zip(x.shape[-2:], self.padding, self.dilation, self.kernel_size, self.stride))
-        if max(out_h, out_w) > down_max_out_side():
+            (size + 2 * p - (k - 1) - 1) // s + 1
+            for size, p, k, s in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
+        if max(out_h, out_w) > self.native_max_out_side:
             return super().forward(x)
-        return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
-                                     list(self.dilation), False, [0, 0], self.groups)
+        return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), False, [0, 0])
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d (same parameters, state_dict and forward) with the native backward
-    where its input side is at most ``TRANSPOSED_MAX_SIDE``."""
+    """nn.ConvTranspose2d (same parameters, state_dict and forward) with the native kernels in
+    training where its input side is at most ``TRANSPOSED_MAX_IN_SIDE``."""
 
     native_backward = True
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        if (not self.native_backward or output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_SIDE
-                or not _fp32_weights_training(x, self.weight)):
+        if (output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_IN_SIDE
+                or not _native_kernels_apply(self, x)):
             return super().forward(x, output_size)
-        return _native_backward_conv(x, self.weight, self.bias, list(self.stride), list(self.padding),
-                                     list(self.dilation), True, list(self.output_padding), self.groups)
+        return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), True,
+                            list(self.output_padding))
 
 
 def use_native_backward(module: nn.Module, on: bool) -> int:
-    """Switch the native backward on or off in every layer of ``module``; returns how many."""
+    """Switch the native kernels on or off in every layer of ``module``; returns how many."""
     layers = [m for m in module.modules() if isinstance(m, (Conv2d, ConvTranspose2d))]
     for layer in layers:
         layer.native_backward = on
+    return len(layers)
+
+
+def set_down_max_out_side(module: nn.Module, side: int) -> int:
+    """Give every down convolution of ``module`` the rule ``side`` (benchmarks compare rules on
+    one network); returns how many."""
+    layers = [m for m in module.modules() if isinstance(m, Conv2d)]
+    for layer in layers:
+        layer.native_max_out_side = side
     return len(layers)
