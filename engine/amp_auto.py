@@ -1,15 +1,15 @@
 """``--amp auto`` by measurement: bf16 only where it is faster for this run's networks.
 
-Native bf16 is not enough: at 128 px on a 2-core AVX512-BF16 CPU a bf16 step was slower than
-fp32 (the casts and the norms outweigh the faster convolutions), at 256 px it was 1.4x faster.
-So before training a few G and D steps are timed in fp32 and in bf16 at the run's shapes, on
+Native bf16 is not enough: on small images a bf16 step can be slower than fp32 (the casts and
+the norms outweigh the faster convolutions) where at 256 px it is faster, and the crossing
+point depends on the CPU (benchmarks/README.md, "--amp auto"). So before training a few G and D steps are timed in fp32 and in bf16 at the run's shapes, on
 copies of the networks (the run's weights, buffers and random streams are untouched), and bf16
 is chosen only when it is faster than fp32 by more than ``MARGIN`` and the timed steps of the
 two do not overlap. The answer is kept per machine, configuration and OpenMP waiting policy in a
 small JSON file, so the probe runs once for each.
 
 ``PIX2PIX_AMP_AUTO`` pins the answer without measuring: ``none``, ``bf16``, or ``native`` (bf16
-wherever the hardware computes it, the rule before issue 15); ``measure`` is the default.
+wherever the hardware computes it, without a probe); ``measure`` is the default.
 The tests pin it so that a run's arithmetic does not depend on the machine's load.
 """
 from __future__ import annotations
@@ -54,9 +54,9 @@ def decide(times: Mapping[str, Sequence[float]], margin: float = MARGIN) -> str:
     """``bf16`` when its median step beats fp32's by more than ``margin`` and the two sets of
     steps do not overlap (one outlier allowed on each side); else ``none``, the safe answer.
 
-    The overlap test is for loaded machines: with two other processes spinning on 2 cores the
-    3-step medians said bf16 was 7% faster at 128 px (0.197 against 0.213 s) and the run was
-    then 1.5x slower than fp32; the rounds overlapped widely. Quiet, the sets separate."""
+    The overlap test is for loaded machines: there a few medians can favour bf16 by chance
+    while the rounds overlap widely, and the run then trains slower than in fp32. Quiet, the
+    sets separate."""
     if not times.get("bf16"):
         return "none"
     fp32, bf16 = sorted(times["none"]), sorted(times["bf16"])
@@ -120,9 +120,8 @@ def config_key(opt: Any, device: torch.device) -> str:
              "device": device.type}
     if device.type == "cpu":
         # How idle OpenMP threads wait changes the answer: bf16 adds casts, so more parallel
-        # regions, and each pays a wake-up when threads sleep. Measured at 128 px with two
-        # other processes spinning: PASSIVE + bf16 0.24 s/step against 0.14 for fp32, while
-        # quiet (spinning) bf16 was the faster. A decision is reused only under the same waiting.
+        # regions, and each pays a wake-up when threads sleep: bf16 can win with spinning
+        # threads and lose with sleeping ones. A decision is reused only under the same waiting.
         parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in OMP_WAIT_KEYS if k in os.environ) or "default"
     return signature(device) + "|" + ",".join(f"{k}={v}" for k, v in parts.items())
 

@@ -105,9 +105,9 @@ def end_rank(status: int) -> NoReturn:
     By then the rank has finished everything it owns: checkpoints written, the process group
     destroyed, logs closed. What is left is the teardown of torch's C++ globals at exit, where
     gloo ranks now and then abort ("terminate called without an active exception", SIGABRT from
-    a C++ thread while the main thread has no Python frame left): 1 run in 4-6 of
-    tests/test_ddp.py's resume test on a 2-core Xeon, once under torchrun on an EPYC. The parent
-    then reports a rank killed by signal 6 after a complete run. os._exit skips that teardown."""
+    a C++ thread while the main thread has no Python frame left), under this launcher and under
+    torchrun alike. The parent would then report a rank killed by signal 6 after a complete run.
+    os._exit skips that teardown."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -93,8 +93,8 @@ def make_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, flo
               device: torch.device) -> torch.optim.Adam:
     """Adam with the fused kernel: one pass per parameter instead of a chain of elementwise
     ops. On CUDA that is one launch instead of many (and a GradScaler's inf check without a
-    host sync); on CPU it was 4.7x faster than the default per-tensor loop for unet_256's
-    54M parameters (174 vs 818 ms per step, benchmarks/README.md), a large part of a step."""
+    host sync); on CPU it replaces a per-tensor loop over unet_256's 54M parameters that is a
+    large part of a step (benchmarks/README.md, "Fused Adam")."""
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cuda", "cpu") or None)
 
 

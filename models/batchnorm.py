@@ -16,13 +16,12 @@ interchange both ways.
 
 Speed: with batch statistics inside one process (training, or ``batch`` at test time) the
 layer calls torch's fused batch-norm kernel, which takes the statistics, normalizes, updates
-the running buffers and has a fused backward; at 128 px it costs a fifth of what separate
-reductions and element-wise passes did (issue 15). Its statistics are float32-exact to the
-input's own resolution (tested against float64). The synced path (a process group) and the
-precise-statistics collection need the moments themselves: there the statistics are reduced
-here (``channel_moments``, or float64 sums across processes in sync_batchnorm.py) and an
-autograd Function normalizes, with its backward written out in the centred form, the two
-per-channel gradient sums all-reduced across the group.
+the running buffers and has a fused backward, in one pass where separate reductions and
+element-wise passes take several. Its statistics are float32-exact to the input's own
+resolution (tested against float64). The synced path (a process group) and the
+precise-statistics collection need the moments themselves: there they are reduced outside the
+kernel (models/batchnorm_moments.py, or float64 sums across processes in sync_batchnorm.py)
+and an autograd Function normalizes with them.
 """
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from models.batchnorm_moments import BatchNormFunction, channel_moments, per_channel
 from util.registry import Registry
 
 if TYPE_CHECKING:   # a type hint only: precise_bn.py builds on this module
@@ -47,88 +47,6 @@ BN_EVAL_MODES.add("batch", "batch",
 BN_EVAL_MODES.add("precise", "precise",
                   help="normalize with population statistics recomputed over training batches "
                        "with frozen weights just before testing")
-
-_DIMS = (0, 2, 3)  # the statistics of channel c pool over batch, height and width
-
-
-def _per_channel(t: Tensor) -> Tensor:
-    return t.view(1, -1, 1, 1)
-
-
-def channel_moments(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and biased variance of (N, C, H, W) ``x``, accurate at large means.
-
-    On CUDA one fused ``var_mean`` kernel does it. On CPU that (Welford) reduction is 5-15x
-    slower than plain sums, so there it is two passes: a rough mean, then sums of the centred
-    values, whose own mean corrects the rough one (the float32 sum alone is a few ulps off at
-    channel means of 1e3).
-    """
-    if x.device.type == "cuda":
-        var, mean = torch.var_mean(x, dim=_DIMS, correction=0)
-        return mean, var
-    rough = x.mean(dim=_DIMS, keepdim=True)
-    centred = x - rough
-    residual = centred.mean(dim=_DIMS)
-    mean = (rough.flatten().double() + residual.double()).to(residual.dtype)
-    var = (centred * centred).mean(dim=_DIMS) - residual * residual
-    return mean, var.clamp_min_(0)
-
-
-class _BatchNormFunction(torch.autograd.Function):
-    """y = (x - mean) * invstd * weight + bias, with mean/var given (already reduced).
-
-    ``count`` is the number of values per channel the statistics were taken over: the local
-    N*H*W, or the global one when ``group`` is a process group. With a group, the two
-    per-channel gradient sums the input gradient needs are all-reduced too, because every
-    process's output depends on every process's data through the shared mean and variance.
-    The weight and bias gradients stay local sums, as for any other parameter under DDP.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, mean: Tensor,
-                var: Tensor, count: int, eps: float, group: Any) -> Tensor:
-        invstd = torch.rsqrt(var + eps)
-        scale = invstd if weight is None else invstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
-        y = torch.addcmul(_per_channel(shift), x, _per_channel(scale))
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.count, ctx.eps, ctx.group = count, eps, group
-        return y.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, mean, invstd = ctx.saved_tensors
-        group, count = ctx.group, ctx.count
-        if group is not None and torch.is_grad_enabled():
-            raise RuntimeError("synced batch norm across processes has no double backward (create_graph=True, "
-                               "e.g. a WGAN-GP penalty); use --norm batch, instance or group for that network")
-        if torch.is_grad_enabled():
-            # create_graph=True (e.g. a WGAN-GP penalty through D): rebuild the statistics from
-            # x with differentiable ops so the gradient below is itself differentiable in x.
-            var, mean = torch.var_mean(x, dim=_DIMS, correction=0)
-            invstd = torch.rsqrt(var + ctx.eps)
-        x_centred = x - _per_channel(mean)
-        sum_dy = grad_out.sum(dim=_DIMS)
-        sum_dy_xc = (grad_out * x_centred).sum(dim=_DIMS)
-        grad_weight = sum_dy_xc * invstd if weight is not None and ctx.needs_input_grad[1] else None
-        grad_bias = sum_dy if ctx.needs_input_grad[2] else None
-
-        grad_x = None
-        if group is not None:
-            # Every rank must join this all_reduce, whether or not its input needs a gradient.
-            import torch.distributed as dist
-            totals = torch.cat([sum_dy, sum_dy_xc]).double()
-            dist.all_reduce(totals, group=group)
-            sum_dy, sum_dy_xc = totals.to(sum_dy.dtype).chunk(2)
-        if ctx.needs_input_grad[0]:
-            a = invstd if weight is None else weight * invstd
-            # dx = a * (dy - mean(dy) - x_hat * mean(dy * x_hat)), means over all `count` values
-            k_mean = a * sum_dy / count
-            k_xc = a * invstd * invstd * sum_dy_xc / count
-            grad_x = torch.addcmul(_per_channel(-k_mean), grad_out, _per_channel(a))
-            grad_x = grad_x.addcmul_(x_centred, _per_channel(-k_xc)).to(x.dtype)
-        return grad_x, grad_weight, grad_bias, None, None, None, None, None
-
 
 class BatchNorm2d(nn.Module):
     """Batch normalization over (N, H, W) of (N, C, H, W) inputs; drop-in for nn.BatchNorm2d.
@@ -233,7 +151,7 @@ class BatchNorm2d(nn.Module):
             self._moment_sink.add(mean, var, count)
         elif self.training and self.track_running_stats:
             self._update_running_stats(mean, var, count)
-        return _BatchNormFunction.apply(x, self.weight, self.bias, mean, var, count, self.eps, group)
+        return BatchNormFunction.apply(x, self.weight, self.bias, mean, var, count, self.eps, group)
 
     def _check_count(self, x: Tensor, count: int) -> None:
         needed = 2 if self.training else 1  # the unbiased running estimate divides by count - 1
@@ -244,9 +162,8 @@ class BatchNorm2d(nn.Module):
     def _normalize_with_batch_stats(self, x: Tensor) -> Tensor:
         """Batch statistics within this process: torch's fused kernel, which takes the
         statistics, normalizes, updates the running buffers (unbiased variance, as ours) and has
-        a fused backward (double backward too). At 128 px our Function's separate reductions
-        and element-wise passes took 16 ms of a 95 ms step against 3 ms here (issue 15,
-        benchmarks/profile_step.py); the Function stays for the synced and collecting paths."""
+        a fused backward (double backward too), at a fraction of the cost of BatchNormFunction's
+        separate passes; that Function stays for the synced and collecting paths."""
         self._check_count(x, x.numel() // x.shape[1])
         update = self.training and self.track_running_stats
         factor = 0.0
@@ -269,7 +186,7 @@ class BatchNorm2d(nn.Module):
         shift = -self.running_mean * scale
         if self.bias is not None:
             shift = shift + self.bias
-        return torch.addcmul(_per_channel(shift), x, _per_channel(scale)).to(x.dtype)
+        return torch.addcmul(per_channel(shift), x, per_channel(scale)).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: Tensor, var: Tensor, count: int) -> None:

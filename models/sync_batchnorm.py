@@ -20,14 +20,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from models.batchnorm import _DIMS, BatchNorm2d
+from models.batchnorm import BatchNorm2d
+from models.batchnorm_moments import CHANNEL_DIMS
 
 
 def global_moments(x: Tensor, group: Any) -> tuple[Tensor, Tensor, int]:
     """Per-channel mean and biased variance over the batches of all processes in ``group``."""
     channels = x.shape[1]
     x64 = x.detach().double()
-    local = torch.cat([x64.sum(dim=_DIMS), (x64 * x64).sum(dim=_DIMS),
+    local = torch.cat([x64.sum(dim=CHANNEL_DIMS), (x64 * x64).sum(dim=CHANNEL_DIMS),
                        x64.new_tensor([x.numel() // channels])])
     dist.all_reduce(local, group=group)
     sums, sq_sums, count = local[:channels], local[channels:2 * channels], local[-1]

@@ -16,7 +16,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # `python train.py` with no --dataroot trains on the generated demo set (datasets/make_demo.py):
-# 128 px pairs, a U-Net sized for them, and a schedule that ends in about 4 minutes on 2 cores (measured 3 min 50 s).
+# 128 px pairs, a U-Net sized for them, and a schedule sized to end in about 4 minutes on 2 cores.
 DEMO_DEFAULTS: dict[str, Any] = {
     "name": "demo", "netG": "unet_128", "ngf": 32, "ndf": 32, "load_size": 128, "crop_size": 128,
     "preprocess": "none", "n_epochs": 6, "n_epochs_decay": 6, "batch_size": 4, "num_threads": 1,

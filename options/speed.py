@@ -1,5 +1,5 @@
-"""Speed options (issue 8). Defaults are the fastest measured (see benchmarks/README.md);
-every option keeps what the model learns the same within the tolerances stated there."""
+"""Speed options. Defaults are the fastest on the CPUs in benchmarks/README.md; every option
+keeps what the model learns the same within the tolerances stated there."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +10,10 @@ from engine.speed import AMP_MODES, COMPILE_MODES
 
 def add_speed_options(p: argparse.ArgumentParser, is_train: bool = True) -> None:
     g = p.add_argument_group("speed")
-    # Training defaults to auto: bf16 where a short probe measures it faster than fp32 for the
-    # run's networks (1.65x at 256 px on the 2-core CPU, slower at 128 px; same learning within
-    # 5%); inference stays fp32 by default so results match the network exactly.
+    # Training defaults to auto: bf16 only where a short probe finds it faster than fp32 for the
+    # run's networks, because that depends on the CPU and the image size (and bf16 learns the
+    # same within the stated tolerance); inference stays fp32 by default so results match the
+    # network exactly.
     g.add_argument("--amp", default="auto" if is_train else "none", choices=AMP_MODES.choices(),
                    help=choices_help(AMP_MODES, "mixed precision:"))
     g.add_argument("--compile", action="store_true",

@@ -4,10 +4,9 @@ torch's CPU allocator is plain malloc/free. With glibc's defaults every large te
 above the mmap threshold, 128 KiB to 32 MiB as it adapts) is a fresh mmap, and free memory at
 the top of the heap is trimmed back to the OS; a training step allocates and frees the same
 few hundred MB of activations and gradients every time, so each step faults every page in
-again, zero-filled by the kernel. Measured on the paper configuration (AMD EPYC Zen 4, 2
-threads, fp32; benchmarks/vs_reference.py variant fp32_malloc_default): 1.26M page faults in
-a 15-step run with the defaults, 0.53M without mmap and trimming, and the step 5% shorter
-(G's forward 145 -> 119 ms). The price: the process keeps its peak heap (max RSS +9% there).
+again, zero-filled by the kernel. Keeping the memory removes most of those page faults and
+shortens the step (benchmarks/README.md, "Kept memory"). The price: the process keeps its
+peak heap.
 
 ``keep_freed_memory`` sets glibc's M_MMAP_MAX to 0 (large blocks come from the heap too; glibc
 still maps memory itself if the heap cannot grow) and M_TRIM_THRESHOLD to 2 GiB, the largest

@@ -3,12 +3,12 @@
 torch's CPU kernels run in OpenMP teams (GNU libgomp in the PyPI build). Between parallel
 regions an idle thread either spins (it holds its core, and answers the next region at once) or
 sleeps (the core is free for others, and waking it costs a system call per region). Neither
-is right everywhere (issue 15, benchmarks/README.md "Waiting policy"):
+is right everywhere (benchmarks/README.md, "OpenMP waiting"):
 - on a machine with a free core per thread, a step of many small ops pays a wake-up for each
-  op when threads sleep: PASSIVE made the 128 px step 35-45% slower than libgomp's default;
+  op when threads sleep (PASSIVE), a large share of a small step;
 - when other processes want the same cores, a thread that spins without limit (ACTIVE) holds
   a core that the team's last worker needs, and every region waits for a descheduled thread:
-  a unet_128 forward took 1749 ms instead of 108 ms at load ~7.
+  a step can take many times as long.
 libgomp's default is a bounded spin (about 300k iterations, then sleep). The policy below keeps
 that default when the machine has a core free for each of our threads, and asks for PASSIVE
 only when it is already oversubscribed as the process starts.
