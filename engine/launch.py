@@ -62,23 +62,6 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_serving(url: str, process: Any = None, timeout_s: float = 60, interval_s: float = 0.2) -> bool:
-    """Poll a local server's ``url`` until it answers with a success status: True then; False
-    if ``process`` (a Popen) exits first or ``timeout_s`` passes. For tests and benchmarks that
-    start visdom or serve.py and must not talk to it before it listens."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()   # an error status raises (an OSError)
-            return True
-        except OSError:
-            if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
-                return False
-            time.sleep(interval_s)
-
-
 def cpu_threads_per_process(nprocs: int) -> int:
     # N processes each using every core fight over them; torchrun likewise sets OMP_NUM_THREADS.
     return max(1, (os.cpu_count() or 1) // nprocs)

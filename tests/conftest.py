@@ -23,7 +23,7 @@ set_omp_wait_policy()
 os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
 
 from engine.launch import free_loopback_port  # noqa: E402  (imports torch: after the policy above)
-from reporting.visdom_server import VisdomServer, VisdomServerError  # noqa: E402
+from support.visdom_server import VisdomServer, VisdomServerError  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

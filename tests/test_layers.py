@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Command-line programs and their helpers: they sit above every layer and nothing imports them.
-TOP_LEVEL_PROGRAMS = ("benchmarks", "datasets", "scripts", "tests")
+# Command-line programs and their helpers (support/: what tests and benchmarks share): they sit
+# above every layer and no library module imports them.
+TOP_LEVEL_PROGRAMS = ("benchmarks", "datasets", "scripts", "support", "tests")
 SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__"}
 
 

@@ -19,7 +19,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 import translate
-from engine.launch import free_loopback_port, wait_until_serving
+from engine.launch import free_loopback_port
+from support.serving import wait_until_serving
 from tests.conftest import CHROMIUM, stop_server
 from tests.test_translate import save_ours
 

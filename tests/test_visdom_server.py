@@ -1,4 +1,4 @@
-"""reporting/visdom_server.py: a real visdom server on loopback, killed and started again at the
+"""support/visdom_server.py: a real visdom server on loopback, killed and started again at the
 same address; a server that cannot start is one error that carries its log."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting.visdom_server import VisdomServer, VisdomServerError
+from support.visdom_server import VisdomServer, VisdomServerError
 
 
 def answers(url: str) -> bool:

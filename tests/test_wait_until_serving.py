@@ -1,4 +1,4 @@
-"""engine.launch.wait_until_serving, the one poll that tests and benchmarks use before talking to
+"""support.serving.wait_until_serving, the one poll that tests and benchmarks use before talking to
 a server they started: a real HTTP server as the oracle for "answers", a dead process and an
 empty port for the two ways it must give up."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from engine.launch import free_loopback_port, wait_until_serving
+from engine.launch import free_loopback_port
+from support.serving import wait_until_serving
 
 
 def test_true_once_a_real_server_answers_false_when_its_process_is_gone():

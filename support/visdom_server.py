@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from engine.launch import free_loopback_port, wait_until_serving
+from engine.launch import free_loopback_port
+from support.serving import wait_until_serving
 
 SERVER_CODE = ("import sys; from visdom.server.run_server import main; "
                "sys.argv = ['visdom'] + sys.argv[1:]; main()")
