@@ -154,3 +154,17 @@ def test_only_the_main_process_logs(tiny_data: Path, tmp_path: Path) -> None:
     others.report_metrics(1, {"L1": 0.1})
     others.close()
     assert not (tmp_path / "rank1").exists()
+
+
+def test_under_ddp_one_run_is_logged_by_the_main_process(tiny_data: Path, tmp_path: Path) -> None:
+    argv = wandb_args(tiny_data, tmp_path / "ck", "--print_freq", "2", "--nproc", "2", "--amp", "none")
+    assert train_driver.main(argv) == 0
+    run_dirs = list((tmp_path / "ck" / "wb" / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 1, run_dirs
+    rows = {r["history"]["step"]["num"]: r["history"]["item"] for r in run_records(run_dirs[0])
+            if r["type"] == "history"}
+    log_lines = [json.loads(line) for line in (tmp_path / "ck" / "wb" / "loss_log.jsonl").read_text().splitlines()]
+    # 4 images over 2 processes x batch 2: one step an epoch, each crossing --print_freq 2; the
+    # losses are the mean over both ranks, as in the loss log.
+    assert sorted(rows) == [r["step"] for r in log_lines] == [1, 2]
+    assert [rows[r["step"]]["loss/G_L1"] for r in log_lines] == pytest.approx([r["losses"]["G_L1"] for r in log_lines])
