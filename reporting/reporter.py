@@ -15,7 +15,8 @@ from typing import Mapping, Sequence
 import torch
 
 import reporting.sinks  # noqa: F401 - fills SINKS with every display in reporting/sinks/
-from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, TrainPoint, first_samples
+from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, first_samples
+from util.registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -83,5 +84,5 @@ def build_reporter(opt: argparse.Namespace, exp_dir: Path, enabled: bool = True)
     return Reporter(sinks)
 
 
-def _ordered_specs():
+def _ordered_specs() -> list[Entry[SinkSpec]]:
     return sorted(SINKS, key=lambda entry: entry.obj.order)

@@ -15,6 +15,7 @@ import pytest
 
 import train as train_driver
 from reporting.reporter import Reporter, build_reporter
+from reporting.sink import MetricsPoint
 from reporting.sinks import wandb as wandb_sink
 from options.parse import parse_options
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
@@ -140,7 +141,7 @@ def test_missing_package_is_one_warning(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
     with caplog.at_level(logging.WARNING):
         sink = wandb_sink.WandbSink(wandb_sink.WandbConfig(project="p", name="n", run_dir=tmp_path))
-        sink.metrics(wandb_sink.MetricsPoint(step=1, epoch=1, epoch_frac=1.0, split="val", metrics={"L1": 0.1}))
+        sink.metrics(MetricsPoint(step=1, epoch=1, epoch_frac=1.0, split="val", metrics={"L1": 0.1}))
         sink.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "pip install wandb" in warnings[0]
