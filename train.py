@@ -47,13 +47,13 @@ from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
-from options.configs import data_config, display_config, experiment_dir
+from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
 from reporting.logs import setup_logging
-from reporting.loss_log import LossLog
 from reporting.progress import EpochProgress
-from reporting.tensorboard_logger import TensorBoardMissingError
-from reporting.visualizer import Visualizer
+from reporting.reporter import Reporter, build_reporter
+from reporting.sink import TrainPoint
+from reporting.sinks.tensorboard import TensorBoardMissingError
 
 log = logging.getLogger("train")
 
@@ -76,8 +76,7 @@ class Run:
     runtime: Runtime
     exp_dir: Path
     loader: DataLoader
-    visualizer: Visualizer
-    loss_log: LossLog | None
+    reporter: Reporter
     saver: Saver
 
     @property
@@ -143,15 +142,13 @@ def log_losses(run: Run, model: BaseModel, state: TrainState, losses: dict[str, 
     check_finite(shown, state.step)
     world = run.runtime.world_size
     samples_per_epoch = max(run.loader.sampler.num_samples * world, 1)
-    record = {"epoch": state.epoch, "epoch_iter": state.epoch_samples * world, "step": state.step,
-              "epoch_frac": state.epoch - 1 + state.epoch_samples * world / samples_per_epoch,
-              "lr": model.current_lr(), "time_per_sample": seconds_per_sample, "data_time": data_seconds,
-              "losses": values}
-    if run.loss_log is not None:
-        run.loss_log.append(record)
+    run.reporter.report_losses(TrainPoint(
+        epoch=state.epoch, epoch_iter=state.epoch_samples * world, step=state.step,
+        epoch_frac=state.epoch - 1 + state.epoch_samples * world / samples_per_epoch, lr=model.current_lr(),
+        losses=values, timings={"time_per_sample": seconds_per_sample, "data_time": data_seconds}))
+    if run.runtime.is_main:
         log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds_per_sample,
                  " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
-    run.visualizer.plot_current_losses(record["epoch_frac"], values, step=state.step)
     bar.show_losses(values)
 
 
@@ -163,8 +160,8 @@ def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[
     if crossed(before, state.samples, opt.print_freq):
         log_losses(run, model, state, losses, (time.perf_counter() - t_step) / opt.batch_size, t_step - t_data, bar)
     if crossed(before, state.samples, opt.display_freq):
-        run.visualizer.display_current_results(model.current_visuals(), state.epoch, state.step,
-                                               save_result=crossed(before, state.samples, opt.update_html_freq))
+        run.reporter.report_images(model.current_visuals(), state.epoch, state.step,
+                                   snapshot=crossed(before, state.samples, opt.update_html_freq))
         barrier(run.runtime)
     if crossed(before, state.samples, opt.save_latest_freq):
         run.saver.save_latest(model, state, losses)
@@ -206,13 +203,10 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     prepare_folder(opt, runtime, model, exp_dir, resumed, dataset, loader)
 
     with ExitStack() as cleanup:
-        visualizer = Visualizer(display_config(opt), enabled=runtime.is_main)
-        cleanup.callback(visualizer.close)
-        loss_log = LossLog(exp_dir / "loss_log.jsonl") if runtime.is_main else None
-        if loss_log is not None:
-            cleanup.callback(loss_log.close)
+        reporter = build_reporter(opt, exp_dir, enabled=runtime.is_main)  # every display, main process only
+        cleanup.callback(reporter.close)
         saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()))
-        run = Run(opt, runtime, exp_dir, loader, visualizer, loss_log, saver)
+        run = Run(opt, runtime, exp_dir, loader, reporter, saver)
         losses: dict[str, torch.Tensor] = {}
         while state.epoch <= run.last_epoch:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
@@ -237,7 +231,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
             end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
         # The last page shows the final state even when no display step fell on the end.
         if losses:
-            visualizer.display_current_results(model.current_visuals(), state.epoch - 1, state.step, save_result=True)
+            reporter.report_images(model.current_visuals(), state.epoch - 1, state.step, snapshot=True)
         return finish(run, model, state)
 
 

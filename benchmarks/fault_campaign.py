@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, emit, load_average  # noqa: E402
 
 from engine.checkpoint import PAUSE_IN_SAVE_ENV  # noqa: E402
-from reporting.visdom_server import VisdomServer  # noqa: E402
+from support.visdom_server import VisdomServer  # noqa: E402
 
 TRAIN = ROOT / "train.py"
 STEPS = 12
@@ -291,7 +291,7 @@ def visdom_trial(i: int, rng: random.Random, pairs: Path, work: Path, oracle: di
     server.start()
     argv = command(pairs, work, name, "--display_id", "1", "--display_port", str(server.port), "--display_server",
                    "http://127.0.0.1", "--display_env", env_name, "--print_freq", "2", *LONG)[2:]
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import reporting.visualizer as v; "
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import reporting.sinks.visdom as v; "
             f"v.RECONNECT_EVERY_S = 0.0; import train; sys.exit(train.main({argv!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=ENV)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from data.config import DataConfig
 from models.networks import size_multiple
-from reporting.visualizer import DisplayConfig
 
 
 def experiment_dir(opt: argparse.Namespace) -> Path:
@@ -23,9 +22,3 @@ def data_config(opt: argparse.Namespace, phase: str | None = None) -> DataConfig
         max_dataset_size=opt.max_dataset_size, size_divisor=size_multiple(opt.netG),
         skip_bad_images=opt.skip_bad_images, cache=getattr(opt, "cache_dataset", False))
 
-
-def display_config(opt: argparse.Namespace) -> DisplayConfig:
-    return DisplayConfig(
-        name=opt.name, exp_dir=experiment_dir(opt), display_id=opt.display_id, server=opt.display_server,
-        port=opt.display_port, env=opt.display_env, ncols=opt.display_ncols, winsize=opt.display_winsize,
-        use_html=not opt.no_html, use_tensorboard=opt.use_tensorboard)

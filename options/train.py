@@ -8,20 +8,15 @@ from models.networks.multiscale import MAX_SCALES
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
 from engine.distributed import DEFAULT_TIMEOUT_S
+from reporting.reporter import add_display_options
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("display")
     g.add_argument("--display_freq", type=positive_int, default=400, help="show images every N samples")
-    g.add_argument("--display_ncols", type=positive_int, default=4, help="images per row in the visdom grid")
-    g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 or -1 turns visdom off")
-    g.add_argument("--display_server", default="http://localhost", help="visdom server address")
-    g.add_argument("--display_env", default="main", help="visdom environment")
-    g.add_argument("--display_port", type=positive_int, default=8097, help="visdom server port")
     g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to the HTML page every N samples")
     g.add_argument("--print_freq", type=positive_int, default=100, help="log losses every N samples")
-    g.add_argument("--no_html", action="store_true", help="don't write the training HTML page")
-    g.add_argument("--use_tensorboard", action="store_true", help="also log scalars and images to TensorBoard")
+    add_display_options(g)  # each display's own flags (reporting/sinks/)
 
     g = p.add_argument_group("saving and resuming")
     g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N samples")

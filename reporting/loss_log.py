@@ -4,10 +4,14 @@ Plots, the HTML page and the TensorBoard mirror are all drawn from this file, so
 place a run's numbers live. Each record is written and flushed on its own, so a crash loses at
 most the line being written; the reader forgives exactly that one torn last line.
 
-Record schema::
+Record schema: a training point, whose other top-level numbers are timings in seconds::
 
     {"epoch": int, "epoch_iter": int, "step": int, "epoch_frac": float, "lr": float,
-     "time_per_sample": float, "losses": {"G_GAN": float, "G_L1": float, ...}}
+     "time_per_sample": float, "data_time": float, "losses": {"G_GAN": float, "G_L1": float, ...}}
+
+and metrics measured on a split (e.g. validation), told apart by their ``metrics`` key::
+
+    {"epoch": int, "step": int, "epoch_frac": float, "split": "val", "metrics": {"L1": float, ...}}
 """
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ from typing import Any, TextIO
 log = logging.getLogger(__name__)
 
 LOSS_LOG_NAME = "loss_log.jsonl"
+# The keys of a training point that are neither timings nor losses.
+_POINT_FIELDS = frozenset({"epoch", "epoch_iter", "step", "epoch_frac", "lr", "losses"})
+
+# name -> (x, y) points, x the fractional epoch
+Series = dict[str, list[tuple[float, float]]]
 
 
 class LossLogError(ValueError):
@@ -118,3 +127,32 @@ def loss_names(records: list[dict[str, Any]]) -> list[str]:
         for name in record.get("losses", {}):
             names.setdefault(name, None)
     return list(names)
+
+
+def timing_series(records: list[dict[str, Any]]) -> Series:
+    """Each timing of the training points (seconds) against the fractional epoch."""
+    series: Series = {}
+    for record in records:
+        if "losses" not in record or "epoch_frac" not in record:
+            continue
+        for key, value in record.items():
+            if key not in _POINT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                series.setdefault(key, []).append((record["epoch_frac"], float(value)))
+    return series
+
+
+def lr_series(records: list[dict[str, Any]]) -> Series:
+    points = [(r["epoch_frac"], float(r["lr"])) for r in records
+              if "losses" in r and r.get("lr") is not None and "epoch_frac" in r]
+    return {"lr": points} if points else {}
+
+
+def metric_series(records: list[dict[str, Any]]) -> dict[str, Series]:
+    """metric name -> split -> (x, y) points, in first-seen order; null (non-finite) values left out."""
+    by_metric: dict[str, Series] = {}
+    for record in records:
+        for name, value in record.get("metrics", {}).items():
+            if value is not None and "epoch_frac" in record:
+                split = str(record.get("split", "val"))
+                by_metric.setdefault(name, {}).setdefault(split, []).append((record["epoch_frac"], float(value)))
+    return by_metric

@@ -1,7 +1,7 @@
 """Draw a run's loss curves from its ``loss_log.jsonl`` to a PNG.
 
 Library use: ``plot_loss_curves(records, out_png)``; the training page calls it for the plot at
-its top. Command line::
+its top, and ``plot_panels`` for its learning-rate, timing and metrics curves. Command line::
 
     python -m reporting.plot_losses checkpoints/facades_pix2pix            # -> .../web/loss_curves.png
     python -m reporting.plot_losses checkpoints/facades_pix2pix/loss_log.jsonl -o losses.png
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, loss_names, read_loss_log
 
@@ -42,6 +42,43 @@ def plot_loss_curves(records: list[dict[str, Any]], out_png: Path, title: str = 
         ax.legend(loc="upper right", fontsize="small")
     else:
         ax.text(0.5, 0.5, "no losses logged yet", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, out_png)
+
+
+# A panel: its title, then each line's name and its (x, y) points.
+Panels = Mapping[str, Mapping[str, Sequence[tuple[float, float]]]]
+
+
+def plot_panels(panels: Panels, out_png: Path, title: str = "") -> Path:
+    """One small plot per panel, side by side (at most three to a row), each line in its own colour.
+
+    Quantities of different scales (a learning rate and seconds, PSNR and SSIM) each get their
+    own axes this way, instead of one flattening the other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = min(3, max(len(panels), 1))
+    nrows = max(1, -(-len(panels) // ncols))
+    fig = Figure(figsize=(8, 2.6 * nrows + 0.4), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (panel_title, lines) in enumerate(panels.items()):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for name, points in lines.items():
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, label=name, linewidth=1.2, marker="." if len(points) < 30 else None)
+        ax.set_title(panel_title, fontsize="medium")
+        ax.set_xlabel("epoch", fontsize="small")
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize="small")
+        if len(lines) > 1:
+            ax.legend(fontsize="x-small")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out_png)
+
+
+def _save(fig: Any, out_png: Path) -> Path:
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -254,9 +254,9 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
 
     import visdom
 
-    import reporting.visualizer as visualizer_module
+    import reporting.sinks.visdom as visdom_sink
     oracle = uninterrupted_weights(pairs, tmp_path)  # before the hook below is in place
-    monkeypatch.setattr(visualizer_module, "RECONNECT_EVERY_S", 0.0)  # look again at every point
+    monkeypatch.setattr(visdom_sink, "RECONNECT_EVERY_S", 0.0)  # look again at every point
     from support.visdom_server import VisdomServer
     server = VisdomServer(tmp_path / "visdom")
     server.start()

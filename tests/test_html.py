@@ -10,7 +10,8 @@ from PIL import Image
 
 from reporting.html import HTMLPage, ImageCell, ResultRow, Section, url, write_results_page
 from reporting.loss_log import LossLog
-from reporting.visualizer import DisplayConfig, Visualizer
+from reporting.reporter import Reporter
+from reporting.sinks.html_page import HTMLPageSink, PageConfig
 
 # File names a dataset can really have: markup, a fragment marker, a space, a query marker.
 NASTY_NAMES = ["<b>x</b>#1.png", "two words.png", "what?.png", "100%.png"]
@@ -125,18 +126,19 @@ def test_training_page_shows_loss_plot_then_epochs_newest_first(tmp_path: Path) 
             log.append({"epoch": 1, "epoch_iter": step, "step": step, "epoch_frac": step / 4,
                         "lr": 2e-4, "time_per_sample": 0.01,
                         "losses": {"G_GAN": 1.0 / step, "D_real": 0.5}})
-    vis = Visualizer(DisplayConfig(name="tiny #1", exp_dir=tmp_path, display_id=0, winsize=64))
+    vis = Reporter([HTMLPageSink(PageConfig(name="tiny #1", exp_dir=tmp_path, winsize=64))])
     visuals = {"real_A": torch.zeros(2, 1, 16, 16), "fake_B": torch.ones(2, 3, 16, 16),
                "real_B": -torch.ones(2, 3, 16, 16)}
     for epoch in (1, 2, 3):
-        vis.display_current_results(visuals, epoch=epoch, step=epoch * 4, save_result=True)
+        vis.report_images(visuals, epoch=epoch, step=epoch * 4, snapshot=True)
     vis.close()
 
     saved = tmp_path / "web" / "index.html"
     parser = parse(saved)
     assert_all_images_exist(saved, parser)
-    assert parser.srcs[0] == "loss_curves.png"
-    assert parser.srcs[1:] == [f"images/epoch{e:03d}_{label}.png"
+    # The curves first: the losses, then the learning rate and timings (both in the log).
+    assert parser.srcs[:2] == ["loss_curves.png", "schedule_curves.png"]
+    assert parser.srcs[2:] == [f"images/epoch{e:03d}_{label}.png"
                                for e in (3, 2, 1) for label in ("real_A", "fake_B", "real_B")]
     # The grey (C=1) input was saved as RGB mid-grey; fake_B white, real_B black.
     assert Image.open(tmp_path / "web/images/epoch001_real_A.png").getpixel((0, 0)) == (128, 128, 128)

@@ -10,7 +10,8 @@ from PIL import Image
 
 from reporting.html import ResultRow, write_results_page
 from reporting.loss_log import LossLog
-from reporting.visualizer import DisplayConfig, Visualizer
+from reporting.reporter import Reporter
+from reporting.sinks.html_page import HTMLPageSink, PageConfig
 
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
 MARKUP_NAME = "<b>x</b>#1.png"
@@ -62,9 +63,9 @@ def test_training_page_shows_loss_plot_and_snapshots(chromium, tmp_path: Path) -
         for step in range(1, 6):
             log.append({"epoch": 1, "epoch_iter": step, "step": step, "epoch_frac": step / 5,
                         "lr": 2e-4, "time_per_sample": 0.01, "losses": {"G_L1": 1.0 / step}})
-    vis = Visualizer(DisplayConfig(name="run #1", exp_dir=tmp_path, display_id=0, winsize=96))
+    vis = Reporter([HTMLPageSink(PageConfig(name="run #1", exp_dir=tmp_path, winsize=96))])
     green = torch.tensor([c / 127.5 - 1 for c in GREEN]).view(1, 3, 1, 1).expand(1, 3, 32, 32)
-    vis.display_current_results({"fake_B": green}, epoch=1, step=5, save_result=True)
+    vis.report_images({"fake_B": green}, epoch=1, step=5, snapshot=True)
     vis.close()
 
     shot = chromium.screenshot(tmp_path / "web" / "index.html", tmp_path / "train.png")

@@ -1,7 +1,7 @@
 """The four private APIs the project relies on, each read in one small function, fail here
 loudly when a release of their library changes them (instead of silently misbehaving):
 
-- visdom's ``Visdom._handle_post`` (reporting/visualizer.py: a timeout on every request);
+- visdom's ``Visdom._handle_post`` (reporting/visdom_client.py: a timeout on every request);
 - argparse's ``ArgumentParser._actions`` (options/parse.py: the names of a parser's options);
 - ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (engine/speed.py: bf16 on the CPU);
 - ``torch.ops.aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
@@ -18,7 +18,7 @@ import threading
 import torch
 import visdom
 
-import reporting.visualizer as visualizer
+import reporting.visdom_client as visdom_client
 from engine.speed import onednn_bf16_supported
 from options.parse import build_parser, explicit_options, option_names
 
@@ -33,7 +33,7 @@ def test_visdom_still_sends_every_request_through_handle_post():
 def test_a_silent_visdom_server_times_out_instead_of_hanging(monkeypatch):
     """A server that accepts the connection and never answers: the client gives up after
     REQUEST_TIMEOUT_S (made short here) with an error, where the stock client would wait forever."""
-    monkeypatch.setattr(visualizer, "REQUEST_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(visdom_client, "REQUEST_TIMEOUT_S", 0.3)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)
@@ -43,7 +43,7 @@ def test_a_silent_visdom_server_times_out_instead_of_hanging(monkeypatch):
     def connect() -> None:
         try:
             # Construction posts the environment at once, through the overridden hook.
-            outcome.append(visualizer.visdom_client_class(visdom)(
+            outcome.append(visdom_client.visdom_client_class(visdom)(
                 server="http://127.0.0.1", port=port, env="t", raise_exceptions=True, use_incoming_socket=False))
         except BaseException as err:  # noqa: BLE001 - the error is the expected outcome
             outcome.append(err)

@@ -9,7 +9,7 @@ import pytest
 
 import train as train_driver
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
-from reporting.visualizer import connect_visdom
+from reporting.visdom_client import connect_visdom
 
 
 @pytest.fixture(scope="module")

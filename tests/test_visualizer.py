@@ -1,4 +1,4 @@
-"""Live display: a real visdom server gets the image and loss windows; no server never hurts."""
+"""Live display: a real visdom server gets the image and curve windows; no server never hurts."""
 from __future__ import annotations
 
 import json
@@ -11,84 +11,109 @@ import pytest
 import torch
 from torch import nn
 
-from reporting import visualizer as visualizer_module
-from reporting.loss_log import LossLog, read_loss_log
-from reporting.tensorboard_logger import TensorBoardLogger, TensorBoardMissingError
-from reporting.visualizer import DisplayConfig, Visualizer
+from reporting import visdom_client
+from reporting.loss_log import LOSS_LOG_NAME, read_loss_log
+from reporting.reporter import Reporter, build_reporter
+from reporting.sink import TrainPoint
+from reporting.sinks.html_page import HTMLPageSink, PageConfig
+from reporting.sinks.loss_log import LossLogSink
+from reporting.sinks.tensorboard import TensorBoardMissingError, TensorBoardSink
+from reporting.sinks.visdom import VisdomConfig, VisdomSink
+from tests.pipeline_helpers import tiny_args
+from options.parse import parse_options
 
 LOSS_NAMES = ["G_GAN", "G_L1", "D_real", "D_fake"]
 
 
-def short_training_run(vis: Visualizer, exp_dir: Path, steps: int = 6, batch: int = 2) -> None:
-    """What the training loop does, in miniature: step, log losses, show images, snapshot."""
+def short_training_run(reporter: Reporter, steps: int = 6, batch: int = 2) -> None:
+    """What the training loop does, in miniature: step, report losses, show images, snapshot."""
     torch.manual_seed(0)
     net_G = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Tanh())
     optimizer = torch.optim.Adam(net_G.parameters(), lr=1e-2)
     real_A = torch.rand(batch, 3, 32, 32) * 2 - 1
     real_B = -real_A
-    with LossLog(exp_dir / "loss_log.jsonl") as loss_log:
-        for step in range(1, steps + 1):
-            fake_B = net_G(real_A)
-            loss_l1 = (fake_B - real_B).abs().mean()
-            optimizer.zero_grad()
-            loss_l1.backward()
-            optimizer.step()
-            losses = {"G_GAN": 0.7 / step, "G_L1": loss_l1.item(), "D_real": 0.6, "D_fake": 0.5}
-            epoch, epoch_frac = 1 + (step - 1) // 3, step / 3
-            loss_log.append({"epoch": epoch, "epoch_iter": step * batch, "step": step,
-                             "epoch_frac": epoch_frac, "lr": 1e-2, "time_per_sample": 0.0,
-                             "losses": losses})
-            vis.plot_current_losses(epoch_frac, losses, step=step)
-            visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
-            vis.display_current_results(visuals, epoch=epoch, step=step, save_result=step % 3 == 0)
-    vis.close()
+    for step in range(1, steps + 1):
+        fake_B = net_G(real_A)
+        loss_l1 = (fake_B - real_B).abs().mean()
+        optimizer.zero_grad()
+        loss_l1.backward()
+        optimizer.step()
+        losses = {"G_GAN": 0.7 / step, "G_L1": loss_l1.item(), "D_real": 0.6, "D_fake": 0.5}
+        epoch, epoch_frac = 1 + (step - 1) // 3, step / 3
+        reporter.report_losses(TrainPoint(epoch=epoch, epoch_iter=step * batch, step=step, epoch_frac=epoch_frac,
+                                          lr=1e-2 / step, losses=losses,
+                                          timings={"time_per_sample": 0.01 * step, "data_time": 0.001}))
+        visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
+        reporter.report_images(visuals, epoch=epoch, step=step, snapshot=step % 3 == 0)
+    reporter.close()
 
 
-def window(vis: Visualizer, win: str) -> dict:
-    return json.loads(vis._vis.get_window_data(win, env=vis.cfg.env))
+def visdom_sink(port: int, env: str, **kw) -> VisdomSink:
+    return VisdomSink(VisdomConfig(name="tiny", server="http://127.0.0.1", port=port, env=env, **kw))
 
 
-def test_server_gets_image_and_loss_windows_with_growing_data(visdom_server: int,
-                                                              tmp_path: Path) -> None:
+def window(sink: VisdomSink, client, win: str) -> dict:
+    return json.loads(client.get_window_data(win, env=sink.cfg.env))
+
+
+def traces(sink: VisdomSink, client, win: str) -> dict[str, dict]:
+    return {trace["name"]: trace for trace in window(sink, client, win)["content"]["data"]}
+
+
+def test_server_gets_image_and_curve_windows_with_growing_data(visdom_server: int) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{visdom_server}/", timeout=5) as response:
         assert response.status == 200
+    sink = visdom_sink(visdom_server, "test_growing", ncols=3)
+    assert sink.connected
+    client = sink._vis
 
-    cfg = DisplayConfig(name="tiny", exp_dir=tmp_path, server="http://127.0.0.1",
-                        port=visdom_server, env="test_growing", ncols=3)
-    vis = Visualizer(cfg)
-    assert vis.visdom_connected
-    client = vis._vis
-
-    short_training_run(vis, tmp_path, steps=2)
-    vis._vis = client  # close() lets go of the client; keep it to read the windows back
-    first = {trace["name"]: trace for trace in window(vis, vis.loss_window)["content"]["data"]}
+    short_training_run(Reporter([sink]), steps=2)
+    first = traces(sink, client, sink.loss_window)
     assert sorted(first) == sorted(LOSS_NAMES)
     assert all(len(trace["x"]) == 2 for trace in first.values())
+    # The learning rate and the timings have windows of their own, one point per report.
+    assert traces(sink, client, sink.lr_window)["lr"]["y"] == pytest.approx([1e-2, 5e-3])
+    assert traces(sink, client, sink.timing_window)["time_per_sample"]["y"] == pytest.approx([0.01, 0.02])
 
-    vis.plot_current_losses(1.0, {"G_GAN": 0.1, "G_L1": 0.2, "D_real": 0.3, "D_fake": 0.4})
-    grown = {trace["name"]: trace for trace in window(vis, vis.loss_window)["content"]["data"]}
+    sink._vis = client  # close() lets go of the client; take it back to report more
+    Reporter([sink]).report_losses(TrainPoint(epoch=1, epoch_iter=6, step=3, epoch_frac=1.0, lr=1e-3,
+                                              losses={"G_GAN": 0.1, "G_L1": 0.2, "D_real": 0.3, "D_fake": 0.4}))
+    grown = traces(sink, client, sink.loss_window)
     assert {name: len(trace["y"]) for name, trace in grown.items()} == {n: 3 for n in LOSS_NAMES}
     assert grown["G_GAN"]["y"][-1] == pytest.approx(0.1)
     assert grown["G_GAN"]["x"] == pytest.approx([1 / 3, 2 / 3, 1.0])
 
-    images = window(vis, vis.image_window)
+    images = window(sink, client, sink.image_window)
     assert images["type"] == "image"
     assert images["content"]["src"].startswith("data:image/png;base64,")
     assert images["content"]["caption"] == "real_A | fake_B | real_B"
 
 
+def test_metrics_get_a_window_per_split_against_the_epoch(visdom_server: int) -> None:
+    sink = visdom_sink(visdom_server, "test_metrics")
+    client = sink._vis
+    reporter = Reporter([sink])
+    reporter.report_losses(TrainPoint(epoch=2, epoch_iter=4, step=8, epoch_frac=1.5, lr=1e-3, losses={"G_L1": 1.0}))
+    reporter.report_metrics(8, {"PSNR": 14.5, "SSIM": 0.25})                 # at the last training point
+    reporter.report_metrics(12, {"PSNR": 15.0, "SSIM": 0.3}, epoch=2, epoch_frac=2.0)
+    reporter.report_metrics(12, {"PSNR": 11.0}, split="test", epoch=2, epoch_frac=2.0)
+    val = traces(sink, client, sink.metrics_window("val"))
+    assert val["PSNR"]["x"] == pytest.approx([1.5, 2.0]) and val["PSNR"]["y"] == pytest.approx([14.5, 15.0])
+    assert val["SSIM"]["y"] == pytest.approx([0.25, 0.3])
+    assert traces(sink, client, sink.metrics_window("test"))["PSNR"]["y"] == pytest.approx([11.0])
+
+
 def test_no_server_means_one_warning_with_the_command_and_training_goes_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, unused_loopback_port: int) -> None:
     port = unused_loopback_port  # nothing listens here
-    cfg = DisplayConfig(name="tiny", exp_dir=tmp_path, server="http://127.0.0.1", port=port)
     with caplog.at_level(logging.WARNING):
-        vis = Visualizer(cfg)
-        short_training_run(vis, tmp_path)
-
+        sink = visdom_sink(port, "main")
+        short_training_run(Reporter([LossLogSink(tmp_path / LOSS_LOG_NAME), HTMLPageSink(
+            PageConfig(name="tiny", exp_dir=tmp_path)), sink]))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert f"python -m visdom.server -p {port} -bind_local" in warnings[0]
-    assert not vis.visdom_connected
+    assert not sink.connected
     # Everything that does not need the server still happened.
     assert len(read_loss_log(tmp_path / "loss_log.jsonl")) == 6
     assert (tmp_path / "web" / "images" / "epoch002_fake_B.png").is_file()
@@ -98,70 +123,69 @@ def test_missing_visdom_package_is_one_warning(tmp_path: Path, caplog: pytest.Lo
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "visdom", None)  # makes `import visdom` raise ImportError
     with caplog.at_level(logging.WARNING):
-        vis = Visualizer(DisplayConfig(name="tiny", exp_dir=tmp_path, use_html=False))
-        short_training_run(vis, tmp_path, steps=2)
+        short_training_run(Reporter([visdom_sink(8097, "main")]), steps=2)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "visdom is not installed" in warnings[0]
 
 
 def test_server_lost_mid_run_is_one_warning_then_display_off(
-        visdom_server: int, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        unused_loopback_port: int) -> None:
-    cfg = DisplayConfig(name="tiny", exp_dir=tmp_path, server="http://127.0.0.1",
-                        port=visdom_server, env="test_lost", use_html=False)
-    vis = Visualizer(cfg)
-    assert vis.visdom_connected
-    # Point the live client at a port where nothing listens: the next request fails.
-    vis._vis.port = unused_loopback_port
+        visdom_server: int, caplog: pytest.LogCaptureFixture, unused_loopback_port: int) -> None:
+    sink = visdom_sink(visdom_server, "test_lost")
+    assert sink.connected
+    sink._vis.port = unused_loopback_port  # the live client now points where nothing listens
     with caplog.at_level(logging.WARNING):
-        short_training_run(vis, tmp_path, steps=3)
+        short_training_run(Reporter([sink]), steps=3)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "stopped answering" in warnings[0]
-    assert not vis.visdom_connected
+    assert not sink.connected
 
 
 def test_display_id_zero_and_non_main_ranks_never_connect(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_network(*args, **kwargs):
         raise AssertionError("tried to reach a visdom server")
-    monkeypatch.setattr(visualizer_module, "connect_visdom", no_network)
-    monkeypatch.setattr(visualizer_module, "probe_http", no_network)
+    monkeypatch.setattr(visdom_client, "connect_visdom", no_network)
+    monkeypatch.setattr(visdom_client, "probe_http", no_network)
 
-    off = Visualizer(DisplayConfig(name="off", exp_dir=tmp_path / "off", display_id=0))
-    short_training_run(off, tmp_path / "off", steps=3)
+    def options(name: str, *extra: str):
+        return parse_options(tiny_args(tmp_path / "data", tmp_path / "ck", name=name) + list(extra), is_train=True)
+
+    off = build_reporter(options("off", "--display_id", "0"), tmp_path / "off")
+    assert [type(sink) for sink in off.sinks] == [LossLogSink, HTMLPageSink]
+    short_training_run(off, steps=3)
     assert (tmp_path / "off" / "web" / "index.html").is_file()
 
-    rank1 = Visualizer(DisplayConfig(name="r1", exp_dir=tmp_path / "r1", use_tensorboard=True),
-                       enabled=False)
-    short_training_run(rank1, tmp_path / "r1", steps=3)
-    # A non-main rank writes no page and no TensorBoard events.
-    assert not (tmp_path / "r1" / "web").exists()
-    assert not (tmp_path / "r1" / "tensorboard").exists()
+    rank1 = build_reporter(options("r1", "--display_id", "1", "--use_tensorboard"), tmp_path / "r1", enabled=False)
+    assert rank1.sinks == []
+    short_training_run(rank1, steps=3)
+    assert not (tmp_path / "r1").exists()  # a non-main rank writes no log, page or TensorBoard events
 
 
 def test_bad_visual_shape_is_a_clear_error(tmp_path: Path) -> None:
-    vis = Visualizer(DisplayConfig(name="t", exp_dir=tmp_path, display_id=0))
+    reporter = Reporter([HTMLPageSink(PageConfig(name="t", exp_dir=tmp_path))])
     with pytest.raises(ValueError, match="C = 1 or 3"):
-        vis.display_current_results({"ab": torch.zeros(1, 2, 8, 8)}, epoch=1, step=1,
-                                    save_result=True)
+        reporter.report_images({"ab": torch.zeros(1, 2, 8, 8)}, epoch=1, step=1, snapshot=True)
 
 
-def test_tensorboard_gets_scalars_and_images(tmp_path: Path) -> None:
+def test_tensorboard_gets_every_curve_and_the_images(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    vis = Visualizer(DisplayConfig(name="tb", exp_dir=tmp_path, display_id=0, use_html=False,
-                                   use_tensorboard=True))
-    short_training_run(vis, tmp_path, steps=3)
+    reporter = Reporter([TensorBoardSink(tmp_path / "tensorboard")])
+    reporter.report_metrics(2, {"PSNR": 14.0, "L1": 0.3})
+    short_training_run(reporter, steps=3)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = events.Tags()
-    assert {f"loss/{name}" for name in LOSS_NAMES} <= set(tags["scalars"])
+    expected = {f"loss/{name}" for name in LOSS_NAMES} | {"lr", "time/time_per_sample", "time/data_time",
+                                                          "val/PSNR", "val/L1"}
+    assert expected <= set(tags["scalars"])
     assert {"images/real_A", "images/fake_B", "images/real_B"} <= set(tags["images"])
     assert [e.step for e in events.Scalars("loss/G_GAN")] == [1, 2, 3]
+    assert [e.value for e in events.Scalars("lr")] == pytest.approx([1e-2, 5e-3, 1e-2 / 3])
+    assert [(e.step, e.value) for e in events.Scalars("val/PSNR")] == [(2, 14.0)]
 
 
-def test_missing_tensorboard_is_a_specific_error(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_tensorboard_is_a_specific_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(TensorBoardMissingError, match="--use_tensorboard.*pip install tensorboard"):
-        TensorBoardLogger(tmp_path / "tensorboard")
+        TensorBoardSink(tmp_path / "tensorboard")

@@ -1,0 +1,64 @@
+"""TensorBoard (``--use_tensorboard``): every curve and the current images, into
+``<experiment>/tensorboard`` (view with ``tensorboard --logdir <experiment>/tensorboard``).
+
+``torch.utils.tensorboard`` needs the separate ``tensorboard`` package, which GPU images often
+lack, so it is imported only when asked for, and its absence is one clear error: the user asked
+for this display by name, unlike the live display, which is on by default.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Mapping
+
+from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
+
+INSTALL_HINT = "pip install tensorboard"
+
+
+class TensorBoardMissingError(RuntimeError):
+    """--use_tensorboard was given but the tensorboard package cannot be imported."""
+
+
+class TensorBoardSink(Sink):
+    """Tags: ``loss/<name>``, ``lr``, ``time/<name>``, ``<split>/<metric>``, ``images/<label>``;
+    the x axis is the optimization step."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:  # raised by torch when the tensorboard package is missing
+            raise TensorBoardMissingError(
+                f"--use_tensorboard: the tensorboard package is not installed ({INSTALL_HINT}), "
+                f"or drop --use_tensorboard") from err
+        self.log_dir = Path(log_dir)
+        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def scalars(self, point: TrainPoint) -> None:
+        self._add_scalars(point.scalars(), point.step)
+
+    def metrics(self, point: MetricsPoint) -> None:
+        self._add_scalars(point.scalars(), point.step)
+        self._writer.flush()  # rare and worth seeing at once
+
+    def images(self, point: ImagesPoint) -> None:
+        for label, image in point.images.items():
+            self._writer.add_image(f"images/{label}", to_unit_rgb(image), global_step=point.step, dataformats="CHW")
+
+    def _add_scalars(self, values: Mapping[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, value, global_step=step)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _add_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--use_tensorboard", action="store_true", help="also log curves and images to TensorBoard")
+
+
+def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
+    return TensorBoardSink(exp_dir / "tensorboard") if opt.use_tensorboard else None
+
+
+SINKS.add("tensorboard", SinkSpec(_add_options, _build, order=30), help="--use_tensorboard")
