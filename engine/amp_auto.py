@@ -4,10 +4,10 @@ Native bf16 is not enough: at 128 px on a 2-core AVX512-BF16 CPU a bf16 step was
 fp32 (the casts and the norms outweigh the faster convolutions), at 256 px it was 1.4x faster.
 So before training a few of the model's own training steps (optimizers included) are timed in
 fp32 and in bf16 at the run's shapes, on copies of the model (the run's weights, buffers,
-optimizer state and random streams are untouched), and bf16
-is chosen only when it is faster than fp32 by more than ``MARGIN`` and the timed steps of the
-two do not overlap. The answer is kept per machine, configuration and OpenMP waiting policy in a
-small JSON file, so the probe runs once for each.
+optimizer state and random streams are untouched), and bf16 is chosen only when it is faster
+than fp32 by more than ``MARGIN`` and the timed steps of the two do not overlap. The answer is
+kept per machine, configuration and OpenMP waiting policy in a small JSON file, so the probe
+runs once for each.
 
 ``PIX2PIX_AMP_AUTO`` pins the answer without measuring: ``none``, ``bf16``, or ``native`` (bf16
 wherever the hardware computes it, the rule before issue 15); ``measure`` is the default.
@@ -185,9 +185,9 @@ def _cached_or_measured(opt: Any, model: TrialModel, device: torch.device,
     # Copies, and the random streams restored after: the run itself starts exactly as it
     # would have without the probe (same weights, batch-norm statistics, dropout masks).
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        size = (opt.batch_size, opt.crop_size, opt.crop_size)
-        batch = {"A": torch.rand(size[:1] + (opt.input_nc,) + size[1:], device=device) * 2 - 1,
-                 "B": torch.rand(size[:1] + (opt.output_nc,) + size[1:], device=device) * 2 - 1}
+        n, side = opt.batch_size, opt.crop_size
+        batch = {"A": torch.rand(n, opt.input_nc, side, side, device=device) * 2 - 1,
+                 "B": torch.rand(n, opt.output_nc, side, side, device=device) * 2 - 1}
         times = measure({amp: probe_step(model, batch, amp, device) for amp in CANDIDATES}, timer=timer)
     choice = decide(times)
     medians = {amp: round(statistics.median(t), 4) for amp, t in times.items()}

@@ -95,7 +95,8 @@ class BaseModel:
         compile wrapper), with its own optimizers, image pool and averages: steps taken on it
         (the ``--amp auto`` probe) leave this model exactly as it was. Fresh loss scalers, as
         ``amp`` may differ from this model's. The global RNG is the caller's to save."""
-        attributes = {**vars(self), "nets": {name: unwrap(net) for name, net in self.nets.items()}, "scalers": {}}
+        plain = {name: unwrap(net) for name, net in self.nets.items()}
+        attributes = {**vars(self), "nets": plain, "scalers": {}}
         # The options and the runtime are shared, not copied: read-only, and a runtime may
         # stand for a process group. One deepcopy call, so the copied optimizers hold the
         # copied parameters.
