@@ -195,7 +195,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
-    model.amp = choose_auto_amp(opt, model.nets, model.amp, runtime.device)  # --amp auto: measured, cached
+    model.amp = choose_auto_amp(opt, model, model.amp, runtime.device)  # --amp auto: measured, cached
     state, resumed = start_state(opt, runtime, model, exp_dir)
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.

@@ -3,8 +3,8 @@ the same rounds (issue 15, item "AMX").
 
 oneDNN's fast bf16 convolutions (AMX tiles on Intel Sapphire Rapids and later, AVX512-BF16
 dot products elsewhere) prefer NHWC activations with bf16 weights. Whether that wins depends
-on the CPU, so this measures it: the `--amp auto` probe step (G forward, D on fake and real,
-both backwards; no optimizer) in four variants, fp32 / bf16 x NCHW / NHWC, interleaved with a
+on the CPU, so this measures it: the `--amp auto` probe step (the model's own training step,
+Pix2PixModel.train_step, optimizers included) in four variants, fp32 / bf16 x NCHW / NHWC, interleaved with a
 1024^3 matmul in fp32 and bf16, round after round. Each variant's GFLOP/s is set against the
 ceiling of its dtype measured in the same round, so a load that comes and goes scales both.
 
@@ -17,17 +17,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, step_flops  # noqa: E402
+from common import Variant, build_model, emit, step_flops  # noqa: E402
 
 from engine.amp_auto import probe_step  # noqa: E402
-from models.init import init_weights  # noqa: E402
-from models.networks import build_discriminator, build_generator  # noqa: E402
+from engine.distributed import Runtime, unwrap  # noqa: E402
 from models.networks.conv import set_down_max_out_side, use_native_backward  # noqa: E402
-from models.norms import norm_spec  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest
@@ -49,29 +48,28 @@ def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def build(config: str, nhwc: bool, native_tiny: bool = True, down_max: int | None = None) -> tuple:
+def build(config: str, amp: str, nhwc: bool, native_tiny: bool = True,
+          down_max: int | None = None) -> Callable[[], None]:
+    """The probe step of the paper's model (batch norm, dropout, PatchGAN) in ``amp``."""
     net_g_name, width, size = CONFIGS[config]
-    torch.manual_seed(0)
-    g = init_weights(build_generator(net_g_name, 3, 3, width, norm_spec("batch"), dropout=True), "normal", 0.02)
-    d = init_weights(build_discriminator("basic", 6, width, 3, norm_spec("batch")), "normal", 0.02)
-    use_native_backward(g, native_tiny)
+    cpu = torch.device("cpu")
+    args = ["--dataroot", "unused", "--gpu_ids", "-1", "--display_id", "0", "--netG", net_g_name,
+            "--ngf", str(width), "--ndf", str(width), "--crop_size", str(size), "--load_size", str(size),
+            *(["--channels_last"] if nhwc else [])]
+    model = build_model(args, Variant(), Runtime(device=cpu), seed=0)
+    use_native_backward(unwrap(model.net_G), native_tiny)
     if down_max is not None:
-        set_down_max_out_side(g, down_max)
+        set_down_max_out_side(unwrap(model.net_G), down_max)
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
-    if nhwc:
-        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
-    return g.train(), d.train(), a, b
+    return probe_step(model, {"A": a, "B": b}, amp, cpu)
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    cpu = torch.device("cpu")
     steps = {}
     for name, (amp, nhwc, native_tiny, down_max) in VARIANTS.items():
         if name not in args.variants.split(","):
             continue
-        g, d, a, b = build(args.config, nhwc, native_tiny, down_max)
-        steps[name] = probe_step(g, d, a, b, cpu, amp)
+        steps[name] = build(args.config, amp, nhwc, native_tiny, down_max)
         steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
     flops = step_flops(steps["fp32"])
     times: dict[str, list[float]] = {n: [] for n in steps}

@@ -104,7 +104,7 @@ def build_model(train_args: Sequence[str], variant: Variant, runtime: Runtime, s
     torch.manual_seed(seed)
     model = create_model(opt, runtime)
     # --amp auto as train.py settles it: measured (or cached, or pinned by PIX2PIX_AMP_AUTO).
-    model.amp = choose_auto_amp(opt, model.nets, model.amp, runtime.device)
+    model.amp = choose_auto_amp(opt, model, model.amp, runtime.device)
     if variant.patch is not None:
         variant.patch(model)
     model.train()

@@ -53,15 +53,17 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 class StepClock:
-    """Per-step wall time of each phase, measured with perf_counter around the wrapped calls
-    (the profiler's own tables give the operator view; these give the phase split)."""
+    """Per-step wall time of each phase, read from ``now`` (perf_counter; a fake clock in the
+    tests) around the wrapped calls (the profiler's own tables give the operator view; these
+    give the phase split)."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self.now = now
         self.steps: list[dict[str, float]] = []
         self.step_start: float | None = None
 
     def new_step(self) -> None:
-        now = time.perf_counter()
+        now = self.now()
         if self.step_start is not None:
             self.steps[-1]["total"] = now - self.step_start
         self.step_start = now
@@ -87,9 +89,9 @@ def timed(clock: StepClock, phase: str, fn: Callable[..., Any]) -> Callable[...,
     inner = labelled(phase, fn)
 
     def wrapper(*a: Any, **k: Any) -> Any:
-        start = time.perf_counter()
+        start = clock.now()
         result = inner(*a, **k)
-        clock.add(phase, time.perf_counter() - start)
+        clock.add(phase, clock.now() - start)
         return result
     return wrapper
 
@@ -111,12 +113,12 @@ class ProfiledLoader:
         while True:
             self.on_step()
             self.clock.new_step()
-            start = time.perf_counter()
+            start = self.clock.now()
             try:
                 batch = next(it)
             except StopIteration:
                 return
-            self.clock.add("data", time.perf_counter() - start)
+            self.clock.add("data", self.clock.now() - start)
             yield batch
 
 

@@ -59,8 +59,9 @@ def main() -> int:
             bench = train_speed.bench_parser().parse_args([
                 "--device", args.device, "--netG", net, "--batch_size", str(batch), "--variants", plan["variants"],
                 "--steps", str(plan["steps"]), "--warmup", str(plan["warmup"]), "--split_steps", "2",
-                # The loader's rate needs measuring once per batch size, not per network.
-                "--loader_batches", "20" if net == NETS[0] else "0"])
+                # The loader's rate needs measuring once per batch size, not per network, and
+                # needs the facades set (datasets/download_pix2pix_dataset.sh facades).
+                "--loader_batches", "20" if net == NETS[0] and train_speed.FACADES.is_dir() else "0"])
             extra = ["--num_threads", "4", "--cache_dataset"] if args.device == "cuda" else ["--num_threads", "0"]
             for record in train_speed.run(bench, extra):
                 record["elapsed_s"] = round(time.perf_counter() - start, 1)

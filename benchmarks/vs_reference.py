@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 # No torch at import: the processes measured load it, this one only waits for them (and a
 # bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
@@ -150,16 +150,18 @@ def wandb_shim(tmp: Path) -> Path | None:
         return shim
 
 
-def time_one(cmd: list[str], env: dict[str, str], program: str, warmup: int, cwd: Path) -> dict:
-    """Run one process; the median gap between its step lines after the warm-up."""
+def time_one(cmd: list[str], env: dict[str, str], program: str, warmup: int, cwd: Path,
+             clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Run one process; the median gap between its step lines after the warm-up, as read on
+    ``clock`` when each line arrives."""
     stamps: list[float] = []
-    start = time.perf_counter()
+    start = clock()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
             if STEP_LINE[program].match(line):
-                stamps.append(time.perf_counter())
+                stamps.append(clock())
         code = proc.wait()
         if code != 0:
             err.seek(0)
@@ -169,7 +171,7 @@ def time_one(cmd: list[str], env: dict[str, str], program: str, warmup: int, cwd
     if not gaps:
         raise RuntimeError(f"{cmd[1]}: only {len(stamps)} step lines; need more than --warmup {warmup}")
     return {"s_per_step": statistics.median(gaps), "steps_timed": len(gaps),
-            "startup_s": stamps[0] - start, "wall_s": time.perf_counter() - start}
+            "startup_s": stamps[0] - start, "wall_s": clock() - start}
 
 
 class BusyLoad:

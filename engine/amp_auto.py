@@ -2,11 +2,12 @@
 
 Native bf16 is not enough: on small images a bf16 step can be slower than fp32 (the casts and
 the norms outweigh the faster convolutions) where at 256 px it is faster, and the crossing
-point depends on the CPU (benchmarks/README.md, "--amp auto"). So before training a few G and D steps are timed in fp32 and in bf16 at the run's shapes, on
-copies of the networks (the run's weights, buffers and random streams are untouched), and bf16
-is chosen only when it is faster than fp32 by more than ``MARGIN`` and the timed steps of the
-two do not overlap. The answer is kept per machine, configuration and OpenMP waiting policy in a
-small JSON file, so the probe runs once for each.
+point depends on the CPU (benchmarks/README.md, "--amp auto"). So before training a few of the
+model's own training steps (optimizers included) are timed in fp32 and in bf16 at the run's
+shapes, on copies of the model (the run's weights, buffers, optimizer state and random streams
+are untouched), and bf16 is chosen only when it is faster than fp32 by more than ``MARGIN`` and
+the timed steps of the two do not overlap. The answer is kept per machine, configuration and
+OpenMP waiting policy in a small JSON file, so the probe runs once for each.
 
 ``PIX2PIX_AMP_AUTO`` pins the answer without measuring: ``none``, ``bf16``, or ``native`` (bf16
 wherever the hardware computes it, without a probe); ``measure`` is the default.
@@ -14,22 +15,20 @@ The tests pin it so that a run's arithmetic does not depend on the machine's loa
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from engine.distributed import unwrap
 from engine.machine import signature
-from engine.speed import SpeedError, autocast, native_bf16
+from engine.speed import SpeedError, native_bf16
 from util.omp_env import USER_KEYS as OMP_WAIT_KEYS
 
 log = logging.getLogger(__name__)
@@ -85,29 +84,29 @@ def measure(steps: Mapping[str, Callable[[], None]], rounds: int = ROUNDS,
 
 
 # -- the probe step ---------------------------------------------------------------------------
-def _mean_logits(out: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-    """The mean of D's logits: one map, or one per scale (--netD multiscale)."""
-    maps = out if isinstance(out, list) else [out]
-    return torch.stack([m.float().mean() for m in maps]).mean()
+class TrialModel(Protocol):
+    """What the probe needs of a model (models/base_model.py and models/pix2pix_model.py)."""
+    nets: Mapping[str, nn.Module]
+
+    def trial_copy(self, amp: str) -> TrialModel: ...
+
+    def set_input(self, batch: dict) -> None: ...
+
+    def train(self) -> None: ...
+
+    def train_step(self) -> dict[str, torch.Tensor]: ...
 
 
-def probe_step(net_g: nn.Module, net_d: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
-               device: torch.device, amp: str) -> Callable[[], None]:
-    """A pix2pix step without the optimizer (Adam runs in fp32 either way): G forward, D on
-    fake and real with backward, D on fake for G with G's backward."""
-    params = [*net_g.parameters(), *net_d.parameters()]
+def probe_step(model: TrialModel, batch: Mapping[str, torch.Tensor], amp: str,
+               device: torch.device) -> Callable[[], None]:
+    """The model's own training step, in ``amp``, on a copy of the model: the time of what
+    training will run (optimizers included), while the model itself stays untouched."""
+    twin = model.trial_copy(amp)
+    twin.train()
+    twin.set_input(dict(batch))
 
     def step() -> None:
-        with autocast(device, amp):
-            fake = net_g(real_a)
-            d_loss = _mean_logits(net_d(torch.cat([real_a, fake.detach()], 1))) \
-                - _mean_logits(net_d(torch.cat([real_a, real_b], 1)))
-        d_loss.backward()
-        with autocast(device, amp):
-            g_gan = -_mean_logits(net_d(torch.cat([real_a, fake], 1)))
-        (g_gan + (fake.float() - real_b).abs().mean()).backward()
-        for p in params:
-            p.grad = None
+        twin.train_step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return step
@@ -150,7 +149,7 @@ def write_cache(path: Path, key: str, entry: dict) -> None:
 
 
 # -- the entry point ----------------------------------------------------------------------------
-def choose_auto_amp(opt: Any, nets: Mapping[str, nn.Module], resolved: str, device: torch.device,
+def choose_auto_amp(opt: Any, model: TrialModel, resolved: str, device: torch.device,
                     timer: Callable[[], float] = time.perf_counter) -> str:
     """The amp mode a training run uses: ``resolved`` unless ``--amp auto`` asked for a choice
     (then the pinned, cached or measured one; every process of a DDP job gets rank 0's)."""
@@ -161,11 +160,11 @@ def choose_auto_amp(opt: Any, nets: Mapping[str, nn.Module], resolved: str, devi
         raise SpeedError(f"{PIN_ENV}={pin!r} is not one of {', '.join(PINS)}")
     if pin in ("none", "bf16"):
         return pin
-    if pin == "native" or not native_bf16(device) or "D" not in nets:
+    if pin == "native" or not native_bf16(device) or "D" not in model.nets:
         return "bf16" if native_bf16(device) else "none"   # emulated bf16 is always the slower
     choice = ""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
-        choice = _cached_or_measured(opt, nets, device, timer)
+        choice = _cached_or_measured(opt, model, device, timer)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         box = [choice]
         dist.broadcast_object_list(box, src=0)
@@ -173,7 +172,7 @@ def choose_auto_amp(opt: Any, nets: Mapping[str, nn.Module], resolved: str, devi
     return choice
 
 
-def _cached_or_measured(opt: Any, nets: Mapping[str, nn.Module], device: torch.device,
+def _cached_or_measured(opt: Any, model: TrialModel, device: torch.device,
                         timer: Callable[[], float]) -> str:
     path = cache_dir() / CACHE_FILE
     key = config_key(opt, device)
@@ -185,17 +184,10 @@ def _cached_or_measured(opt: Any, nets: Mapping[str, nn.Module], device: torch.d
     # Copies, and the random streams restored after: the run itself starts exactly as it
     # would have without the probe (same weights, batch-norm statistics, dropout masks).
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        net_g, net_d = copy.deepcopy(unwrap(nets["G"])), copy.deepcopy(unwrap(nets["D"]))
-        net_g.train()
-        net_d.train()
-        size = (opt.batch_size, opt.input_nc, opt.crop_size, opt.crop_size)
-        real_a = torch.rand(size, device=device) * 2 - 1
-        real_b = torch.rand((opt.batch_size, opt.output_nc, opt.crop_size, opt.crop_size), device=device) * 2 - 1
-        if getattr(opt, "channels_last", False):
-            real_a, real_b = (t.contiguous(memory_format=torch.channels_last) for t in (real_a, real_b))
-        times = measure({amp: probe_step(net_g, net_d, real_a, real_b, device, amp) for amp in CANDIDATES},
-                        timer=timer)
-        del net_g, net_d
+        n, side = opt.batch_size, opt.crop_size
+        batch = {"A": torch.rand(n, opt.input_nc, side, side, device=device) * 2 - 1,
+                 "B": torch.rand(n, opt.output_nc, side, side, device=device) * 2 - 1}
+        times = measure({amp: probe_step(model, batch, amp, device) for amp in CANDIDATES}, timer=timer)
     choice = decide(times)
     medians = {amp: round(statistics.median(t), 4) for amp, t in times.items()}
     log.info("--amp auto: %s (probe step fp32 %.3f s, bf16 %.3f s; %.1f s to measure; kept in %s)", choice,

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, ContextManager
+import copy
+from typing import Any, Callable, ContextManager, TypeVar
 
 import torch
 from torch import nn
@@ -14,8 +15,17 @@ from models.norms import norm_spec
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from models.schedulers import EpochScheduler
 from engine.distributed import Runtime, unwrap
-from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, resolve_amp,
-                        to_channels_last)
+from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, make_grad_scaler,
+                          resolve_amp, to_channels_last)
+
+
+# Runs one named part of a training step: ``phase("G_forward", fn)`` returns ``fn()``.
+Phase = Callable[[str, Callable[[], Any]], Any]
+ModelT = TypeVar("ModelT", bound="BaseModel")
+
+
+def run_phase(name: str, fn: Callable[[], Any]) -> Any:
+    return fn()
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -79,6 +89,24 @@ class BaseModel:
         self.schedulers = {name: EpochScheduler(opt.lr_policy, o, opt.n_epochs, opt.n_epochs_decay,
                                                 opt.epoch_count, opt.lr_decay_iters)
                            for name, o in self.optimizers.items()}
+
+    def trial_copy(self: ModelT, amp: str) -> ModelT:
+        """A twin that trains in ``amp`` on deep copies of the plain networks (no DDP, no
+        compile wrapper), with its own optimizers, image pool and averages: steps taken on it
+        (the ``--amp auto`` probe) leave this model exactly as it was. Fresh loss scalers, as
+        ``amp`` may differ from this model's. The global RNG is the caller's to save."""
+        plain = {name: unwrap(net) for name, net in self.nets.items()}
+        attributes = {**vars(self), "nets": plain, "scalers": {}}
+        # The options and the runtime are shared, not copied: read-only, and a runtime may
+        # stand for a process group. One deepcopy call, so the copied optimizers hold the
+        # copied parameters.
+        memo = {id(self.opt): self.opt, id(self.runtime): self.runtime}
+        twin = copy.copy(self)
+        twin.__dict__.update(copy.deepcopy(attributes, memo))
+        twin.amp = amp
+        scalers = {name: make_grad_scaler(self.device, amp) for name in twin.optimizers}
+        twin.scalers = {name: s for name, s in scalers.items() if s is not None}
+        return twin
 
     # -- wrapping -------------------------------------------------------------------------
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:

@@ -9,7 +9,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel, set_requires_grad
+from models.base_model import BaseModel, Phase, run_phase, set_requires_grad
 from models.ema import WeightAverage
 from models.feature_matching import feature_matching_loss, over_scales
 from models.image_pool import ImagePool
@@ -107,22 +107,28 @@ class Pix2PixModel(BaseModel):
         scaler.step(self.optimizers[name])
         scaler.update()
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def train_step(self, phase: Phase = run_phase) -> dict[str, torch.Tensor]:
+        """One step of D, then of G, on the current inputs: the only copy of the step, so
+        training, the ``--amp auto`` probe (on a ``trial_copy``) and benchmarks/train_speed.py
+        run the same code. ``phase(name, fn)`` runs each part; a benchmark passes a timer."""
         self.begin_step()
-        self.forward()
+        phase("G_forward", self.forward)
         set_requires_grad(self.net_D, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        losses_D = self.backward_D()
-        self.step_optimizer("D")
+        losses_D = phase("D_forward_backward", self.backward_D)
+        phase("optimizers", lambda: self.step_optimizer("D"))
 
         set_requires_grad(self.net_D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
-        losses_G = self.backward_G()
+        losses_G = phase("G_backward_with_D_forward", self.backward_G)
+        phase("optimizers", self.step_generator)
+        # fp32 losses whatever the autocast dtype, so logs and checks read the same in every mode.
+        return {k: v.detach().float() for k, v in {**losses_G, **losses_D}.items()}
+
+    def step_generator(self) -> None:
         self.step_optimizer("G")
         if self.ema is not None:
             self.ema.update(unwrap(self.net_G))
-        # fp32 losses whatever the autocast dtype, so logs and checks read the same in every mode.
-        return {k: v.detach().float() for k, v in {**losses_G, **losses_D}.items()}
 
     def current_visuals(self) -> dict[str, torch.Tensor]:
         visuals = {"real_A": self.real_A, "fake_B": self.fake_B}

@@ -267,12 +267,18 @@ def test_a_crop_too_small_for_the_scales_is_one_line(tmp_path: Path, capsys) -> 
     assert err.count("\n") == 0 and "--num_D 2" in err and "32 px" in err
 
 
-def test_amp_auto_probe_takes_a_multiscale_d() -> None:
+def test_amp_auto_probe_takes_a_multiscale_d(tmp_path: Path) -> None:
     from engine.amp_auto import probe_step
+    from models import create_model
 
+    opt = parse_options(tiny_args(tmp_path / "data", tmp_path / "ck") + ["--netD", "multiscale", "--num_D", "2",
+                                                                         "--load_size", "64", "--crop_size", "64"],
+                        is_train=True)
     torch.manual_seed(0)
-    net_g = build_generator("resnet_6blocks", 3, 3, 4, norm_spec("instance"), False)
-    net_d = build_discriminator("multiscale", 6, 4, 3, norm_spec("instance"), num_D=2)
+    model = create_model(opt, Runtime(torch.device("cpu"), 0, 1, 0))
+    before = {k: v.clone() for k, v in unwrap(model.net_D).state_dict().items()}
     real = torch.randn(1, 3, 64, 64)
-    probe_step(net_g, net_d, real, real, torch.device("cpu"), "none")()   # a list of logit maps
-    assert all(p.grad is None for p in net_d.parameters())   # the probe leaves no gradients behind
+    probe_step(model, {"A": real, "B": real}, "none", torch.device("cpu"))()   # a list of logit maps
+    # The probe trains a copy: this D has neither gradients nor changed weights.
+    assert all(p.grad is None for p in model.net_D.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in unwrap(model.net_D).state_dict().items())

@@ -52,7 +52,7 @@ def measured(monkeypatch, tmp_path):
 
 
 def fake_probe(monkeypatch, clock: FakeClock) -> None:
-    monkeypatch.setattr(amp_auto, "probe_step", lambda g, d, a, b, device, amp: clock.step_for(amp))
+    monkeypatch.setattr(amp_auto, "probe_step", lambda model, batch, amp, device: clock.step_for(amp))
 
 
 @pytest.mark.parametrize("fp32,bf16,expected", [
@@ -91,17 +91,17 @@ def test_auto_follows_the_measurement_and_caches_it_per_configuration(measured, 
     fake_probe(monkeypatch, clock)
     opt, model = tiny("--amp", "auto")
     cpu = torch.device("cpu")
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == expected
     assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
     entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu)]
     assert entry["choice"] == expected and entry["median_s"] == {"none": costs["none"], "bf16": costs["bf16"]}
     # The same machine and configuration: the cached answer, no probe, even if times changed.
     clock.costs = {"none": costs["bf16"], "bf16": costs["none"]}
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == expected
     assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
     # Another configuration (ngf) is measured on its own, and both answers are kept.
     opt8, model8 = tiny("--amp", "auto", "--ngf", "8")
-    assert amp_auto.choose_auto_amp(opt8, model8.nets, model8.amp, cpu, timer=clock.timer) != expected
+    assert amp_auto.choose_auto_amp(opt8, model8, model8.amp, cpu, timer=clock.timer) != expected
     assert len(json.loads(measured.read_text())) == 2
 
 
@@ -115,10 +115,10 @@ def test_a_decision_is_reused_only_under_the_same_openmp_waiting(measured, monke
     cpu = torch.device("cpu")
     for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
         monkeypatch.delenv(key, raising=False)
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "bf16"
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "bf16"
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     clock.costs = {"none": 0.6, "bf16": 1.0}
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "none"
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "none"
     keys = list(json.loads(measured.read_text()))
     assert len(keys) == 2, keys
     assert sorted(k.rsplit(",", 1)[1] for k in keys) == ["omp_wait=OMP_WAIT_POLICY=PASSIVE", "omp_wait=default"]
@@ -129,7 +129,7 @@ def test_a_damaged_cache_is_measured_again_and_rewritten(measured, monkeypatch):
     clock = FakeClock({"none": 1.0, "bf16": 0.5})
     fake_probe(monkeypatch, clock)
     opt, model = tiny("--amp", "auto")
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, torch.device("cpu"), timer=clock.timer) == "bf16"
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, torch.device("cpu"), timer=clock.timer) == "bf16"
     assert list(json.loads(measured.read_text()).values())[0]["choice"] == "bf16"
 
 
@@ -139,34 +139,93 @@ def test_explicit_modes_and_pins_never_probe(measured, monkeypatch):
     cpu = torch.device("cpu")
     for amp in ("none", "bf16", "fp16"):
         opt, model = tiny("--amp", amp)
-        assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == amp
+        assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == amp
     opt, model = tiny("--amp", "auto")
     for pin, expected in (("none", "none"), ("bf16", "bf16"), ("native", "bf16")):
         monkeypatch.setenv("PIX2PIX_AMP_AUTO", pin)
-        assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
+        assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == expected
     assert clock.calls == [] and not measured.exists()
     # Without native bf16 there is nothing to measure: emulated bf16 is always slower.
     monkeypatch.setenv("PIX2PIX_AMP_AUTO", "measure")
     monkeypatch.setattr(amp_auto, "native_bf16", lambda device: False)
-    assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == "none"
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "none"
     assert clock.calls == []
     monkeypatch.setenv("PIX2PIX_AMP_AUTO", "fastest")
     with pytest.raises(SpeedError, match="PIX2PIX_AMP_AUTO='fastest' is not one of measure, native"):
-        amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu)
+        amp_auto.choose_auto_amp(opt, model, model.amp, cpu)
 
 
-def test_the_real_probe_leaves_weights_statistics_and_random_streams_alone(measured):
-    # Dropout (resnet with --no_dropout off) and batch norm both present; 32 px keeps it short.
-    opt, model = tiny("--amp", "auto", "--netG", "resnet_6blocks", "--crop_size", "32", "--load_size", "32")
-    before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in model.nets.items()}
+def batch_of(opt, seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    shape = (opt.batch_size, 3, opt.crop_size, opt.crop_size)
+    return {"A": torch.rand(shape, generator=gen) * 2 - 1, "B": torch.rand(shape, generator=gen) * 2 - 1}
+
+
+def train_two_steps(opt, model) -> list[torch.Tensor]:
+    """Two steps in fp32 (the probe's choice aside): what the run does after the probe."""
+    model.amp = "none"
+    model.train()
+    for seed in (1, 2):
+        model.set_input(batch_of(opt, seed))
+        model.train_step()
+    return [torch.rand(4)]
+
+
+def flat_state(model) -> dict[str, torch.Tensor]:
+    """Every tensor of the model's state (weights, batch-norm statistics, Adam moments, the
+    image pool and its generator), keyed by its path."""
+    out: dict[str, torch.Tensor] = {}
+
+    def walk(prefix: str, value) -> None:
+        if torch.is_tensor(value):
+            out[prefix] = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}/{key}", item)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(f"{prefix}/{i}", item)
+    walk("", model.state_dict())
+    return out
+
+
+def test_a_run_after_the_real_probe_equals_a_run_without_it(measured):
+    """The oracle is the same run with no probe at all: after the probe (on copies, random
+    streams restored) the weights, the optimizers, the image pool and the global random stream
+    evolve exactly as if it had never run. Dropout, batch norm and a pool of 2 all draw random
+    numbers, so a probe that leaked into any of them would show here."""
+    extra = ("--amp", "auto", "--netG", "resnet_6blocks", "--crop_size", "32", "--load_size", "32",
+             "--pool_size", "2", "--batch_size", "2")
+    opt, probed = tiny(*extra)
     torch.manual_seed(5)
-    expected_next = torch.rand(4)
-    torch.manual_seed(5)
-    choice = amp_auto.choose_auto_amp(opt, model.nets, model.amp, torch.device("cpu"))
-    assert torch.equal(torch.rand(4), expected_next)   # dropout masks of the run are unchanged
-    for name, net in model.nets.items():
-        for key, value in net.state_dict().items():
-            assert torch.equal(value, before[name][key]), (name, key)   # BN running stats included
-        assert all(p.grad is None for p in net.parameters())
+    choice = amp_auto.choose_auto_amp(opt, probed, probed.amp, torch.device("cpu"))
+    assert choice in amp_auto.CANDIDATES
     entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"))]
     assert entry["choice"] == choice and entry["median_s"]["none"] > 0 and entry["median_s"]["bf16"] > 0
+    assert all(p.grad is None for net in probed.nets.values() for p in net.parameters())
+    after_probe = train_two_steps(opt, probed)
+
+    _, plain = tiny(*extra)
+    torch.manual_seed(5)
+    without_probe = train_two_steps(opt, plain)
+    assert torch.equal(after_probe[0], without_probe[0])          # the global random stream
+    probed_state, plain_state = flat_state(probed), flat_state(plain)
+    assert probed_state.keys() == plain_state.keys() and any("image_pool" in k for k in plain_state)
+    for key, value in plain_state.items():
+        assert torch.equal(probed_state[key], value), key
+
+
+def test_the_probe_times_the_models_own_step_on_copies_in_each_precision(measured, monkeypatch):
+    """One training step in the project: the probe runs the model's train_step, on twins, each
+    in its candidate precision, interleaved as measure() orders them."""
+    opt, model = tiny("--amp", "auto", "--crop_size", "32", "--load_size", "32", "--netG", "resnet_6blocks")
+    calls: list[tuple[bool, str]] = []
+    real_step = type(model).train_step
+
+    def recording_step(self, *args, **kwargs):
+        calls.append((self is model, self.amp))
+        return real_step(self, *args, **kwargs)
+    monkeypatch.setattr(type(model), "train_step", recording_step)
+    amp_auto.choose_auto_amp(opt, model, model.amp, torch.device("cpu"))
+    rounds = [("none", "bf16"), ("bf16", "none")] * amp_auto.ROUNDS
+    assert calls == [(False, amp) for amp in ("none", "bf16", *sum(rounds[:amp_auto.ROUNDS], ()))]

@@ -1,9 +1,8 @@
 """benchmarks/profile_step.py's phase clock and benchmarks/conv_backward.py's layer census,
-against known sleeps and hand-computed U-Net shapes."""
+against a fake clock and hand-computed U-Net shapes."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,24 @@ import conv_backward  # noqa: E402
 import profile_step  # noqa: E402
 
 
-def test_the_step_clock_splits_known_sleeps():
+class FakeTime:
+    """A clock that moves only when told: ``spend(s)`` stands for work that takes s seconds."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def spend(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_the_step_clock_splits_known_work():
     """A loader that takes 30 ms a batch and a step of 20 + 10 ms phases plus 15 ms of
     unlabelled work: the clock must give back those figures, the unlabelled time as bookkeeping."""
-    clock = profile_step.StepClock()
+    fake = FakeTime()
+    clock = profile_step.StepClock(now=fake)
 
     class SlowLoader:
         def __len__(self) -> int:
@@ -25,26 +38,25 @@ def test_the_step_clock_splits_known_sleeps():
 
         def __iter__(self):
             for i in range(4):
-                time.sleep(0.03)
+                fake.spend(0.03)
                 yield i
     loader = profile_step.ProfiledLoader(SlowLoader(), clock, on_step=lambda: None)
     assert len(loader) == 4
 
-    def sleeper(seconds: float):
-        return lambda: time.sleep(seconds)
-    forward = profile_step.timed(clock, "G_forward", sleeper(0.02))
-    backward = profile_step.timed(clock, "G_backward", sleeper(0.01))
+    def work(seconds: float):
+        return lambda: fake.spend(seconds)
+    forward = profile_step.timed(clock, "G_forward", work(0.02))
+    backward = profile_step.timed(clock, "G_backward", work(0.01))
     for _ in loader:
         forward()
         backward()
-        time.sleep(0.015)
-    assert len(clock.steps) == 5 and "total" not in clock.steps[-1]   # the last one is the end
+        fake.spend(0.015)
+    assert len(clock.steps) == 5 and clock.steps[-1] == {}   # the last one is the end: nothing in it
     for step in clock.steps[:4]:
-        assert step["data"] == pytest.approx(0.03, abs=0.01)
-        assert step["G_forward"] == pytest.approx(0.02, abs=0.01)
-        assert step["G_backward"] == pytest.approx(0.01, abs=0.01)
-        rest = step["total"] - step["G_forward"] - step["G_backward"] - step["data"]
-        assert rest == pytest.approx(0.015, abs=0.01)
+        assert step["data"] == pytest.approx(0.03, abs=1e-9)
+        assert step["G_forward"] == pytest.approx(0.02, abs=1e-9)
+        assert step["G_backward"] == pytest.approx(0.01, abs=1e-9)
+        assert step["total"] == pytest.approx(0.075, abs=1e-9)   # 30 + 20 + 10 + 15 ms
 
 
 @pytest.mark.parametrize("down_max,native_downs", [(1, [2]), (8, [16, 8, 4, 2])])

@@ -1,7 +1,9 @@
 """benchmarks/vs_reference.py: the clock and the command lines, against a stand-in reference
-whose per-step time is known (it sleeps a fixed time between its step lines)."""
+that prints its step lines (between other output), read on a fake clock whose per-step time
+is known."""
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -13,36 +15,51 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import vs_reference  # noqa: E402
 
-# Prints the reference's step lines (with its "[Rank 0]" prefix) GAP seconds apart, after a
-# slow start-up that must not count, and records the flags it was given.
+# Prints the reference's step lines (with its "[Rank 0]" prefix) with other lines between them,
+# and records the flags it was given.
 FAKE_TRAIN = '''
-import json, sys, time
-time.sleep(0.3)
+import json, sys
+print("create web directory ./checkpoints/web...")
 json.dump(sys.argv[1:], open("argv.json", "w"))
 steps = int(sys.argv[sys.argv.index("--max_dataset_size") + 1])
 for i in range(steps):
     print(f"[Rank 0] (epoch: 1, iters: {i + 1}, time: 9.999, data: 0.000) , G_GAN: 0.7")
     print("")
-    time.sleep(GAP)
 '''
 
 
-def fake_reference(tmp_path: Path, gap: float) -> Path:
+def fake_reference(tmp_path: Path) -> Path:
     ref = tmp_path / "ref"
     ref.mkdir()
-    (ref / "train.py").write_text(FAKE_TRAIN.replace("GAP", str(gap)))
+    (ref / "train.py").write_text(FAKE_TRAIN)
     return ref
 
 
-def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path):
-    ref = fake_reference(tmp_path, gap=0.2)
+class LineClock:
+    """Read once at the start, once per step line, once at the end: the first step line comes
+    ``startup`` seconds after the start, each next one ``gap`` seconds later."""
+
+    def __init__(self, startup: float, gap: float) -> None:
+        self.startup, self.gap, self.reads = startup, gap, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return 0.0 if self.reads == 1 else self.startup + self.gap * (self.reads - 2)
+
+
+def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path, monkeypatch):
+    ref = fake_reference(tmp_path)
     out = tmp_path / "out.jsonl"
+    clock = LineClock(startup=0.3, gap=0.2)
+    monkeypatch.setattr(vs_reference, "time_one", functools.partial(vs_reference.time_one, clock=clock))
     args = vs_reference.parse(["--reference", str(ref), "--variants", "reference", "--configs", "small",
                                "--steps", "6", "--warmup", "2", "--rounds", "1", "--out", str(out)])
     (record,) = vs_reference.run(args)
-    # The program's own "time: 9.999" and its 0.3 s start-up are ignored: 0.2 s per step.
-    assert record["s_per_step"] == pytest.approx(0.2, abs=0.08)
-    assert record["vs_reference"] == 1.0 and record["startup_s"] >= 0.3 - 0.05
+    # Only the 6 step lines were stamped (the other lines were not), and the program's own
+    # "time: 9.999" and its start-up are ignored: 0.2 s per step.
+    assert clock.reads == 1 + 6 + 1
+    assert record["s_per_step"] == pytest.approx(0.2, abs=1e-9)
+    assert record["vs_reference"] == 1.0 and record["startup_s"] == pytest.approx(0.3)
     written = json.loads(out.read_text().splitlines()[0])
     assert written["variant"] == "reference" and "cpu_features" in written["machine_info"]
     argv = json.loads((ref / "argv.json").read_text())
@@ -50,6 +67,16 @@ def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path):
     for flag, value in (("--netG", "unet_128"), ("--ngf", "32"), ("--crop_size", "128"), ("--n_epochs", "1"),
                         ("--n_epochs_decay", "0"), ("--batch_size", "1"), ("--print_freq", "1")):
         assert argv[argv.index(flag) + 1] == value
+
+
+def test_the_warmup_steps_are_left_out(tmp_path):
+    """Step lines 0.3 s apart in the warm-up, then 0.1: only the gaps after the warm-up count."""
+    ref = fake_reference(tmp_path)
+    times = iter([0.0, 1.0, 1.3, 1.6, 1.7, 1.8, 1.9, 5.0])
+    record = vs_reference.time_one([sys.executable, str(ref / "train.py"), "--max_dataset_size", "6"], {},
+                                   "reference", 3, ref, clock=lambda: next(times))
+    assert record["s_per_step"] == pytest.approx(0.1) and record["steps_timed"] == 2
+    assert record["startup_s"] == 1.0 and record["wall_s"] == 5.0
 
 
 def test_our_command_line_and_environment_per_variant(tmp_path):
@@ -62,7 +89,7 @@ def test_our_command_line_and_environment_per_variant(tmp_path):
 
 
 def test_the_reference_and_the_refpy_variants_run_under_the_reference_python(tmp_path):
-    ref = fake_reference(tmp_path, gap=0.0)
+    ref = fake_reference(tmp_path)
     run = lambda name: vs_reference.command(vs_reference.VARIANTS[name], "small", 8, ref, tmp_path, tmp_path,
                                             "/envs/ref/bin/python")
     assert run("reference")[:2] == ["/envs/ref/bin/python", str(ref / "train.py")]

@@ -58,9 +58,11 @@ def choose_omp_wait(env: Mapping[str, str], busy: Callable[[], float], cpus: int
     return {}
 
 
-def others_running(stat_path: str = "/proc/stat", reads: int = 5, interval_s: float = 0.01) -> float | None:
+def others_running(stat_path: str = "/proc/stat", reads: int = 5, interval_s: float = 0.01,
+                   sleep: Callable[[float], None] = time.sleep) -> float | None:
     """Runnable tasks other than this process right now (the median of ``reads`` reads of
-    ``procs_running``, which counts the reader itself); None where the file is unreadable."""
+    ``procs_running``, which counts the reader itself, ``interval_s`` apart); None where the
+    file is unreadable."""
     counts = []
     for i in range(reads):
         try:
@@ -72,7 +74,7 @@ def others_running(stat_path: str = "/proc/stat", reads: int = 5, interval_s: fl
             return None
         counts.append(int(line.split()[1]) - 1)
         if i + 1 < reads:
-            time.sleep(interval_s)
+            sleep(interval_s)
     return max(float(statistics.median(counts)), 0.0)
 
 
