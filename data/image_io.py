@@ -208,6 +208,7 @@ class ImageStore:
         self._decode = decode
         candidates = list_files(folder) if files is None else files
         self.paths: list[Path] = []
+        self.sizes: list[tuple[int, int]] = []   # (height, width) from each kept file's header
         decoded: list[tuple[torch.Tensor, ...]] = []
         for path in candidates:
             if limit is not None and len(self.paths) >= limit:
@@ -222,34 +223,39 @@ class ImageStore:
                 logger.warning("skipping bad image: %s", err)
                 continue
             self.paths.append(path)
+            self.sizes.append((height, width))
             if cache:
                 decoded.append(sample)
         if not self.paths:
             raise DataError(f"{folder}: no usable images (accepted extensions: "
                             f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-        self._buffer: torch.Tensor | None = None
-        self._layout: list[list[tuple[int, torch.Size]]] = []
+        self._buffers: dict[torch.dtype, torch.Tensor] | None = None
+        self._layout: list[list[tuple[torch.dtype, int, torch.Size]]] = []
         if cache:
             self._pack(decoded)
 
     def _pack(self, decoded: list[tuple[torch.Tensor, ...]]) -> None:
-        offset = 0
+        # One flat buffer per sample type (8-bit uint8, 16-bit int32), so that a set mixing
+        # depths still shares a few blocks only.
+        offsets: dict[torch.dtype, int] = {}
         for sample in decoded:
             parts = []
             for tensor in sample:
-                parts.append((offset, tensor.shape))
-                offset += tensor.numel()
+                offset = offsets.get(tensor.dtype, 0)
+                parts.append((tensor.dtype, offset, tensor.shape))
+                offsets[tensor.dtype] = offset + tensor.numel()
             self._layout.append(parts)
-        self._buffer = torch.cat([t.reshape(-1) for sample in decoded for t in sample])
+        self._buffers = {dtype: torch.cat([t.reshape(-1) for sample in decoded for t in sample if t.dtype == dtype])
+                         for dtype in offsets}
         logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
-                    self._buffer.numel() / 2**20)
+                    sum(b.numel() * b.element_size() for b in self._buffers.values()) / 2**20)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> tuple[torch.Tensor, ...]:
-        """The decoded uint8 tensors of sample ``index`` (views into the cache when cached)."""
-        if self._buffer is None:
+        """The decoded tensors of sample ``index`` (views into the cache when cached)."""
+        if self._buffers is None:
             return self._decode(self.paths[index])
-        return tuple(self._buffer[offset:offset + shape.numel()].view(shape)
-                     for offset, shape in self._layout[index])
+        return tuple(self._buffers[dtype][offset:offset + shape.numel()].view(shape)
+                     for dtype, offset, shape in self._layout[index])

@@ -48,6 +48,7 @@ def cfg(root: Path, **kw) -> DataConfig:
     ("scale_width", (40, 48)),            # width 48 -> load 48; height 40 stays a multiple of 4
     ("scale_width_and_crop", (32, 32)),
     ("none", (40, 48)),
+    ("pad", (40, 48)),                    # already multiples of 4: nothing to pad
 ])
 def test_each_preprocess_mode_gives_its_size(pairs: Path, preprocess: str, expected: tuple) -> None:
     ds = create_dataset("aligned", cfg(pairs, preprocess=preprocess))
@@ -59,7 +60,7 @@ def test_each_preprocess_mode_gives_its_size(pairs: Path, preprocess: str, expec
 
 def test_all_registered_preprocess_modes_are_covered() -> None:
     assert set(PREPROCESS_MODES.names()) == {"resize_and_crop", "crop", "scale_width",
-                                             "scale_width_and_crop", "none"}
+                                             "scale_width_and_crop", "none", "pad"}
     assert all(entry.help for entry in PREPROCESS_MODES)
     assert all(entry.help for entry in DATASETS)
 
