@@ -23,6 +23,7 @@ import torch
 
 from reporting.html import HTMLPage, ImageCell
 from reporting.images import save_image
+from reporting.result_files import shown_channels
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
 from reporting.plot_losses import plot_loss_curves
 from reporting.tensorboard_logger import TensorBoardLogger
@@ -172,7 +173,7 @@ class Visualizer:
         """Show the first sample of each visual; with save_result, also snapshot to the page."""
         if not self.enabled:
             return
-        firsts = {label: batch[0] for label, batch in visuals.items()}
+        firsts = {label: shown_channels(batch[0]) for label, batch in visuals.items()}
         self._last_step = step
         self._reconnect_if_due()
         if self._vis is not None:
