@@ -87,7 +87,25 @@ def read_header(path: Path) -> tuple[int, int]:
     except Image.DecompressionBombError as err:
         raise DataError(f"{path}: refused: {_one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
-        raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+        size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
+        if size is None:
+            raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+        check_pixel_count(path, *size)
+        return size
+
+
+def tiff_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a TIFF's first page from tifffile, None when it is no readable TIFF."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: the caller reports Pillow's error
+        return None
 
 
 def check_pixel_count(path: Path, width: int, height: int) -> None:
