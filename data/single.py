@@ -8,7 +8,8 @@ from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
-from data.image_io import ImageStore, image_folder, load_tensor
+from data.image_io import ImageStore, image_folder
+from data.pixels import bits_of, read_pixels
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 
 
@@ -48,7 +49,8 @@ class SingleDataset(Dataset):
         check_min_size(self.cfg, path, width, height)
 
     def _decode(self, path: Path) -> tuple[torch.Tensor]:
-        return (load_tensor(path, self.mode_A),)
+        # 16-bit files stay 16-bit (data/pixels.py); 8-bit ones decode as they always did.
+        return (read_pixels(path, 1 if self.mode_A == "L" else 3),)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -58,4 +60,4 @@ class SingleDataset(Dataset):
         (pixels,) = self.store.load(index)
         (a,) = augment(self.cfg, (pixels,), seed)
         return {"A": to_signed_unit(a), "A_paths": str(self.store.paths[index]),
-                "A_size": torch.tensor(pixels.shape[-2:])}
+                "A_size": torch.tensor(pixels.shape[-2:]), "A_bits": bits_of(pixels)}

@@ -117,4 +117,7 @@ def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
     if bits == 8 and image.shape[0] in (1, 3):
         path = path_without_suffix.with_name(path_without_suffix.name + ".png")
         return path, save_image(image, path, aspect_ratio)
+    if aspect_ratio != 1.0:
+        raise ValueError(f"--aspect_ratio {aspect_ratio} resizes 8-bit gray or RGB results only, not {bits}-bit "
+                         f"results of {image.shape[0]} channel(s); drop it or add --output_bits 8")
     return save_result(image, path_without_suffix, bits)

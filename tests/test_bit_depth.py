@@ -79,3 +79,24 @@ def test_8_bit_files_decode_as_before(tmp_path: Path) -> None:
 def test_suffixes_by_channels_and_depth() -> None:
     assert [result_suffix(c, b) for c, b in ((1, 8), (3, 8), (1, 16), (3, 16), (2, 8), (4, 16))] == \
         [".png", ".png", ".png", ".tif", ".tif", ".tif"]
+
+
+def test_single_folder_inputs_keep_16_bits(tmp_path: Path) -> None:
+    from data import DataConfig, create_dataset
+
+    values = np.arange(0, 65536, 1000, dtype=np.uint16)[:60].reshape(6, 10)
+    tifffile.imwrite(tmp_path / "x.tif", values)
+    item = create_dataset("single", DataConfig(tmp_path, input_nc=1, preprocess="pad", size_divisor=2, no_flip=True))[0]
+    assert item["A_bits"] == 16 and item["A_size"].tolist() == [6, 10]
+    assert np.array_equal(quantize_bits(item["A"], 16), values)
+
+
+def test_aspect_ratio_applies_to_8_bit_results_only(tmp_path: Path) -> None:
+    from reporting.result_files import save_test_image
+
+    image = torch.zeros(1, 4, 4)
+    path, pixels = save_test_image(image, tmp_path / "eight", 8, aspect_ratio=2.0)
+    assert path.suffix == ".png" and pixels.shape == (4, 8)
+    with pytest.raises(ValueError, match="--aspect_ratio 2.0 resizes 8-bit gray or RGB results only"):
+        save_test_image(image, tmp_path / "sixteen", 16, aspect_ratio=2.0)
+    assert not list(tmp_path.glob("sixteen*"))

@@ -166,7 +166,7 @@ def test_single_dataset_reads_a_folder_or_one_file(tmp_path: Path) -> None:
     ds = create_dataset("single", cfg(tmp_path, phase="test", preprocess="none", no_flip=True))
     assert len(ds) == 2
     item = ds[0]
-    assert set(item) == {"A", "A_paths", "A_size"} and tuple(item["A"].shape) == (3, 36, 44)
+    assert set(item) == {"A", "A_paths", "A_size", "A_bits"} and tuple(item["A"].shape) == (3, 36, 44)
     one = create_dataset("single", cfg(tmp_path / "1.jpg", input_nc=1, preprocess="none"))
     assert len(one) == 1 and one[0]["A"].shape[0] == 1
 

@@ -92,3 +92,16 @@ def test_onnx_export_translates_an_odd_size_like_torch(trained: tuple[Path, Path
     assert translate_driver.main(["--onnx", str(onnx_file), "--input", str(data / "A" / "test"), "--output", str(out),
                                   "--fit", "reflect"]) == 0
     assert Image.open(out / "scan0.png").size == (WIDTH, HEIGHT)
+
+
+def test_mixed_size_training_resumes_mid_epoch_bit_identically(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from tests.test_faults import assert_same_training, weights
+
+    data, _ = trained
+    # 5 images in two padded sizes, batch 2: batches of 2 + (2, 1) -> 3 steps an epoch, 2 epochs.
+    common = [*args(data, tmp_path), "--batch_size", "2", "--n_epochs", "2", "--n_epochs_decay", "0", "--amp", "none",
+              "--display_id", "0", "--no_html", "--save_latest_freq", "2", "--save_epoch_freq", "1"]
+    assert train_driver.main([*common, "--name", "full"]) == 0
+    assert train_driver.main([*common, "--name", "cut", "--max_steps", "2"]) == 0   # stops inside epoch 1
+    assert train_driver.main([*common, "--name", "cut", "--continue_train"]) == 0
+    assert_same_training(weights(tmp_path / "cut" / "latest.pt"), weights(tmp_path / "full" / "latest.pt"))
