@@ -100,3 +100,18 @@ def test_aspect_ratio_applies_to_8_bit_results_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--aspect_ratio 2.0 resizes 8-bit gray or RGB results only"):
         save_test_image(image, tmp_path / "sixteen", 16, aspect_ratio=2.0)
     assert not list(tmp_path.glob("sixteen*"))
+
+
+def test_16_bit_colour_png_is_read_at_8_bits_as_the_readme_says(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    values = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * 3000).astype(">u2")
+    rows = b"".join(b"\x00" + values[y].tobytes() for y in range(2))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    (tmp_path / "rgb16.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 16, 2, 0, 0, 0))
+                                         + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    pixels = read_pixels(tmp_path / "rgb16.png", 3)
+    assert bits_of(pixels) == 8   # Pillow's limit: such data belongs in TIFF

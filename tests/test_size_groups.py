@@ -21,6 +21,7 @@ def test_reflect_padding_matches_numpy_and_crops_back() -> None:
     image = torch.arange(45 * 72).view(1, 45, 72)
     pad = padding_for(45, 72, 16)
     assert pad == (1, 2, 4, 4)                                 # 45 -> 48, 72 -> 80, odd pixel after
+    assert padding_for(405, 720, 256) == (53, 54, 24, 24)      # a 720x405 scan is seen as 768x512 by unet_256
     padded = pad_to_multiple(image, 16)
     oracle = np.pad(image[0].numpy(), ((1, 2), (4, 4)), mode="reflect")
     assert np.array_equal(padded[0].numpy(), oracle)
