@@ -33,7 +33,8 @@ from engine.checkpoint import CheckpointError
 from engine.distributed import single_process_runtime, unwrap
 from reporting.fid import FidUnavailable, extractor_path
 from reporting.html import ResultRow, write_results_page
-from reporting.result_files import as_stored, save_test_image, visual_bits
+from data.results import as_stored, visual_bits
+from reporting.result_files import save_test_image
 from reporting.logs import setup_logging
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything

@@ -36,7 +36,8 @@ from inference.translator import FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
 from reporting.logs import setup_logging
-from reporting.result_files import add_output_bits_option, output_bits, save_result
+from options.own_data import add_output_bits_option
+from reporting.result_files import output_bits, save_result
 
 log = logging.getLogger("translate")
 

@@ -8,18 +8,8 @@ the detail is left to the adversarial term.
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-
-
-def add_l1_options(group: argparse._ArgumentGroup) -> None:
-    from options.base import positive_int   # options import the models; keep this module light
-
-    group.add_argument("--l1_downsample", type=positive_int, default=1,
-                       help="take the L1 term on K-times average-pooled images (e.g. 4 for pairs misaligned by "
-                            "2-3 px); 1: pixel by pixel, as the paper")
 
 
 def l1_term(fake: torch.Tensor, real: torch.Tensor, downsample: int = 1) -> torch.Tensor:

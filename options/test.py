@@ -6,7 +6,7 @@ import argparse
 from models.batchnorm import BN_EVAL_MODES
 from options.base import positive_int
 from options.norm_behaviour import add_norm_behaviour_options
-from reporting.result_files import add_output_bits_option
+from options.own_data import add_output_bits_option
 
 
 def add_test_options(p: argparse.ArgumentParser) -> None:

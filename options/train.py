@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from models.l1_terms import add_l1_options
 from models.losses import GAN_LOSSES
 from models.networks.multiscale import MAX_SCALES
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
+from options.own_data import add_l1_options
 from engine.distributed import DEFAULT_TIMEOUT_S
 
 

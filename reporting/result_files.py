@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 import torch
 from PIL import Image
 
-from data.config import DataConfig
-from data.padding import crop_padding
-from data.transforms import PREPROCESS_MODES
 from reporting.images import save_image
 from util.registry import Registry
 
@@ -28,13 +24,6 @@ OUTPUT_BITS: Registry[int | None] = Registry("--output_bits")
 OUTPUT_BITS.add("auto", None, help="the bit depth of the input (8 or 16 bits)")
 OUTPUT_BITS.add("8", 8, help="8-bit files")
 OUTPUT_BITS.add("16", 16, help="16-bit files (PNG for gray, TIFF otherwise)")
-
-
-def add_output_bits_option(group: object) -> None:
-    from options.base import choices_help   # options import the data registries; keep this module light
-
-    group.add_argument("--output_bits", default="auto", choices=OUTPUT_BITS.choices(),
-                       help=choices_help(OUTPUT_BITS, "bit depth of written results:"))
 
 
 def output_bits(option: str, input_bits: int) -> int:
@@ -90,24 +79,6 @@ def shown_channels(image: torch.Tensor) -> torch.Tensor:
     if channels in (0, 1, 3):
         return image
     return image[..., :1, :, :] if channels == 2 else image[..., :3, :, :]
-
-
-# -- test.py's rows -------------------------------------------------------------------------
-def as_stored(image: torch.Tensor, batch: Mapping[str, Any], i: int, cfg: DataConfig) -> torch.Tensor:
-    """Image ``i`` of a test batch at its stored size: the padding of ``--preprocess pad``
-    cropped away (other modes give what they resized to, as before)."""
-    if not PREPROCESS_MODES.get(cfg.preprocess).pads or "A_size" not in batch:
-        return image
-    height, width = (int(v) for v in batch["A_size"][i])
-    return crop_padding(image, height, width, cfg.size_divisor)
-
-
-def visual_bits(name: str, batch: Mapping[str, Any], i: int, option: str) -> int:
-    """The depth to write visual ``name`` at: real_A at A's depth, real_B and fake_B at B's
-    (fake_B at A's when there is no B); 8 bits for datasets that do not say."""
-    side = "A" if name == "real_A" or "B_bits" not in batch else "B"
-    bits = batch.get(f"{side}_bits")
-    return output_bits(option, int(bits[i]) if bits is not None else 8)
 
 
 def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
