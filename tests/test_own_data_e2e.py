@@ -105,3 +105,28 @@ def test_mixed_size_training_resumes_mid_epoch_bit_identically(trained: tuple[Pa
     assert train_driver.main([*common, "--name", "cut", "--max_steps", "2"]) == 0   # stops inside epoch 1
     assert train_driver.main([*common, "--name", "cut", "--continue_train"]) == 0
     assert_same_training(weights(tmp_path / "cut" / "latest.pt"), weights(tmp_path / "full" / "latest.pt"))
+
+
+def test_two_ranks_train_on_mixed_sizes(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    # Each rank's step holds one size, the sizes of the two ranks' steps may differ: DDP only
+    # averages gradients, whose shapes are the weights'.
+    data, _ = trained
+    argv = [*args(data, tmp_path), "--name", "ddp", "--batch_size", "2", "--max_steps", "2", "--display_id", "0",
+            "--no_html", "--amp", "none", "--nproc", "2"]
+    assert train_driver.main(argv) == 0
+    assert torch.load(tmp_path / "ddp" / "latest.pt", weights_only=True)["state"]["step"] == 2
+
+
+def test_bad_inputs_of_test_and_translate_are_one_line(trained: tuple[Path, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    data, ck = trained
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((9, 8, 5), np.uint16), photometric="minisblack",
+                     planarconfig="contig")
+    assert translate_driver.main(["--name", "own", "--checkpoints_dir", str(ck), "--input", str(tmp_path / "five.tif"),
+                                  "--output", str(tmp_path / "out"), "--gpu_ids", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"translate.py: error: {tmp_path / 'five.tif'}: holds 5 channel(s), but --input_nc is 1"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert test_driver.main(args(data, ck) + ["--phase", "val", "--results_dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no A folder for phase 'val'" in err
