@@ -73,7 +73,7 @@ def read_pixels(path: Path, channels: int | None = None, option: str = "--input_
     holds. A count that cannot be met raises :class:`DataError` naming ``option``.
     """
     array = _read_tiff(path) if path.suffix.lower() in _TIFF else None
-    if array is not None and (array.dtype != np.uint8 or _tiff_channels(array) not in (1, 3, 4)):
+    if array is not None:
         return _from_array(array, path, channels, option)
     img = open_image(path)
     if img.mode in _SIXTEEN_BIT_MODES or (img.mode == "I" and np.asarray(img).max(initial=0) > 255):
@@ -81,20 +81,22 @@ def read_pixels(path: Path, channels: int | None = None, option: str = "--input_
     own = 1 if img.mode in _GRAY_MODES else 3
     want = own if channels is None else channels
     if want not in (1, 3):
-        raise DataError(f"{path}: holds {own} channel(s), but {option} {channels} asks for {want}")
+        raise DataError(f"{path}: holds {own} channel(s), but {option} is {channels}")
     return pil_to_uint8(img, "L" if want == 1 else "RGB", path)
 
 
 def _read_tiff(path: Path) -> np.ndarray | None:
-    """The first page of a TIFF as (H, W) or (H, W, C); None when tifffile cannot read it,
-    so that Pillow (with its one-line errors) gets the file."""
+    """The first page of a TIFF as (H, W) or (H, W, C) when it holds what Pillow would round
+    or refuse (16-bit samples, or a channel count other than 1, 3 and 4); None otherwise, and
+    when tifffile cannot read it, so that Pillow (with its one-line errors) gets the file."""
     import tifffile   # only TIFF files need it
 
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            height, width = page.shape[:2] if page.shape else (0, 0)
-            check_pixel_count(path, width, height)
+            if page.dtype != np.uint16 and page.samplesperpixel in (1, 3, 4):
+                return None    # Pillow's path (8-bit, bilevel, float), numbers as they always were
+            check_pixel_count(path, int(page.imagewidth), int(page.imagelength))
             array = page.asarray()
             planar = page.axes.startswith("S") and array.ndim == 3   # (C, H, W) storage
     except DataError:
@@ -102,10 +104,6 @@ def _read_tiff(path: Path) -> np.ndarray | None:
     except Exception:  # noqa: BLE001 - malformed files: Pillow's reader words the error
         return None
     return np.moveaxis(array, 0, -1) if planar else array
-
-
-def _tiff_channels(array: np.ndarray) -> int:
-    return 1 if array.ndim == 2 else int(array.shape[-1])
 
 
 def _from_array(array: np.ndarray, path: Path, channels: int | None, option: str) -> torch.Tensor:
