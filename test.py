@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader
+from data.results import as_stored, visual_bits
 from models import MODELS, create_model
 from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
@@ -33,7 +34,6 @@ from engine.checkpoint import CheckpointError
 from engine.distributed import single_process_runtime, unwrap
 from reporting.fid import FidUnavailable, extractor_path
 from reporting.html import ResultRow, write_results_page
-from data.results import as_stored, visual_bits
 from reporting.result_files import save_test_image
 from reporting.logs import setup_logging
 from reporting.metrics import mean_metrics, set_metrics, written_metrics

@@ -35,8 +35,8 @@ from inference.onnx_model import OnnxError, onnx_translator
 from inference.translator import FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
-from reporting.logs import setup_logging
 from options.own_data import add_output_bits_option
+from reporting.logs import setup_logging
 from reporting.result_files import output_bits, save_result
 
 log = logging.getLogger("translate")
@@ -81,7 +81,9 @@ def translate_file(translate: Translator, source: Path, target: Path, bits_optio
     """Translate one file; returns the file written (``target`` or, for TIFF results, its .tif)."""
     if not translate.codec.any_channels:
         # A codec that rebuilds the picture from the input (colorization): 8-bit RGB, as before.
-        translate(open_image(source), str(source)).save(target)
+        result = translate(open_image(source), str(source))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result.save(target)
         return target
     pixels = read_pixels(source, translate.input_nc)
     written, _ = save_result(translate.run(pixels), target.with_suffix(""), output_bits(bits_option, bits_of(pixels)))
@@ -95,7 +97,6 @@ def run(opt: Options) -> int:
     written = 0
     for job in jobs:
         try:
-            job.target.parent.mkdir(parents=True, exist_ok=True)
             target = translate_file(translate, job.source, job.target, opt.output_bits)
         except DataError as err:
             if not opt.skip_bad_images:
