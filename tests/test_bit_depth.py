@@ -53,6 +53,11 @@ def test_multichannel_16_bit_tiff_round_trip(tmp_path: Path) -> None:
     assert written.suffix == ".tif" and np.array_equal(tifffile.imread(written), values)
     rgb16, _ = save_result(to_signed_unit(pixels[:3]), tmp_path / "rgb", 16)
     assert rgb16.suffix == ".tif" and np.array_equal(tifffile.imread(rgb16), values[..., :3])
+    back = read_pixels(rgb16, 3)
+    assert bits_of(back) == 16 and torch.equal(back, pixels[:3])           # 3 channels, 16 bits, in again
+    gray = read_pixels(rgb16, 1)    # colour to gray: Pillow's weights (299, 587, 114) / 1000, rounded
+    oracle = np.rint(values[..., :3].astype(np.float64) @ np.array([299, 587, 114]) / 1000)
+    assert np.array_equal(gray[0].numpy(), oracle)
 
 
 def test_forcing_the_depth(tmp_path: Path) -> None:
