@@ -93,6 +93,7 @@ def run(opt: Options) -> int:
     loaded = load_generator(opt)
     log.info("%s", loaded.describe())
     translate = translator_for(loaded, fit=opt.fit)
+    translate.image_mode()   # the page shows 8-bit gray or RGB: refuse other channel counts now
     handler = SketchHandler(translate, opt.seed, opt.max_side, opt.save_inputs)
     settings = PageSettings(title=f"pix2pix: {opt.name}", canvas_size=opt.canvas_size, max_side=opt.max_side,
                             on_button=opt.on_button, max_queue=opt.max_queue, save_inputs=opt.save_inputs)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader
+from data.results import as_stored, visual_bits
 from models import MODELS, create_model
 from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
@@ -33,7 +34,7 @@ from engine.checkpoint import CheckpointError
 from engine.distributed import single_process_runtime, unwrap
 from reporting.fid import FidUnavailable, extractor_path
 from reporting.html import ResultRow, write_results_page
-from reporting.images import save_image
+from reporting.result_files import save_test_image
 from reporting.logs import setup_logging
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything
@@ -58,7 +59,8 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     if opt.use_demo:
         from datasets.make_demo import ensure_demo_dataset
         ensure_demo_dataset(opt.dataroot)
-    dataset = create_dataset(opt.dataset_mode, data_config(opt))
+    cfg = data_config(opt)
+    dataset = create_dataset(opt.dataset_mode, cfg)
     loader = create_dataloader(dataset, opt.batch_size, shuffle=False, num_workers=opt.num_threads, seed=opt.seed)
     seed_everything(opt.seed)
     model = create_model(opt, runtime)
@@ -98,8 +100,10 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
             stem = Path(path).stem
             images, written = {}, {}
             for name, batch_images in visuals.items():
-                file = image_dir / f"{stem}_{name}.png"
-                written[name] = save_image(batch_images[i], file, opt.aspect_ratio)
+                # At the stored size and the data's bit depth (--preprocess pad, --output_bits).
+                file, written[name] = save_test_image(as_stored(batch_images[i], batch, i, cfg), image_dir /
+                                                      f"{stem}_{name}", visual_bits(name, batch, i, opt.output_bits),
+                                                      opt.aspect_ratio)
                 images[name] = str(file.relative_to(page_dir))
             # Measured on the pixels as written, after any --aspect_ratio resize.
             metrics = written_metrics(written["fake_B"], written["real_B"]) if "real_B" in written else {}

@@ -5,7 +5,9 @@
 The network's options (netG, ngf, norm, channels, model) come from the checkpoint; the
 network flags are only needed for reference-implementation files (``<epoch>_net_G.pth``),
 which carry none. Any image size and mode is accepted; each result has its input's size and
-name (``.png``). ``--onnx model.onnx`` runs a file written by export.py through onnxruntime.
+name (``.png``; ``.tif`` for 16-bit colour and for channel counts other than 1 and 3, see
+reporting/result_files.py), at the input's bit depth unless ``--output_bits`` says otherwise.
+``--onnx model.onnx`` runs a file written by export.py through onnxruntime.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch
 
 from data import DataError
 from data.image_io import IMAGE_EXTENSIONS, open_image
+from data.pixels import bits_of, read_pixels
 from engine.checkpoint import CheckpointError
 from inference.files import TranslateInputError, list_jobs
 from inference.generator import load_generator, translator_for
@@ -32,7 +35,9 @@ from inference.onnx_model import OnnxError, onnx_translator
 from inference.translator import FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
+from options.own_data import add_output_bits_option
 from reporting.logs import setup_logging
+from reporting.result_files import output_bits, save_result
 
 log = logging.getLogger("translate")
 
@@ -49,6 +54,7 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
                         "does (default: keep each image's size, fitted per --fit)")
     g.add_argument("--fit", default="resize", choices=FIT_MODES.choices(), help=choices_help(FIT_MODES))
     g.add_argument("--skip_bad_images", action="store_true", help="warn about unreadable images and go on")
+    add_output_bits_option(g)
 
 
 def parse(argv: Sequence[str] | None) -> Options:
@@ -71,6 +77,19 @@ def build_translator(opt: Options) -> Translator:
     return translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
 
 
+def translate_file(translate: Translator, source: Path, target: Path, bits_option: str) -> Path:
+    """Translate one file; returns the file written (``target`` or, for TIFF results, its .tif)."""
+    if not translate.codec.any_channels:
+        # A codec that rebuilds the picture from the input (colorization): 8-bit RGB, as before.
+        result = translate(open_image(source), str(source))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result.save(target)
+        return target
+    pixels = read_pixels(source, translate.input_nc)
+    written, _ = save_result(translate.run(pixels), target.with_suffix(""), output_bits(bits_option, bits_of(pixels)))
+    return written
+
+
 def run(opt: Options) -> int:
     jobs = list_jobs(opt.input, opt.output, IMAGE_EXTENSIONS)
     translate = build_translator(opt)
@@ -78,16 +97,14 @@ def run(opt: Options) -> int:
     written = 0
     for job in jobs:
         try:
-            result = translate(open_image(job.source), str(job.source))
+            target = translate_file(translate, job.source, job.target, opt.output_bits)
         except DataError as err:
             if not opt.skip_bad_images:
                 raise
             log.warning("skipping bad image: %s", err)
             continue
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(job.target)
         written += 1
-        log.debug("%s -> %s", job.source, job.target)
+        log.debug("%s -> %s", job.source, target)
     log.info("wrote %d image(s) to %s", written, opt.output)
     return 0
 

@@ -14,6 +14,7 @@ from data.aligned import AlignedDataset
 from data.colorization import ColorizationDataset
 from data.config import DataConfig
 from data.image_io import DataError
+from data.paired import PairedDataset
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 from util.registry import Registry
@@ -25,6 +26,9 @@ DATASETS.add("aligned", AlignedDataset,
              help="paired images stored side by side (A|B) in dataroot/phase; --direction BtoA swaps them")
 DATASETS.add("single", SingleDataset,
              help="one folder of inputs (dataroot/phase, else dataroot, or one image file) for inference")
+DATASETS.add("paired", PairedDataset,
+             help="pairs from two folders matched by name: dataroot/A/phase + dataroot/B/phase, or "
+                  "dataroot/phase_A + phase_B; A1, A2 ... stack into channels; 16-bit kept")
 DATASETS.add("colorization", ColorizationDataset,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
 

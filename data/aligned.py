@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from data.config import DataConfig
 from data.image_io import DataError, ImageStore, image_folder, open_image, pil_to_uint8
-from data.transforms import SampleKey, augment, min_input_size, split_key, to_signed_unit
+from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
 
 
 def channel_mode(channels: int, option: str) -> str:
@@ -46,6 +46,10 @@ class AlignedDataset(Dataset):
     def paths(self) -> list[Path]:
         return self.store.paths
 
+    def sample_sizes(self) -> list[tuple[int, int]]:
+        """The (height, width) each sample's tensors have, for batching by size."""
+        return [output_size(self.cfg, h, w // 2) for h, w in self.store.sizes]
+
     def _check(self, path: Path, width: int, height: int) -> None:
         if width % 2:
             raise DataError(f"{path}: width {width} is odd; an aligned image holds A and B side "
@@ -65,6 +69,8 @@ class AlignedDataset(Dataset):
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)
-        a, b = augment(self.cfg, self.store.load(index), seed)
+        pixels = self.store.load(index)
+        a, b = augment(self.cfg, pixels, seed)
         path = str(self.store.paths[index])
-        return {"A": to_signed_unit(a), "B": to_signed_unit(b), "A_paths": path, "B_paths": path}
+        return {"A": to_signed_unit(a), "B": to_signed_unit(b), "A_paths": path, "B_paths": path,
+                "A_size": torch.tensor(pixels[0].shape[-2:])}

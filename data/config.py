@@ -34,8 +34,8 @@ class DataConfig:
         if self.direction not in ("AtoB", "BtoA"):
             raise ValueError(f"--direction must be AtoB or BtoA, not {self.direction!r}")
         for name, value in (("--input_nc", self.input_nc), ("--output_nc", self.output_nc)):
-            if value not in (1, 2, 3):
-                raise ValueError(f"{name} must be 1, 2 or 3 channels, not {value}")
+            if value < 1:
+                raise ValueError(f"{name} must be 1 or more channels, not {value}")
         PREPROCESS_MODES.canonical(self.preprocess)   # raises UnknownNameError listing the modes
         for name, value in (("--load_size", self.load_size), ("--crop_size", self.crop_size),
                             ("size_divisor", self.size_divisor)):

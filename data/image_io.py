@@ -87,7 +87,25 @@ def read_header(path: Path) -> tuple[int, int]:
     except Image.DecompressionBombError as err:
         raise DataError(f"{path}: refused: {_one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
-        raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+        size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
+        if size is None:
+            raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+        check_pixel_count(path, *size)
+        return size
+
+
+def tiff_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a TIFF's first page from tifffile, None when it is no readable TIFF."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: the caller reports Pillow's error
+        return None
 
 
 def check_pixel_count(path: Path, width: int, height: int) -> None:
@@ -208,6 +226,7 @@ class ImageStore:
         self._decode = decode
         candidates = list_files(folder) if files is None else files
         self.paths: list[Path] = []
+        self.sizes: list[tuple[int, int]] = []   # (height, width) from each kept file's header
         decoded: list[tuple[torch.Tensor, ...]] = []
         for path in candidates:
             if limit is not None and len(self.paths) >= limit:
@@ -222,34 +241,39 @@ class ImageStore:
                 logger.warning("skipping bad image: %s", err)
                 continue
             self.paths.append(path)
+            self.sizes.append((height, width))
             if cache:
                 decoded.append(sample)
         if not self.paths:
             raise DataError(f"{folder}: no usable images (accepted extensions: "
                             f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-        self._buffer: torch.Tensor | None = None
-        self._layout: list[list[tuple[int, torch.Size]]] = []
+        self._buffers: dict[torch.dtype, torch.Tensor] | None = None
+        self._layout: list[list[tuple[torch.dtype, int, torch.Size]]] = []
         if cache:
             self._pack(decoded)
 
     def _pack(self, decoded: list[tuple[torch.Tensor, ...]]) -> None:
-        offset = 0
+        # One flat buffer per sample type (8-bit uint8, 16-bit int32), so that a set mixing
+        # depths still shares a few blocks only.
+        offsets: dict[torch.dtype, int] = {}
         for sample in decoded:
             parts = []
             for tensor in sample:
-                parts.append((offset, tensor.shape))
-                offset += tensor.numel()
+                offset = offsets.get(tensor.dtype, 0)
+                parts.append((tensor.dtype, offset, tensor.shape))
+                offsets[tensor.dtype] = offset + tensor.numel()
             self._layout.append(parts)
-        self._buffer = torch.cat([t.reshape(-1) for sample in decoded for t in sample])
+        self._buffers = {dtype: torch.cat([t.reshape(-1) for sample in decoded for t in sample if t.dtype == dtype])
+                         for dtype in offsets}
         logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
-                    self._buffer.numel() / 2**20)
+                    sum(b.numel() * b.element_size() for b in self._buffers.values()) / 2**20)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> tuple[torch.Tensor, ...]:
-        """The decoded uint8 tensors of sample ``index`` (views into the cache when cached)."""
-        if self._buffer is None:
+        """The decoded tensors of sample ``index`` (views into the cache when cached)."""
+        if self._buffers is None:
             return self._decode(self.paths[index])
-        return tuple(self._buffer[offset:offset + shape.numel()].view(shape)
-                     for offset, shape in self._layout[index])
+        return tuple(self._buffers[dtype][offset:offset + shape.numel()].view(shape)
+                     for dtype, offset, shape in self._layout[index])

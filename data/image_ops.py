@@ -30,8 +30,10 @@ def resize_bicubic(image: torch.Tensor, size: Size) -> torch.Tensor:
         out = F.interpolate(batch, size=size, mode="bicubic", align_corners=False, antialias=True)
     else:
         out = F.interpolate(batch.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+        # int32 holds 16-bit samples (data/pixels.py): keep them in 0..65535.
         info = torch.iinfo(image.dtype)
-        out = out.round_().clamp_(info.min, info.max).to(image.dtype)
+        low, high = (0, sample_max(image.dtype)) if image.dtype == torch.int32 else (info.min, info.max)
+        out = out.round_().clamp_(low, high).to(image.dtype)
     return out.reshape(*image.shape[:-2], *size)
 
 
@@ -47,9 +49,15 @@ def hflip(image: torch.Tensor) -> torch.Tensor:
     return image.flip(-1)
 
 
+def sample_max(dtype: torch.dtype) -> int:
+    """The largest sample of an image tensor: 255 for uint8 (8-bit), 65535 for the int32 that
+    holds 16-bit samples (data/pixels.py)."""
+    return 255 if dtype == torch.uint8 else 65535
+
+
 def to_unit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1]."""
-    return image.to(torch.float32) / 255.0
+    """uint8 (or 16-bit samples in int32) -> float32 in [0, 1]."""
+    return image.to(torch.float32) / float(sample_max(image.dtype))
 
 
 def pil_to_uint8_tensor(img: Image.Image) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from data.image_io import DataError
+from data.size_groups import SizeGroupedBatchSampler, needs_size_groups
 from data.transforms import SampleKey, sample_seed
 
 
@@ -125,6 +126,19 @@ class GuardedDataLoader(DataLoader):
         return _CheckedIterator(super().__iter__())
 
 
+class SizeGroupedDataLoader(GuardedDataLoader):
+    """A loader whose batches come from a :class:`SizeGroupedBatchSampler`; ``loader.sampler``
+    is that batch sampler, so callers see one interface (num_samples, set_epoch) either way."""
+
+    @property  # type: ignore[override]
+    def sampler(self) -> SizeGroupedBatchSampler:
+        return self.batch_sampler
+
+    @sampler.setter
+    def sampler(self, value: Any) -> None:
+        pass  # DataLoader.__init__ stores a default sampler that a batch sampler makes unused
+
+
 def _seed_worker(worker_id: int, *, seed: int, rank: int) -> None:
     # torch is already seeded per worker from the loader's generator; numpy and random are not.
     worker_seed = sample_seed(seed, rank, worker_id)
@@ -140,13 +154,17 @@ def create_dataloader(dataset: Dataset, batch_size: int, shuffle: bool, num_work
         raise ValueError(f"--batch_size must be positive, not {batch_size}")
     if num_workers < 0:
         raise ValueError(f"--num_threads must be 0 or more, not {num_workers}")
+    common = dict(collate_fn=_collate, num_workers=num_workers, pin_memory=pin_memory,
+                  generator=torch.Generator().manual_seed(seed + rank),
+                  worker_init_fn=partial(_seed_worker, seed=seed, rank=rank), persistent_workers=num_workers > 0)
+    sizes = needs_size_groups(dataset, batch_size)
+    if sizes is not None:
+        batches = SizeGroupedBatchSampler(sizes, batch_size, seed=seed, shuffle=shuffle, rank=rank,
+                                          world_size=world_size)
+        return SizeGroupedDataLoader(GuardedDataset(dataset), batch_sampler=batches, **common)
     sampler = ResumableSampler(dataset, seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
-    return GuardedDataLoader(
-        GuardedDataset(dataset), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        collate_fn=_collate, drop_last=drop_last, pin_memory=pin_memory,
-        generator=torch.Generator().manual_seed(seed + rank),
-        worker_init_fn=partial(_seed_worker, seed=seed, rank=rank),
-        persistent_workers=num_workers > 0)
+    return GuardedDataLoader(GuardedDataset(dataset), batch_size=batch_size, sampler=sampler,
+                             drop_last=drop_last, **common)
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int, start_index: int = 0) -> None:
@@ -155,7 +173,7 @@ def set_loader_epoch(loader: DataLoader, epoch: int, start_index: int = 0) -> No
     To resume after ``k`` finished batches of this epoch, pass ``start_index=k * batch_size``.
     """
     sampler = loader.sampler
-    if isinstance(sampler, ResumableSampler):
+    if isinstance(sampler, (ResumableSampler, SizeGroupedBatchSampler)):
         sampler.set_epoch(epoch, start_index)
     elif start_index:
         raise ValueError("this loader's sampler cannot start mid-epoch; use skip_batches")

@@ -8,8 +8,9 @@ from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
-from data.image_io import ImageStore, image_folder, load_tensor
-from data.transforms import SampleKey, augment, split_key, to_signed_unit
+from data.image_io import ImageStore, image_folder
+from data.pixels import bits_of, read_pixels
+from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 
 
 def input_files(cfg: DataConfig) -> tuple[Path, list[Path] | None]:
@@ -40,16 +41,23 @@ class SingleDataset(Dataset):
     def paths(self) -> list[Path]:
         return self.store.paths
 
+    def sample_sizes(self) -> list[tuple[int, int]]:
+        """The (height, width) each sample's tensors have, for batching by size."""
+        return [output_size(self.cfg, h, w) for h, w in self.store.sizes]
+
     def _check(self, path: Path, width: int, height: int) -> None:
         check_min_size(self.cfg, path, width, height)
 
     def _decode(self, path: Path) -> tuple[torch.Tensor]:
-        return (load_tensor(path, self.mode_A),)
+        # 16-bit files stay 16-bit (data/pixels.py); 8-bit ones decode as they always did.
+        return (read_pixels(path, 1 if self.mode_A == "L" else 3),)
 
     def __len__(self) -> int:
         return len(self.store)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)
-        (a,) = augment(self.cfg, self.store.load(index), seed)
-        return {"A": to_signed_unit(a), "A_paths": str(self.store.paths[index])}
+        (pixels,) = self.store.load(index)
+        (a,) = augment(self.cfg, (pixels,), seed)
+        return {"A": to_signed_unit(a), "A_paths": str(self.store.paths[index]),
+                "A_size": torch.tensor(pixels.shape[-2:]), "A_bits": bits_of(pixels)}

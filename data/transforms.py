@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 from data.image_ops import crop, hflip, resize_bicubic, to_unit
+from data.padding import pad_to_multiple
 from util.registry import Registry
 
 if TYPE_CHECKING:   # a type hint only: data/config.py imports this module to check --preprocess
@@ -31,6 +32,7 @@ class PreprocessMode:
     resize_to: Callable[[DataConfig, int, int], Size | None]
     crops: bool              # ends with a random crop_size x crop_size crop
     uses_load_size: bool
+    pads: bool = False       # reflect-pads to the generator's multiple (data/padding.py)
 
 
 def valid_size(n: float, divisor: int) -> int:
@@ -72,6 +74,9 @@ PREPROCESS_MODES.add("scale_width_and_crop", PreprocessMode(_scale_width_for_cro
 PREPROCESS_MODES.add("none", PreprocessMode(lambda cfg, h, w: _make_valid(cfg, h, w), False, False),
                      help="keep the stored size, only resized to the nearest multiple of the "
                           "generator's size divisor (at least one multiple)")
+PREPROCESS_MODES.add("pad", PreprocessMode(lambda cfg, h, w: None, False, False, pads=True),
+                     help="keep the stored size and pixels: reflect-pad to the generator's size "
+                          "multiple; test results are cropped back to the stored size")
 
 
 def output_size(cfg: DataConfig, height: int, width: int) -> Size:
@@ -79,6 +84,8 @@ def output_size(cfg: DataConfig, height: int, width: int) -> Size:
     mode = PREPROCESS_MODES.get(cfg.preprocess)
     if mode.crops:
         return (cfg.crop_size, cfg.crop_size)
+    if mode.pads:
+        return (-(-height // cfg.size_divisor) * cfg.size_divisor, -(-width // cfg.size_divisor) * cfg.size_divisor)
     return mode.resize_to(cfg, height, width) or (height, width)
 
 
@@ -97,6 +104,7 @@ class Geometry:
     resize_to: Size | None     # None: keep the stored size
     crop_size: int | None      # None: no crop
     flip: bool                 # flip horizontally with probability 0.5
+    pad_multiple: int | None = None   # reflect-pad last, to multiples of this
 
     def draw(self, height: int, width: int, seed: int) -> tuple[int, int, bool]:
         """(top, left, flipped) for an image of (height, width) after the resize."""
@@ -120,7 +128,8 @@ class Geometry:
         for img in images:
             if self.crop_size is not None:
                 img = crop(img, top, left, self.crop_size, self.crop_size)
-            out.append(hflip(img) if flipped else img)
+            img = hflip(img) if flipped else img
+            out.append(img if self.pad_multiple is None else pad_to_multiple(img, self.pad_multiple))
         return out
 
 
@@ -129,7 +138,7 @@ def build_geometry(cfg: DataConfig, height: int, width: int) -> Geometry:
     size = mode.resize_to(cfg, height, width)
     return Geometry(resize_to=None if size == (height, width) else size,
                     crop_size=cfg.crop_size if mode.crops else None,
-                    flip=not cfg.no_flip)
+                    flip=not cfg.no_flip, pad_multiple=cfg.size_divisor if mode.pads else None)
 
 
 def augment(cfg: DataConfig, images: Sequence[torch.Tensor], seed: int) -> list[torch.Tensor]:
@@ -139,7 +148,8 @@ def augment(cfg: DataConfig, images: Sequence[torch.Tensor], seed: int) -> list[
 
 
 def to_signed_unit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 (C, H, W) -> float32 in [-1, 1], the classic ToTensor + Normalize(0.5, 0.5)."""
+    """uint8 (C, H, W) -> float32 in [-1, 1], the classic ToTensor + Normalize(0.5, 0.5); 16-bit
+    samples (int32, data/pixels.py) likewise, over 0..65535."""
     return to_unit(image).mul_(2.0).sub_(1.0)
 
 

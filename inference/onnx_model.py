@@ -32,6 +32,10 @@ PROCESSING = {
     "lab": ("CIE Lab L of the sRGB image (D65) as float32 L/50 - 1, N x 1 x H x W",
             "output is ab/110 in [-1, 1]; colour = Lab(input L, 110 * output) -> sRGB"),
 }
+# Any other size: what translate.py --onnx --fit reflect does (data/padding.py), in words.
+PAD_TEXT = ("pad other sizes by reflection (mirrored about the edge pixels, repeated when wider than the "
+            "image) up to the next multiples, splitting each axis' padding between its two sides (the odd "
+            "pixel after)")
 
 
 class OnnxError(ValueError):
@@ -60,8 +64,8 @@ class OnnxSpec:
         return {"format": FORMAT, "input_nc": str(self.input_nc), "output_nc": str(self.output_nc),
                 "size_multiple": str(self.size_multiple), "translate_io": self.translate_io,
                 "norm_behaviour": self.norm_behaviour, "netG": self.netG, "output_range": "[-1, 1]",
-                "preprocessing": f"{pre}; height and width multiples of {self.size_multiple}",
-                "postprocessing": post}
+                "preprocessing": f"{pre}; height and width multiples of {self.size_multiple}: {PAD_TEXT}",
+                "postprocessing": f"{post}; crop the padding away"}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path) -> "OnnxSpec":
@@ -85,7 +89,10 @@ def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
         for name in ("onnxscript", "onnx_ir"):
             logging.getLogger(name).setLevel(logging.WARNING)
     dynamic = torch.export.Dim.DYNAMIC
-    example = torch.zeros(1, spec.input_nc, spec.size_multiple, spec.size_multiple)
+    # At least 64 px: a ResNet's 3-pixel reflection padding needs sides over 3, and the tracer
+    # would otherwise specialize the dynamic sides to the example's.
+    side = spec.size_multiple * -(-64 // spec.size_multiple)
+    example = torch.zeros(1, spec.input_nc, side, side)
     param = next(net.parameters(), None)
     if param is not None:
         example = example.to(param.device)

@@ -2,7 +2,9 @@
 
 An image goes: decoded to the channels the model takes -> fitted to a size the generator
 accepts (``--load_size``, else one of ``FIT_MODES``) -> encoded to the network's input ->
-generator -> output brought back to the image's own size -> decoded to an 8-bit image.
+generator -> output brought back to the image's own size -> decoded to an image.
+:meth:`Translator.run` takes and gives tensors, so 16-bit and many-channel files keep their
+samples (translate.py); calling the translator takes and gives 8-bit PIL images (serve.py).
 
 How images become network inputs and outputs becomes images is a codec chosen by the model
 (``translate_io`` in the model registry): ``rgb`` feeds the image itself in [-1, 1];
@@ -22,6 +24,7 @@ from torch import nn
 
 from data.image_io import pil_to_uint8
 from data.image_ops import resize_bicubic, to_unit
+from data.padding import crop_padding, pad_to_multiple
 from data.transforms import to_signed_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
@@ -40,6 +43,7 @@ class FitPlan:
     at the right; the output is cropped and resized back the opposite way."""
     resize_to: Size | None
     pad: Size = (0, 0)
+    reflect: bool = False     # reflect-pad to the multiple, centred (data/padding.py)
 
 
 FitMode = Callable[[int, int, int], FitPlan]   # (height, width, size multiple) -> plan
@@ -50,6 +54,9 @@ FIT_MODES.add("resize", lambda h, w, m: FitPlan((valid_size(h, m), valid_size(w,
 FIT_MODES.add("pad", lambda h, w, m: FitPlan(None, (math.ceil(h / m) * m - h, math.ceil(w / m) * m - w)),
               help="pad the bottom and right edges (edge pixels repeated) up to the next accepted size, "
                    "and crop the output; no resampling, but a U-Net may pad a lot")
+FIT_MODES.add("reflect", lambda h, w, m: FitPlan(None, reflect=True),
+              help="reflect-pad both sides of each axis up to the next accepted size and crop the output: "
+                   "no resampling, and what --preprocess pad trains with")
 
 
 def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | None) -> FitPlan:
@@ -69,6 +76,7 @@ class Codec:
     encode: Callable[[torch.Tensor], torch.Tensor]                  # uint8 (C,H,W) -> network input (C,H,W)
     to_image: Callable[[torch.Tensor, torch.Tensor], Image.Image]   # (output at full size, source uint8)
     output_channels: tuple[int, ...]                                # output_nc values it can show
+    any_channels: bool = False   # Translator.run takes and gives any channels and 16-bit samples
 
 
 def _rgb_mode(input_nc: int) -> str:
@@ -86,8 +94,9 @@ def _lab_to_image(ab: torch.Tensor, source: torch.Tensor) -> Image.Image:
 
 
 CODECS: Registry[Codec] = Registry("translate_io")
-CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: Image.fromarray(to_uint8(out)), (1, 3)),
-           help="the image itself in [-1, 1], gray or RGB, in and out")
+CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: Image.fromarray(to_uint8(out)), (1, 3),
+                        any_channels=True),
+           help="the image itself in [-1, 1], gray or RGB (or any channels, 8 or 16 bits, in files), in and out")
 CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_to_image, (2,)),
            help="colorization: L in, ab out, RGB rebuilt with the input's own L")
 
@@ -111,24 +120,37 @@ def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropo
 class Translator:
     def __init__(self, net: Generator, device: torch.device, codec: Codec, input_nc: int, output_nc: int,
                  size_multiple: int, fit: str = "resize", load_size: int | None = None) -> None:
-        if output_nc not in codec.output_channels:
-            hint = "; a colorization checkpoint needs --model colorization" if output_nc == 2 else ""
-            raise ValueError(f"--output_nc {output_nc}: this model's outputs cannot be shown as an image "
-                             f"(expected {' or '.join(map(str, codec.output_channels))} channels){hint}")
         self.net, self.device, self.codec = net, device, codec
-        self.mode = codec.decode_mode(input_nc)
+        self.input_nc, self.output_nc = input_nc, output_nc
+        if not codec.any_channels:
+            self.image_mode()
         self.size_multiple, self.fit, self.load_size = size_multiple, fit, load_size
 
+    def image_mode(self) -> str:
+        """The PIL mode inputs decode to; raises when outputs cannot be shown as an 8-bit image."""
+        if self.output_nc not in self.codec.output_channels:
+            hint = "; a colorization checkpoint needs --model colorization" if self.output_nc == 2 else ""
+            raise ValueError(f"--output_nc {self.output_nc}: this model's outputs cannot be shown as an image "
+                             f"(expected {' or '.join(map(str, self.codec.output_channels))} channels){hint}")
+        return self.codec.decode_mode(self.input_nc)
+
     @torch.no_grad()
-    def __call__(self, image: Image.Image, name: str = "<image>") -> Image.Image:
-        source = pil_to_uint8(image, self.mode, name)          # (C, H, W) uint8
+    def run(self, source: torch.Tensor) -> torch.Tensor:
+        """(C, H, W) samples (uint8, or 16-bit in int32) -> the output (C_out, H, W) in [-1, 1]."""
         height, width = source.shape[-2:]
         plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
         fitted = source if plan.resize_to is None else resize_bicubic(source, plan.resize_to)
         x = self.codec.encode(fitted).unsqueeze(0)
-        if plan.pad != (0, 0):
+        if plan.reflect:
+            x = pad_to_multiple(x, self.size_multiple)
+        elif plan.pad != (0, 0):
             x = F.pad(x, (0, plan.pad[1], 0, plan.pad[0]), mode="replicate")
         y = self.net(x.to(self.device)).float().cpu()[0]
+        if plan.reflect:
+            y = crop_padding(y, height, width, self.size_multiple)
         y = y[:, :y.shape[1] - plan.pad[0], :y.shape[2] - plan.pad[1]]
-        y = resize_bicubic(y, (height, width)).clamp(-1, 1)
-        return self.codec.to_image(y, source)
+        return resize_bicubic(y, (height, width)).clamp(-1, 1)
+
+    def __call__(self, image: Image.Image, name: str = "<image>") -> Image.Image:
+        source = pil_to_uint8(image, self.image_mode(), name)          # (C, H, W) uint8
+        return self.codec.to_image(self.run(source), source)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from models.base_model import BaseModel, Phase, run_phase, set_requires_grad
 from models.ema import WeightAverage
 from models.feature_matching import feature_matching_loss, over_scales
 from models.image_pool import ImagePool
+from models.l1_terms import l1_term
 from models.losses import GAN_LOSSES, gradient_penalty
 from engine.distributed import Runtime, unwrap
 from engine.speed import make_grad_scaler
@@ -31,6 +31,7 @@ class Pix2PixModel(BaseModel):
         self.gan = entry.obj()
         self.gp_weight: float = entry.meta["gp_weight"]
         self.lambda_l1 = opt.lambda_L1
+        self.l1_downsample: int = getattr(opt, "l1_downsample", 1)
         self.lambda_feat: float = getattr(opt, "lambda_feat", 0.0)
         ema_decay: float = getattr(opt, "ema_decay", 0.0)
         self.ema = WeightAverage(unwrap(self.net_G), ema_decay) if ema_decay > 0 else None
@@ -89,7 +90,7 @@ class Pix2PixModel(BaseModel):
             else:
                 loss_gan = over_scales(self.gan.generator_loss, net_D(fake_AB))
         # L1 in fp32: under autocast fake_B may be bf16/fp16, and lambda 100 magnifies rounding.
-        loss_l1 = F.l1_loss(self.fake_B.float(), self.inputs["B"]) * self.lambda_l1
+        loss_l1 = l1_term(self.fake_B.float(), self.inputs["B"], self.l1_downsample) * self.lambda_l1
         losses.update(G_GAN=loss_gan, G_L1=loss_l1)
         self.scaled(sum(losses.values()), "G").backward()
         return losses

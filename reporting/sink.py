@@ -15,6 +15,8 @@ from typing import Callable, Mapping
 
 import torch
 
+from reporting.result_files import shown_channels
+
 from util.registry import Registry
 
 
@@ -97,7 +99,7 @@ def first_samples(visuals: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     """The first sample of each (N, C, H, W) visual, checked to be an image a display can show."""
     firsts = {}
     for label, batch in visuals.items():
-        image = batch[0]
+        image = shown_channels(batch[0])
         if image.dim() != 3 or image.shape[0] not in (1, 3):
             raise ValueError(f"visual '{label}': expected a (C, H, W) image with C = 1 or 3, "
                              f"got shape {tuple(image.shape)}")

@@ -48,6 +48,7 @@ def cfg(root: Path, **kw) -> DataConfig:
     ("scale_width", (40, 48)),            # width 48 -> load 48; height 40 stays a multiple of 4
     ("scale_width_and_crop", (32, 32)),
     ("none", (40, 48)),
+    ("pad", (40, 48)),                    # already multiples of 4: nothing to pad
 ])
 def test_each_preprocess_mode_gives_its_size(pairs: Path, preprocess: str, expected: tuple) -> None:
     ds = create_dataset("aligned", cfg(pairs, preprocess=preprocess))
@@ -59,7 +60,7 @@ def test_each_preprocess_mode_gives_its_size(pairs: Path, preprocess: str, expec
 
 def test_all_registered_preprocess_modes_are_covered() -> None:
     assert set(PREPROCESS_MODES.names()) == {"resize_and_crop", "crop", "scale_width",
-                                             "scale_width_and_crop", "none"}
+                                             "scale_width_and_crop", "none", "pad"}
     assert all(entry.help for entry in PREPROCESS_MODES)
     assert all(entry.help for entry in DATASETS)
 
@@ -165,7 +166,7 @@ def test_single_dataset_reads_a_folder_or_one_file(tmp_path: Path) -> None:
     ds = create_dataset("single", cfg(tmp_path, phase="test", preprocess="none", no_flip=True))
     assert len(ds) == 2
     item = ds[0]
-    assert set(item) == {"A", "A_paths"} and tuple(item["A"].shape) == (3, 36, 44)
+    assert set(item) == {"A", "A_paths", "A_size", "A_bits"} and tuple(item["A"].shape) == (3, 36, 44)
     one = create_dataset("single", cfg(tmp_path / "1.jpg", input_nc=1, preprocess="none"))
     assert len(one) == 1 and one[0]["A"].shape[0] == 1
 

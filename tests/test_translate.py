@@ -57,7 +57,7 @@ def inputs(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("net_g,fit", [("resnet_6blocks", "pad"), ("unet_128", "resize")])
+@pytest.mark.parametrize("net_g,fit", [("resnet_6blocks", "pad"), ("unet_128", "resize"), ("unet_128", "reflect")])
 def test_any_size_and_mode_gives_same_size_and_name(tmp_path: Path, inputs: Path, net_g: str, fit: str) -> None:
     save_ours(tmp_path / "ck" / "exp", netG=net_g, ngf=2)
     out = tmp_path / "out"
@@ -95,6 +95,7 @@ def test_output_equals_the_network_on_a_valid_size(tmp_path: Path) -> None:
 def test_fit_plans() -> None:
     assert plan_for(200, 300, 128, "resize", None).resize_to == (256, 256)
     assert plan_for(200, 300, 128, "pad", None).pad == (56, 84)
+    assert plan_for(200, 300, 128, "reflect", None).reflect   # the padding itself: data/padding.py
     assert plan_for(200, 300, 4, "resize", 256).resize_to == (256, 256)
     with pytest.raises(ValueError, match="--load_size 300"):
         plan_for(200, 300, 256, "resize", 300)

@@ -7,8 +7,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from reporting import visdom_client
@@ -164,7 +166,18 @@ def test_display_id_zero_and_non_main_ranks_never_connect(
 def test_bad_visual_shape_is_a_clear_error(tmp_path: Path) -> None:
     reporter = Reporter([HTMLPageSink(PageConfig(name="t", exp_dir=tmp_path))])
     with pytest.raises(ValueError, match="C = 1 or 3"):
-        reporter.report_images({"ab": torch.zeros(1, 2, 8, 8)}, epoch=1, step=1, snapshot=True)
+        reporter.report_images({"flat": torch.zeros(1, 8, 8)}, epoch=1, step=1, snapshot=True)
+
+
+def test_visuals_of_other_channel_counts_are_shown_by_their_first_channels(tmp_path: Path) -> None:
+    # Stacked inputs (A1 + A2 -> 4 channels) and 2-channel outputs must not stop training's display.
+    reporter = Reporter([HTMLPageSink(PageConfig(name="t", exp_dir=tmp_path))])
+    four = torch.linspace(-1, 1, 4).view(1, 4, 1, 1).expand(1, 4, 8, 8)
+    reporter.report_images({"stack": four, "ab": four[:, :2]}, epoch=1, step=1, snapshot=True)
+    shown = np.asarray(Image.open(next((tmp_path / "web" / "images").glob("*stack*"))))
+    assert shown.shape == (8, 8, 3) and shown[0, 0].tolist() == [0, 85, 170]   # (c + 1) * 127.5 of c = -1, -1/3, 1/3
+    two = np.asarray(Image.open(next((tmp_path / "web" / "images").glob("*ab*"))))
+    assert two[0, 0].tolist() == [0, 0, 0]
 
 
 def test_tensorboard_gets_every_curve_and_the_images(tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""Pairs from two folders per phase, matched by file name, with no preparation step.
+
+Either layout is read (the first one found):
+  ``<dataroot>/A/<phase>/`` + ``<dataroot>/B/<phase>/``   or   ``<dataroot>/<phase>_A/`` + ``<phase>_B/``
+Several folders on one side (``A1``, ``A2``, ... or ``<phase>_A1``, ...) stack into the
+channels of one image, in sorted order: gray + RGB -> 4 channels. Files pair up by their
+path inside the folder without the extension (``x.png`` with ``x.tif``).
+
+Everything that can be checked from headers is checked at start-up, and each problem is one
+:class:`DataError` line naming the first few files: names without a partner, sizes that
+differ within a pair, channel counts that cannot give ``--input_nc`` / ``--output_nc``.
+Files keep their bit depth (data/pixels.py); a sample mixing depths is widened to 16 bits.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from data.aligned import check_min_size
+from data.config import DataConfig
+from data.image_io import DataError, ImageStore, has_image_extension, list_files, read_header
+from data.pixels import bits_of, native_channels, read_pixels, widen
+from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
+
+SHOWN = 3   # files named in one error line
+
+
+def _listing(paths: list[str]) -> str:
+    more = f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else ""
+    return ", ".join(paths[:SHOWN]) + more
+
+
+def side_folders(dataroot: Path, phase: str, side: str) -> list[Path]:
+    """The folders of one side ("A" or "B") in either layout, sorted by their number."""
+    if not dataroot.is_dir():
+        raise DataError(f"{dataroot}: --dataroot does not exist or is not a folder")
+    pattern = re.compile(rf"{side}(\d*)$")
+    layouts = ([(m, d / phase) for d in dataroot.iterdir() if (m := pattern.match(d.name))],
+               [(m, d) for d in dataroot.iterdir() if (m := re.match(rf"{re.escape(phase)}_{pattern.pattern}", d.name))])
+    for found in layouts:
+        found = [(m, d) for m, d in found if d.is_dir()]
+        if not found:
+            continue
+        numbers = [m.group(1) for m, _ in found]
+        if "" in numbers and len(found) > 1:
+            raise DataError(f"{dataroot}: both {side} and numbered {side}1, {side}2 ... folders for phase "
+                            f"'{phase}'; keep one kind")
+        return [d for _, d in sorted(zip(numbers, (d for _, d in found)), key=lambda t: int(t[0] or 0))]
+    raise DataError(f"{dataroot}: no {side} folder for phase '{phase}' (expected {dataroot}/{side}/{phase}/ "
+                    f"or {dataroot}/{phase}_{side}/)")
+
+
+def files_by_stem(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in list_files(folder):
+        if not has_image_extension(path):
+            continue
+        stem = str(path.relative_to(folder).with_suffix(""))
+        if stem in files:
+            raise DataError(f"{path}: same name as {files[stem]}; a pair is matched by name, keep one of them")
+        files[stem] = path
+    if not files:
+        raise DataError(f"{folder}: no images")
+    return files
+
+
+class PairedDataset(Dataset):
+    """Item ``{"A", "B", "A_paths", "B_paths", "A_bits", "B_bits", "A_size"}``; ``A_size`` is
+    the stored (height, width), which test.py crops padded results back to."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        sides = {s: side_folders(cfg.dataroot, cfg.phase, s) for s in ("A", "B")}
+        if cfg.direction == "BtoA":
+            sides = {"A": sides["B"], "B": sides["A"]}
+        self.folders = sides
+        listings = {s: [files_by_stem(f) for f in folders] for s, folders in sides.items()}
+        stems = self._matched_stems([m for s in ("A", "B") for m in listings[s]],
+                                    [f for s in ("A", "B") for f in sides[s]])
+        if cfg.max_dataset_size is not None:
+            stems = stems[:cfg.max_dataset_size]
+        self.parts = {s: [[m[stem] for m in listings[s]] for stem in stems] for s in ("A", "B")}
+        self._check_sizes()
+        self.channels = {"A": self._check_channels("A", cfg.input_nc, "--input_nc"),
+                         "B": self._check_channels("B", cfg.output_nc, "--output_nc")}
+        self._row = {parts[0]: i for i, parts in enumerate(self.parts["A"])}
+        self.store = ImageStore(sides["A"][0], self._decode, self._check, skip_bad=cfg.skip_bad_images,
+                                cache=cfg.cache, files=[parts[0] for parts in self.parts["A"]])
+
+    @staticmethod
+    def _matched_stems(listings: list[dict[str, Path]], folders: list[Path]) -> list[str]:
+        common = set.intersection(*(set(m) for m in listings))
+        for listing, folder in zip(listings, folders):
+            alone = sorted(stem for stem in listing if stem not in common)
+            if alone:
+                others = ", ".join(str(f) for f in folders if f != folder)
+                raise DataError(f"{folder}: {len(alone)} file(s) without a partner of the same name in {others}: "
+                                f"{_listing([listing[s].name for s in alone])}")
+        return sorted(common)
+
+    def _check_sizes(self) -> None:
+        wrong = []
+        for a_parts, b_parts in zip(self.parts["A"], self.parts["B"]):
+            sizes = [(p, read_header(p)) for p in a_parts + b_parts]
+            first = sizes[0][1]
+            wrong += [f"{p} is {w}x{h}, {sizes[0][0].name} {first[0]}x{first[1]}"
+                      for p, (w, h) in sizes[1:] if (w, h) != first]
+        if wrong:
+            raise DataError(f"pairs of different sizes (width x height): {_listing(wrong)}")
+
+    def _check_channels(self, side: str, wanted: int, option: str) -> list[int | None]:
+        """Per folder, the channels to decode to (None: the file's own), checked on every file."""
+        counts = [[native_channels(p) for p in parts] for parts in zip(*self.parts[side])]
+        if len(counts) == 1:
+            convertible = {wanted} | ({1, 3} if wanted in (1, 3) else set())
+            bad = [f"{parts[0].name} has {c}" for parts, c in zip(self.parts[side], counts[0]) if c not in convertible]
+            if bad:
+                raise DataError(f"{self.folders[side][0]}: channel counts that cannot give {option} {wanted}: "
+                                f"{_listing(bad)}")
+            return [wanted]
+        bad = []
+        for row, parts in enumerate(self.parts[side]):
+            total = sum(column[row] for column in counts)
+            if total != wanted:
+                bad.append(f"{' + '.join(p.name for p in parts)} stack to {total}")
+        if bad:
+            raise DataError(f"{side} folders {', '.join(str(f) for f in self.folders[side])}: channels that do "
+                            f"not add up to {option} {wanted}: {_listing(bad)}")
+        return [None] * len(counts)
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.store.paths
+
+    def sample_sizes(self) -> list[tuple[int, int]]:
+        """The (height, width) each sample's tensors have, for batching by size."""
+        return [output_size(self.cfg, h, w) for h, w in self.store.sizes]
+
+    def _check(self, path: Path, width: int, height: int) -> None:
+        check_min_size(self.cfg, path, width, height)
+
+    def _side(self, parts: list[Path], side: str, option: str) -> torch.Tensor:
+        images = [read_pixels(p, c, option) for p, c in zip(parts, self.channels[side])]
+        if len(images) == 1:
+            return images[0]
+        if any(bits_of(im) == 16 for im in images):
+            images = [widen(im) for im in images]
+        return torch.cat(images)
+
+    def _decode(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self._row[path]
+        return (self._side(self.parts["A"][row], "A", "--input_nc"),
+                self._side(self.parts["B"][row], "B", "--output_nc"))
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
+        index, seed = split_key(key)
+        a_pixels, b_pixels = self.store.load(index)
+        a, b = augment(self.cfg, (a_pixels, b_pixels), seed)
+        path_A, path_B = self.store.paths[index], self.parts["B"][self._row[self.store.paths[index]]][0]
+        return {"A": to_signed_unit(a), "B": to_signed_unit(b), "A_paths": str(path_A), "B_paths": str(path_B),
+                "A_bits": bits_of(a_pixels), "B_bits": bits_of(b_pixels),
+                "A_size": torch.tensor(a_pixels.shape[-2:])}

@@ -1,0 +1,129 @@
+"""Decoding image files at their own bit depth and channel count.
+
+8-bit files become uint8 tensors (C, H, W) through the same converter as before
+(:func:`data.image_io.to_mode`), so their numbers do not change. 16-bit files (PNG or TIFF of
+one channel, TIFF of any number of channels) become :data:`WIDE` tensors holding 0..65535:
+torch's own uint16 lacks most CPU operations (flip, cat, arange), int32 holds them exactly.
+
+TIFF files are read with tifffile, which keeps 16-bit and many-channel samples that Pillow
+would round to 8 bits (16-bit RGB) or refuse. Pillow reads a 16-bit colour PNG as 8-bit RGB,
+so such a file is read at 8 bits; save it as TIFF to keep the 16 bits.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data.image_io import DataError, check_pixel_count, open_image, pil_to_uint8
+
+WIDE = torch.int32                      # dtype of 16-bit samples
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_GRAY_MODES = frozenset({"L", "1", "LA", "La", "I", "F"}) | _SIXTEEN_BIT_MODES
+_TIFF = frozenset({".tif", ".tiff"})
+
+
+def bits_of(pixels: torch.Tensor) -> int:
+    """8 for uint8 samples, 16 for :data:`WIDE` ones."""
+    if pixels.dtype == torch.uint8:
+        return 8
+    if pixels.dtype == WIDE:
+        return 16
+    raise ValueError(f"pixels of dtype {pixels.dtype} are neither 8-bit (uint8) nor 16-bit ({WIDE})")
+
+
+def widen(pixels: torch.Tensor) -> torch.Tensor:
+    """8-bit samples as 16-bit ones, v -> 257 v (0 -> 0, 255 -> 65535): the same fractions."""
+    return pixels.to(WIDE) * 257 if pixels.dtype == torch.uint8 else pixels
+
+
+def native_channels(path: Path) -> int:
+    """The channels a file holds as this module decodes it, from its header: 1 for gray, 3 for
+    colour (an 8-bit alpha channel is composited away), the stored count for other TIFFs."""
+    if path.suffix.lower() in _TIFF:
+        count = _tiff_header_channels(path)
+        if count is not None and count not in (1, 3):
+            return count
+    try:
+        with Image.open(path) as img:
+            return 1 if img.mode in _GRAY_MODES else 3
+    except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
+        raise DataError(f"{path}: cannot read image ({str(err).strip().splitlines()[0]})") from None
+
+
+def _tiff_header_channels(path: Path) -> int | None:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            # 16-bit RGBA keeps its alpha (only the 8-bit path composites it away).
+            return 3 if page.samplesperpixel == 4 and page.bitspersample == 8 else int(page.samplesperpixel)
+    except Exception:  # noqa: BLE001 - Pillow words the error
+        return None
+
+
+def read_pixels(path: Path, channels: int | None = None, option: str = "--input_nc") -> torch.Tensor:
+    """Decode ``path`` into (C, H, W): uint8 for 8-bit files, :data:`WIDE` for 16-bit ones.
+
+    ``channels`` None keeps the file's own count (:func:`native_channels`); 1 or 3 converts gray
+    and colour into each other as the 8-bit path does; any other count must be what the file
+    holds. A count that cannot be met raises :class:`DataError` naming ``option``.
+    """
+    array = _read_tiff(path) if path.suffix.lower() in _TIFF else None
+    if array is not None:
+        return _from_array(array, path, channels, option)
+    img = open_image(path)
+    if img.mode in _SIXTEEN_BIT_MODES or (img.mode == "I" and np.asarray(img).max(initial=0) > 255):
+        return _from_array(np.asarray(img), path, channels, option)
+    own = 1 if img.mode in _GRAY_MODES else 3
+    want = own if channels is None else channels
+    if want not in (1, 3):
+        raise DataError(f"{path}: holds {own} channel(s), but {option} is {channels}")
+    return pil_to_uint8(img, "L" if want == 1 else "RGB", path)
+
+
+def _read_tiff(path: Path) -> np.ndarray | None:
+    """The first page of a TIFF as (H, W) or (H, W, C) when it holds what Pillow would round
+    or refuse (16-bit samples, or a channel count other than 1, 3 and 4); None otherwise, and
+    when tifffile cannot read it, so that Pillow (with its one-line errors) gets the file."""
+    import tifffile   # only TIFF files need it
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if page.dtype != np.uint16 and page.samplesperpixel in (1, 3, 4):
+                return None    # Pillow's path (8-bit, bilevel, float), numbers as they always were
+            check_pixel_count(path, int(page.imagewidth), int(page.imagelength))
+            array = page.asarray()
+            planar = page.axes.startswith("S") and array.ndim == 3   # (C, H, W) storage
+    except DataError:
+        raise
+    except Exception:  # noqa: BLE001 - malformed files: Pillow's reader words the error
+        return None
+    return np.moveaxis(array, 0, -1) if planar else array
+
+
+def _from_array(array: np.ndarray, path: Path, channels: int | None, option: str) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(torch.uint8)
+    elif array.dtype in (np.uint16, np.int32, np.uint32, np.int64) and array.ndim in (2, 3):
+        tensor = torch.from_numpy(np.clip(array.astype(np.int64), 0, 65535).astype(np.int32))
+    else:
+        raise DataError(f"{path}: samples of type {array.dtype} are not supported (8- or 16-bit integers)")
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(-1)
+    tensor = tensor.permute(2, 0, 1).contiguous()     # (C, H, W)
+    own = tensor.shape[0]
+    if channels is None or channels == own:
+        return tensor
+    if channels == 3 and own == 1:
+        return tensor.expand(3, -1, -1).contiguous()
+    if channels == 1 and own in (3, 4):
+        # ITU-R 601 luma with the weights Pillow's convert("L") uses, rounded.
+        rgb = tensor[:3].to(torch.float64)
+        luma = (rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000
+        return luma.round().to(tensor.dtype).unsqueeze(0)
+    raise DataError(f"{path}: holds {own} channel(s), but {option} is {channels}")
