@@ -29,7 +29,6 @@ from models.init import init_weights  # noqa: E402
 from models.networks import build_discriminator, build_generator  # noqa: E402
 from models.networks import conv  # noqa: E402
 from models.networks.conv import use_native_backward  # noqa: E402
-from models.norms import norm_spec  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest
@@ -65,8 +64,9 @@ def with_down_max(step: Callable[[], None], down_max: int | None) -> Callable[[]
 def build(config: str, nhwc: bool, native_tiny: bool = True) -> tuple:
     net_g_name, width, size = CONFIGS[config]
     torch.manual_seed(0)
-    g = init_weights(build_generator(net_g_name, 3, 3, width, norm_spec("batch"), dropout=True), "normal", 0.02)
-    d = init_weights(build_discriminator("basic", 6, width, 3, norm_spec("batch")), "normal", 0.02)
+    g = init_weights(build_generator(net_g_name, input_nc=3, output_nc=3, ngf=width, norm="batch", dropout=True),
+                     "normal", 0.02)
+    d = init_weights(build_discriminator("basic", input_nc=6, ndf=width, n_layers=3, norm="batch"), "normal", 0.02)
     use_native_backward(g, native_tiny)
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     if nhwc:

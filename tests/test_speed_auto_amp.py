@@ -93,7 +93,7 @@ def test_auto_follows_the_measurement_and_caches_it_per_configuration(measured, 
     cpu = torch.device("cpu")
     assert amp_auto.choose_auto_amp(opt, model.nets, model.amp, cpu, timer=clock.timer) == expected
     assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
-    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu)]
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu, model.nets)]
     assert entry["choice"] == expected and entry["median_s"] == {"none": costs["none"], "bf16": costs["bf16"]}
     # The same machine and configuration: the cached answer, no probe, even if times changed.
     clock.costs = {"none": costs["bf16"], "bf16": costs["none"]}
@@ -168,5 +168,5 @@ def test_the_real_probe_leaves_weights_statistics_and_random_streams_alone(measu
         for key, value in net.state_dict().items():
             assert torch.equal(value, before[name][key]), (name, key)   # BN running stats included
         assert all(p.grad is None for p in net.parameters())
-    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"))]
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"), model.nets)]
     assert entry["choice"] == choice and entry["median_s"]["none"] > 0 and entry["median_s"]["bf16"] > 0

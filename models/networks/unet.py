@@ -6,10 +6,14 @@ with its own input before upsampling.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from models.networks.conv import Conv2d, ConvTranspose2d
+from models.networks.spec import GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
@@ -111,3 +115,14 @@ class UnetGenerator(nn.Module):
         stages: dict[str, nn.Module] = {f"down{i}": lvl.down for i, lvl in enumerate(levels, 1)}
         stages.update({f"up{i}": lvl.up for i, lvl in enumerate(reversed(levels), 1)})
         return stages
+
+
+@dataclass(frozen=True)
+class UnetSpec(GeneratorSpec):
+    network: ClassVar = UnetGenerator
+    family: ClassVar[str] = "unet"
+    num_downs: int = arch_field(8)   # set by the presets: unet_256 (8), unet_128 (7)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2 ** self.num_downs
