@@ -26,6 +26,8 @@ GENERATORS.add_preset("unet_256", UnetSpec, num_downs=8,
                       help="U-Net, 8 downsamplings: sides must be multiples of 256")
 GENERATORS.add_preset("unet_128", UnetSpec, num_downs=7,
                       help="U-Net, 7 downsamplings: sides must be multiples of 128")
+GENERATORS.add_preset("unet", UnetSpec,
+                      help="U-Net of --num_downs downsamplings (default 8): sides must be multiples of 2**num_downs")
 GENERATORS.add_preset("resnet_9blocks", ResnetSpec, n_blocks=9,
                       help="ResNet, 9 residual blocks: sides must be multiples of 4")
 GENERATORS.add_preset("resnet_6blocks", ResnetSpec, n_blocks=6,
