@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from engine.checkpoint import CheckpointError
-from engine.train_state import load_label
+from engine.checkpoint import CheckpointError, generator_path, load_label
 from inference.generator import LoadedGenerator, load_generator
 from inference.onnx_model import OnnxError, OnnxSpec, export_onnx
 from options.base import Options
@@ -33,8 +32,8 @@ log = logging.getLogger("export")
 
 
 def _to_onnx(loaded: LoadedGenerator, path: Path) -> None:
-    o = loaded.opt
-    spec = OnnxSpec(o.input_nc, o.output_nc, loaded.size_multiple, loaded.translate_io, loaded.behaviour, o.netG)
+    g = loaded.spec
+    spec = OnnxSpec(g.input_nc, g.output_nc, g.size_multiple, loaded.translate_io, loaded.behaviour, g.name)
     export_onnx(loaded.net.cpu(), spec, path)
 
 
@@ -61,7 +60,7 @@ def parse(argv: Sequence[str] | None) -> Options:
 
 def run(opt: Options) -> Path:
     writer, suffix = FORMATS.get(opt.format)
-    path = opt.output or Path(opt.checkpoints_dir) / opt.name / f"{load_label(opt)}_net_G{suffix}"
+    path = opt.output or generator_path(Path(opt.checkpoints_dir) / opt.name, load_label(opt), suffix)
     if path.exists() and path.is_dir():
         raise OnnxError(f"{path}: --output is a folder; give a file name")
     loaded = load_generator(opt)

@@ -30,7 +30,7 @@ from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
 from options.validate import first_problem
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime, unwrap
 from reporting.fid import FidUnavailable, extractor_path
 from reporting.html import ResultRow, write_results_page
@@ -39,7 +39,6 @@ from reporting.logs import setup_logging
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
-from engine.train_state import load_label
 
 log = logging.getLogger("test")
 
@@ -65,7 +64,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     seed_everything(opt.seed)
     model = create_model(opt, runtime)
     net_G = unwrap(model.nets["G"])
-    load_into(net_G, saved, opt)
+    load_into(net_G, saved)
 
     if opt.eval and opt.bn_eval == "precise":
         # Population statistics over training images, seen as at test time (no flips, no dropout).

@@ -30,19 +30,18 @@ from torch.utils.data import DataLoader, Dataset
 
 from data import DataError, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
-from engine.checkpoint import CheckpointError, remove_stray_temporaries
+from engine.checkpoint import (AUTO, CheckpointError, auto_resume_label, existing_checkpoints, iter_label, load_label,
+                               reference_files, remove_stray_temporaries, resume_training)
 from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
                                 distributed_runtime, first_line, is_peer_failure, launch_env, mean_across_ranks,
                                 unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
-from engine.resume import AUTO, auto_resume_label
 from engine.rng import seed_everything
 from engine.amp_auto import choose_auto_amp
 from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
 from engine.saver import Saver
 from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
-from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
-                                reference_files, resume_training)
+from engine.train_state import DivergedError, TrainState, check_finite, crossed
 from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
@@ -166,7 +165,7 @@ def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[
     if crossed(before, state.samples, opt.save_latest_freq):
         run.saver.save_latest(model, state, losses)
         if opt.save_by_iter:
-            run.saver.save(model, state, f"iter_{state.samples}", losses)
+            run.saver.save(model, state, iter_label(state.samples), losses)
 
 
 def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor],

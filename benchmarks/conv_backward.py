@@ -25,11 +25,10 @@ from common import emit  # noqa: E402  (importing common puts the project on sys
 
 from models.networks import build_generator  # noqa: E402
 from models.networks.conv import Conv2d, ConvTranspose2d, set_down_max_out_side  # noqa: E402
-from models.norms import NORMS  # noqa: E402
 
 
 def layer_inputs(net_g: str, ngf: int, side: int, down_max: int | None = None) -> list[tuple[str, nn.Module, torch.Size]]:
-    net = build_generator(net_g, 3, 3, ngf, NORMS.get("batch"), dropout=False)
+    net = build_generator(net_g, input_nc=3, output_nc=3, ngf=ngf, norm="batch", dropout=False)
     if down_max is not None:   # else the rule for this CPU
         set_down_max_out_side(net, down_max)
     found: list[tuple[str, nn.Module, torch.Size]] = []

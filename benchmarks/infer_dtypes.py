@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, emit  # noqa: E402
 
 from models.init import init_weights  # noqa: E402
-from models.networks import build_generator  # noqa: E402
-from models.norms import norm_spec  # noqa: E402
+from models.networks import architecture_from_options, build_generator, spec_from_dict  # noqa: E402
 from reporting.images import quantize  # noqa: E402
 
 FACADES_TEST = ROOT.parent / "shared" / "datasets" / "facades" / "test"
@@ -38,13 +37,13 @@ VARIANTS = {"fp32": (None, False), "bf16": (torch.bfloat16, False), "bf16_nhwc":
 def generator(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
     if args.generator:
         saved = torch.load(args.generator, map_location="cpu", weights_only=True)
-        opts = saved["options"]
-        net = build_generator(opts["netG"], opts.get("input_nc", 3), opts.get("output_nc", 3), opts["ngf"],
-                              norm_spec(opts.get("norm", "batch")), dropout=not opts.get("no_dropout", False))
+        # Version 1 files kept only the options: their spec comes from those.
+        spec = spec_from_dict("G", saved.get("spec") or architecture_from_options(saved["options"])["G"])
+        net = spec.build()
         net.load_state_dict(saved["net_G"])
-        return net, f"{args.generator} ({opts['netG']}, ngf {opts['ngf']})"
+        return net, f"{args.generator} ({spec.name}, ngf {spec.ngf})"
     torch.manual_seed(0)
-    net = build_generator(args.netG, 3, 3, args.ngf, norm_spec("batch"), dropout=True)
+    net = build_generator(args.netG, input_nc=3, output_nc=3, ngf=args.ngf, norm="batch", dropout=True)
     return init_weights(net, "normal", 0.02), f"{args.netG}, ngf {args.ngf}, freshly initialized"
 
 

@@ -42,7 +42,7 @@ def outside_runners(stack: contextlib.ExitStack, bench: argparse.Namespace, outs
     work = Path(stack.enter_context(scratch_dir()))
     runners = {}
     if "serve" in outside:   # first: the ONNX export below switches the network to eval mode
-        keys = ("netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout", "model", "direction")
+        keys = ("model", "direction")   # the architecture travels as the network's spec
         serve_args = ["--gpu_ids", "-1"] + (["--eval"] if bench.eval else [])
         runners["serve"] = stack.enter_context(serve_runner(
             model.net_G, {k: getattr(model.opt, k) for k in keys}, work, bench.crop_size, serve_args))

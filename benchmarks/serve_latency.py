@@ -23,7 +23,8 @@ from PIL import Image
 
 from common import ROOT
 
-from engine.checkpoint import GENERATOR_FORMAT, save_atomic  # noqa: E402
+from engine.checkpoint import write_generator  # noqa: E402
+from engine.distributed import unwrap  # noqa: E402
 from engine.launch import free_loopback_port  # noqa: E402
 from support.serving import wait_until_serving  # noqa: E402
 from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx  # noqa: E402
@@ -45,8 +46,8 @@ def serve_runner(net: torch.nn.Module, options: dict, workdir: Path, crop_size: 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from gradio_client import Client, handle_file
 
-    save_atomic({"format": GENERATOR_FORMAT, "net_G": net.state_dict(), "options": options},
-                workdir / "ck" / "bench" / "latest_net_G.pt")
+    write_generator(workdir / "ck" / "bench" / "latest_net_G.pt", net.state_dict(), unwrap(net).spec.as_dict(),
+                    options)
     sketch = workdir / "sketch.png"
     pixels = np.full((crop_size, crop_size, 3), 255, np.uint8)
     pixels[crop_size // 4:3 * crop_size // 4, crop_size // 2 - 1:crop_size // 2 + 1] = 0

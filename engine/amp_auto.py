@@ -112,11 +112,13 @@ def probe_step(model: TrialModel, batch: Mapping[str, torch.Tensor], amp: str,
     return step
 
 
-def config_key(opt: Any, device: torch.device) -> str:
-    parts = {"netG": opt.netG, "netD": opt.netD, "norm": opt.norm, "ngf": opt.ngf, "ndf": opt.ndf,
-             "n_layers_D": getattr(opt, "n_layers_D", 3), "in": opt.input_nc, "out": opt.output_nc,
-             "crop": opt.crop_size, "batch": opt.batch_size, "channels_last": getattr(opt, "channels_last", False),
-             "device": device.type}
+def config_key(opt: Any, device: torch.device, nets: Mapping[str, nn.Module]) -> str:
+    # Each network's architecture spec (models/networks/spec.py, kept on the network as
+    # ``spec``): every hyperparameter, with no list of them to keep up to date here.
+    parts: dict[str, Any] = {f"net{name}": json.dumps(unwrap(net).spec.as_dict(), sort_keys=True)
+                             for name, net in sorted(nets.items())}
+    parts.update(crop=opt.crop_size, batch=opt.batch_size, channels_last=getattr(opt, "channels_last", False),
+                 device=device.type)
     if device.type == "cpu":
         # How idle OpenMP threads wait changes the answer: bf16 adds casts, so more parallel
         # regions, and each pays a wake-up when threads sleep: bf16 can win with spinning
@@ -175,7 +177,7 @@ def choose_auto_amp(opt: Any, model: TrialModel, resolved: str, device: torch.de
 def _cached_or_measured(opt: Any, model: TrialModel, device: torch.device,
                         timer: Callable[[], float]) -> str:
     path = cache_dir() / CACHE_FILE
-    key = config_key(opt, device)
+    key = config_key(opt, device, model.nets)
     entry = read_cache(path).get(key)
     if entry and entry.get("choice") in CANDIDATES:
         log.info("--amp auto: %s (measured before on this machine and configuration, %s)", entry["choice"], path)

@@ -14,7 +14,8 @@ import torch
 from engine.distributed import Runtime, barrier, gather_to_all, mean_across_ranks
 from engine.rng import capture_rng_state
 from engine.stop import StopRequest, TrainingStopped, agreed_stop, signal_name
-from engine.train_state import TrainState, check_finite, check_finite_weights, save_training
+from engine.checkpoint import save_training
+from engine.train_state import TrainState, check_finite, check_finite_weights
 
 log = logging.getLogger("train")
 

@@ -14,14 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime
-from engine.train_state import load_label
 from inference.translator import CODECS, Translator, set_inference_behaviour
 from models import MODELS
-from models.load_generator import find_generator, load_into, options_for
-from models.networks import DEFAULT_UPSAMPLE, build_generator, size_multiple
-from models.norms import norm_spec
+from models.load_generator import find_generator, load_into, options_for, spec_for
+from models.networks.spec import GeneratorSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,7 @@ log = logging.getLogger(__name__)
 class LoadedGenerator:
     net: nn.Module
     opt: argparse.Namespace   # the command's options with the checkpoint's architecture applied
+    spec: GeneratorSpec       # what was built
     path: Path
     device: torch.device
     behaviour: str            # e.g. "norm layers: eval, bn_eval=running; dropout off"
@@ -41,11 +40,11 @@ class LoadedGenerator:
 
     @property
     def size_multiple(self) -> int:
-        return size_multiple(self.opt.netG)
+        return self.spec.size_multiple
 
     def describe(self) -> str:
-        o = self.opt
-        return (f"{self.path}: --netG {o.netG} --ngf {o.ngf} --norm {o.norm}, {o.input_nc} -> {o.output_nc} "
+        s = self.spec
+        return (f"{self.path}: --netG {s.name} --ngf {s.ngf} --norm {s.norm}, {s.input_nc} -> {s.output_nc} "
                 f"channels, {self.behaviour}, on {self.device}")
 
 
@@ -61,20 +60,19 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     resolved = argparse.Namespace(**{**values, **from_ckpt})
 
     device = single_process_runtime(resolved.gpu_ids).device
-    net = build_generator(resolved.netG, resolved.input_nc, resolved.output_nc, resolved.ngf,
-                          norm_spec(resolved.norm), dropout=not resolved.no_dropout,
-                          upsample=getattr(resolved, "upsample", DEFAULT_UPSAMPLE))
+    spec = spec_for(opt, saved)
+    net = spec.build()
     try:
-        load_into(net, saved, resolved)
+        load_into(net, saved)
     except CheckpointError as err:
         message = str(err)
         raise CheckpointError(message if str(saved.path) in message else f"{saved.path}: {message}") from None
     net.to(device)
     behaviour = set_inference_behaviour(net, resolved.eval, resolved.bn_eval, resolved.dropout)
-    return LoadedGenerator(net, resolved, saved.path, device, behaviour)
+    return LoadedGenerator(net, resolved, spec, saved.path, device, behaviour)
 
 
 def translator_for(loaded: LoadedGenerator, fit: str = "resize", load_size: int | None = None) -> Translator:
-    o = loaded.opt
-    return Translator(loaded.net, loaded.device, CODECS.get(loaded.translate_io), o.input_nc, o.output_nc,
-                      loaded.size_multiple, fit=fit, load_size=load_size)
+    s = loaded.spec
+    return Translator(loaded.net, loaded.device, CODECS.get(loaded.translate_io), s.input_nc, s.output_nc,
+                      s.size_multiple, fit=fit, load_size=load_size)

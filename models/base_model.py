@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from models.init import init_weights
-from models.networks import DEFAULT_UPSAMPLE, build_discriminator, build_generator
-from models.norms import norm_spec
+from models.networks import ROLES, architecture_from_options
+from models.networks.spec import mismatch
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from models.schedulers import EpochScheduler
 from engine.distributed import Runtime, unwrap
@@ -50,18 +50,16 @@ class BaseModel:
         check_amp_supported(self.device, self.amp)
 
     # -- building -------------------------------------------------------------------------
+    def make_network(self, role: str) -> nn.Module:
+        """Network ``role`` ("G" or "D") as the options describe it (its spec, kept as ``net.spec``)."""
+        net = ROLES[role].from_options(vars(self.opt)).build()
+        return self.speed_up(role, init_weights(net, self.opt.init_type, self.opt.init_gain).to(self.device))
+
     def make_generator(self) -> nn.Module:
-        opt = self.opt
-        net = build_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_spec(opt.norm),
-                              dropout=not opt.no_dropout, upsample=getattr(opt, "upsample", DEFAULT_UPSAMPLE))
-        return self.speed_up("G", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
+        return self.make_network("G")
 
     def make_discriminator(self) -> nn.Module:
-        opt = self.opt
-        # Conditional D: it judges A and B together.
-        net = build_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D,
-                                  norm_spec(opt.norm), num_D=getattr(opt, "num_D", 1))
-        return self.speed_up("D", init_weights(net, opt.init_type, opt.init_gain).to(self.device))
+        return self.make_network("D")
 
     def speed_up(self, name: str, net: nn.Module) -> nn.Module:
         """channels_last and torch.compile per the speed options. The compile wrapper shares the
@@ -176,13 +174,34 @@ class BaseModel:
             "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
         }
 
+    # -- architecture: what the engine's checkpoint files store and compare ------------------
+    @property
+    def specs(self) -> dict[str, dict]:
+        """The spec of each network as plain values (what a checkpoint stores)."""
+        return {name: unwrap(net).spec.as_dict() for name, net in self.nets.items()}
+
+    @staticmethod
+    def architecture_from_options(options: dict) -> dict[str, dict]:
+        """The specs of a file that kept only its options (an earlier format)."""
+        return architecture_from_options(options)
+
+    def architecture_mismatch(self, saved: dict[str, dict]) -> str | None:
+        """The first difference between a checkpoint's specs and this model's, as one sentence."""
+        for name, net in self.nets.items():
+            if name in saved:
+                role = ROLES[name]
+                problem = mismatch(role.from_dict(saved[name]), unwrap(net).spec, role.role)
+                if problem:
+                    return problem
+        return None
+
     def load_reference_net(self, name: str, state: dict[str, torch.Tensor]) -> None:
         """Load network ``name`` ("G" or "D") from a state_dict saved by the reference
         implementation, converted here so that the engine, which reads the file, needs no
         knowledge of the reference's layout; raises CheckpointError naming the wrong option."""
         convert = {"G": convert_reference_generator, "D": convert_reference_discriminator}[name]
         net = unwrap(self.nets[name])
-        net.load_state_dict(convert(state, net, self.opt))
+        net.load_state_dict(convert(state, net))
 
     def load_state_dict(self, state: dict, nets_only: bool = False) -> None:
         for name, net in self.nets.items():

@@ -20,7 +20,6 @@ from its layer sequence).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
-from models.norms import norm_spec
+from models.networks.spec import DiscriminatorSpec, GeneratorSpec
 from engine.checkpoint import CheckpointError
 
 Tensor = torch.Tensor
@@ -165,7 +164,7 @@ def _matching_names(ref_layers: list[Layer], build: Callable[[str], nn.Module], 
     return [name for name in names if _structure(group_by_module(build(name).state_dict())) == target]
 
 
-def _generator_hints(opt: argparse.Namespace) -> Callable[[list[Layer]], list[str]]:
+def _generator_hints(spec: GeneratorSpec) -> Callable[[list[Layer]], list[str]]:
     def diagnose(ref_layers: list[Layer]) -> list[str]:
         convs = _convs(ref_layers)
         if not convs:
@@ -174,50 +173,50 @@ def _generator_hints(opt: argparse.Namespace) -> Callable[[list[Layer]], list[st
         found = {"ngf": first["weight"].shape[0], "input_nc": first["weight"].shape[1]}
         if "bias" in last:   # the last layer of every generator keeps its bias
             found["output_nc"] = last["bias"].shape[0]
-        norm = norm_spec(infer_reference_norm(ref_layers))
+        norm = infer_reference_norm(ref_layers)
         # Width 2 is enough to compare layer sequences and costs nothing to build.
         names = _matching_names(
-            ref_layers, lambda n: build_generator(n, found["input_nc"], found.get("output_nc", 3), 2, norm, False),
+            ref_layers, lambda n: build_generator(n, input_nc=found["input_nc"], output_nc=found.get("output_nc", 3),
+                                                  ngf=2, norm=norm, dropout=False),
             GENERATORS.names())
-        if names and opt.netG not in names:
+        asked = {"ngf": spec.ngf, "input_nc": spec.input_nc, "output_nc": spec.output_nc}
+        if names and spec.name not in names:
             found["netG"] = names[0]
-        return [f"--{k} {v}" for k, v in found.items() if getattr(opt, k, v) != v]
+        return [f"--{k} {v}" for k, v in found.items() if asked.get(k, spec.name) != v]
     return diagnose
 
 
-def _discriminator_hints(opt: argparse.Namespace) -> Callable[[list[Layer]], list[str]]:
+def _discriminator_hints(spec: DiscriminatorSpec) -> Callable[[list[Layer]], list[str]]:
     def diagnose(ref_layers: list[Layer]) -> list[str]:
         convs = _convs(ref_layers)
         if not convs:
             return []
         hints = []
         ndf = convs[0].tensors["weight"].shape[0]
-        if ndf != opt.ndf:
+        if ndf != spec.ndf:
             hints.append(f"--ndf {ndf}")
-        norm = norm_spec(infer_reference_norm(ref_layers))
+        norm = infer_reference_norm(ref_layers)
         in_nc = convs[0].tensors["weight"].shape[1]
-        if in_nc != opt.input_nc + opt.output_nc:
+        if in_nc != spec.input_nc:
             hints.append(f"--input_nc/--output_nc summing to {in_nc}")
         candidates = [(name, n) for name in DISCRIMINATORS.names() for n in range(1, 9)]
         for name, n_layers in candidates:
-            net = build_discriminator(name, in_nc, 2, n_layers, norm)
+            net = build_discriminator(name, input_nc=in_nc, ndf=2, n_layers=n_layers, norm=norm)
             if _structure(group_by_module(net.state_dict())) == _structure(ref_layers):
-                if name != opt.netD or (name == "n_layers" and n_layers != opt.n_layers_D):
+                if name != spec.name or (name == "n_layers" and n_layers != getattr(spec, "n_layers", None)):
                     hints.append(f"--netD {name}" + (f" --n_layers_D {n_layers}" if name == "n_layers" else ""))
                 break
         return hints
     return diagnose
 
 
-def convert_reference_generator(state: Mapping[str, Tensor], net: nn.Module,
-                                opt: argparse.Namespace) -> dict[str, Tensor]:
-    """``<epoch>_net_G.pth`` of the reference -> a state_dict for our ``net`` (built from ``opt``:
-    netG, ngf, norm, input_nc, output_nc); raises CheckpointError naming the wrong option."""
-    return convert_reference_state(state, net, opt.norm, _generator_hints(opt))
+def convert_reference_generator(state: Mapping[str, Tensor], net: nn.Module) -> dict[str, Tensor]:
+    """``<epoch>_net_G.pth`` of the reference -> a state_dict for our ``net`` (whose ``spec`` says
+    what was asked for); raises CheckpointError naming the wrong option."""
+    return convert_reference_state(state, net, net.spec.norm, _generator_hints(net.spec))
 
 
-def convert_reference_discriminator(state: Mapping[str, Tensor], net: nn.Module,
-                                    opt: argparse.Namespace) -> dict[str, Tensor]:
-    """``<epoch>_net_D.pth`` of the reference -> a state_dict for our ``net`` (netD, ndf,
-    n_layers_D, norm, input_nc + output_nc channels in)."""
-    return convert_reference_state(state, net, opt.norm, _discriminator_hints(opt))
+def convert_reference_discriminator(state: Mapping[str, Tensor], net: nn.Module) -> dict[str, Tensor]:
+    """``<epoch>_net_D.pth`` of the reference -> a state_dict for our ``net`` (its ``spec``: netD,
+    ndf, n_layers_D, norm, input_nc + output_nc channels in)."""
+    return convert_reference_state(state, net, net.spec.norm, _discriminator_hints(net.spec))

@@ -12,8 +12,6 @@ from typing import NoReturn
 from data import DATASETS, PREPROCESS_MODES
 from models import MODELS
 from models.init import INITS
-from models.networks import DEFAULT_UPSAMPLE, DISCRIMINATORS, GENERATORS, UPSAMPLERS
-from models.norms import NORMS
 from util.registry import Registry
 
 
@@ -110,20 +108,9 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--suffix", default="",
                    help="appended to --name, formatted with the options, e.g. {netG}_size{load_size}")
 
-    g = p.add_argument_group("networks")
-    g.add_argument("--input_nc", type=positive_int, default=3, help="channels of A (3 RGB, 1 gray; any count with --dataset_mode paired)")
-    g.add_argument("--output_nc", type=positive_int, default=3, help="channels of B (3 RGB, 1 gray; any count with --dataset_mode paired)")
-    g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
-    g.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
-    g.add_argument("--netG", default="unet_256", choices=GENERATORS.choices(), help=choices_help(GENERATORS))
-    g.add_argument("--netD", default="basic", choices=DISCRIMINATORS.choices(), help=choices_help(DISCRIMINATORS))
-    g.add_argument("--n_layers_D", type=positive_int, default=3, help="layers of D when --netD n_layers")
-    g.add_argument("--norm", default="batch", choices=NORMS.choices(), help=choices_help(NORMS))
+    g = p.add_argument_group("initialization")
     g.add_argument("--init_type", default="normal", choices=INITS.choices(), help=choices_help(INITS))
     g.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
-    g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
-    g.add_argument("--upsample", default=DEFAULT_UPSAMPLE, choices=UPSAMPLERS.choices(),
-                   help=choices_help(UPSAMPLERS, "how the generator's decoder doubles the resolution:"))
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset_mode", default="aligned", choices=DATASETS.choices(), help=choices_help(DATASETS))

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from data.config import DataConfig
-from models.networks import size_multiple
+from models.networks import generator_spec
 
 
 def experiment_dir(opt: argparse.Namespace) -> Path:
@@ -19,6 +19,6 @@ def data_config(opt: argparse.Namespace, phase: str | None = None) -> DataConfig
         load_size=opt.load_size, crop_size=opt.crop_size,
         # Test time never flips: results must be reproducible and comparable to real_B.
         no_flip=opt.no_flip or not opt.is_train,
-        max_dataset_size=opt.max_dataset_size, size_divisor=size_multiple(opt.netG),
+        max_dataset_size=opt.max_dataset_size, size_divisor=generator_spec(opt).size_multiple,
         skip_bad_images=opt.skip_bad_images, cache=getattr(opt, "cache_dataset", False))
 

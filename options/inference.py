@@ -12,10 +12,8 @@ import argparse
 from typing import Callable, Sequence
 
 from models import MODELS
-from models.networks import GENERATORS
-from models.norms import NORMS
-from options.base import (HelpFormatter, OneLineParser, Options, choices_help, gpu_list, non_negative_int,
-                          positive_int)
+from options.architecture import add_architecture_options
+from options.base import HelpFormatter, OneLineParser, Options, choices_help, gpu_list, non_negative_int
 from options.norm_behaviour import STANDALONE_BN_MODES, add_norm_behaviour_options
 from options.parse import apply_model_defaults, explicit_options, resolve_gpu_ids
 
@@ -34,14 +32,9 @@ def add_checkpoint_options(p: argparse.ArgumentParser, name_required: bool = Tru
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("network (read from the checkpoint; needed only for reference .pth files)")
+    g = add_architecture_options(p, with_discriminator=False,
+                                 title="network (read from the checkpoint; needed only for reference .pth files)")
     g.add_argument("--model", default="pix2pix", choices=MODELS.choices(), help=choices_help(MODELS))
-    g.add_argument("--netG", default="unet_256", choices=GENERATORS.choices(), help=choices_help(GENERATORS))
-    g.add_argument("--norm", default="batch", choices=NORMS.choices(), help=choices_help(NORMS))
-    g.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
-    g.add_argument("--input_nc", type=positive_int, default=3, help="input channels (3 RGB, 1 gray)")
-    g.add_argument("--output_nc", type=positive_int, default=3, help="output channels (3 RGB, 1 gray)")
-    g.add_argument("--no_dropout", action="store_true", help="the generator has no dropout")
 
 
 def build_inference_parser(prog: str, description: str, name_required: bool = True,

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from options.architecture import add_architecture_options
 from options.base import HelpFormatter, OneLineParser, Options, add_base_options
 from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
 from options.speed import add_speed_options
@@ -22,6 +23,7 @@ def build_parser(is_train: bool) -> OneLineParser:
     parser = OneLineParser(prog=prog, formatter_class=HelpFormatter,
                            description="Train pix2pix." if is_train else "Run a trained generator.")
     add_base_options(parser)
+    add_architecture_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
     add_speed_options(parser, is_train)
     return parser

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 from models.losses import GAN_LOSSES
-from models.networks.multiscale import MAX_SCALES
 from models.schedulers import LR_POLICIES
 from options.base import choices_help, non_negative_int, positive_int
 from options.own_data import add_l1_options
@@ -49,8 +48,6 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     add_l1_options(g)
 
     g = p.add_argument_group("quality options (off by default)")
-    g.add_argument("--num_D", type=scale_count, default=2,
-                   help=f"scales of --netD multiscale (1 to {MAX_SCALES}): full size, 1/2, 1/4")
     g.add_argument("--lambda_feat", type=non_negative_float, default=0.0,
                    help="weight of discriminator feature matching (pix2pixHD uses 10; 0: off)")
     g.add_argument("--ema_decay", type=ema_decay, default=0.0,
@@ -89,11 +86,4 @@ def ema_decay(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be 0 (off) or between 0 and 1 (e.g. 0.999), got {text}")
-    return value
-
-
-def scale_count(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_SCALES:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SCALES}, got {text}")
     return value

@@ -7,7 +7,7 @@ import argparse
 
 from data import PREPROCESS_MODES
 from models.losses import GAN_LOSSES
-from models.networks import GENERATORS, size_multiple
+from models.networks import GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
 
@@ -25,7 +25,7 @@ def _crop_not_above_load(opt: argparse.Namespace) -> str | None:
 def _size_fits_generator(opt: argparse.Namespace) -> str | None:
     if getattr(opt, "netG_from_checkpoint", False):
         return None  # test time: the checkpoint names the generator; checked again once loaded
-    multiple = size_multiple(opt.netG)
+    multiple = generator_spec(opt).size_multiple
     mode = PREPROCESS_MODES.get(opt.preprocess)
     if mode.crops:        # the output side is the crop
         flag, side = "--crop_size", opt.crop_size
@@ -36,7 +36,7 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
     if side % multiple == 0:
         return None
     nearest = max(multiple, round(side / multiple) * multiple)
-    fitting = [e.name for e in GENERATORS if side % e.meta["size_multiple"] == 0]
+    fitting = [e.name for e in GENERATORS if side % size_multiple(e.name) == 0]
     hint = f", or a generator that takes this size (--netG {fitting[0]})" if fitting else ""
     return (f"{flag} {side} does not fit --netG {opt.netG}, whose input side must be a multiple of "
             f"{multiple}; use {flag} {nearest}{hint}")

@@ -29,7 +29,6 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from models.networks import build_discriminator, build_generator
-from models.norms import norm_spec
 from tests.test_ddp import train_args, write_pairs
 from tests.test_reference_compat import make_reference_state
 
@@ -120,8 +119,8 @@ def _truncated_checkpoint(c: Ctx) -> tuple[list[str], str]:
 
 def _reference_with_other_width(c: Ctx) -> tuple[list[str], str]:
     # The reference implementation's 3_net_G.pth / 3_net_D.pth, trained with --ngf 8 --ndf 8.
-    G = build_generator("resnet_6blocks", 3, 3, 8, norm_spec("batch"), True)
-    D = build_discriminator("basic", 6, 8, 3, norm_spec("batch"))
+    G = build_generator("resnet_6blocks", input_nc=3, output_nc=3, ngf=8, norm="batch", dropout=True)
+    D = build_discriminator("basic", input_nc=6, ndf=8, n_layers=3, norm="batch")
     torch.save(make_reference_state(G, "resnet_6blocks", 6, "batch"), c.exp / "3_net_G.pth")
     torch.save(make_reference_state(D, "basic", 3, "batch"), c.exp / "3_net_D.pth")
     return c.train("--epoch", "3"), "3_net_G.pth"
@@ -182,7 +181,7 @@ CASES: dict[str, Callable[[Ctx], tuple[list[str], str]]] = {
     "negative_epochs": options("--n_epochs", "-1", culprit="--n_epochs"),
     # checkpoints
     "other_width": options("--ngf", "8", culprit="--ngf"),
-    "other_discriminator_depth": options("--n_layers_D", "2", culprit="--n_layers_D"),
+    "other_discriminator_depth": options("--netD", "n_layers", "--n_layers_D", "2", culprit="--netD basic"),
     "other_model_type": options("--model", "colorization", "--dataset_mode", "colorization", culprit="--input_nc"),
     "generator_file_as_training_checkpoint": _generator_only,
     "truncated_checkpoint": _truncated_checkpoint,

@@ -140,16 +140,15 @@ def test_under_bf16_autocast_the_tiny_layers_run_in_fp32(cls, side):
 
 def test_the_unet_uses_it_and_learns_the_same():
     from models.networks import build_generator
-    from models.norms import NORMS
     torch.manual_seed(2)
-    net = build_generator("unet_128", 3, 3, 8, NORMS.get("batch"), dropout=False)
+    net = build_generator("unet_128", input_nc=3, output_nc=3, ngf=8, norm="batch", dropout=False)
     set_down_max_out_side(net, 1)
     kinds = {type(m) for m in net.modules()}
     assert Conv2d in kinds and ConvTranspose2d in kinds
     x, target = torch.randn(2, 3, 128, 128), torch.rand(2, 3, 128, 128) * 2 - 1
 
     def step(enabled: bool) -> list[torch.Tensor]:
-        model = build_generator("unet_128", 3, 3, 8, NORMS.get("batch"), dropout=False)
+        model = build_generator("unet_128", input_nc=3, output_nc=3, ngf=8, norm="batch", dropout=False)
         model.load_state_dict(net.state_dict())
         set_down_max_out_side(model, 1)
         assert use_native_backward(model, enabled) == 14   # 7 down, 7 up at 128 px

@@ -17,7 +17,8 @@ from typing import Callable
 import pytest
 import torch
 
-import engine.checkpoint as checkpoint_module
+import engine.checkpoint.files as checkpoint_module
+import engine.checkpoint.format as checkpoint_format
 import train as train_script
 from tests.test_ddp import REPO, train_args, write_pairs
 
@@ -203,7 +204,7 @@ def test_full_disk_during_a_save_leaves_the_previous_checkpoint_intact(
         assert len(err) == 1 and "latest.pt: could not be written (No space left on device)" in err[0], err
         folder = disk / "full_disk"
         assert torch.load(folder / "latest.pt", weights_only=True)["state"]["step"] == 1
-        assert torch.load(folder / "latest_net_G.pt", weights_only=True)["format"].endswith("/G/1")
+        assert torch.load(folder / "latest_net_G.pt", weights_only=True)["format"] == checkpoint_format.GENERATOR_FORMAT
         assert not list(folder.glob(".*tmp"))
     finally:
         if unmount is not None:

@@ -9,7 +9,6 @@ from torch import nn
 
 from models.losses import GAN_LOSSES, gradient_penalty
 from models.networks import build_discriminator
-from models.norms import norm_spec
 from models.schedulers import LR_POLICIES, EpochScheduler, linear_factor
 
 
@@ -28,7 +27,7 @@ def test_gan_losses_are_finite_and_point_the_right_way(mode: str) -> None:
 
 def test_gradient_penalty_is_nonzero_and_trains_d() -> None:
     torch.manual_seed(0)
-    net_d = build_discriminator("basic", 6, 8, 3, norm_spec("instance"))
+    net_d = build_discriminator("basic", input_nc=6, ndf=8, n_layers=3, norm="instance")
     real, fake = torch.randn(2, 6, 32, 32), torch.randn(2, 6, 32, 32)
     penalty = gradient_penalty(net_d, real, fake)
     assert penalty.item() > 0

@@ -7,7 +7,7 @@ from torch import nn
 
 from models.init import INITS, init_weights
 from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, size_multiple
-from models.norms import NORMS, norm_spec
+from models.norms import NORMS
 
 
 def n_params(net: nn.Module) -> int:
@@ -19,7 +19,7 @@ def n_params(net: nn.Module) -> int:
 def test_generator_forward_backward(net_g: str, norm: str) -> None:
     torch.manual_seed(0)
     side = max(size_multiple(net_g), 16)
-    net = build_generator(net_g, 3, 2, 4, norm_spec(norm), dropout=True)
+    net = build_generator(net_g, input_nc=3, output_nc=2, ngf=4, norm=norm, dropout=True)
     x = torch.randn(2, 3, side, side, requires_grad=True)
     y = net(x)
     assert y.shape == (2, 2, side, side)
@@ -33,10 +33,10 @@ def test_generator_forward_backward(net_g: str, norm: str) -> None:
 @pytest.mark.parametrize("net_d", DISCRIMINATORS.names())
 def test_discriminator_forward_backward(net_d: str, norm: str) -> None:
     torch.manual_seed(0)
-    net = build_discriminator(net_d, 4, 4, 2, norm_spec(norm))
+    net = build_discriminator(net_d, input_nc=4, ndf=4, n_layers=2, norm=norm, num_D=1)
     x = torch.randn(2, 4, 64, 64, requires_grad=True)
     y = net(x)
-    # The multiscale D returns one map per scale (one scale by default in build_discriminator).
+    # The multiscale D returns one map per scale (one scale here).
     expected = {"basic": (2, 1, 6, 6), "n_layers": (2, 1, 14, 14), "pixel": (2, 1, 64, 64),
                 "multiscale": [(2, 1, 14, 14)]}[net_d]
     assert ([t.shape for t in y] if isinstance(y, list) else y.shape) == expected
@@ -52,7 +52,7 @@ def test_discriminator_forward_backward(net_d: str, norm: str) -> None:
     ("resnet_6blocks", "batch", 7_841_411),
 ])
 def test_generator_parameter_counts_match_reference(net_g: str, norm: str, count: int) -> None:
-    assert n_params(build_generator(net_g, 3, 3, 64, norm_spec(norm), dropout=True)) == count
+    assert n_params(build_generator(net_g, input_nc=3, output_nc=3, ngf=64, norm=norm, dropout=True)) == count
 
 
 @pytest.mark.parametrize("net_d, n_layers, norm, count", [
@@ -61,11 +61,11 @@ def test_generator_parameter_counts_match_reference(net_g: str, norm: str, count
     ("pixel", 3, "batch", 9_024),
 ])
 def test_discriminator_parameter_counts_match_reference(net_d: str, n_layers: int, norm: str, count: int) -> None:
-    assert n_params(build_discriminator(net_d, 6, 64, n_layers, norm_spec(norm))) == count
+    assert n_params(build_discriminator(net_d, input_nc=6, ndf=64, n_layers=n_layers, norm=norm)) == count
 
 
 def test_norm_none_keeps_conv_biases() -> None:
-    net = build_generator("unet_256", 3, 3, 64, norm_spec("none"), dropout=True)
+    net = build_generator("unet_256", input_nc=3, output_nc=3, ngf=64, norm="none", dropout=True)
     convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     assert convs and all(m.bias is not None for m in convs)
     # The reference drops those biases: 54,404,099 parameters; ours has one bias per conv output.
@@ -73,20 +73,20 @@ def test_norm_none_keeps_conv_biases() -> None:
 
 
 def test_batch_norm_drops_redundant_conv_biases() -> None:
-    net = build_generator("unet_256", 3, 3, 8, norm_spec("batch"), dropout=True)
+    net = build_generator("unet_256", input_nc=3, output_nc=3, ngf=8, norm="batch", dropout=True)
     biased = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]
     assert len(biased) == 1  # only the outermost up-convolution, which feeds tanh, not a norm
 
 
 def test_unet_dropout_only_in_three_inner_decoder_levels() -> None:
-    net = build_generator("unet_256", 3, 3, 4, norm_spec("batch"), dropout=True)
+    net = build_generator("unet_256", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=True)
     assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 3
-    net = build_generator("unet_256", 3, 3, 4, norm_spec("batch"), dropout=False)
+    net = build_generator("unet_256", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=False)
     assert not any(isinstance(m, nn.Dropout) for m in net.modules())
 
 
 def test_unet_stages_are_named() -> None:
-    net = build_generator("unet_128", 3, 3, 4, norm_spec("batch"), dropout=True)
+    net = build_generator("unet_128", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=True)
     stages = net.named_stages()
     assert [f"down{i}" for i in range(1, 8)] == [k for k in stages if k.startswith("down")]
     assert len(stages) == 14
@@ -95,7 +95,7 @@ def test_unet_stages_are_named() -> None:
 @pytest.mark.parametrize("init_type", INITS.names())
 def test_init_schemes(init_type: str) -> None:
     torch.manual_seed(0)
-    net = init_weights(build_discriminator("basic", 6, 16, 3, norm_spec("batch")), init_type, 0.02)
+    net = init_weights(build_discriminator("basic", input_nc=6, ndf=16, n_layers=3, norm="batch"), init_type, 0.02)
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.bias is None or torch.count_nonzero(m.bias) == 0 for m in convs)
     norm_weights = torch.cat([m.weight for m in net.modules()

@@ -22,7 +22,7 @@ from models.ema import WeightAverage
 from models.feature_matching import feature_matching_loss, over_scales
 from models.load_generator import find_generator
 from models.networks import UPSAMPLERS, build_discriminator, build_generator
-from models.norms import NORMS, norm_spec
+from models.norms import NORMS
 from options.inference import parse_inference_options
 from options.parse import parse_options
 from tests.distributed_helpers import run_distributed
@@ -42,8 +42,8 @@ UNET128_UPS = [(32, 32), (64, 32), (64, 32), (64, 16), (32, 8), (16, 4), (8, 3)]
 
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 def test_resize_decoder_swaps_4x4_deconvs_for_3x3_convs(mode: str) -> None:
-    deconv = build_generator("unet_128", 3, 3, 4, norm_spec("batch"), dropout=True)
-    resize = build_generator("unet_128", 3, 3, 4, norm_spec("batch"), dropout=True, upsample=mode)
+    deconv = build_generator("unet_128", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=True)
+    resize = build_generator("unet_128", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=True, upsample=mode)
     # Same biases and norms; each upsampler's weight goes from in*out*16 to in*out*9.
     assert n_params(deconv) - n_params(resize) == sum(i * o * (16 - 9) for i, o in UNET128_UPS)
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in resize.modules())
@@ -55,7 +55,7 @@ def test_resize_decoder_swaps_4x4_deconvs_for_3x3_convs(mode: str) -> None:
 
 def test_resize_upsampler_is_resize_then_conv() -> None:
     torch.manual_seed(0)
-    net = build_generator("unet_128", 3, 3, 4, norm_spec("batch"), dropout=False, upsample="bilinear")
+    net = build_generator("unet_128", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=False, upsample="bilinear")
     layer = net.model.up[1]   # the outermost upsampler, at the index reference files address
     x = torch.randn(1, 8, 64, 64)
     expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),
@@ -64,17 +64,18 @@ def test_resize_upsampler_is_resize_then_conv() -> None:
 
 
 def test_deconv_default_keeps_the_reference_keys() -> None:
-    net = build_generator("unet_256", 3, 3, 64, norm_spec("batch"), dropout=True)
+    net = build_generator("unet_256", input_nc=3, output_nc=3, ngf=64, norm="batch", dropout=True)
     assert n_params(net) == 54_413_955   # the reference's count (tests/test_networks.py)
     assert isinstance(net.model.up[1], nn.ConvTranspose2d) and "model.up.1.weight" in net.state_dict()
 
 
 @pytest.mark.parametrize("mode", UPSAMPLERS.names())
 def test_resnet_takes_every_upsampler(mode: str) -> None:
-    net = build_generator("resnet_6blocks", 3, 3, 4, norm_spec("instance"), dropout=False, upsample=mode)
+    small = dict(input_nc=3, output_nc=3, ngf=4, norm="instance", dropout=False)
+    net = build_generator("resnet_6blocks", **small, upsample=mode)
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     # A 3x3 deconv and a 3x3 conv hold the same number of weights.
-    assert n_params(net) == n_params(build_generator("resnet_6blocks", 3, 3, 4, norm_spec("instance"), False))
+    assert n_params(net) == n_params(build_generator("resnet_6blocks", **small))
 
 
 # -- multiscale D and feature matching ----------------------------------------------------
@@ -84,7 +85,7 @@ def test_resnet_takes_every_upsampler(mode: str) -> None:
     (3, [(2, 1, 14, 14), (2, 1, 6, 6), (2, 1, 2, 2)]),
 ])
 def test_multiscale_outputs_and_parameters(num_d: int, shapes) -> None:
-    net = build_discriminator("multiscale", 6, 64, 3, norm_spec("batch"), num_D=num_d)
+    net = build_discriminator("multiscale", input_nc=6, ndf=64, n_layers=3, norm="batch", num_D=num_d)
     assert n_params(net) == num_d * 2_768_705   # num_D copies of the reference 70x70 PatchGAN
     out = net(torch.randn(2, 6, 128, 128))
     assert [tuple(t.shape) for t in out] == shapes
@@ -92,7 +93,7 @@ def test_multiscale_outputs_and_parameters(num_d: int, shapes) -> None:
 
 def test_multiscale_halves_with_a_3x3_average_pool() -> None:
     torch.manual_seed(0)
-    net = build_discriminator("multiscale", 6, 8, 3, norm_spec("instance"), num_D=2).eval()
+    net = build_discriminator("multiscale", input_nc=6, ndf=8, n_layers=3, norm="instance", num_D=2).eval()
     x = torch.randn(1, 6, 64, 64)
     half = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
     features = net.scale_features(x)
@@ -249,7 +250,7 @@ def test_two_ranks_train_all_options_in_lockstep(tmp_path: Path) -> None:
 def test_smallest_scale_side_matches_the_network(side: int, n_layers: int, num_d: int) -> None:
     from models.networks.multiscale import smallest_logit_side
 
-    net = build_discriminator("multiscale", 6, 4, n_layers, norm_spec("instance"), num_D=num_d)
+    net = build_discriminator("multiscale", input_nc=6, ndf=4, n_layers=n_layers, norm="instance", num_D=num_d)
     expected = smallest_logit_side(side, n_layers, num_d)
     if expected >= 1:
         assert net(torch.randn(1, 6, side, side))[-1].shape[-1] == expected

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from models.networks import build_discriminator, build_generator
-from models.norms import norm_spec
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from engine.checkpoint import CheckpointError
 
@@ -107,7 +106,7 @@ def opts(**kw) -> argparse.Namespace:
 
 
 def generator(o: argparse.Namespace, dropout: bool = False) -> nn.Module:
-    return build_generator(o.netG, o.input_nc, o.output_nc, o.ngf, norm_spec(o.norm), dropout)
+    return build_generator(o.netG, input_nc=o.input_nc, output_nc=o.output_nc, ngf=o.ngf, norm=o.norm, dropout=dropout)
 
 
 def size_of(name: str) -> int:
@@ -122,7 +121,7 @@ def test_renamed_generator_loads_and_gives_identical_outputs(net_g: str, norm: s
     source = randomize(generator(o), seed=1)
     ref = make_reference_state(source, net_g, size_of(net_g), norm)
     target = generator(o).eval()
-    target.load_state_dict(convert_reference_generator(ref, target, o))
+    target.load_state_dict(convert_reference_generator(ref, target))
     side = 256 if net_g == "unet_256" else (128 if net_g == "unet_128" else 32)
     x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -135,7 +134,7 @@ def test_old_instance_checkpoint_running_stats_are_dropped() -> None:
     ref = make_reference_state(source, "unet_128", 7, "instance", old_instance=True)
     assert any(k.endswith("running_mean") for k in ref)
     target = generator(o).eval()
-    target.load_state_dict(convert_reference_generator(ref, target, o))
+    target.load_state_dict(convert_reference_generator(ref, target))
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         assert torch.equal(target(x), source(x))
@@ -148,7 +147,7 @@ def test_dataparallel_prefix_and_reference_dropout_layout_load() -> None:
     source = randomize(generator(o, dropout=True), seed=3)
     ref = {f"module.{k}": v for k, v in make_reference_state(source, "resnet_6blocks", 6, "batch").items()}
     target = generator(o, dropout=False).eval()
-    target.load_state_dict(convert_reference_generator(ref, target, o))
+    target.load_state_dict(convert_reference_generator(ref, target))
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(target(x), source(x))
@@ -158,11 +157,11 @@ def test_dataparallel_prefix_and_reference_dropout_layout_load() -> None:
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 def test_renamed_discriminator_loads_and_gives_identical_outputs(net_d: str, n_layers: int, norm: str) -> None:
     o = opts(netD=net_d, n_layers_D=n_layers, norm=norm)
-    build = lambda: build_discriminator(net_d, 6, o.ndf, n_layers, norm_spec(norm))  # noqa: E731
+    build = lambda: build_discriminator(net_d, input_nc=6, ndf=o.ndf, n_layers=n_layers, norm=norm)  # noqa: E731
     source = randomize(build(), seed=4)
     ref = make_reference_state(source, net_d, 3 if net_d == "basic" else n_layers, norm)
     target = build().eval()
-    target.load_state_dict(convert_reference_discriminator(ref, target, o))
+    target.load_state_dict(convert_reference_discriminator(ref, target))
     x = torch.randn(1, 6, 32, 32)
     with torch.no_grad():
         assert torch.equal(target(x), source(x))
@@ -200,10 +199,10 @@ def test_reference_key_lists_load_with_every_tensor_in_place(title: str, config:
         net = generator(o, dropout=True)
         convert, size = convert_reference_generator, size_of(config["name"])
     else:
-        o = opts(netD=config["name"], n_layers_D=config["n_layers"], norm=config["norm"], ndf=64)
-        net = build_discriminator(config["name"], 6, 64, config["n_layers"], norm_spec(config["norm"]))
+        net = build_discriminator(config["name"], input_nc=6, ndf=64, n_layers=config["n_layers"],
+                                  norm=config["norm"])
         convert, size = convert_reference_discriminator, config["n_layers"]
-    converted = convert(ref, net, o)
+    converted = convert(ref, net)
     net.load_state_dict(converted)   # strict: every key of ours is there, nothing extra
     for key, tensor in net.state_dict().items():
         expected_key = reference_key(key, config["name"], size)
@@ -238,22 +237,21 @@ def test_mismatch_names_the_option(saved: dict, asked: dict, hint: str) -> None:
     ref = reference_of(opts(**saved))
     o = opts(**asked)
     with pytest.raises(CheckpointError, match=re.escape(hint)):
-        convert_reference_generator(ref, generator(o), o)
+        convert_reference_generator(ref, generator(o))
 
 
 def test_batch_norm_mismatch_mentions_running_mean() -> None:
     ref = reference_of(opts(norm="batch"))
     o = opts(norm="instance")
     with pytest.raises(CheckpointError, match="running_mean"):
-        convert_reference_generator(ref, generator(o), o)
+        convert_reference_generator(ref, generator(o))
 
 
 def test_discriminator_mismatch_names_netD() -> None:
-    source = build_discriminator("n_layers", 6, 4, 4, norm_spec("batch"))
+    source = build_discriminator("n_layers", input_nc=6, ndf=4, n_layers=4, norm="batch")
     ref = make_reference_state(source, "n_layers", 4, "batch")
-    o = opts(netD="basic")
     with pytest.raises(CheckpointError, match=re.escape("--netD n_layers --n_layers_D 4")):
-        convert_reference_discriminator(ref, build_discriminator("basic", 6, 4, 3, norm_spec("batch")), o)
+        convert_reference_discriminator(ref, build_discriminator("basic", input_nc=6, ndf=4, norm="batch"))
 
 
 # -- --continue_train from the reference's G and D files --------------------------------------
@@ -266,7 +264,7 @@ def test_continue_train_from_reference_g_and_d_files(tmp_path: Path) -> None:
     exp.mkdir(parents=True)
     o = opts(netG="resnet_6blocks", norm="instance", netD="basic")
     net_g = randomize(generator(o, dropout=True), 1)
-    net_d = randomize(build_discriminator("basic", 6, 4, 3, norm_spec("instance")), 2)
+    net_d = randomize(build_discriminator("basic", input_nc=6, ndf=4, n_layers=3, norm="instance"), 2)
     torch.save(make_reference_state(net_g, "resnet_6blocks", 6, "instance"), exp / "latest_net_G.pth")
     torch.save(make_reference_state(net_d, "basic", 3, "instance"), exp / "latest_net_D.pth")
 

@@ -93,7 +93,7 @@ def test_auto_follows_the_measurement_and_caches_it_per_configuration(measured, 
     cpu = torch.device("cpu")
     assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == expected
     assert len(clock.calls) == 2 * (1 + amp_auto.ROUNDS)
-    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu)]
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, cpu, model.nets)]
     assert entry["choice"] == expected and entry["median_s"] == {"none": costs["none"], "bf16": costs["bf16"]}
     # The same machine and configuration: the cached answer, no probe, even if times changed.
     clock.costs = {"none": costs["bf16"], "bf16": costs["none"]}
@@ -200,7 +200,7 @@ def test_a_run_after_the_real_probe_equals_a_run_without_it(measured):
     torch.manual_seed(5)
     choice = amp_auto.choose_auto_amp(opt, probed, probed.amp, torch.device("cpu"))
     assert choice in amp_auto.CANDIDATES
-    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"))]
+    entry = json.loads(measured.read_text())[amp_auto.config_key(opt, torch.device("cpu"), probed.nets)]
     assert entry["choice"] == choice and entry["median_s"]["none"] > 0 and entry["median_s"]["bf16"] > 0
     assert all(p.grad is None for net in probed.nets.values() for p in net.parameters())
     after_probe = train_two_steps(opt, probed)

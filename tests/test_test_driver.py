@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import engine.checkpoint.generator as checkpoint_generator
 import models.load_generator as load_generator
 import test as test_driver
 from tests.pipeline_helpers import train_tiny_run
@@ -44,34 +45,38 @@ def test_metrics_are_measured_on_the_written_images(trained, tmp_path: Path, asp
 
 def test_the_checkpoint_is_read_once(trained, tmp_path: Path, monkeypatch):
     reads: Counter[str] = Counter()
-    real_load = load_generator.load_file
+    real_load = checkpoint_generator.load_file
 
     def counting_load(path, *args, **kwargs):
         reads[Path(path).name] += 1
         return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr(load_generator, "load_file", counting_load)
+    monkeypatch.setattr(checkpoint_generator, "load_file", counting_load)
     _test(*trained, tmp_path / "r")
     assert reads and all(n == 1 for n in reads.values()), reads
 
 
 @pytest.mark.parametrize("key, saved, typed", [("ngf", 8, 4), ("netG", "unet_128", "resnet_6blocks"),
-                                               ("output_nc", 1, 3)])
-def test_inference_and_resume_check_one_architecture_list(key: str, saved, typed, tmp_path: Path):
-    """test.py/translate.py (options_for) and --continue_train (architecture_mismatch) refuse a
-    checkpoint with the same sentence; D-only options do not matter for inference."""
+                                               ("output_nc", 1, 3), ("upsample", "deconv", "bilinear")])
+def test_inference_and_resume_check_the_spec_with_one_sentence(key: str, saved, typed, tmp_path: Path):
+    """test.py/translate.py (spec_for: typed flags) and --continue_train (mismatch: the model's
+    spec) refuse a checkpoint with the same sentence; D-only options do not matter for inference."""
     import argparse
 
-    from engine.checkpoint import ARCHITECTURE_OPTIONS, GENERATOR_ARCHITECTURE, CheckpointError, architecture_mismatch
+    from engine.checkpoint import CheckpointError, SavedGenerator
+    from models.networks import GENERATORS
+    from models.networks.spec import mismatch
 
-    assert key in GENERATOR_ARCHITECTURE and ("ndf", True) in ARCHITECTURE_OPTIONS
+    base = {"netG": "unet_128", "ngf": 4, "input_nc": 3, "output_nc": 3, "norm": "batch", "upsample": "deconv"}
+    saved_spec = GENERATORS.from_options({**base, key: saved})
     expected = f"checkpoint was trained with --{key} {saved}, you asked for --{key} {typed}"
-    assert architecture_mismatch({key: saved}, {key: typed}, include_D=True) == expected
-    options = {key: saved, "ndf": 64}
-    checkpoint = load_generator.SavedGenerator(tmp_path / "x.pt", {}, options)
-    opt = argparse.Namespace(**{key: typed, "ndf": 8, "explicit": {key, "ndf"}})
+    assert mismatch(saved_spec, GENERATORS.from_options({**base, key: typed}), "netG") == expected
+    checkpoint = SavedGenerator(tmp_path / "x.pt", {}, saved_spec.as_dict(), {"ndf": 64})
+    opt = argparse.Namespace(**{**base, key: typed, "ndf": 8, "no_dropout": False, "explicit": {key, "ndf"}})
     with pytest.raises(CheckpointError) as err:
         load_generator.options_for(opt, checkpoint)
     assert str(err.value) == f"{tmp_path / 'x.pt'}: {expected}"
-    opt = argparse.Namespace(**{key: saved, "ndf": 8, "explicit": {key, "ndf"}})
-    assert load_generator.options_for(opt, checkpoint) == {}
+    # Typed values that agree, and untyped ones that differ, take the checkpoint's spec.
+    opt = argparse.Namespace(**{**base, "ngf": 64, key: saved, "ndf": 8, "no_dropout": True,
+                                "explicit": {key, "ndf"}})
+    assert load_generator.spec_for(opt, checkpoint) == saved_spec

@@ -12,11 +12,10 @@ from PIL import Image
 import test as test_driver
 import translate
 from data.transforms import to_signed_unit
-from models.networks import build_generator
-from models.norms import norm_spec
+from models.networks import GENERATORS, build_generator
 from inference.translator import plan_for
 from tests.test_reference_compat import make_reference_state, randomize
-from engine.checkpoint import GENERATOR_FORMAT, save_atomic
+from engine.checkpoint import write_generator
 from data.color import rgb_to_lab
 from reporting.images import to_uint8
 
@@ -26,11 +25,9 @@ NET = dict(netG="resnet_6blocks", ngf=4, norm="instance", input_nc=3, output_nc=
 def save_ours(exp_dir: Path, seed: int = 0, **overrides) -> torch.nn.Module:
     """A generator-only checkpoint as train.py writes it (weights + options)."""
     options = {**NET, "model": "pix2pix", "direction": "AtoB", **overrides}
-    net = build_generator(options["netG"], options["input_nc"], options["output_nc"], options["ngf"],
-                          norm_spec(options["norm"]), dropout=not options["no_dropout"])
-    randomize(net, seed)
-    save_atomic({"format": GENERATOR_FORMAT, "net_G": net.state_dict(), "options": options},
-                exp_dir / "latest_net_G.pt")
+    spec = GENERATORS.from_options(options)
+    net = randomize(spec.build(), seed)
+    write_generator(exp_dir / "latest_net_G.pt", net.state_dict(), spec.as_dict(), options)
     return net
 
 
@@ -114,7 +111,8 @@ def test_colorization_checkpoint_keeps_the_input_lightness(tmp_path: Path, input
 
 # -- reference checkpoints ------------------------------------------------------------------------
 def save_reference(exp_dir: Path) -> torch.nn.Module:
-    net = randomize(build_generator("resnet_6blocks", 3, 3, 4, norm_spec("instance"), False), 7)
+    net = randomize(build_generator("resnet_6blocks", input_nc=3, output_nc=3, ngf=4, norm="instance",
+                                    dropout=False), 7)
     exp_dir.mkdir(parents=True)
     torch.save(make_reference_state(net, "resnet_6blocks", 6, "instance"), exp_dir / "latest_net_G.pth")
     return net

@@ -8,10 +8,14 @@ pix2pixHD. Every D's intermediate features are available for feature matching.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from models.networks.patchgan import NLayerDiscriminator
+from models.networks.patchgan import NLayerDiscriminator, n_layers_field
+from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
 
 MAX_SCALES = 3
@@ -53,3 +57,12 @@ class MultiscaleDiscriminator(nn.Module):
 
     def named_stages(self) -> dict[str, nn.Module]:
         return {f"D{s}_{name}": m for s, d in enumerate(self.scales, 1) for name, m in d.named_stages().items()}
+
+
+@dataclass(frozen=True)
+class MultiscaleSpec(DiscriminatorSpec):
+    network: ClassVar = MultiscaleDiscriminator
+    family: ClassVar[str] = "multiscale"
+    n_layers: int = n_layers_field()
+    num_D: int = arch_field(2, Flag(f"scales of --netD multiscale (1 to {MAX_SCALES}): full size, 1/2, 1/4",
+                                    minimum=1, maximum=MAX_SCALES))

@@ -5,9 +5,13 @@ variant judges each pixel alone. D is conditional: it sees A and B concatenated 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
 
 
@@ -70,3 +74,20 @@ class PixelDiscriminator(nn.Module):
 
     def named_stages(self) -> dict[str, nn.Module]:
         return {f"layer{i}": m for i, m in enumerate(self.net, 1)}
+
+
+def n_layers_field() -> int:
+    return arch_field(3, Flag("layers of D when --netD n_layers or multiscale", name="n_layers_D", minimum=1))
+
+
+@dataclass(frozen=True)
+class NLayerSpec(DiscriminatorSpec):
+    network: ClassVar = NLayerDiscriminator
+    family: ClassVar[str] = "patchgan"
+    n_layers: int = n_layers_field()   # the preset basic fixes 3
+
+
+@dataclass(frozen=True)
+class PixelSpec(DiscriminatorSpec):
+    network: ClassVar = PixelDiscriminator
+    family: ClassVar[str] = "pixel"

@@ -1,9 +1,13 @@
 """The ResNet generator (Johnson et al.): downsample twice, residual blocks, upsample twice."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from models.networks.spec import GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
@@ -59,3 +63,14 @@ class ResnetGenerator(nn.Module):
         stages.update({f"up{i}": m for i, m in enumerate(self.ups, 1)})
         stages["head"] = self.head
         return stages
+
+
+@dataclass(frozen=True)
+class ResnetSpec(GeneratorSpec):
+    network: ClassVar = ResnetGenerator
+    family: ClassVar[str] = "resnet"
+    n_blocks: int = arch_field(9)   # set by the presets: resnet_9blocks, resnet_6blocks
+
+    @property
+    def size_multiple(self) -> int:
+        return 4   # two stride-2 convolutions

@@ -6,10 +6,14 @@ with its own input before upsampling.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from models.networks.conv import Conv2d, ConvTranspose2d
+from models.networks.spec import Flag, GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
@@ -73,23 +77,28 @@ class UnetLevel(nn.Module):
 class UnetGenerator(nn.Module):
     """U-Net with ``num_downs`` halvings: the input side must be a multiple of 2**num_downs.
 
-    At ngf=64 the widths are 64, 128, 256, 512, 512, ...; the innermost features are
-    (N, 8*ngf, 1, 1) for a 256 px input with num_downs=8. Dropout (p=0.5) sits in the three
-    decoder levels just outside the innermost one, the only noise source of pix2pix.
-    ``upsample`` names how every decoder level doubles the resolution (models/networks/upsample.py).
+    Level k (1 = outermost) downsamples to ngf * min(2**(k-1), 8) channels: at ngf=64 the widths
+    are 64, 128, 256, 512, 512, ...; the innermost features are (N, 8*ngf, 1, 1) for a 256 px
+    input with num_downs=8. Dropout (p=0.5) sits in the decoder levels from the fifth to the one
+    just outside the innermost (three at num_downs=8, none below 6), the only noise source of
+    pix2pix. ``upsample`` names how every decoder level doubles the resolution
+    (models/networks/upsample.py).
     """
 
     def __init__(self, input_nc: int, output_nc: int, num_downs: int, ngf: int, norm: NormSpec,
                  dropout: bool = True, upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
-        if num_downs < 5:
-            raise ValueError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
+        if num_downs < 1:
+            raise ValueError(f"a U-Net needs at least 1 downsampling, got {num_downs}")
         self.num_downs = num_downs
-        level = UnetLevel(ngf * 8, ngf * 8, norm, upsample=upsample)  # innermost
-        for _ in range(num_downs - 5):
-            level = UnetLevel(ngf * 8, ngf * 8, norm, inner=level, dropout=dropout, upsample=upsample)
-        for outer, inner_nc in ((ngf * 4, ngf * 8), (ngf * 2, ngf * 4), (ngf, ngf * 2)):
-            level = UnetLevel(outer, inner_nc, norm, inner=level, upsample=upsample)
+
+        def width(k: int) -> int:
+            return ngf * min(2 ** (k - 1), 8)
+
+        level: UnetLevel | None = None   # built from the innermost level outwards
+        for k in range(num_downs, 1, -1):
+            level = UnetLevel(width(k - 1), width(k), norm, inner=level, upsample=upsample,
+                              dropout=dropout and 5 <= k < num_downs)
         self.model = UnetLevel(output_nc, ngf, norm, input_nc=input_nc, inner=level, outermost=True,
                                upsample=upsample)
 
@@ -111,3 +120,15 @@ class UnetGenerator(nn.Module):
         stages: dict[str, nn.Module] = {f"down{i}": lvl.down for i, lvl in enumerate(levels, 1)}
         stages.update({f"up{i}": lvl.up for i, lvl in enumerate(reversed(levels), 1)})
         return stages
+
+
+@dataclass(frozen=True)
+class UnetSpec(GeneratorSpec):
+    network: ClassVar = UnetGenerator
+    family: ClassVar[str] = "unet"
+    num_downs: int = arch_field(8, Flag("U-Net depth, the number of halvings (--netG unet; the presets fix it: "
+                                        "unet_256 8, unet_128 7): sides must be multiples of 2**N", minimum=1))
+
+    @property
+    def size_multiple(self) -> int:
+        return 2 ** self.num_downs

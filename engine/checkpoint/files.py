@@ -1,40 +1,26 @@
-"""Checkpoint files: written atomically, loaded with ``weights_only=True``.
+"""Checkpoint files on disk: their names, the atomic write, and the safe read.
 
-``<exp_dir>/<label>.pt`` holds everything needed to resume (networks, optimizers, schedulers,
-counters, RNG states, options); ``<exp_dir>/<label>_net_G.pt`` holds the generator and the
-options only, for inference.
+Nothing here knows what a file holds (engine/checkpoint/format.py does).
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
 
-FULL_FORMAT = "pix2pix-app/full/1"
-
 # Fault-injection hook for the fault campaign and its tests (benchmarks/fault_campaign.py): seconds
 # to wait inside every checkpoint write, after the data is in the temporary file and before the
 # rename, so that a kill can land there deterministically. Unset in normal use.
 PAUSE_IN_SAVE_ENV = "PIX2PIX_TEST_PAUSE_IN_SAVE"
-GENERATOR_FORMAT = "pix2pix-app/G/1"
-
-# Options that change the shape of the networks, as (option, is it D-only): the one list a
-# checkpoint is checked against, when resuming (engine/train_state.py) and for inference
-# (models/load_generator.py), with one message (architecture_mismatch).
-ARCHITECTURE_OPTIONS: tuple[tuple[str, bool], ...] = (
-    ("netG", False), ("ngf", False), ("norm", False), ("input_nc", False), ("output_nc", False),
-    ("upsample", False),
-    ("netD", True), ("ndf", True), ("n_layers_D", True), ("num_D", True),
-)
-GENERATOR_ARCHITECTURE: tuple[str, ...] = tuple(key for key, d_only in ARCHITECTURE_OPTIONS if not d_only)
 
 
 class CheckpointError(RuntimeError):
@@ -45,8 +31,28 @@ def full_path(exp_dir: Path, label: str) -> Path:
     return exp_dir / f"{label}.pt"
 
 
-def generator_path(exp_dir: Path, label: str) -> Path:
-    return exp_dir / f"{label}_net_G.pt"
+def generator_path(exp_dir: Path, label: str, suffix: str = ".pt") -> Path:
+    """Our generator-only file (``.pt``), or an export of it (``.onnx``)."""
+    return exp_dir / f"{label}_net_G{suffix}"
+
+
+def reference_paths(exp_dir: Path, label: str) -> tuple[Path, Path]:
+    """``<label>_net_G.pth`` and ``<label>_net_D.pth``: the reference implementation's files."""
+    return exp_dir / f"{label}_net_G.pth", exp_dir / f"{label}_net_D.pth"
+
+
+def iter_label(samples: int) -> str:
+    """The label of a save kept per iteration (--save_by_iter, --load_iter)."""
+    return f"iter_{samples}"
+
+
+def load_label(opt: argparse.Namespace) -> str:
+    """The label --epoch / --load_iter select."""
+    return iter_label(opt.load_iter) if opt.load_iter > 0 else str(opt.epoch)
+
+
+def existing_checkpoints(exp_dir: Path) -> list[Path]:
+    return sorted(exp_dir.glob("*.pt"))
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -125,14 +131,3 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
     except Exception as err:  # a truncated or foreign file: say which, not a pickle traceback
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
-
-
-def architecture_mismatch(saved: Mapping[str, Any], requested: Mapping[str, Any], include_D: bool) -> str | None:
-    """The first architecture option whose ``saved`` and ``requested`` values differ, as one
-    sentence; options absent from either side (older checkpoints, untyped values) are skipped."""
-    for key, d_only in ARCHITECTURE_OPTIONS:
-        if d_only and not include_D:
-            continue
-        if key in saved and key in requested and saved[key] != requested[key]:
-            return (f"checkpoint was trained with --{key} {saved[key]}, you asked for --{key} {requested[key]}")
-    return None

@@ -1,0 +1,122 @@
+"""What a checkpoint file holds, in which version, and how files of earlier versions are read.
+
+Two kinds of file, each written and read here:
+
+- full (``<label>.pt``, format ``pix2pix-app/full/2``): ``specs`` (each network's architecture
+  spec as plain values, models/networks/spec.py), the model's state (``nets``, ``optimizers``,
+  ``schedulers``, ``scalers``, and per model e.g. ``image_pool``, ``ema``), the counters
+  (``state``), every process's RNG streams, and the ``options`` the run was started with.
+- generator (``<label>_net_G.pt``, format ``pix2pix-app/G/2``): ``spec`` (G's), ``net_G`` (its
+  weights) and ``options``.
+
+Version 1 files (``.../full/1``, ``.../G/1``) kept only the options; they are upgraded on
+reading: the caller hands down ``specs_of_options`` (the model layer's parser, which the engine
+may not import), which turns their options into specs. Only the format string and the specs
+change, so a version 1 file resumes bit-exactly.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from engine.checkpoint.files import CheckpointError, full_path, generator_path, load_file, save_atomic
+from engine.rng import capture_rng_state
+from engine.train_state import TrainState
+
+FORMAT_VERSION = 2
+FULL_FORMAT = f"pix2pix-app/full/{FORMAT_VERSION}"
+GENERATOR_FORMAT = f"pix2pix-app/G/{FORMAT_VERSION}"
+# Earlier versions this program still reads, by kind.
+OLDER_FORMATS = {"full": ("pix2pix-app/full/1",), "G": ("pix2pix-app/G/1",)}
+CURRENT = {"full": FULL_FORMAT, "G": GENERATOR_FORMAT}
+
+SpecsOfOptions = Callable[[Mapping[str, Any]], dict[str, dict]]
+
+
+def options_dict(opt: argparse.Namespace) -> dict:
+    """Options as plain values (what torch.load(weights_only=True) accepts)."""
+    plain = (str, int, float, bool, type(None))
+    out = {}
+    for key, value in vars(opt).items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = list(value)
+        elif not isinstance(value, plain):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def write_generator(path: Path, net_state: Mapping[str, torch.Tensor], spec: dict, options: dict) -> None:
+    save_atomic({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options}, path)
+
+
+def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt: argparse.Namespace,
+                  rng_per_rank: list[dict] | None = None) -> None:
+    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (G's spec, weights, options).
+
+    ``model`` gives ``specs`` and ``state_dict()``; ``rng_per_rank`` holds every process's RNG
+    streams (dropout differs per rank), so that a resume with the same number of processes
+    continues each rank's streams exactly."""
+    options, specs = options_dict(opt), model.specs
+    rng_per_rank = rng_per_rank or [capture_rng_state()]
+    payload = {"format": FULL_FORMAT, "specs": specs, "state": asdict(state), "world_size": len(rng_per_rank),
+               "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options, **model.state_dict()}
+    writes = ((full_path(exp_dir, label), lambda p: save_atomic(payload, p)),
+              (generator_path(exp_dir, label), lambda p: write_generator(p, payload["nets"]["G"], specs["G"],
+                                                                         options)))
+    for path, write in writes:
+        try:
+            write(path)
+        except OSError as err:  # a full disk, a quota, a folder gone read-only
+            raise CheckpointError(f"{path}: could not be written ({err.strerror or err}); the file it would "
+                                  "have replaced is intact and no partial file is left") from None
+
+
+def kind_of(ckpt: Mapping[str, Any]) -> str | None:
+    """``full``, ``G`` (any version this program reads), or None."""
+    fmt = ckpt.get("format") if isinstance(ckpt, Mapping) else None
+    for kind, current in CURRENT.items():
+        if fmt == current or fmt in OLDER_FORMATS[kind]:
+            return kind
+    return None
+
+
+def upgrade(ckpt: dict, path: Path, specs_of_options: SpecsOfOptions) -> dict:
+    """``ckpt`` in the current format: a version 1 file gets the specs its options describe."""
+    kind = kind_of(ckpt)
+    if kind is None or ckpt["format"] == CURRENT[kind]:
+        return ckpt
+    try:
+        specs = specs_of_options(ckpt["options"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: its options do not name a known network ({err})") from None
+    upgraded = {**ckpt, "format": CURRENT[kind]}
+    if kind == "full":
+        upgraded["specs"] = specs
+    else:
+        upgraded["spec"] = specs["G"]
+    return upgraded
+
+
+def read(path: Path, kind: str, specs_of_options: SpecsOfOptions,
+         map_location: str | torch.device = "cpu") -> dict:
+    """The file at ``path`` in the current format; CheckpointError if it is not a ``kind`` file."""
+    ckpt = load_file(path, map_location=map_location)
+    if kind_of(ckpt) != kind:
+        what = "full training checkpoint" if kind == "full" else "generator file"
+        raise CheckpointError(f"{path}: not a {what} of this program")
+    return upgrade(ckpt, path, specs_of_options)
+
+
+def is_full_checkpoint(path: Path) -> bool:
+    """Does ``path`` load as a full checkpoint (any version)?"""
+    try:
+        return kind_of(load_file(path)) == "full"
+    except CheckpointError:
+        return False
