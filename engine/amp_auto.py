@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from engine.distributed import unwrap
 from engine.machine import signature
 from engine.speed import SpeedError, native_bf16
 from util.omp_env import USER_KEYS as OMP_WAIT_KEYS
