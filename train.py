@@ -28,20 +28,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from data import DataError, create_dataset
+from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from engine.checkpoint import CheckpointError, remove_stray_temporaries
-from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
-                                distributed_runtime, first_line, is_peer_failure, launch_env, mean_across_ranks,
-                                unwrap)
+from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
+                                mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
 from engine.resume import AUTO, auto_resume_label
 from engine.rng import seed_everything
 from engine.amp_auto import choose_auto_amp
-from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from engine.speed import apply_backend_settings, backend_settings_from
 from engine.saver import Saver
 from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
-from engine.train_state import (DivergedError, TrainState, check_finite, crossed, existing_checkpoints, load_label,
+from engine.train_state import (TrainState, check_finite, crossed, existing_checkpoints, load_label,
                                 reference_files, resume_training)
 from models import create_model
 from models.base_model import BaseModel
@@ -52,14 +51,10 @@ from options.parse import format_options, parse_options
 from reporting.logs import setup_logging
 from reporting.loss_log import LossLog
 from reporting.progress import EpochProgress
-from reporting.tensorboard_logger import TensorBoardMissingError
 from reporting.visualizer import Visualizer
+from util.errors import UserError
 
 log = logging.getLogger("train")
-
-# Errors a user can act on: reported as one line (per process), no traceback.
-USER_ERRORS = (DataError, CheckpointError, DivergedError, TensorBoardMissingError, DistributedError, SpeedError)
-
 
 def broadcast_buffers(net: nn.Module) -> bool:
     """Only buffers that drift apart between processes need rank 0's copy at every forward:
@@ -246,11 +241,11 @@ def run_process(opt: Options) -> int:
     Returns the exit status."""
     where, is_main = "", True
     try:
-        with distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
+        with peer_failures_reported(), distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
             where, is_main = runtime.label, runtime.is_main
             setup_logging(is_main=runtime.is_main, verbose=opt.verbose)
             train(opt, runtime)
-    except USER_ERRORS as err:
+    except UserError as err:   # one line per process; anything else is a bug and keeps its traceback
         print(f"train.py: error{where}: {err}", file=sys.stderr)
         return 1
     except TrainingStopped as stopped:
@@ -261,13 +256,6 @@ def run_process(opt: Options) -> int:
         print(f"train.py{where}: stopped at once by a second {signal_name(forced.signum)}; the checkpoints on disk "
               "are whole (a save in progress was abandoned, not half-written)", file=sys.stderr)
         return exit_status(forced.signum)
-    except RuntimeError as err:
-        if not is_peer_failure(err):
-            raise  # a bug: its traceback is what one needs
-        # A peer died or stalled: this rank's collective failed or timed out (--dist_timeout).
-        print(f"train.py: error{where}: lost contact with the other processes ({first_line(err)})",
-              file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"train.py{where}: interrupted; the last saved checkpoint is intact", file=sys.stderr)
         return 130

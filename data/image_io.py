@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from data.image_ops import pil_to_uint8_tensor
+from util.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ _WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset file or folder that cannot be used; the message names it in one line."""
 
 

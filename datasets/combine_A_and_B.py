@@ -32,12 +32,13 @@ if __package__ in (None, ""):
     # whose data/ package holds the image-mode converter the loader uses too.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
+from util.errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 SHOWN_NAMES = 5   # how many unmatched names an error message lists
 
 
-class CombineError(Exception):
+class CombineError(UserError):
     """Bad input for combining; the message is one line that names the file or folder."""
 
 

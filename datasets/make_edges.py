@@ -34,6 +34,7 @@ if __package__ in (None, ""):
     # whose data/ package holds the image-mode converter the loader uses too.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
+from util.errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 # use_quantiles -> (low, high). Absolute ones are scikit-image's own defaults; the quantile ones
@@ -42,7 +43,7 @@ DEFAULT_THRESHOLDS = {False: (0.1, 0.2), True: (0.8, 0.9)}
 FORMATS = {"png": (".png", {}), "jpg": (".jpg", {"quality": 95})}
 
 
-class EdgesError(Exception):
+class EdgesError(UserError):
     """Bad input; the message is one line that names the file, folder or option."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ ARCHITECTURE_OPTIONS: tuple[tuple[str, bool], ...] = (
 GENERATOR_ARCHITECTURE: tuple[str, ...] = tuple(key for key, d_only in ARCHITECTURE_OPTIONS if not d_only)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the requested model."""
 
 

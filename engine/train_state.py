@@ -13,9 +13,10 @@ from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, CheckpointError, a
                              generator_path, load_file, save_atomic)
 from engine.resume import resume_hint
 from engine.rng import capture_rng_state, restore_rng_state, seed_everything
+from util.errors import UserError
 
 
-class DivergedError(RuntimeError):
+class DivergedError(UserError, RuntimeError):
     """A loss became NaN or infinite: nothing is saved past this point."""
 
 

@@ -9,9 +9,10 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from util.errors import UserError
 
 
-class TranslateInputError(ValueError):
+class TranslateInputError(UserError, ValueError):
     """--input or --output cannot be used; the message is one line that names the path."""
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from inference.translator import CODECS, Translator
+from util.errors import UserError
 
 FORMAT = "pix2pix-generator-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
@@ -34,7 +35,7 @@ PROCESSING = {
 }
 
 
-class OnnxError(ValueError):
+class OnnxError(UserError, ValueError):
     """An ONNX file that cannot be written or used; the message is one line naming the file."""
 
 

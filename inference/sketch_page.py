@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 from PIL import Image
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "monospace"]
 
 
-class InputRefused(ValueError):
+class InputRefused(UserError, ValueError):
     """A request the page answers with a message instead of a translation."""
 
 

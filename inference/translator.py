@@ -27,6 +27,7 @@ from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
 from util.registry import Registry
+from util.errors import OptionError
 
 Size = tuple[int, int]   # (height, width)
 # What runs the network: a torch module, or an exported graph (inference/onnx_model.py).
@@ -56,8 +57,8 @@ def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | 
     if load_size is not None:
         # The reference's test-time preprocessing: a load_size x load_size square.
         if load_size % multiple:
-            raise ValueError(f"--load_size {load_size} is not a multiple of {multiple}, which the generator "
-                             f"needs; use --load_size {valid_size(load_size, multiple)}")
+            raise OptionError(f"--load_size {load_size} is not a multiple of {multiple}, which the generator "
+                              f"needs; use --load_size {valid_size(load_size, multiple)}")
         return FitPlan((load_size, load_size))
     return FIT_MODES.get(fit)(height, width, multiple)
 
@@ -73,7 +74,7 @@ class Codec:
 
 def _rgb_mode(input_nc: int) -> str:
     if input_nc not in (1, 3):
-        raise ValueError(f"--input_nc {input_nc}: images give 1 (gray) or 3 (RGB) channels")
+        raise OptionError(f"--input_nc {input_nc}: images give 1 (gray) or 3 (RGB) channels")
     return "L" if input_nc == 1 else "RGB"
 
 
@@ -113,8 +114,8 @@ class Translator:
                  size_multiple: int, fit: str = "resize", load_size: int | None = None) -> None:
         if output_nc not in codec.output_channels:
             hint = "; a colorization checkpoint needs --model colorization" if output_nc == 2 else ""
-            raise ValueError(f"--output_nc {output_nc}: this model's outputs cannot be shown as an image "
-                             f"(expected {' or '.join(map(str, codec.output_channels))} channels){hint}")
+            raise OptionError(f"--output_nc {output_nc}: this model's outputs cannot be shown as an image "
+                              f"(expected {' or '.join(map(str, codec.output_channels))} channels){hint}")
         self.net, self.device, self.codec = net, device, codec
         self.mode = codec.decode_mode(input_nc)
         self.size_multiple, self.fit, self.load_size = size_multiple, fit, load_size

@@ -17,10 +17,6 @@ from models.norms import NORMS
 from util.registry import Registry
 
 
-class OptionError(ValueError):
-    """An invalid option value, reported as one line."""
-
-
 class OneLineParser(argparse.ArgumentParser):
     """Reports a bad command line as one line (not the whole usage block) and exits 2."""
 

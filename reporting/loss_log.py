@@ -17,13 +17,14 @@ import math
 import os
 from pathlib import Path
 from typing import Any, TextIO
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
 LOSS_LOG_NAME = "loss_log.jsonl"
 
 
-class LossLogError(ValueError):
+class LossLogError(UserError, ValueError):
     """A loss log that cannot be read: a missing file or a corrupt line before the last."""
 
 

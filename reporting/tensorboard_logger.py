@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install tensorboard"
 
 
-class TensorBoardMissingError(RuntimeError):
+class TensorBoardMissingError(UserError, RuntimeError):
     """--use_tensorboard was given but the tensorboard package cannot be imported."""
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.launch import free_loopback_port, wait_until_serving
+from util.errors import UserError
 
 SERVER_CODE = ("import sys; from visdom.server.run_server import main; "
                "sys.argv = ['visdom'] + sys.argv[1:]; main()")
 
 
-class VisdomServerError(RuntimeError):
+class VisdomServerError(UserError, RuntimeError):
     """The server did not answer within the time given; the message ends with its log."""
 
 

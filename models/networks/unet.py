@@ -12,6 +12,7 @@ from torch import nn
 from models.networks.conv import Conv2d, ConvTranspose2d
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
+from util.errors import OptionError
 
 _KERNEL, _STRIDE, _PAD = 4, 2, 1
 
@@ -83,7 +84,7 @@ class UnetGenerator(nn.Module):
                  dropout: bool = True, upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
         if num_downs < 5:
-            raise ValueError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
+            raise OptionError(f"a U-Net needs at least 5 downsamplings, got {num_downs}")
         self.num_downs = num_downs
         level = UnetLevel(ngf * 8, ngf * 8, norm, upsample=upsample)  # innermost
         for _ in range(num_downs - 5):
