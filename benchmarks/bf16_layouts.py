@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, step_flops  # noqa: E402
-
-from engine.amp_auto import probe_step  # noqa: E402
-from models.init import init_weights  # noqa: E402
-from models.networks import build_discriminator, build_generator  # noqa: E402
-from models.networks import conv  # noqa: E402
-from models.networks.conv import use_native_backward  # noqa: E402
-from models.norms import norm_spec  # noqa: E402
+from benchmarks.common import emit, step_flops
+from engine.amp_auto import probe_step
+from models.init import init_weights
+from models.networks import build_discriminator, build_generator
+from models.networks import conv
+from models.networks.conv import use_native_backward
+from models.norms import norm_spec
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest

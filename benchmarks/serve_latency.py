@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import ROOT
+from benchmarks.common import ROOT
 
-from engine.checkpoint import GENERATOR_FORMAT, save_atomic  # noqa: E402
-from engine.launch import free_loopback_port, wait_until_serving  # noqa: E402
-from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx  # noqa: E402
-from models.networks import size_multiple  # noqa: E402
+from engine.checkpoint import GENERATOR_FORMAT, save_atomic
+from engine.launch import free_loopback_port, wait_until_serving
+from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx
+from models.networks import size_multiple
 
 
 @contextlib.contextmanager

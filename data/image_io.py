@@ -21,7 +21,9 @@ from util.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# The one list of image file extensions: the datasets, translate.py, the datasets/ tools and the
+# benchmarks all read it, so a file one of them writes is one the others accept.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 
 # Modes whose samples are wider than 8 bits; PIL's own convert("L") clips them at 255
 # instead of rescaling, which turns a 16-bit photo into a white sheet.

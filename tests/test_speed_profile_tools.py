@@ -2,18 +2,12 @@
 against known sleeps and hand-computed U-Net shapes."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import conv_backward  # noqa: E402
-import profile_step  # noqa: E402
-
-from models.networks import conv  # noqa: E402
+from benchmarks import conv_backward, profile_step
+from models.networks import conv
 
 
 def test_the_step_clock_splits_known_sleeps():
