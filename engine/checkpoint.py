@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
 from util.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+
 from util.errors import UserError
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 from PIL import Image
+
 from util.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from data.transforms import to_signed_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
-from util.registry import Registry
 from util.errors import OptionError
+from util.registry import Registry
 
 Size = tuple[int, int]   # (height, width)
 # What runs the network: a torch module, or an exported graph (inference/onnx_model.py).

