@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Command-line programs and their helpers: they sit above every layer and nothing imports them.
 TOP_LEVEL_PROGRAMS = ("benchmarks", "datasets", "scripts", "tests")
-SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__"}
+SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__", "build"}  # build: what `pip install .` leaves
 
 
 def read_layers(doc: Path, root: Path) -> list[set[str]]:
