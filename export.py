@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from engine.checkpoint import CheckpointError, generator_path, load_label
+from engine.checkpoint import generator_path, load_label
 from inference.generator import LoadedGenerator, load_generator
 from inference.onnx_model import OnnxError, OnnxSpec, export_onnx
 from options.base import Options
 from options.inference import parse_inference_options
 from reporting.logs import setup_logging
+from util.errors import UserError
 from util.registry import Registry
 
 log = logging.getLogger("export")
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=opt.verbose)
     try:
         run(opt)
-    except (CheckpointError, OnnxError, ValueError) as err:
+    except UserError as err:
         print(f"export.py: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,8 @@
 # find-links first, then $TORCH_CPU_INDEX), else the index's default wheel.
 # Every pip call holds constraints.txt (pip -c), so the setuptools range that both torch
 # (>=77.0.3) and visdom's sdist (<81, pkg_resources) need is kept whatever pip resolves first.
+# Last, the project itself: `pip install -e .` (pyproject.toml), which puts its packages on the
+# environment's path and adds the console scripts pix2pix-train, -test, -translate, -serve, -export.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,7 +25,7 @@ for arg in "$@"; do
     --cuda) BUILD=index ;;
     --force) FORCE=1 ;;
     --plan) PLAN_ONLY=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$arg' (use --cpu, --cuda, --force, --plan)" >&2; exit 2 ;;
   esac
 done
@@ -38,9 +40,10 @@ fi
 # Skip the work when this environment was set up from exactly these files and flags.
 PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
 STAMP="$PREFIX/.pix2pix-install-stamp"
-WANT=$(cat install.sh constraints.txt requirements/*.txt | sha256sum | cut -d' ' -f1)-$BUILD
+WANT=$(cat install.sh constraints.txt pyproject.toml requirements/*.txt | sha256sum | cut -d' ' -f1)-$BUILD
 if [ "$PLAN_ONLY" = 0 ] && [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
-   && "$PY" -c "import torch, visdom, dominate, tensorboard" 2>/dev/null; then
+   && "$PY" -c "import torch, visdom, dominate, tensorboard, importlib.metadata as m; m.distribution('pix2pix')" \
+      2>/dev/null; then
   echo "install.sh: $PREFIX is up to date"
   exit 0
 fi
@@ -137,6 +140,9 @@ fi
 "${PIP[@]}" -c "$HOLD" -r requirements/core.txt -r requirements/test.txt -r requirements/quality.txt \
   -r requirements/serve.txt -r requirements/export.txt
 "${PIP[@]}" -c "$HOLD" --no-build-isolation visdom
+# Its requirements are all in place by now; --no-deps so that nothing (torch above all) is
+# swapped for another build, and no isolation so the build uses the setuptools held above.
+"${PIP[@]}" --no-build-isolation --no-deps -e .
 "$PY" -c "import torch, visdom, dominate, tensorboard; \
 print('install.sh: torch', torch.__version__, '| CUDA ' + torch.version.cuda if torch.version.cuda else '| CPU-only build')"
 echo "$WANT" > "$STAMP"

@@ -23,18 +23,18 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.checkpoint import CheckpointError
 from inference.generator import load_generator, translator_for
 from inference.sketch_page import PageSettings, SketchHandler, build_page
 from inference.translator import FIT_MODES
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
 from reporting.logs import setup_logging
+from util.errors import UserError
 
 log = logging.getLogger("serve")
 
 
-class ServeError(ValueError):
+class ServeError(UserError, ValueError):
     """The page cannot be served; one line that names the option."""
 
 
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=opt.verbose)
     try:
         return run(opt)
-    except (CheckpointError, ServeError, ValueError) as err:
+    except UserError as err:
         print(f"serve.py: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

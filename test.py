@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from data import DataError, create_dataset
+from data import create_dataset
 from data.loader import create_dataloader
 from data.results import as_stored, visual_bits
 from models import MODELS, create_model
@@ -30,15 +30,16 @@ from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
 from options.validate import first_problem
-from engine.checkpoint import CheckpointError, load_label
+from engine.checkpoint import load_label
 from engine.distributed import single_process_runtime, unwrap
-from reporting.fid import FidUnavailable, extractor_path
+from reporting.fid import extractor_path
 from reporting.html import ResultRow, write_results_page
 from reporting.result_files import save_test_image
 from reporting.logs import setup_logging
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything
-from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from engine.speed import apply_backend_settings, backend_settings_from
+from util.errors import OptionError, UserError
 
 log = logging.getLogger("test")
 
@@ -50,7 +51,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     opt = Options(**{**opt.as_dict(), **options_for(opt, saved), "netG_from_checkpoint": False}).freeze()
     problem = first_problem(opt)
     if problem:
-        raise ValueError(problem)
+        raise OptionError(problem)
     if opt.fid:
         extractor_path()  # before any work: a missing extractor is a one-line error naming the install
     runtime = single_process_runtime(opt.gpu_ids)
@@ -119,8 +120,8 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     of_set: dict[str, float] = {}
     if opt.fid:
         if len(written_sets["fake_B"]) < 2:
-            raise ValueError(f"--fid needs at least 2 test images with real_B (an aligned set), "
-                             f"got {len(written_sets['fake_B'])}")
+            raise OptionError(f"--fid needs at least 2 test images with real_B (an aligned set), "
+                              f"got {len(written_sets['fake_B'])}")
         of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
         # FID and KID describe the set: on the page they follow the per-image means.
         summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (experiment_dir(opt), load_label(opt)) != where:
                 saved = None   # a --suffix that names a model default moved the run: look there
         run_test(opt, saved)   # the checkpoint is read once
-    except (DataError, CheckpointError, SpeedError, FidUnavailable, ValueError) as err:
+    except UserError as err:
         print(f"test.py: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -28,20 +28,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from data import DataError, create_dataset
+from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from engine.checkpoint import (AUTO, CheckpointError, auto_resume_label, existing_checkpoints, iter_label, load_label,
                                reference_files, remove_stray_temporaries, resume_training)
-from engine.distributed import (DistributedError, Runtime, barrier, check_ranks_agree, ddp_wrapper,
-                                distributed_runtime, first_line, is_peer_failure, launch_env, mean_across_ranks,
-                                unwrap)
+from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
+                                mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
 from engine.rng import seed_everything
 from engine.amp_auto import choose_auto_amp
-from engine.speed import SpeedError, apply_backend_settings, backend_settings_from
+from engine.speed import apply_backend_settings, backend_settings_from
 from engine.saver import Saver
 from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
-from engine.train_state import DivergedError, TrainState, check_finite, crossed
+from engine.train_state import TrainState, check_finite, crossed
 from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
@@ -52,13 +51,9 @@ from reporting.logs import setup_logging
 from reporting.progress import EpochProgress
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import TrainPoint
-from reporting.sinks.tensorboard import TensorBoardMissingError
+from util.errors import UserError
 
 log = logging.getLogger("train")
-
-# Errors a user can act on: reported as one line (per process), no traceback.
-USER_ERRORS = (DataError, CheckpointError, DivergedError, TensorBoardMissingError, DistributedError, SpeedError)
-
 
 def broadcast_buffers(net: nn.Module) -> bool:
     """Only buffers that drift apart between processes need rank 0's copy at every forward:
@@ -239,11 +234,11 @@ def run_process(opt: Options) -> int:
     Returns the exit status."""
     where, is_main = "", True
     try:
-        with distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
+        with peer_failures_reported(), distributed_runtime(opt.gpu_ids, opt.dist_timeout) as runtime:
             where, is_main = runtime.label, runtime.is_main
             setup_logging(is_main=runtime.is_main, verbose=opt.verbose)
             train(opt, runtime)
-    except USER_ERRORS as err:
+    except UserError as err:   # one line per process; anything else is a bug and keeps its traceback
         print(f"train.py: error{where}: {err}", file=sys.stderr)
         return 1
     except TrainingStopped as stopped:
@@ -254,13 +249,6 @@ def run_process(opt: Options) -> int:
         print(f"train.py{where}: stopped at once by a second {signal_name(forced.signum)}; the checkpoints on disk "
               "are whole (a save in progress was abandoned, not half-written)", file=sys.stderr)
         return exit_status(forced.signum)
-    except RuntimeError as err:
-        if not is_peer_failure(err):
-            raise  # a bug: its traceback is what one needs
-        # A peer died or stalled: this rank's collective failed or timed out (--dist_timeout).
-        print(f"train.py: error{where}: lost contact with the other processes ({first_line(err)})",
-              file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"train.py{where}: interrupted; the last saved checkpoint is intact", file=sys.stderr)
         return 130

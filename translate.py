@@ -28,16 +28,16 @@ import torch
 from data import DataError
 from data.image_io import IMAGE_EXTENSIONS, open_image
 from data.pixels import bits_of, read_pixels
-from engine.checkpoint import CheckpointError
-from inference.files import TranslateInputError, list_jobs
+from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
-from inference.onnx_model import OnnxError, onnx_translator
+from inference.onnx_model import onnx_translator
 from inference.translator import FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
 from reporting.logs import setup_logging
 from reporting.result_files import output_bits, save_result
+from util.errors import UserError
 
 log = logging.getLogger("translate")
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=opt.verbose)
     try:
         return run(opt)
-    except (TranslateInputError, DataError, CheckpointError, OnnxError, ValueError) as err:
+    except UserError as err:
         print(f"translate.py: error: {err}", file=sys.stderr)
         return 1
 

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Variant, build_model, emit, step_flops  # noqa: E402
+from benchmarks.common import Variant, build_model, emit, step_flops
+from engine.amp_auto import probe_step
+from engine.distributed import Runtime, unwrap
+from models.networks.conv import set_down_max_out_side, use_native_backward
 
-from engine.amp_auto import probe_step  # noqa: E402
-from engine.distributed import Runtime, unwrap  # noqa: E402
-from models.networks.conv import set_down_max_out_side, use_native_backward  # noqa: E402
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest

@@ -4,7 +4,7 @@ Trains a small pix2pix (unet_128, ngf/ndf 32, 128 px, batch 1) on facades labels
 then runs test.py on the 106 test pairs in each behaviour and prints one JSON line per
 behaviour with mean L1 / PSNR / SSIM. Usage:
 
-    python benchmarks/bn_eval_modes.py [--dataroot ../shared/datasets/facades] [--steps 800]
+    python benchmarks/bn_eval_modes.py [--dataroot datasets/facades] [--steps 800]
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.dataroot import add_dataroot_option, check_dataroot
+from pix2pix_cli import driver_module
 
-import test as test_driver  # noqa: E402
-import train as train_driver  # noqa: E402
+test_driver = driver_module("test")
+train_driver = driver_module("train")
 
 BEHAVIOURS = {
     "paper (train mode: batch stats, dropout on)": [],
@@ -32,12 +32,13 @@ BEHAVIOURS = {
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataroot", default=str(ROOT.parent / "shared" / "datasets" / "facades"))
+    add_dataroot_option(p)
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--workdir", default=None)
     args = p.parse_args()
+    check_dataroot("bn_eval_modes.py", args.dataroot)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bn_eval_"))
-    common = ["--dataroot", args.dataroot, "--name", "bn", "--checkpoints_dir", str(work / "ck"),
+    common = ["--dataroot", str(args.dataroot), "--name", "bn", "--checkpoints_dir", str(work / "ck"),
               "--direction", "BtoA", "--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--gpu_ids", "-1",
               "--num_threads", "1", "--seed", "0"]
     start = time.time()

@@ -21,16 +21,14 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from models import create_model  # noqa: E402
-from models.base_model import BaseModel  # noqa: E402
-from models.batchnorm import BatchNorm2d  # noqa: E402
-from options.parse import parse_options  # noqa: E402
-from engine.distributed import Runtime, unwrap  # noqa: E402
-from engine.amp_auto import choose_auto_amp  # noqa: E402
-from engine.machine import describe  # noqa: E402
+from models import create_model
+from models.base_model import BaseModel
+from models.batchnorm import BatchNorm2d
+from options.parse import parse_options
+from engine.distributed import Runtime, unwrap
+from engine.amp_auto import choose_auto_amp
+from engine.machine import describe
 
 
 def native_batchnorm(model: BaseModel) -> None:

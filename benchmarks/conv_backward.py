@@ -14,17 +14,15 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402  (importing common puts the project on sys.path)
+from benchmarks.common import emit
+from models.networks import build_generator
+from models.networks.conv import Conv2d, ConvTranspose2d, set_down_max_out_side
 
-from models.networks import build_generator  # noqa: E402
-from models.networks.conv import Conv2d, ConvTranspose2d, set_down_max_out_side  # noqa: E402
 
 
 def layer_inputs(net_g: str, ngf: int, side: int, down_max: int | None = None) -> list[tuple[str, nn.Module, torch.Size]]:

@@ -15,16 +15,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from reporting.fid import FidUnavailable, score_folders  # noqa: E402
-
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from data.image_io import has_image_extension
+from reporting.fid import FidUnavailable, score_folders
 
 
 def images_in(folder: Path, pattern: str) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder")
-    found = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in EXTENSIONS)
+    found = sorted(p for p in folder.glob(pattern) if has_image_extension(p))
     if len(found) < 2:
         raise ValueError(f"{folder}: FID/KID need at least 2 images matching '{pattern}', found {len(found)}")
     return found

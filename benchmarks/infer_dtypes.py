@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -23,14 +22,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, emit  # noqa: E402
+from benchmarks.common import emit
+from benchmarks.dataroot import add_dataroot_option, check_dataroot
+from models.init import init_weights
+from models.networks import architecture_from_options, build_generator, spec_from_dict
+from reporting.images import quantize
 
-from models.init import init_weights  # noqa: E402
-from models.networks import architecture_from_options, build_generator, spec_from_dict  # noqa: E402
-from reporting.images import quantize  # noqa: E402
-
-FACADES_TEST = ROOT.parent / "shared" / "datasets" / "facades" / "test"
 VARIANTS = {"fp32": (None, False), "bf16": (torch.bfloat16, False), "bf16_nhwc": (torch.bfloat16, True)}
 
 
@@ -47,10 +44,10 @@ def generator(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
     return init_weights(net, "normal", 0.02), f"{args.netG}, ngf {args.ngf}, freshly initialized"
 
 
-def images(count: int, size: int) -> list[torch.Tensor]:
+def images(dataroot: Path, count: int, size: int) -> list[torch.Tensor]:
     """The B half of facades test pairs (the photo side the BtoA models take as input)."""
     out = []
-    for path in sorted(FACADES_TEST.glob("*.jpg"))[:count]:
+    for path in sorted((dataroot / "test").glob("*.jpg"))[:count]:
         pair = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
         half = pair[:, :, pair.shape[2] // 2:].float() / 127.5 - 1
         out.append(F.interpolate(half[None], size=(size, size), mode="bilinear", align_corners=False))
@@ -62,7 +59,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     # Eval mode: dropout off, so the variants differ by arithmetic alone (test.py's default train
     # mode draws new dropout masks per call; its per-image batch statistics cost the same).
     net.eval()
-    inputs = images(args.images, args.size)
+    inputs = images(args.dataroot, args.images, args.size)
     nhwc_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
 
     def forward(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -102,8 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--images", type=int, default=8, help="facades test images compared")
     p.add_argument("--rounds", type=int, default=15)
+    add_dataroot_option(p)
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
+    check_dataroot("infer_dtypes.py", args.dataroot)
     emit(run(args), args.out)
 
 

@@ -21,12 +21,11 @@ from typing import Callable, Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average,  # noqa: E402
+from benchmarks.common import (ROOT, TF32_VARIANTS, VARIANTS, build_model, emit, load_average,
                     machine_name, median, split_argv, synchronize)
 
-from engine.distributed import Runtime  # noqa: E402
-from serve_latency import onnx_runner, scratch_dir, serve_runner  # noqa: E402
+from engine.distributed import Runtime
+from benchmarks.serve_latency import onnx_runner, scratch_dir, serve_runner
 
 DEFAULT_VARIANTS = {"cpu": "eager_fp32,bf16,threads1,onnxruntime,serve",
                     "cuda": "eager_fp32,tf32,bf16,fp16,bf16_compile"}

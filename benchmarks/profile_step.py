@@ -32,8 +32,8 @@ PHASES = ("data", "set_input", "G_forward", "D_forward_backward", "D_optimizer",
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from vs_reference import CONFIGS, DATAROOT
+    from benchmarks.dataroot import add_dataroot_option, check_dataroot
+    from benchmarks.vs_reference import CONFIGS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="small", choices=sorted(CONFIGS))
@@ -45,10 +45,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=15, help="operators listed by self CPU time")
     p.add_argument("--no_profiler", action="store_true",
                    help="phase clocks only: the split without the profiler's per-operator overhead")
-    p.add_argument("--dataroot", default=str(DATAROOT))
+    add_dataroot_option(p)
     p.add_argument("--out", help="append the JSON line to this file")
     args, extra = p.parse_known_args(argv)
     args.train_flags = [*CONFIGS[args.config], *extra]
+    check_dataroot("profile_step.py", args.dataroot)
     return args
 
 
@@ -168,7 +169,6 @@ def bn_share(events: Any) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    sys.path.insert(0, str(ROOT))
     from util.omp_env import USER_KEYS, set_omp_wait_policy
     for key in (*USER_KEYS, "PIX2PIX_OMP_POLICY"):
         os.environ.pop(key, None)
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_omp_wait_policy()   # what the drivers do before torch loads
     import torch
     import train
-    from common import emit
+    from benchmarks.common import emit
 
     clock = StepClock()
     total = args.warmup + args.steps
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps_seen[0] += 1
 
         with instrument(clock, on_step, args.native_bn):
-            flags = ["--dataroot", args.dataroot, "--name", "profile", "--checkpoints_dir", tmp,
+            flags = ["--dataroot", str(args.dataroot), "--name", "profile", "--checkpoints_dir", tmp,
                      "--model", "pix2pix", "--direction", "BtoA", "--batch_size", "1", "--gpu_ids", "-1",
                      "--display_id", "0", "--no_html", "--print_freq", "1", "--display_freq", "1000000",
                      "--max_steps", str(total), "--amp", "none", *args.train_flags]

@@ -22,12 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, emit, machine_name  # noqa: E402
+from benchmarks.common import ROOT, emit, machine_name
+from benchmarks.dataroot import add_dataroot_option, check_dataroot
 
-import torch  # noqa: E402
+import torch
 
-DATA = ROOT.parent / "shared" / "datasets"
 # The 2-core budget (2 shared cores: about 0.5-0.7 s a step while other work runs): unet_128
 # at 128 px, width 32, 200 steps at batch 1 and the paper's learning rate.
 COMMON = ["--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--crop_size", "128", "--batch_size", "1",
@@ -35,12 +34,12 @@ COMMON = ["--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--crop_size", "12
           "--save_epoch_freq", "1000", "--save_latest_freq", "100000", "--gpu_ids", "-1"]
 DATASETS = {
     # labels -> photo; 200 of the 400 training pairs, one epoch; scored on the 106 test pairs.
-    "facades": {"root": DATA / "facades", "train": ["--direction", "BtoA", "--load_size", "143",
+    "facades": {"train": ["--direction", "BtoA", "--load_size", "143",
                                                      "--max_dataset_size", "200", "--n_epochs", "1",
                                                      "--n_epochs_decay", "0"],
                 "test": ["--direction", "BtoA", "--phase", "test"]},
     # sketch -> photo; the 100 training pairs of the sample, 2 epochs; scored on its 20 val pairs.
-    "edges2shoes": {"root": DATA / "edges2shoes_sample", "train": ["--direction", "AtoB", "--load_size", "143",
+    "edges2shoes": {"train": ["--direction", "AtoB", "--load_size", "143",
                                                                     "--n_epochs", "2", "--n_epochs_decay", "0"],
                     "test": ["--direction", "AtoB", "--phase", "val"]},
 }
@@ -70,10 +69,10 @@ def load_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def train_and_test(dataset: str, config: str, seed: int, work: Path) -> dict:
+def train_and_test(dataset: str, root: Path, config: str, seed: int, work: Path) -> dict:
     spec, name = DATASETS[dataset], run_id(dataset, config, seed)
     base = [sys.executable]
-    where = ["--dataroot", str(spec["root"]), "--name", name, "--checkpoints_dir", str(work / "checkpoints"),
+    where = ["--dataroot", str(root), "--name", name, "--checkpoints_dir", str(work / "checkpoints"),
              "--seed", str(seed)]
     start = time.perf_counter()
     subprocess.run([*base, str(ROOT / "train.py"), *where, *COMMON, *spec["train"], *CONFIGS[config],
@@ -164,7 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--work_dir", default="/tmp/pix2pix_quality", help="checkpoints and result pages")
     p.add_argument("--stop_at", default="", help="UTC time HH:MM after which no new run starts")
     p.add_argument("--table", action="store_true", help="only print the table of the results file")
+    add_dataroot_option(p)
+    # A sample of edges2shoes: 100 training pairs in train/ and 20 in val/.
+    add_dataroot_option(p, ROOT / "datasets" / "edges2shoes_sample", "edges2shoes", "--edges2shoes_dataroot")
     args = p.parse_args(argv)
+    roots = {"facades": args.dataroot, "edges2shoes": args.edges2shoes_dataroot}
     out = Path(args.out)
     if args.table:
         print(table([r for path in (out, *map(Path, args.also)) for r in load_records(path)]))
@@ -192,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{type(err).__name__}: {err}", file=sys.stderr)
                 return
 
-    for dataset, configs in parse_plan(args.plan):
+    plan = parse_plan(args.plan)
+    for dataset, _ in plan:
+        check_dataroot("quality.py", roots[dataset], dataset, "--dataroot" if dataset == "facades" else "--edges2shoes_dataroot")
+    for dataset, configs in plan:
         for config in configs:
             for seed in seeds:
                 done = {(r["dataset"], r["config"], r["seed"]) for r in load_records(out) if r.get("kind") == "run"}
@@ -202,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     emit([{"bench": "quality", "kind": "skipped", "dataset": dataset, "config": config,
                            "seed": seed, "why": f"--stop_at {args.stop_at}"}], None)
                     continue
-                emit([train_and_test(dataset, config, seed, work)], str(out))
+                emit([train_and_test(dataset, roots[dataset], config, seed, work)], str(out))
                 score_backlog()
     score_backlog()
     print(table(load_records(out)))

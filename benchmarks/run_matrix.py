@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import infer_speed  # noqa: E402
-import train_speed  # noqa: E402
+from benchmarks import infer_speed
+from benchmarks import train_speed
 
 MATRIX = {
     # (netG, batch) -> per-config overrides

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, VARIANTS, build_model, emit, machine_name, split_argv  # noqa: E402
+from benchmarks.common import VARIANTS, build_model, emit, machine_name, split_argv
+from benchmarks.dataroot import add_dataroot_option, check_dataroot
+from data import create_dataset
+from data.loader import create_dataloader, set_loader_epoch
+from options.configs import data_config
+from options.parse import parse_options
+from engine.distributed import Runtime
 
-from data import create_dataset  # noqa: E402
-from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
-from options.configs import data_config  # noqa: E402
-from options.parse import parse_options  # noqa: E402
-from engine.distributed import Runtime  # noqa: E402
-
-FACADES = ROOT.parent / "shared" / "datasets" / "facades"
 
 
 def windows(values: list[float], size: int) -> list[float]:
@@ -56,19 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.05, help="largest relative difference of a window mean")
     p.add_argument("--abs_tolerance", type=float, default=0.05,
                    help="...or absolute difference: D's losses near 0.1 make relative ones meaningless")
-    p.add_argument("--dataroot", default=str(FACADES))
+    add_dataroot_option(p)
     p.add_argument("--out", default=None)
     bench = p.parse_args(argv)
-    if not Path(bench.dataroot).is_dir():
-        print(f"same_learning.py: error: --dataroot {bench.dataroot} does not exist", file=sys.stderr)
-        return 2
+    check_dataroot("same_learning.py", bench.dataroot)
     names = bench.variants.split(",")
     if names[0] != "eager_fp32" or any(n not in VARIANTS for n in names):
         print("same_learning.py: error: --variants must start with eager_fp32 and name known variants "
               f"({', '.join(VARIANTS)})", file=sys.stderr)
         return 2
     device = torch.device(bench.device)
-    args = ["--dataroot", bench.dataroot, "--gpu_ids", "0" if device.type == "cuda" else "-1",
+    args = ["--dataroot", str(bench.dataroot), "--gpu_ids", "0" if device.type == "cuda" else "-1",
             "--display_id", "0", "--num_threads", "0", "--cache_dataset", *extra]
     models = {n: build_model(args, VARIANTS[n], Runtime(device=device), seed=0) for n in names}
     opt = parse_options(args, is_train=True)

@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import ROOT
+from benchmarks.common import ROOT
 
-from engine.checkpoint import write_generator  # noqa: E402
-from engine.distributed import unwrap  # noqa: E402
-from engine.launch import free_loopback_port  # noqa: E402
-from support.serving import wait_until_serving  # noqa: E402
-from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx  # noqa: E402
-from models.networks import size_multiple  # noqa: E402
+from engine.checkpoint import write_generator
+from engine.distributed import unwrap
+from engine.launch import free_loopback_port
+from inference.onnx_model import OnnxGenerator, OnnxSpec, export_onnx
+from models.networks import size_multiple
+from support.serving import wait_until_serving
 
 
 @contextlib.contextmanager

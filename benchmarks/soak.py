@@ -22,8 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, emit, load_average, split_argv  # noqa: E402
+from benchmarks.common import ROOT, emit, load_average, split_argv
 
 DEMO = ROOT / "datasets" / "demo"
 STEP_LINE = re.compile(r"\(epoch \d+, step (\d+),")

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model, emit,
+from benchmarks.common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model, emit,
                     load_average, machine_name, measured_peak_flops, median, peak_memory_mb, reset_peak_memory,
                     split_argv, step_flops, synchronize)
 from engine.distributed import Runtime

@@ -38,8 +38,7 @@ from typing import Callable, Sequence
 
 # No torch at import: the processes measured load it, this one only waits for them (and a
 # bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
-ROOT = Path(__file__).resolve().parent.parent
-DATAROOT = ROOT.parent / "shared" / "datasets" / "facades"
+from benchmarks.dataroot import ROOT, add_dataroot_option, check_dataroot
 
 # The model flags both programs understand, per configuration.
 CONFIGS: dict[str, tuple[str, ...]] = {
@@ -187,8 +186,7 @@ class BusyLoad:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import emit
+    from benchmarks.common import emit
 
     names = args.variants.split(",")
     reference = Path(args.reference).resolve() if args.reference else None
@@ -252,7 +250,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--busy", type=int, default=0, help="spinning processes started alongside (a loaded machine)")
     p.add_argument("--reference_python", default=sys.executable,
                    help="the interpreter of the reference and of the *_refpy variants (default: this one)")
-    p.add_argument("--dataroot", default=str(DATAROOT))
+    add_dataroot_option(p)
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
     unknown = [n for n in args.variants.split(",") if n not in VARIANTS]
@@ -267,6 +265,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"--configs: unknown {', '.join(bad)} (known: {', '.join(CONFIGS)})")
     if args.steps <= args.warmup + 1:
         p.error(f"--steps {args.steps} must exceed --warmup {args.warmup} + 1")
+    check_dataroot("vs_reference.py", args.dataroot)
     return args
 
 

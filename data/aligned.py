@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 from data.config import DataConfig
 from data.image_io import DataError, ImageStore, image_folder, open_image, pil_to_uint8
 from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
+from util.errors import OptionError
 
 
 def channel_mode(channels: int, option: str) -> str:
@@ -16,7 +17,7 @@ def channel_mode(channels: int, option: str) -> str:
         return "L"
     if channels == 3:
         return "RGB"
-    raise ValueError(f"{option} {channels}: this dataset gives 1 (grayscale) or 3 (RGB) channels")
+    raise OptionError(f"{option} {channels}: this dataset gives 1 (grayscale) or 3 (RGB) channels")
 
 
 def check_min_size(cfg: DataConfig, path: Path, width: int, height: int) -> None:

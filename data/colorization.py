@@ -13,6 +13,7 @@ from data.config import DataConfig
 from data.single import SingleDataset
 from data.transforms import SampleKey, augment, split_key, to_unit
 from data.color import normalize_ab, normalize_l, rgb_to_lab
+from util.errors import OptionError
 
 INPUT_NC, OUTPUT_NC = 1, 2
 
@@ -22,8 +23,8 @@ class ColorizationDataset(SingleDataset):
 
     def __init__(self, cfg: DataConfig) -> None:
         if (cfg.input_nc, cfg.output_nc) != (INPUT_NC, OUTPUT_NC):
-            raise ValueError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "
-                             f"out; got --input_nc {cfg.input_nc} --output_nc {cfg.output_nc}")
+            raise OptionError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "
+                              f"out; got --input_nc {cfg.input_nc} --output_nc {cfg.output_nc}")
         super().__init__(cfg)
 
     @staticmethod

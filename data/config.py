@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.transforms import PREPROCESS_MODES
+from util.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,23 @@ class DataConfig:
 
     def validate(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
-            raise ValueError(f"--direction must be AtoB or BtoA, not {self.direction!r}")
+            raise OptionError(f"--direction must be AtoB or BtoA, not {self.direction!r}")
         for name, value in (("--input_nc", self.input_nc), ("--output_nc", self.output_nc)):
             if value < 1:
-                raise ValueError(f"{name} must be 1 or more channels, not {value}")
+                raise OptionError(f"{name} must be 1 or more channels, not {value}")
         PREPROCESS_MODES.canonical(self.preprocess)   # raises UnknownNameError listing the modes
         for name, value in (("--load_size", self.load_size), ("--crop_size", self.crop_size),
                             ("size_divisor", self.size_divisor)):
             if value < 1:
-                raise ValueError(f"{name} must be positive, not {value}")
+                raise OptionError(f"{name} must be positive, not {value}")
         if self.max_dataset_size is not None and self.max_dataset_size < 1:
-            raise ValueError(f"--max_dataset_size must be positive, not {self.max_dataset_size}")
+            raise OptionError(f"--max_dataset_size must be positive, not {self.max_dataset_size}")
         mode = PREPROCESS_MODES.get(self.preprocess)
         if mode.crops:
             if self.crop_size % self.size_divisor:
-                raise ValueError(
+                raise OptionError(
                     f"--crop_size {self.crop_size} is not a multiple of {self.size_divisor}, "
                     "which the generator needs")
             if mode.uses_load_size and self.load_size < self.crop_size:
-                raise ValueError(f"--load_size {self.load_size} is smaller than --crop_size "
-                                 f"{self.crop_size} (--preprocess {self.preprocess})")
+                raise OptionError(f"--load_size {self.load_size} is smaller than --crop_size "
+                                  f"{self.crop_size} (--preprocess {self.preprocess})")

@@ -17,10 +17,13 @@ import torch
 from PIL import Image
 
 from data.image_ops import pil_to_uint8_tensor
+from util.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+# The one list of image file extensions: the datasets, translate.py, the datasets/ tools and the
+# benchmarks all read it, so a file one of them writes is one the others accept.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 
 # Modes whose samples are wider than 8 bits; PIL's own convert("L") clips them at 255
 # instead of rescaling, which turns a 16-bit photo into a white sheet.
@@ -28,7 +31,7 @@ _WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset file or folder that cannot be used; the message names it in one line."""
 
 

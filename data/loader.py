@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 from data.image_io import DataError
 from data.size_groups import SizeGroupedBatchSampler, needs_size_groups
 from data.transforms import SampleKey, sample_seed
+from util.errors import OptionError
 
 
 class ResumableSampler(DistributedSampler):
@@ -151,9 +152,9 @@ def create_dataloader(dataset: Dataset, batch_size: int, shuffle: bool, num_work
                       pin_memory: bool = False) -> DataLoader:
     """A loader over this rank's shard; call :func:`set_loader_epoch` before each epoch."""
     if batch_size < 1:
-        raise ValueError(f"--batch_size must be positive, not {batch_size}")
+        raise OptionError(f"--batch_size must be positive, not {batch_size}")
     if num_workers < 0:
-        raise ValueError(f"--num_threads must be 0 or more, not {num_workers}")
+        raise OptionError(f"--num_threads must be 0 or more, not {num_workers}")
     common = dict(collate_fn=_collate, num_workers=num_workers, pin_memory=pin_memory,
                   generator=torch.Generator().manual_seed(seed + rank),
                   worker_init_fn=partial(_seed_worker, seed=seed, rank=rank), persistent_workers=num_workers > 0)

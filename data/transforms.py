@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+from data.image_io import DataError
 from data.image_ops import crop, hflip, resize_bicubic, to_unit
 from data.padding import pad_to_multiple
 from util.registry import Registry
@@ -112,8 +113,8 @@ class Geometry:
         top = left = 0
         if self.crop_size is not None:
             if self.crop_size > height or self.crop_size > width:
-                raise ValueError(f"crop size {self.crop_size} is larger than the image "
-                                 f"({height}x{width}) it crops")
+                raise DataError(f"crop size {self.crop_size} is larger than the image "
+                                f"({height}x{width}) it crops")
             top = int(torch.randint(height - self.crop_size + 1, (1,), generator=gen))
             left = int(torch.randint(width - self.crop_size + 1, (1,), generator=gen))
         flipped = self.flip and bool(torch.rand(1, generator=gen) < 0.5)

@@ -12,7 +12,8 @@ output keeps A's file name. With --use_AB, `X_A.ext` in --fold_A pairs with `X_B
 Everything is checked before anything is written: missing folders, unmatched names and pairs of
 different sizes each stop the tool with one line that names the files.
 
-Runs as a script or as `python -m datasets.combine_A_and_B`. Images are decoded to 8 bits by the
+Runs as a script once the project is installed (`pip install -e .`, which install.sh does), or
+from the project root as `python -m datasets.combine_A_and_B`. Images are decoded to 8 bits by the
 loader's own converter (data/image_io.py: 16-bit scaled and rounded, transparency onto white).
 """
 from __future__ import annotations
@@ -27,17 +28,13 @@ from typing import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-if __package__ in (None, ""):
-    # Run as a script (python datasets/X.py): sys.path holds datasets/, not the project root,
-    # whose data/ package holds the image-mode converter the loader uses too.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
+from data.image_io import IMAGE_EXTENSIONS, DataError, to_mode
+from util.errors import UserError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 SHOWN_NAMES = 5   # how many unmatched names an error message lists
 
 
-class CombineError(Exception):
+class CombineError(UserError):
     """Bad input for combining; the message is one line that names the file or folder."""
 
 

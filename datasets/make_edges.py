@@ -12,7 +12,8 @@ Layout: subfolders of --input (train, val, test, ...) are mirrored under --outpu
 folder of photos becomes the single split --split (default train). Outputs are PNG unless
 --format jpg, named after the photo.
 
-Runs as a script or as `python -m datasets.make_edges`. Photos are decoded to 8-bit RGB by the
+Runs as a script once the project is installed (`pip install -e .`, which install.sh does), or
+from the project root as `python -m datasets.make_edges`. Photos are decoded to 8-bit RGB by the
 loader's own converter (data/image_io.py: 16-bit scaled and rounded, transparency onto white).
 """
 from __future__ import annotations
@@ -29,20 +30,16 @@ from scipy import ndimage
 from skimage.color import rgb2gray
 from skimage.feature import canny
 
-if __package__ in (None, ""):
-    # Run as a script (python datasets/X.py): sys.path holds datasets/, not the project root,
-    # whose data/ package holds the image-mode converter the loader uses too.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.image_io import DataError, to_mode  # noqa: E402  (after the path set-up above)
+from data.image_io import IMAGE_EXTENSIONS, DataError, to_mode
+from util.errors import UserError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 # use_quantiles -> (low, high). Absolute ones are scikit-image's own defaults; the quantile ones
 # keep the strongest 10-20 % of gradients, which adapts to low-contrast photos.
 DEFAULT_THRESHOLDS = {False: (0.1, 0.2), True: (0.8, 0.9)}
 FORMATS = {"png": (".png", {}), "jpg": (".jpg", {"quality": 95})}
 
 
-class EdgesError(Exception):
+class EdgesError(UserError):
     """Bad input; the message is one line that names the file, folder or option."""
 
 

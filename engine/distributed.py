@@ -21,6 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from util.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Long enough for rank 0 to write a checkpoint or a page while the others wait at a barrier,
@@ -34,7 +36,7 @@ _SYNC_BUFFERS_ARG = ("forward_sync_buffers" if "forward_sync_buffers" in inspect
                      else "broadcast_buffers")
 
 
-class DistributedError(RuntimeError):
+class DistributedError(UserError, RuntimeError):
     """The process group could not be formed, or this process lost contact with its peers."""
 
 
@@ -157,6 +159,18 @@ def is_peer_failure(err: BaseException) -> bool:
     """Did a collective fail because another process died or stalled? nccl raises DistError;
     gloo raises a plain RuntimeError that names its source file (a timeout, a closed peer)."""
     return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and "/gloo/" in str(err))
+
+
+@contextmanager
+def peer_failures_reported() -> Iterator[None]:
+    """A collective that failed because another process died or stalled is no bug of this one:
+    it leaves as a DistributedError (one line). Any other RuntimeError keeps its traceback."""
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err, UserError) or not is_peer_failure(err):
+            raise
+        raise DistributedError(f"lost contact with the other processes ({first_line(err)})") from err
 
 
 def barrier(runtime: Runtime) -> None:

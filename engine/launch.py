@@ -22,6 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from engine.stop import STOP_SIGNALS, exit_status
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ FAILURE_GRACE_S = 5.0
 Worker = Callable[[Any], int]  # takes the parsed options, returns an exit status
 
 
-class LaunchError(RuntimeError):
+class LaunchError(UserError, RuntimeError):
     """A child process failed; ``exit_code`` is what the whole job should exit with."""
 
     def __init__(self, message: str, exit_code: int = 1, stopped_by_signal: bool = False) -> None:

@@ -14,6 +14,7 @@ from typing import Any, ContextManager, Iterable
 import torch
 from torch import nn
 
+from util.errors import OptionError
 from util.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ AMP_MODES.add("fp16", AmpMode(torch.float16, True),
               help="float16 autocast with a GradScaler per optimizer (GPUs; works but is slow on most CPUs)")
 
 
-class SpeedError(ValueError):
+class SpeedError(OptionError):
     """A speed option that cannot work on this device, as one line."""
 
 

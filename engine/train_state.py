@@ -8,8 +8,10 @@ from typing import Mapping
 
 import torch
 
+from util.errors import UserError
 
-class DivergedError(RuntimeError):
+
+class DivergedError(UserError, RuntimeError):
     """A loss became NaN or infinite: nothing is saved past this point."""
 
 

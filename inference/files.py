@@ -10,8 +10,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from util.errors import UserError
 
-class TranslateInputError(ValueError):
+
+class TranslateInputError(UserError, ValueError):
     """--input or --output cannot be used; the message is one line that names the path."""
 
 

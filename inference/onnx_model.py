@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from inference.translator import CODECS, Translator
+from util.errors import UserError
 
 FORMAT = "pix2pix-generator-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
@@ -38,7 +39,7 @@ PAD_TEXT = ("pad other sizes by reflection (mirrored about the edge pixels, repe
             "pixel after)")
 
 
-class OnnxError(ValueError):
+class OnnxError(UserError, ValueError):
     """An ONNX file that cannot be written or used; the message is one line naming the file."""
 
 

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
+from util.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Fonts the browser already has: gradio's default theme would link Google Fonts.
@@ -27,7 +29,7 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "monospace"]
 
 
-class InputRefused(ValueError):
+class InputRefused(UserError, ValueError):
     """A request the page answers with a message instead of a translation."""
 
 

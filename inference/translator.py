@@ -29,6 +29,7 @@ from data.transforms import to_signed_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
+from util.errors import OptionError
 from util.registry import Registry
 
 Size = tuple[int, int]   # (height, width)
@@ -63,8 +64,8 @@ def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | 
     if load_size is not None:
         # The reference's test-time preprocessing: a load_size x load_size square.
         if load_size % multiple:
-            raise ValueError(f"--load_size {load_size} is not a multiple of {multiple}, which the generator "
-                             f"needs; use --load_size {valid_size(load_size, multiple)}")
+            raise OptionError(f"--load_size {load_size} is not a multiple of {multiple}, which the generator "
+                              f"needs; use --load_size {valid_size(load_size, multiple)}")
         return FitPlan((load_size, load_size))
     return FIT_MODES.get(fit)(height, width, multiple)
 
@@ -81,7 +82,7 @@ class Codec:
 
 def _rgb_mode(input_nc: int) -> str:
     if input_nc not in (1, 3):
-        raise ValueError(f"--input_nc {input_nc}: images give 1 (gray) or 3 (RGB) channels")
+        raise OptionError(f"--input_nc {input_nc}: images give 1 (gray) or 3 (RGB) channels")
     return "L" if input_nc == 1 else "RGB"
 
 

@@ -15,6 +15,7 @@ import torch
 from models.pix2pix_model import Pix2PixModel
 from data.color import lab_tensors_to_rgb
 from engine.distributed import Runtime
+from util.errors import OptionError
 
 INPUT_NC, OUTPUT_NC = 1, 2
 
@@ -22,8 +23,8 @@ INPUT_NC, OUTPUT_NC = 1, 2
 class ColorizationModel(Pix2PixModel):
     def __init__(self, opt: argparse.Namespace, runtime: Runtime) -> None:
         if (opt.input_nc, opt.output_nc) != (INPUT_NC, OUTPUT_NC):
-            raise ValueError(f"--model colorization maps L to ab: it needs --input_nc {INPUT_NC} "
-                             f"--output_nc {OUTPUT_NC}, got {opt.input_nc} and {opt.output_nc}")
+            raise OptionError(f"--model colorization maps L to ab: it needs --input_nc {INPUT_NC} "
+                              f"--output_nc {OUTPUT_NC}, got {opt.input_nc} and {opt.output_nc}")
         super().__init__(opt, runtime)
 
     def current_visuals(self) -> dict[str, torch.Tensor]:

@@ -10,6 +10,8 @@ import copy
 import torch
 from torch import nn
 
+from util.errors import OptionError
+
 
 class WeightAverage:
     """theta_ema <- d * theta_ema + (1 - d) * theta after each step, with the warm-up of
@@ -19,7 +21,7 @@ class WeightAverage:
 
     def __init__(self, net: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"--ema_decay must be in (0, 1), got {decay}")
+            raise OptionError(f"--ema_decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.updates = 0
         self.net = copy.deepcopy(net).requires_grad_(False)

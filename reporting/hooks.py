@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from reporting.images import save_image, tile_row
+from util.errors import OptionError
 
 _MIN_TILE_PX = 32  # feature maps smaller than this are enlarged (nearest) so they stay visible
 
@@ -42,8 +43,8 @@ def resolve_layers(stages: dict[str, nn.Module], net: nn.Module, names: list[str
         try:
             layers[name] = net.get_submodule(name)
         except AttributeError:
-            raise ValueError(f"--inspect_layers: unknown layer '{name}'; valid stage names: "
-                             f"{', '.join(stages) or '(none)'}, or a dotted module path of the network") from None
+            raise OptionError(f"--inspect_layers: unknown layer '{name}'; valid stage names: "
+                              f"{', '.join(stages) or '(none)'}, or a dotted module path of the network") from None
     return layers
 
 

@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from util.errors import UserError
+
 log = logging.getLogger(__name__)
 
 LOSS_LOG_NAME = "loss_log.jsonl"
@@ -32,7 +34,7 @@ _POINT_FIELDS = frozenset({"epoch", "epoch_iter", "step", "epoch_frac", "lr", "l
 Series = dict[str, list[tuple[float, float]]]
 
 
-class LossLogError(ValueError):
+class LossLogError(UserError, ValueError):
     """A loss log that cannot be read: a missing file or a corrupt line before the last."""
 
 

@@ -15,12 +15,13 @@ from types import TracebackType
 
 from engine.launch import free_loopback_port
 from support.serving import wait_until_serving
+from util.errors import UserError
 
 SERVER_CODE = ("import sys; from visdom.server.run_server import main; "
                "sys.argv = ['visdom'] + sys.argv[1:]; main()")
 
 
-class VisdomServerError(RuntimeError):
+class VisdomServerError(UserError, RuntimeError):
     """The server did not answer within the time given; the message ends with its log."""
 
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from datasets import combine_A_and_B
+from tests.clone_env import clone_env
 from tests.image_files import noise_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +127,8 @@ def test_combine_bad_layouts_give_one_line(tmp_path: Path, capsys, case: str) ->
 def test_combine_as_a_script_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(REPO / "datasets" / "combine_A_and_B.py"),
                              "--fold_A", str(tmp_path / "nope"), "--fold_B", str(tmp_path),
-                             "--fold_AB", str(tmp_path / "AB")], capture_output=True, text=True, timeout=60)
+                             "--fold_AB", str(tmp_path / "AB")], capture_output=True, text=True, timeout=60,
+                            env=clone_env())
     assert result.returncode == 1
     assert result.stderr.strip() == f"combine_A_and_B: error: --fold_A {tmp_path / 'nope'} is not a folder"
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from reporting.checkerboard import checkerboard_ratio, checkerboard_ratio_of_folders, stride2_share
+from tests.clone_env import clone_env
 
 ROOT = Path(__file__).resolve().parent.parent
 H = W = 32
@@ -77,10 +78,10 @@ def test_fid_folders_scores_two_folders_and_refuses_a_bad_one(tmp_path: Path) ->
     _write(tmp_path / "b", [SMOOTH + rng.normal(0, 1.0, SMOOTH.shape) for _ in range(3)])
     script = str(ROOT / "benchmarks" / "fid_folders.py")
     done = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(tmp_path / "b")],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=clone_env())
     record = json.loads(done.stdout)
     assert record["real_images"] == record["fake_images"] == 3 and record["FID"] > 0
     assert record["KID_subset_size"] == 2
     bad = subprocess.run([sys.executable, script, str(tmp_path / "a"), str(tmp_path / "missing")],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=clone_env())
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not a folder" in bad.stderr

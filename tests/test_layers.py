@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Command-line programs and their helpers (support/: what tests and benchmarks share): they sit
 # above every layer and no library module imports them.
 TOP_LEVEL_PROGRAMS = ("benchmarks", "datasets", "scripts", "support", "tests")
-SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__"}
+SKIP_DIRS = {".venv", ".git", "node_modules", "__pycache__", "build"}  # build: what `pip install .` leaves
 
 
 def read_layers(doc: Path, root: Path) -> list[set[str]]:

@@ -41,7 +41,6 @@ def logged_lookup(host, *args, **kwargs):
     return lookup(host, *args, **kwargs)
 socket.socket.connect, socket.getaddrinfo = logged_connect, logged_lookup
 sys.argv = sys.argv[2:]
-sys.path.insert(0, ".")
 runpy.run_path("serve.py", run_name="__main__")
 """
 # Strokes in page pixels, inside the 256 px canvas (its on-screen box is found at run time).

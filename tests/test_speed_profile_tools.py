@@ -2,15 +2,9 @@
 against a fake clock and hand-computed U-Net shapes."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import conv_backward  # noqa: E402
-import profile_step  # noqa: E402
+from benchmarks import conv_backward, profile_step
 
 
 class FakeTime:

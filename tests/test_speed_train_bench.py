@@ -8,11 +8,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import train_speed  # noqa: E402
+from benchmarks import train_speed
+from models.pix2pix_model import Pix2PixModel
 
-from models.pix2pix_model import Pix2PixModel  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PHASES = {"set_input", "G_forward", "D_forward_backward", "optimizers", "G_backward_with_D_forward"}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import vs_reference  # noqa: E402
+from benchmarks import vs_reference
+from tests.clone_env import clone_env
 
 # Prints the reference's step lines (with its "[Rank 0]" prefix) with other lines between them,
 # and records the flags it was given.
@@ -53,7 +53,8 @@ def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path, monkeypatch)
     clock = LineClock(startup=0.3, gap=0.2)
     monkeypatch.setattr(vs_reference, "time_one", functools.partial(vs_reference.time_one, clock=clock))
     args = vs_reference.parse(["--reference", str(ref), "--variants", "reference", "--configs", "small",
-                               "--steps", "6", "--warmup", "2", "--rounds", "1", "--out", str(out)])
+                               "--steps", "6", "--warmup", "2", "--rounds", "1", "--out", str(out),
+                               "--dataroot", str(ROOT / "tests" / "fixtures" / "facades")])
     (record,) = vs_reference.run(args)
     # Only the 6 step lines were stamped (the other lines were not), and the program's own
     # "time: 9.999" and its start-up are ignored: 0.2 s per step.
@@ -99,7 +100,7 @@ def test_the_reference_and_the_refpy_variants_run_under_the_reference_python(tmp
 
 def test_bad_arguments_are_one_line(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_reference.py"), *a],
-                                    capture_output=True, text=True, timeout=120)
+                                    capture_output=True, text=True, timeout=120, env=clone_env())
     missing = run("--reference", str(tmp_path), "--variants", "reference")
     assert missing.returncode != 0 and missing.stderr.strip() == \
         f"vs_reference.py: error: --reference {tmp_path}: no train.py there"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
+from util.errors import OptionError
 
 T = TypeVar("T")
 
 
-class UnknownNameError(ValueError):
+class UnknownNameError(OptionError):
     """Raised for a name that no registry entry answers to."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from util.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Fault-injection hook for the fault campaign and its tests (benchmarks/fault_campaign.py): seconds
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 PAUSE_IN_SAVE_ENV = "PIX2PIX_TEST_PAUSE_IN_SAVE"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the requested model."""
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from models.networks.patchgan import NLayerDiscriminator, n_layers_field
 from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
+from util.errors import OptionError
 
 MAX_SCALES = 3
 
@@ -39,7 +40,7 @@ class MultiscaleDiscriminator(nn.Module):
     def __init__(self, input_nc: int, ndf: int, n_layers: int, norm: NormSpec, num_D: int) -> None:
         super().__init__()
         if not 1 <= num_D <= MAX_SCALES:
-            raise ValueError(f"--num_D must be between 1 and {MAX_SCALES}, got {num_D}")
+            raise OptionError(f"--num_D must be between 1 and {MAX_SCALES}, got {num_D}")
         self.scales = nn.ModuleList(NLayerDiscriminator(input_nc, ndf, n_layers, norm) for _ in range(num_D))
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 

@@ -13,13 +13,14 @@ from torch import nn
 
 from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
+from util.errors import OptionError
 
 
 class NLayerDiscriminator(nn.Module):
     def __init__(self, input_nc: int, ndf: int, n_layers: int, norm: NormSpec) -> None:
         super().__init__()
         if n_layers < 1:
-            raise ValueError(f"--n_layers_D must be at least 1, got {n_layers}")
+            raise OptionError(f"--n_layers_D must be at least 1, got {n_layers}")
         bias = norm.conv_bias
         stages: list[nn.Module] = [nn.Sequential(nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True))]
         width = ndf

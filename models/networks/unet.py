@@ -16,6 +16,7 @@ from models.networks.conv import Conv2d, ConvTranspose2d
 from models.networks.spec import Flag, GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
+from util.errors import OptionError
 
 _KERNEL, _STRIDE, _PAD = 4, 2, 1
 
@@ -89,7 +90,7 @@ class UnetGenerator(nn.Module):
                  dropout: bool = True, upsample: str = DEFAULT_UPSAMPLE) -> None:
         super().__init__()
         if num_downs < 1:
-            raise ValueError(f"a U-Net needs at least 1 downsampling, got {num_downs}")
+            raise OptionError(f"a U-Net needs at least 1 downsampling, got {num_downs}")
         self.num_downs = num_downs
 
         def width(k: int) -> int:

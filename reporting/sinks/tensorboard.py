@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Mapping
 
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
+from util.errors import UserError
 
 INSTALL_HINT = "pip install tensorboard"
 
 
-class TensorBoardMissingError(RuntimeError):
+class TensorBoardMissingError(UserError, RuntimeError):
     """--use_tensorboard was given but the tensorboard package cannot be imported."""
 
 
