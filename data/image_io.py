@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 # The one list of image file extensions: the datasets, translate.py, the datasets/ tools and the
 # benchmarks all read it, so a file one of them writes is one the others accept.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
+TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})   # the files tifffile reads and writes (16-bit, N channels)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}) | TIFF_EXTENSIONS
 
 # Modes whose samples are wider than 8 bits; PIL's own convert("L") clips them at 255
 # instead of rescaling, which turns a 16-bit photo into a white sheet.
@@ -99,7 +100,7 @@ def read_header(path: Path) -> tuple[int, int]:
 
 def tiff_size(path: Path) -> tuple[int, int] | None:
     """(width, height) of a TIFF's first page from tifffile, None when it is no readable TIFF."""
-    if path.suffix.lower() not in (".tif", ".tiff"):
+    if path.suffix.lower() not in TIFF_EXTENSIONS:
         return None
     import tifffile
 

@@ -46,12 +46,13 @@ def result_suffix(channels: int, bits: int) -> str:
 
 
 def write_pixels(pixels: np.ndarray, path: Path) -> None:
-    """Write (H, W) or (H, W, C) uint8/uint16 samples to ``path`` (PNG or TIFF by its suffix),
-    atomically: the file appears only once complete."""
+    """Write (H, W) or (H, W, C) uint8/uint16 samples to ``path``: PNG when its suffix is .png
+    (what :func:`result_suffix` picks for gray and 8-bit RGB), else TIFF; atomically: the file
+    appears only once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if path.suffix.lower() != ".png":
             import tifffile
 
             photometric = "rgb" if pixels.ndim == 3 and pixels.shape[-1] == 3 else "minisblack"
