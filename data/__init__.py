@@ -14,6 +14,7 @@ from data.aligned import AlignedDataset
 from data.colorization import ColorizationDataset
 from data.config import DataConfig
 from data.image_io import DataError
+from data.shards import ShardDataset
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 from util.registry import Registry
@@ -27,6 +28,9 @@ DATASETS.add("single", SingleDataset,
              help="one folder of inputs (dataroot/phase, else dataroot, or one image file) for inference")
 DATASETS.add("colorization", ColorizationDataset,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
+DATASETS.add("shards", ShardDataset,
+             help="tar shards from datasets/make_shards.py (--dataroot: the folder or URL of <phase>.json); "
+                  "samples as the mode they were made from gives them")
 
 
 def create_dataset(mode: str, cfg: DataConfig) -> Dataset:

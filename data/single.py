@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
-from data.image_io import ImageStore, image_folder, load_tensor
+from data.image_io import ImageSource, ImageStore, StoreFactory, image_folder, load_tensor
 from data.transforms import SampleKey, augment, split_key, to_signed_unit
 
 
@@ -21,11 +21,15 @@ def input_files(cfg: DataConfig) -> tuple[Path, list[Path] | None]:
 
 class SingleDataset(Dataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself (or the
-    one image file ``dataroot`` names). A gets ``input_nc`` channels."""
+    one image file ``dataroot`` names), or from ``store`` (data/shards.py). A gets ``input_nc``
+    channels."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         self.cfg = cfg
         self.mode_A = self.decode_mode(cfg)
+        if store is not None:
+            self.store = store(self._decode, self._check)
+            return
         folder, files = input_files(cfg)
         self.store = ImageStore(folder, self._decode, self._check,
                                 skip_bad=cfg.skip_bad_images, cache=cfg.cache,
@@ -40,10 +44,10 @@ class SingleDataset(Dataset):
     def paths(self) -> list[Path]:
         return self.store.paths
 
-    def _check(self, path: Path, width: int, height: int) -> None:
+    def _check(self, path: ImageSource, width: int, height: int) -> None:
         check_min_size(self.cfg, path, width, height)
 
-    def _decode(self, path: Path) -> tuple[torch.Tensor]:
+    def _decode(self, path: ImageSource) -> tuple[torch.Tensor]:
         return (load_tensor(path, self.mode_A),)
 
     def __len__(self) -> int:
