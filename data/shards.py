@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 from wids import ShardListDataset
+from wids.wids_dl import ULockFile
 from wids.wids_specs import load_remote_dsdesc_raw, resolve_dsdesc, urldir
 
 from data.config import DataConfig, is_url
@@ -74,13 +75,16 @@ class ShardFiles:
     """wids' ``localname``: where the local copy of a shard lives.
 
     A remote shard is downloaded to ``cache_dir``, under a name that includes a hash of its
-    folder's URL (two sets may both have ``train-000000.tar``). A local shard gets a link there
-    instead of a copy: wids takes a lock file beside the local name, and the shard's own
-    folder may be read-only.
+    folder's URL (two sets may both have ``train-000000.tar``). wids downloads only what is not
+    there yet, so a copy whose size is not the index's (cut short, an error page, or a set
+    rewritten at the same URL) is removed first. A local shard gets a link there instead of a
+    copy: wids takes a lock file beside the local name, and the shard's own folder may be
+    read-only.
     """
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, sizes: dict[str, int]) -> None:
         self.cache_dir = cache_dir
+        self.sizes = sizes    # url -> bytes, from the index
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, url: str) -> str:
@@ -89,6 +93,11 @@ class ShardFiles:
         if not is_url(url):
             with contextlib.suppress(FileExistsError):   # another worker linked it first
                 local.symlink_to(Path(url).resolve())
+        else:
+            # Under wids' own download lock, so a copy another worker is still writing is not taken for a bad one.
+            with ULockFile(f"{local}.lock"):
+                if local.exists() and local.stat().st_size != self.sizes.get(url, local.stat().st_size):
+                    local.unlink()
         return str(local)
 
 
@@ -108,6 +117,7 @@ class ShardStore:
         self._decode = decode
         self._check = check
         self._cache_dir = cache_dir
+        self._sizes = {shard["url"]: shard["filesize"] for shard in shards if "filesize" in shard}
         self._reader: ShardListDataset | None = None
         self._reader_pid = -1
         total = len(names)
@@ -147,7 +157,7 @@ class ShardStore:
         if self._reader is None or self._reader_pid != os.getpid():
             with contextlib.redirect_stderr(io.StringIO()):   # wids reports each opening there
                 self._reader = ShardListDataset(
-                    self._shards, localname=ShardFiles(self._cache_dir), transformations=[],
+                    self._shards, localname=ShardFiles(self._cache_dir, self._sizes), transformations=[],
                     lru_size=min(len(self._shards), MAX_OPEN_SHARDS))
             self._reader_pid = os.getpid()
         return self._reader
