@@ -28,8 +28,17 @@ import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import torch
-from PIL import Image
+# As train.py does before torch loads: how OpenMP threads wait (on a busy machine a spinning
+# team turned a step many times slower) and freed memory kept for the next step.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from util.allocator import keep_freed_memory  # noqa: E402
+from util.omp_env import set_omp_wait_policy  # noqa: E402
+
+set_omp_wait_policy()
+keep_freed_memory()
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, VARIANTS, build_model, emit, load_average, machine_name, median  # noqa: E402
