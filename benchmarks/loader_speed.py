@@ -6,7 +6,7 @@
 For each crop size, source (the folder, tar shards of it, the folder with --cache_dataset) and
 file format (facades' own JPEGs; the same pairs re-saved as PNG): the CPU time one sample costs
 a loader worker (aligned pair read, decoded, resized to load = crop + crop/8, cropped, flipped;
-one thread, as in a worker), and the wall-clock images/s of train.py's loader (batch 1) with 1,
+one thread, as in a worker) and of each stage of it, and the wall-clock images/s of train.py's loader (batch 1) with 1,
 2 and 4 workers, taken once the batches prefetched during worker start-up are taken (start-up,
 and for the cache the decoding of everything, are not in it). Then the steps/s of a default
 training step at the same size (unet_256, batch 1, train.py's defaults, with --amp auto's answer
@@ -44,10 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, VARIANTS, build_model, emit, load_average, machine_name, median  # noqa: E402
 
 from data import DataConfig, create_dataset  # noqa: E402
+from data.aligned import AlignedDataset  # noqa: E402
 from data.image_io import list_files  # noqa: E402
+from data.image_ops import resize_bicubic  # noqa: E402
 from data.loader import create_dataloader, set_loader_epoch  # noqa: E402
 from data.shard_format import ShardLimits  # noqa: E402
-from data.transforms import SampleKey, sample_seed  # noqa: E402
+from data.transforms import SampleKey, sample_seed, to_signed_unit  # noqa: E402
 from datasets.make_shards import make_shards  # noqa: E402
 from engine.amp_auto import PIN_ENV  # noqa: E402
 from engine.distributed import Runtime  # noqa: E402
@@ -126,6 +128,32 @@ def cpu_ms_per_image(cfg: DataConfig, mode: str, images: int) -> float:
         torch.set_num_threads(threads)
 
 
+def stage_costs(cfg: DataConfig, path: Path, repeats: int = 20) -> dict[str, float]:
+    """CPU ms per pair of each stage of a sample, one thread: decode (to two uint8 halves),
+    resize (both halves to load_size), to_float (both crops to [-1, 1] float32)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dataset = AlignedDataset(cfg)
+        halves = dataset._decode(path)
+        size = (cfg.load_size, cfg.load_size)
+        resized = [resize_bicubic(h, size) for h in halves]
+        crops = [r[:, :cfg.crop_size, :cfg.crop_size] for r in resized]
+        stages = {"decode": lambda: dataset._decode(path),
+                  "resize": lambda: [resize_bicubic(h, size) for h in halves],
+                  "to_float": lambda: [to_signed_unit(c) for c in crops]}
+        costs = {}
+        for name, fn in stages.items():
+            fn()
+            start = time.process_time()
+            for _ in range(repeats):
+                fn()
+            costs[name] = round((time.process_time() - start) / repeats * 1000, 2)
+        return costs
+    finally:
+        torch.set_num_threads(threads)
+
+
 def step_rate(dataroot: Path, size: int, steps: int) -> dict:
     args = ["--dataroot", str(dataroot), "--gpu_ids", "-1", "--crop_size", str(size),
             "--load_size", str(size + size // 8), "--display_id", "0"]
@@ -157,6 +185,10 @@ def run(bench: argparse.Namespace) -> Iterator[dict]:
         roots = prepare(bench.dataroot, work, bench.formats.split(","), bench.images + max(workers) * 2 + 1)
         for size in int_list(bench.sizes):
             for fmt, root in roots.items():
+                cfg = DataConfig(root, load_size=size + size // 8, crop_size=size, size_divisor=256)
+                yield {"bench": "stages", "size": size, "format": fmt,
+                       "cpu_ms_per_pair": stage_costs(cfg, next(iter(sorted((root / "train").iterdir())))),
+                       **common, "load_average": load_average()}
                 for source in SOURCES:
                     cfg = DataConfig(root if source != "shards" else work / f"{fmt}_shards",
                                      load_size=size + size // 8, crop_size=size, cache=source == "cache",
@@ -174,7 +206,8 @@ def run(bench: argparse.Namespace) -> Iterator[dict]:
 
 
 def table(records: list[dict]) -> str:
-    """The README's table: CPU ms per image, images/s by worker count, and the step rate."""
+    """The README's table: CPU ms per image, images/s by worker count, and the step rate; then
+    the stages of one pair."""
     workers = sorted({r["workers"] for r in records if r["bench"] == "loader" and r["workers"]})
     lines = ["| size | format | source | CPU ms/image | " + " | ".join(
         f"{n} worker{'s' * (n > 1)}, images/s" for n in workers) + " | train step |", "|---" * (5 + len(workers)) + "|"]
@@ -187,6 +220,9 @@ def table(records: list[dict]) -> str:
     for (size, fmt, source), cells in rows.items():
         rates = " | ".join(str(cells.get(n, "")) for n in workers)
         lines.append(f"| {size} | {fmt} | {source} | {cells.get(0, '')} | {rates} | {steps.get(size, '')} steps/s |")
+    for r in records:
+        if r["bench"] == "stages":
+            lines.append(f"# {r['size']} px {r['format']}, CPU ms per pair: {r['cpu_ms_per_pair']}")
     return "\n".join(lines)
 
 

@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for phase, index in indexes.items():
         samples = sum(shard["nsamples"] for shard in index["shardlist"])
         size = sum(shard["filesize"] for shard in index["shardlist"])
-        print(f"{phase}: {samples} samples in {len(index['shardlist'])} shards ({size / 2**20:.1f} MiB), "
+        count = len(index["shardlist"])
+        print(f"{phase}: {samples} samples in {count} shard{'s' * (count != 1)} ({size / 2**20:.1f} MiB), "
               f"index {args.output / (phase + '.json')}")
     return 0
 

@@ -149,7 +149,7 @@ def test_make_shards_refuses_bad_input_in_one_line(tmp_path: Path, capsys: pytes
     assert "--shard_mb" in capsys.readouterr().err
     out = tmp_path / "made"
     assert make_shards_main(["--dataroot", str(FIXTURE_FACADES), "--output", str(out)]) == 0
-    assert "train: 4 samples in 1 shards" in capsys.readouterr().out
+    assert "train: 4 samples in 1 shard (" in capsys.readouterr().out
     before = (out / "train.json").read_bytes()
     assert make_shards_main(["--dataroot", str(FIXTURE_FACADES), "--output", str(out)]) == 2
     assert "train.json: already exists" in capsys.readouterr().err
