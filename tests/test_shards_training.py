@@ -14,6 +14,7 @@ import train as train_script
 from data import DataConfig, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from tests.distributed_helpers import run_distributed
+from tests.pipeline_helpers import FIXTURE_FACADES, tiny_args
 from tests.shard_helpers import make_shard_set, serve_folder
 from tests.test_ddp import write_pairs
 from tests.test_faults import args, assert_same_training, weights
@@ -45,6 +46,18 @@ def shard_args(root: Path | str, ckpt: Path, name: str, *extra: str) -> list[str
 def test_training_on_shards_ends_with_the_folder_weights(shard_set: Path, tmp_path: Path, folder_run: dict) -> None:
     assert train_script.main(shard_args(shard_set, tmp_path, "shards")) == 0
     assert_same_training(weights(tmp_path / "shards" / "latest.pt"), folder_run)
+
+
+def test_shards_of_real_facades_pairs_train_to_the_folder_weights(tmp_path: Path) -> None:
+    """Real JPEG pairs (the facades in tests/fixtures), resized and randomly cropped and flipped."""
+    shards = make_shard_set(FIXTURE_FACADES, tmp_path / "shards")
+    runs = {"folder": [], "shards": ["--dataroot", str(shards), "--dataset_mode", "shards", "--num_threads", "1",
+                                     "--shard_cache", str(tmp_path / "cache")]}
+    for name, extra in runs.items():
+        argv = [*tiny_args(FIXTURE_FACADES, tmp_path, name), "--load_size", "40", "--batch_size", "2",
+                "--direction", "BtoA", "--n_epochs", "2", "--n_epochs_decay", "0", "--amp", "none", *extra]
+        assert train_script.main(argv) == 0
+    assert_same_training(weights(tmp_path / "shards" / "latest.pt"), weights(tmp_path / "folder" / "latest.pt"))
 
 
 def test_training_on_shards_over_http_ends_with_the_folder_weights(shard_set: Path, tmp_path: Path,
