@@ -6,6 +6,8 @@ be equal tensor for tensor, read from disk or over HTTP from a loopback server.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -177,3 +179,11 @@ def test_image_blob_errors_name_the_member() -> None:
         open_image(ImageBlob("set/train-000000.tar:00000001.image.png", b""))
     assert Image.open(FIXTURE_FACADES / "train" / "1.jpg").size == \
         ImageBlob("x", (FIXTURE_FACADES / "train" / "1.jpg").read_bytes()).size()
+
+
+def test_make_shards_runs_as_a_script_from_anywhere(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "datasets" / "make_shards.py"
+    done = subprocess.run([sys.executable, str(script), "--dataroot", str(FIXTURE_FACADES), "--output", "out",
+                           "--phases", "test"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "test: 3 samples in 1 shard" in done.stdout and (tmp_path / "out" / "test.json").is_file()
