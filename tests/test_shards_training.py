@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+import test as test_driver
 import train as train_script
 from data import DataConfig, create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from tests.distributed_helpers import run_distributed
-from tests.pipeline_helpers import FIXTURE_FACADES, tiny_args
+from tests.pipeline_helpers import FIXTURE_FACADES, tiny_args, train_tiny_run
 from tests.shard_helpers import make_shard_set, serve_folder
 from tests.test_ddp import write_pairs
 from tests.test_faults import args, assert_same_training, weights
@@ -108,3 +111,20 @@ def test_mid_epoch_start_gives_the_rest_of_the_uninterrupted_epoch(shard_set: Pa
     assert len(rest) == len(full) - 1
     for a, b in zip(full[1:], rest):
         assert a["A_paths"] == b["A_paths"] and torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+
+
+def test_test_py_on_shards_writes_the_images_it_writes_for_the_folder(tmp_path: Path) -> None:
+    root, checkpoints = train_tiny_run(tmp_path / "run", test_images=2)
+    shards = make_shard_set(root, tmp_path / "shards", phases=("test",))
+    sources = {"folder": [], "shards": ["--dataroot", str(shards), "--dataset_mode", "shards",
+                                        "--shard_cache", str(tmp_path / "cache")]}
+    written = {}
+    for name, extra in sources.items():
+        assert test_driver.main(["--dataroot", str(root), "--checkpoints_dir", str(checkpoints), "--name", "tiny",
+                                 "--results_dir", str(tmp_path / name), "--load_size", "32", "--crop_size", "32",
+                                 "--num_threads", "0", "--gpu_ids", "-1", *extra]) == 0
+        images = tmp_path / name / "tiny" / "test_latest" / "images"
+        written[name] = {p.name: np.asarray(Image.open(p)) for p in sorted(images.iterdir())}
+    assert written["folder"] and list(written["shards"]) == list(written["folder"])   # same names
+    for image, pixels in written["folder"].items():
+        assert np.array_equal(written["shards"][image], pixels), image
