@@ -6,16 +6,16 @@
 For each crop size, source (the folder, tar shards of it, the folder with --cache_dataset) and
 file format (facades' own JPEGs; the same pairs re-saved as PNG): the CPU time one sample costs
 a loader worker (aligned pair read, decoded, resized to load = crop + crop/8, cropped, flipped;
-one thread, as in a worker) and of each stage of it, and the wall-clock images/s of train.py's loader (batch 1) with 1,
-2 and 4 workers, taken once the batches prefetched during worker start-up are taken (start-up,
-and for the cache the decoding of everything, are not in it). Then the steps/s of a default
-training step at the same size (unet_256, batch 1, train.py's defaults, with --amp auto's answer
-pinned to bf16-where-native instead of probed), in the same run.
+one thread, as in a worker) and of each stage of it, and the wall-clock images/s of train.py's
+loader (batch 1) with 1, 2 and 4 workers, taken once the batches prefetched during worker
+start-up are taken (start-up, and for the cache the decoding of everything, are not in it).
+Then the steps/s of a default training step at the same size (unet_256, batch 1, train.py's
+defaults, with --amp auto's answer pinned to bf16-where-native instead of probed), in the same
+run.
 
 A worker needs (steps/s x batch size x CPU ms per image / 1000) of a core, so that many
 workers, rounded up, on cores of their own, keep up with the step; the wall rates show what a
-shared machine actually delivered. The PNG copies and the shards are written to a
-temporary folder and removed at the end. JSON lines go to stdout and to --out.
+shared machine actually delivered.
 """
 from __future__ import annotations
 
@@ -195,8 +195,9 @@ def run(bench: argparse.Namespace) -> Iterator[dict]:
                                      size_divisor=256, shard_cache=work / "cache")
                     mode = "shards" if source == "shards" else "aligned"
                     base = {"bench": "loader", "size": size, "format": fmt, "source": source}
-                    yield {**base, "workers": 0, "cpu_ms_per_image": round(cpu_ms_per_image(cfg, mode, bench.images), 2),
-                           **common, "load_average": load_average()}
+                    cpu_ms = cpu_ms_per_image(cfg, mode, bench.images)
+                    yield {**base, "workers": 0, "cpu_ms_per_image": round(cpu_ms, 2), **common,
+                           "load_average": load_average()}
                     for n in workers:
                         rate = loader_rate(cfg, mode, n, bench.images)
                         yield {**base, "workers": n, "images_per_s": round(rate, 1), **common,
@@ -209,8 +210,8 @@ def table(records: list[dict]) -> str:
     """The README's table: CPU ms per image, images/s by worker count, and the step rate; then
     the stages of one pair."""
     workers = sorted({r["workers"] for r in records if r["bench"] == "loader" and r["workers"]})
-    lines = ["| size | format | source | CPU ms/image | " + " | ".join(
-        f"{n} worker{'s' * (n > 1)}, images/s" for n in workers) + " | train step |", "|---" * (5 + len(workers)) + "|"]
+    header = " | ".join(f"{n} worker{'s' * (n > 1)}, images/s" for n in workers)
+    lines = [f"| size | format | source | CPU ms/image | {header} | train step |", "|---" * (5 + len(workers)) + "|"]
     steps = {r["size"]: r["steps_per_s"] for r in records if r["bench"] == "train_step"}
     rows: dict[tuple, dict[int, float]] = {}
     for r in records:

@@ -94,7 +94,8 @@ class ShardFiles:
             with contextlib.suppress(FileExistsError):   # another worker linked it first
                 local.symlink_to(Path(url).resolve())
         else:
-            # Under wids' own download lock, so a copy another worker is still writing is not taken for a bad one.
+            # Under wids' own download lock, so that a copy another worker is still writing is
+            # not taken for a bad one.
             with ULockFile(f"{local}.lock"):
                 if local.exists() and local.stat().st_size != self.sizes.get(url, local.stat().st_size):
                     local.unlink()
@@ -155,7 +156,7 @@ class ShardStore:
         # Opened shards (file handles, memory maps) are not shared with forked loader workers:
         # each process opens its own on first use.
         if self._reader is None or self._reader_pid != os.getpid():
-            with contextlib.redirect_stderr(io.StringIO()):   # wids reports each opening there
+            with contextlib.redirect_stderr(io.StringIO()):   # wids prints a summary line on creation
                 self._reader = ShardListDataset(
                     self._shards, localname=ShardFiles(self._cache_dir, self._sizes), transformations=[],
                     lru_size=min(len(self._shards), MAX_OPEN_SHARDS))
