@@ -15,6 +15,7 @@ from data.colorization import ColorizationDataset
 from data.config import DataConfig
 from data.image_io import DataError
 from data.paired import PairedDataset
+from data.shards import ShardDataset
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 from util.registry import Registry
@@ -31,6 +32,9 @@ DATASETS.add("paired", PairedDataset,
                   "dataroot/phase_A + phase_B; A1, A2 ... stack into channels; 16-bit kept")
 DATASETS.add("colorization", ColorizationDataset,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
+DATASETS.add("shards", ShardDataset,
+             help="tar shards from datasets/make_shards.py (--dataroot: the folder or URL of <phase>.json); "
+                  "samples as the mode they were made from gives them")
 
 
 def create_dataset(mode: str, cfg: DataConfig) -> Dataset:

@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import Dataset
 
 from data.config import DataConfig
-from data.image_io import DataError, ImageStore, image_folder, open_image, pil_to_uint8
+from data.image_io import (DataError, ImageSource, ImageStore, StoreFactory, image_folder, open_image,
+                           pil_to_uint8)
 from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
 from util.errors import OptionError
 
@@ -20,7 +21,7 @@ def channel_mode(channels: int, option: str) -> str:
     raise OptionError(f"{option} {channels}: this dataset gives 1 (grayscale) or 3 (RGB) channels")
 
 
-def check_min_size(cfg: DataConfig, path: Path, width: int, height: int) -> None:
+def check_min_size(cfg: DataConfig, path: ImageSource, width: int, height: int) -> None:
     min_h, min_w = min_input_size(cfg)
     if height < min_h or width < min_w:
         raise DataError(f"{path}: image is {width}x{height}, smaller than --crop_size "
@@ -32,32 +33,37 @@ class AlignedDataset(Dataset):
 
     The left half is A and the right half B; ``direction="BtoA"`` swaps them, and the
     channel counts (input_nc for A, output_nc for B) apply after the swap, to what the
-    network sees.
+    network sees. ``store`` reads the files from elsewhere than ``dataroot/phase`` (data/shards.py).
     """
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         self.cfg = cfg
         self.mode_A = channel_mode(cfg.input_nc, "--input_nc")
         self.mode_B = channel_mode(cfg.output_nc, "--output_nc")
-        self.store = ImageStore(image_folder(cfg.dataroot, cfg.phase), self._decode, self._check,
-                                skip_bad=cfg.skip_bad_images, cache=cfg.cache,
-                                limit=cfg.max_dataset_size)
+        if store is not None:
+            self.store = store(self._decode, self._check)
+        else:
+            self.store = ImageStore(image_folder(cfg.dataroot, cfg.phase), self._decode, self._check,
+                                    skip_bad=cfg.skip_bad_images, cache=cfg.cache,
+                                    limit=cfg.max_dataset_size)
 
     @property
     def paths(self) -> list[Path]:
         return self.store.paths
 
-    def sample_sizes(self) -> list[tuple[int, int]]:
-        """The (height, width) each sample's tensors have, for batching by size."""
-        return [output_size(self.cfg, h, w // 2) for h, w in self.store.sizes]
+    def sample_sizes(self) -> list[tuple[int, int]] | None:
+        """The (height, width) each sample's tensors have, for batching by size (None when the
+        store does not know its images' sizes before decoding them: shards)."""
+        sizes = getattr(self.store, "sizes", None)
+        return None if sizes is None else [output_size(self.cfg, h, w // 2) for h, w in sizes]
 
-    def _check(self, path: Path, width: int, height: int) -> None:
+    def _check(self, path: ImageSource, width: int, height: int) -> None:
         if width % 2:
             raise DataError(f"{path}: width {width} is odd; an aligned image holds A and B side "
                             "by side in two halves of equal width")
         check_min_size(self.cfg, path, width // 2, height)
 
-    def _decode(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(self, path: ImageSource) -> tuple[torch.Tensor, torch.Tensor]:
         image = open_image(path)
         width, height = image.size
         half = width // 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from data.config import DataConfig
+from data.image_io import StoreFactory
 from data.single import SingleDataset
 from data.transforms import SampleKey, augment, split_key, to_unit
 from data.color import normalize_ab, normalize_l, rgb_to_lab
@@ -21,11 +22,11 @@ INPUT_NC, OUTPUT_NC = 1, 2
 class ColorizationDataset(SingleDataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         if (cfg.input_nc, cfg.output_nc) != (INPUT_NC, OUTPUT_NC):
             raise OptionError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "
                               f"out; got --input_nc {cfg.input_nc} --output_nc {cfg.output_nc}")
-        super().__init__(cfg)
+        super().__init__(cfg, store)
 
     @staticmethod
     def decode_mode(cfg: DataConfig) -> str:

@@ -8,9 +8,14 @@ from data.transforms import PREPROCESS_MODES
 from util.errors import OptionError
 
 
+def is_url(text: str | Path) -> bool:
+    """A remote location (http://, https://...) rather than a path; only shard sets are read from one."""
+    return "://" in str(text) and not isinstance(text, Path)
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    dataroot: Path
+    dataroot: Path | str             # a str only when it is a URL (Path would fold its '//')
     phase: str = "train"
     direction: str = "AtoB"          # "BtoA" swaps the halves of an aligned image
     input_nc: int = 3                # 1 -> A is grayscale
@@ -25,10 +30,14 @@ class DataConfig:
     size_divisor: int = 4
     skip_bad_images: bool = False
     cache: bool = False              # decode every image once and keep it in memory
+    shard_cache: Path | None = None  # where shards read from URLs are downloaded (None: temp dir)
 
     def __post_init__(self) -> None:
         # Coerce str -> Path here so callers may pass either, while the value stays frozen.
-        object.__setattr__(self, "dataroot", Path(self.dataroot))
+        if not is_url(self.dataroot):
+            object.__setattr__(self, "dataroot", Path(self.dataroot))
+        if self.shard_cache is not None:
+            object.__setattr__(self, "shard_cache", Path(self.shard_cache))
         self.validate()
 
     def validate(self) -> None:

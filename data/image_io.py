@@ -6,6 +6,7 @@ drivers can print it as-is.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from data.image_ops import pil_to_uint8_tensor
+from data.packed import PackedSamples
 from util.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,37 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 class DataError(UserError, ValueError):
     """A dataset file or folder that cannot be used; the message names it in one line."""
+
+
+class ImageBlob:
+    """An image file's bytes read from somewhere other than a folder (a tar shard), under the
+    name that error messages and ``A_paths`` show; the readers here take it where they take a path."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name = name
+        self.data = data
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def suffix(self) -> str:
+        """The stored file's extension, as ``Path.suffix`` gives it for a file in a folder."""
+        return Path(self.name).suffix
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) from the header alone."""
+        try:
+            with Image.open(io.BytesIO(self.data)) as img:
+                check_pixel_count(self, *img.size)
+                return img.size
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
+            raise DataError(f"{self}: cannot read image ({_one_line(err)})") from None
+
+
+ImageSource = Path | ImageBlob
 
 
 def is_hidden(path: Path) -> bool:
@@ -112,7 +145,7 @@ def tiff_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def check_pixel_count(path: Path, width: int, height: int) -> None:
+def check_pixel_count(path: ImageSource, width: int, height: int) -> None:
     """Refuse images over PIL's decompression-bomb threshold before decoding them: a small
     file can declare 30000 x 30000 pixels, 2.7 GB once decoded to RGB."""
     limit = Image.MAX_IMAGE_PIXELS
@@ -121,12 +154,13 @@ def check_pixel_count(path: Path, width: int, height: int) -> None:
                         "(a decompression bomb, or an image far larger than training needs); refused")
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: ImageSource) -> Image.Image:
     """Open and fully decode ``path`` (truncation only shows up when the pixels are decoded)."""
     try:
-        if path.stat().st_size == 0:
+        blob = isinstance(path, ImageBlob)
+        if (len(path.data) if blob else path.stat().st_size) == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(path.data) if blob else path) as img:
             check_pixel_count(path, *img.size)
             img.load()
             # A multi-frame file (TIFF, animated WebP) contributes its first frame.
@@ -137,7 +171,7 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"{path}: cannot decode image ({_one_line(err)})") from None
 
 
-def to_mode(img: Image.Image, mode: str, path: Path | str = "<image>") -> Image.Image:
+def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> Image.Image:
     """Convert any stored mode to 8-bit ``"RGB"`` or ``"L"``.
 
     Transparent pixels are composited onto white: the colour hidden under alpha 0 is
@@ -175,12 +209,12 @@ def _wide_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
 
 
-def load_tensor(path: Path, mode: str) -> torch.Tensor:
+def load_tensor(path: ImageSource, mode: str) -> torch.Tensor:
     """Decode ``path`` into a uint8 tensor (C, H, W) with C = 3 for "RGB" and 1 for "L"."""
     return pil_to_uint8_tensor(to_mode(open_image(path), mode, path))
 
 
-def pil_to_uint8(img: Image.Image, mode: str, path: Path | str = "<image>") -> torch.Tensor:
+def pil_to_uint8(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> torch.Tensor:
     return pil_to_uint8_tensor(to_mode(img, mode, path))
 
 
@@ -189,8 +223,11 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-Decoder = Callable[[Path], tuple[torch.Tensor, ...]]
-HeaderCheck = Callable[[Path, int, int], None]   # (path, width, height); raises DataError
+Decoder = Callable[[ImageSource], tuple[torch.Tensor, ...]]
+HeaderCheck = Callable[[ImageSource, int, int], None]   # (path, width, height); raises DataError
+# Builds a dataset's samples from somewhere other than its folder (tar shards): given the
+# dataset's own decoder and header check, it returns what ImageStore is (paths, len, load).
+StoreFactory = Callable[[Decoder, HeaderCheck], "ImageStore"]
 
 
 def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Path:
@@ -219,9 +256,7 @@ class ImageStore:
     when decoded, so they are found up front when ``skip_bad`` or ``cache`` is on (each file
     is decoded once then); otherwise a truncated file raises :class:`DataError` when loaded.
 
-    With ``cache`` every decoded sample is kept in one flat uint8 buffer: a forked loader
-    worker shares it without copying, and a spawned one receives a single shared-memory block
-    instead of one per image.
+    With ``cache`` every decoded sample is kept in memory (:class:`data.packed.PackedSamples`).
     """
 
     def __init__(self, folder: Path, decode: Decoder, check: HeaderCheck, *, skip_bad: bool = False,
@@ -251,33 +286,17 @@ class ImageStore:
         if not self.paths:
             raise DataError(f"{folder}: no usable images (accepted extensions: "
                             f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-        self._buffers: dict[torch.dtype, torch.Tensor] | None = None
-        self._layout: list[list[tuple[torch.dtype, int, torch.Size]]] = []
+        self._packed: PackedSamples | None = None
         if cache:
-            self._pack(decoded)
-
-    def _pack(self, decoded: list[tuple[torch.Tensor, ...]]) -> None:
-        # One flat buffer per sample type (8-bit uint8, 16-bit int32), so that a set mixing
-        # depths still shares a few blocks only.
-        offsets: dict[torch.dtype, int] = {}
-        for sample in decoded:
-            parts = []
-            for tensor in sample:
-                offset = offsets.get(tensor.dtype, 0)
-                parts.append((tensor.dtype, offset, tensor.shape))
-                offsets[tensor.dtype] = offset + tensor.numel()
-            self._layout.append(parts)
-        self._buffers = {dtype: torch.cat([t.reshape(-1) for sample in decoded for t in sample if t.dtype == dtype])
-                         for dtype in offsets}
-        logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
-                    sum(b.numel() * b.element_size() for b in self._buffers.values()) / 2**20)
+            self._packed = PackedSamples(decoded)
+            logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
+                        self._packed.mebibytes)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> tuple[torch.Tensor, ...]:
-        """The decoded tensors of sample ``index`` (views into the cache when cached)."""
-        if self._buffers is None:
+        """The decoded uint8 tensors of sample ``index`` (views into the cache when cached)."""
+        if self._packed is None:
             return self._decode(self.paths[index])
-        return tuple(self._buffers[dtype][offset:offset + shape.numel()].view(shape)
-                     for dtype, offset, shape in self._layout[index])
+        return self._packed[index]

@@ -56,8 +56,10 @@ def sample_max(dtype: torch.dtype) -> int:
 
 
 def to_unit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 (or 16-bit samples in int32) -> float32 in [0, 1]."""
-    return image.to(torch.float32) / float(sample_max(image.dtype))
+    """uint8 (or 16-bit samples in int32) -> float32 in [0, 1] (a new tensor, whatever the input's dtype)."""
+    # Divided in place in a fresh copy: the values of a plain division without a second
+    # full-size buffer in the loader workers.
+    return image.to(torch.float32, copy=True).div_(float(sample_max(image.dtype)))
 
 
 def pil_to_uint8_tensor(img: Image.Image) -> torch.Tensor:

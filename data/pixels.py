@@ -11,13 +11,15 @@ so such a file is read at 8 bits; save it as TIFF to keep the 16 bits.
 """
 from __future__ import annotations
 
+import io
+
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from data.image_io import TIFF_EXTENSIONS as _TIFF, DataError, check_pixel_count, open_image, pil_to_uint8
+from data.image_io import TIFF_EXTENSIONS as _TIFF, DataError, ImageBlob, ImageSource, check_pixel_count, open_image, pil_to_uint8
 
 WIDE = torch.int32                      # dtype of 16-bit samples
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -56,7 +58,7 @@ def _tiff_header_channels(path: Path) -> int | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
             page = tif.pages[0]
             # 16-bit RGBA keeps its alpha (only the 8-bit path composites it away).
             return 3 if page.samplesperpixel == 4 and page.bitspersample == 8 else int(page.samplesperpixel)
@@ -64,7 +66,7 @@ def _tiff_header_channels(path: Path) -> int | None:
         return None
 
 
-def read_pixels(path: Path, channels: int | None = None, option: str = "--input_nc") -> torch.Tensor:
+def read_pixels(path: ImageSource, channels: int | None = None, option: str = "--input_nc") -> torch.Tensor:
     """Decode ``path`` into (C, H, W): uint8 for 8-bit files, :data:`WIDE` for 16-bit ones.
 
     ``channels`` None keeps the file's own count (:func:`native_channels`); 1 or 3 converts gray
@@ -84,7 +86,7 @@ def read_pixels(path: Path, channels: int | None = None, option: str = "--input_
     return pil_to_uint8(img, "L" if want == 1 else "RGB", path)
 
 
-def _read_tiff(path: Path) -> np.ndarray | None:
+def _read_tiff(path: ImageSource) -> np.ndarray | None:
     """The first page of a TIFF as (H, W) or (H, W, C) when it holds what Pillow would round
     or refuse (16-bit samples, or a channel count other than 1, 3 and 4); None otherwise, and
     when tifffile cannot read it, so that Pillow (with its one-line errors) gets the file."""

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
-from data.image_io import ImageStore, image_folder
+from data.image_io import ImageSource, ImageStore, StoreFactory, image_folder
 from data.pixels import bits_of, read_pixels
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 
@@ -22,11 +22,15 @@ def input_files(cfg: DataConfig) -> tuple[Path, list[Path] | None]:
 
 class SingleDataset(Dataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself (or the
-    one image file ``dataroot`` names). A gets ``input_nc`` channels."""
+    one image file ``dataroot`` names), or from ``store`` (data/shards.py). A gets ``input_nc``
+    channels."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         self.cfg = cfg
         self.mode_A = self.decode_mode(cfg)
+        if store is not None:
+            self.store = store(self._decode, self._check)
+            return
         folder, files = input_files(cfg)
         self.store = ImageStore(folder, self._decode, self._check,
                                 skip_bad=cfg.skip_bad_images, cache=cfg.cache,
@@ -41,14 +45,16 @@ class SingleDataset(Dataset):
     def paths(self) -> list[Path]:
         return self.store.paths
 
-    def sample_sizes(self) -> list[tuple[int, int]]:
-        """The (height, width) each sample's tensors have, for batching by size."""
-        return [output_size(self.cfg, h, w) for h, w in self.store.sizes]
+    def sample_sizes(self) -> list[tuple[int, int]] | None:
+        """The (height, width) each sample's tensors have, for batching by size (None when the
+        store does not know its images' sizes before decoding them: shards)."""
+        sizes = getattr(self.store, "sizes", None)
+        return None if sizes is None else [output_size(self.cfg, h, w) for h, w in sizes]
 
-    def _check(self, path: Path, width: int, height: int) -> None:
+    def _check(self, path: ImageSource, width: int, height: int) -> None:
         check_min_size(self.cfg, path, width, height)
 
-    def _decode(self, path: Path) -> tuple[torch.Tensor]:
+    def _decode(self, path: ImageSource) -> tuple[torch.Tensor]:
         # 16-bit files stay 16-bit (data/pixels.py); 8-bit ones decode as they always did.
         return (read_pixels(path, 1 if self.mode_A == "L" else 3),)
 

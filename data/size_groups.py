@@ -84,7 +84,8 @@ def needs_size_groups(dataset: object, batch_size: int) -> list[Size] | None:
     """The per-sample sizes when ``dataset`` gives images of several sizes and batches hold
     more than one image; None when plain batching works."""
     sizes_of = getattr(dataset, "sample_sizes", None)
-    if batch_size < 2 or sizes_of is None:
+    known = sizes_of() if batch_size >= 2 and sizes_of is not None else None
+    if known is None:
         return None
-    sizes = [tuple(s) for s in sizes_of()]
+    sizes = [tuple(s) for s in known]
     return sizes if len(set(sizes)) > 1 else None

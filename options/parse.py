@@ -10,6 +10,7 @@ import torch
 from options.architecture import add_architecture_options
 from options.base import HelpFormatter, OneLineParser, Options, add_base_options
 from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
+from options.shards import add_shard_options
 from options.speed import add_speed_options
 from options.test import add_test_options
 from options.train import add_train_options
@@ -26,6 +27,7 @@ def build_parser(is_train: bool) -> OneLineParser:
     add_architecture_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
     add_speed_options(parser, is_train)
+    add_shard_options(parser)
     return parser
 
 

@@ -88,7 +88,7 @@ def test_workers_give_the_same_batches_as_the_main_process(root: Path) -> None:
 def test_cache_gives_identical_items_also_with_workers(root: Path) -> None:
     plain = create_dataloader(dataset(root), 2, True, num_workers=0, seed=2)
     cached_ds = dataset(root, cache=True)
-    assert cached_ds.store._buffers is not None
+    assert cached_ds.store._packed is not None
     cached = create_dataloader(cached_ds, 2, True, num_workers=1, seed=2)
     for epoch in (0, 1):   # augmentation stays random per epoch with the cache
         assert same_batches(epoch_batches(plain, epoch), epoch_batches(cached, epoch))

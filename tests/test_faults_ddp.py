@@ -20,6 +20,7 @@ from engine.stop import TrainingStopped
 from options.parse import parse_options
 from tests.conftest import free_loopback_port
 from tests.distributed_helpers import run_distributed
+from tests.shard_helpers import make_shard_set
 from tests.test_ddp import REPO, train_args, write_pairs
 from tests.test_faults import assert_same_training, weights
 
@@ -125,12 +126,18 @@ def test_torchrun_restarts_a_killed_worker_and_ends_like_an_uninterrupted_run(pa
     assert_same_training(weights(tmp_path / "restarted" / "latest.pt"), torchrun_oracle)
 
 
-def test_readme_multi_node_command_on_loopback(pairs: Path, tmp_path: Path, torchrun_oracle: dict) -> None:
+@pytest.mark.parametrize("source", ["folder", "shards"])
+def test_readme_multi_node_command_on_loopback(source: str, pairs: Path, tmp_path: Path,
+                                               torchrun_oracle: dict) -> None:
     """The README's two-machine command, both 'machines' on this one: two torchrun agents,
-    --nnodes 2, a c10d rendezvous on 127.0.0.1."""
+    --nnodes 2, a c10d rendezvous on 127.0.0.1; reading the folder, or shards made from it."""
     endpoint = f"127.0.0.1:{free_loopback_port()}"
+    data = []
+    if source == "shards":
+        data = ["--dataroot", str(make_shard_set(pairs, tmp_path / "shards")), "--dataset_mode", "shards",
+                "--shard_cache", str(tmp_path / "shard_cache")]
     command = [*torchrun("--nnodes=2", "--nproc_per_node=1", "--rdzv_id=facades", "--rdzv_backend=c10d",
-                         f"--rdzv_endpoint={endpoint}"), *ddp_args(pairs, tmp_path, "two_nodes")]
+                         f"--rdzv_endpoint={endpoint}"), *ddp_args(pairs, tmp_path, "two_nodes", *data)]
     agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
                                cwd=tmp_path) for _ in range(2)]
     outputs = []

@@ -1,0 +1,149 @@
+"""The shard set format: tar shards of a dataset's original image files, and their JSON index.
+
+A shard set for one phase is ``<phase>-000000.tar``, ``<phase>-000001.tar``, ... and the index
+``<phase>.json`` beside them. The tars follow the WebDataset convention: the files of one
+sample share a key (``00000042.image.jpg``), so a pair never straddles two shards. The index is
+a wids dataset description (``wids_version``, ``shardlist`` with each shard's ``nsamples``),
+which is what lets the reader (data/shards.py) fetch sample *i* directly, plus a ``pix2pix``
+section: the format version, the dataset mode the files are read as, and each sample's name.
+
+The files are stored as they were (JPEG stays JPEG): the reader decodes them with the same
+code as the folder set, so both give the same pixels, and the shards are no larger than the
+folders. Which files make a sample, and how the dataset decodes them, is a :class:`ShardLayout`
+registered under the dataset mode.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+from webdataset import TarWriter
+
+from data.image_io import DataError, Decoder, ImageBlob
+from util.registry import Registry
+
+FORMAT_VERSION = 1
+SECTION = "pix2pix"
+
+
+def index_name(phase: str) -> str:
+    return f"{phase}.json"
+
+
+def shard_name(phase: str, number: int) -> str:
+    return f"{phase}-{number:06d}.tar"
+
+
+def sample_key(index: int) -> str:
+    # No dot: WebDataset splits a member name into key and field at the first dot.
+    return f"{index:08d}"
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    # (dataset, index) -> {field: file}: the files of one sample, field names without dots.
+    files: Callable[[Any, int], dict[str, Path]]
+    # (the dataset's decoder, {field: bytes}) -> the tensors the dataset's store.load gives.
+    decode: Callable[[Decoder, dict[str, ImageBlob]], tuple[torch.Tensor, ...]]
+
+
+def _one_file(dataset: Any, index: int) -> dict[str, Path]:
+    return {"image": Path(dataset.paths[index])}
+
+
+def _decode_one_file(decode: Decoder, members: dict[str, ImageBlob]) -> tuple[torch.Tensor, ...]:
+    return decode(members["image"])
+
+
+SHARD_LAYOUTS: Registry[ShardLayout] = Registry("shard layout (the source --dataset_mode)")
+ONE_FILE = ShardLayout(_one_file, _decode_one_file)
+SHARD_LAYOUTS.add("aligned", ONE_FILE, help="the A|B file as it is")
+SHARD_LAYOUTS.add("colorization", ONE_FILE, help="the colour photo as it is")
+SHARD_LAYOUTS.add("single", ONE_FILE, help="the input image as it is")
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    max_samples: int     # samples per shard, at most
+    max_bytes: int       # a shard is closed once it holds this many bytes (one sample may go over)
+
+    def __post_init__(self) -> None:
+        if self.max_samples < 1 or self.max_bytes < 1:
+            raise ValueError("shard limits must be positive")
+
+
+def _display_name(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+def write_shards(dataset: Dataset, mode: str, root: Path, phase: str, out_dir: Path,
+                 limits: ShardLimits) -> dict[str, Any]:
+    """Write every sample of ``dataset`` (built with ``--dataset_mode mode`` from ``root``) into
+    shards in ``out_dir``, then the index; return the index.
+
+    All files go to a hidden folder first and are moved in only once every shard is complete,
+    the index last, so a failed run leaves no shard set behind that looks usable.
+    """
+    layout = SHARD_LAYOUTS.get(mode)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / index_name(phase)).exists():
+        raise DataError(f"{out_dir / index_name(phase)}: already exists; choose another output folder")
+    staging = out_dir / f".{phase}.partial"
+    shutil.rmtree(staging, ignore_errors=True)   # what a killed earlier run left
+    staging.mkdir()
+    try:
+        shards, names = _write_tars(dataset, layout, root, phase, staging, limits)
+        index = {"wids_version": 1, "name": phase, "shardlist": shards,
+                 SECTION: {"format_version": FORMAT_VERSION, "dataset_mode": mode, "phase": phase,
+                           "names": names}}
+        (staging / index_name(phase)).write_text(json.dumps(index, indent=1) + "\n")
+        for shard in shards:
+            os.replace(staging / shard["url"], out_dir / shard["url"])
+        os.replace(staging / index_name(phase), out_dir / index_name(phase))
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
+    return index
+
+
+def _write_tars(dataset: Dataset, layout: ShardLayout, root: Path, phase: str, folder: Path,
+                limits: ShardLimits) -> tuple[list[dict[str, Any]], list[str]]:
+    shards: list[dict[str, Any]] = []
+    names: list[str] = []
+    writer: TarWriter | None = None
+    count = size = 0
+    for index in range(len(dataset)):   # type: ignore[arg-type]
+        if writer is None or count >= limits.max_samples or size >= limits.max_bytes:
+            if writer is not None:
+                writer.close()
+            shards.append({"url": shard_name(phase, len(shards)), "nsamples": 0})
+            # A fixed mtime makes the same data give the same bytes.
+            writer = TarWriter(str(folder / shards[-1]["url"]), encoder=False, mtime=0)
+            count = size = 0
+        files = layout.files(dataset, index)
+        sample: dict[str, Any] = {"__key__": sample_key(index)}
+        for field, path in files.items():
+            if "." in field:
+                raise ValueError(f"shard field {field!r} must not contain a dot")
+            data = path.read_bytes()
+            sample[field + path.suffix.lower()] = data
+            size += len(data)
+        writer.write(sample)
+        names.append(_display_name(next(iter(files.values())), root))
+        count += 1
+        shards[-1]["nsamples"] = count
+    if writer is not None:
+        writer.close()
+    for shard in shards:
+        shard["filesize"] = (folder / shard["url"]).stat().st_size
+    return shards, names

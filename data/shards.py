@@ -1,0 +1,215 @@
+"""``--dataset_mode shards``: a shard set (datasets/make_shards.py) read from a folder or a URL.
+
+``--dataroot`` is the folder or URL that holds ``<phase>.json``. The samples come out exactly
+as the dataset the shards were made from gives them: that dataset's class builds them (its
+decoder, its checks, its augmentation), only its files come from the shards.
+
+The shards are read with wids (from the ``webdataset`` package): indexed random access to
+the samples of tar shards. Random access is what keeps the project's own sampler
+(data/loader.py) in charge: the order of an epoch, its split over DDP ranks and loader
+workers, and an exact mid-epoch resume are the same as for a folder. A remote shard is
+downloaded whole, once, into ``shard_cache`` (wids fetches it with curl) and then read from
+there; a local shard is read in place.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from wids import ShardListDataset
+from wids.wids_dl import ULockFile
+from wids.wids_specs import load_remote_dsdesc_raw, resolve_dsdesc, urldir
+
+from data.config import DataConfig, is_url
+from data.image_io import DataError, Decoder, HeaderCheck, ImageBlob
+from data.packed import PackedSamples
+from data.shard_format import FORMAT_VERSION, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
+
+logger = logging.getLogger(__name__)
+
+# Open shards kept per process; wids warns above 200 (each holds a file and a memory map).
+MAX_OPEN_SHARDS = 200
+
+
+def index_location(dataroot: Path | str, phase: str) -> str:
+    if is_url(dataroot):
+        return f"{str(dataroot).rstrip('/')}/{index_name(phase)}"
+    return str(Path(dataroot).resolve() / index_name(phase))
+
+
+def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the pix2pix section, the shard list with resolved URLs) of ``dataroot/<phase>.json``."""
+    where = index_location(cfg.dataroot, cfg.phase)
+    if not is_url(where) and not Path(where).is_file():
+        raise DataError(f"{where}: no shard index (make one with datasets/make_shards.py)")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            description = load_remote_dsdesc_raw(where)
+        shards = resolve_dsdesc(description, base=urldir(where))["shardlist"]
+    except Exception as err:  # noqa: BLE001 - a failed download, bad JSON or a bad description
+        raise DataError(f"{where}: cannot read the shard index ({_one_line(err)})") from None
+    meta = description.get(SECTION)
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{where}: not a pix2pix shard index of format version {FORMAT_VERSION}")
+    if len(meta.get("names", ())) != sum(shard["nsamples"] for shard in shards):
+        raise DataError(f"{where}: the index lists {len(meta.get('names', ()))} names for "
+                        f"{sum(shard['nsamples'] for shard in shards)} samples")
+    return meta, shards
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+class ShardFiles:
+    """wids' ``localname``: where the local copy of a shard lives.
+
+    A remote shard is downloaded to ``cache_dir``, under a name that includes a hash of its
+    folder's URL (two sets may both have ``train-000000.tar``). wids downloads only what is not
+    there yet, so a copy whose size is not the index's (cut short, an error page, or a set
+    rewritten at the same URL) is removed first. A local shard gets a link there instead of a
+    copy: wids takes a lock file beside the local name, and the shard's own folder may be
+    read-only.
+    """
+
+    def __init__(self, cache_dir: Path, sizes: dict[str, int]) -> None:
+        self.cache_dir = cache_dir
+        self.sizes = sizes    # url -> bytes, from the index
+        cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, url: str) -> str:
+        digest = hashlib.sha256(urldir(url).encode()).hexdigest()[:16]
+        local = self.cache_dir / f"{digest}__{os.path.basename(url)}"
+        if not is_url(url):
+            with contextlib.suppress(FileExistsError):   # another worker linked it first
+                local.symlink_to(Path(url).resolve())
+        else:
+            # Under wids' own download lock, so that a copy another worker is still writing is
+            # not taken for a bad one.
+            with ULockFile(f"{local}.lock"):
+                if local.exists() and local.stat().st_size != self.sizes.get(url, local.stat().st_size):
+                    local.unlink()
+        return str(local)
+
+
+def default_cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"pix2pix_shards_{os.getuid()}"
+
+
+class ShardStore:
+    """What :class:`data.image_io.ImageStore` is to a folder, for a shard set: ``paths`` (each
+    sample's original name), ``len`` and ``load(index)``."""
+
+    def __init__(self, shards: list[dict[str, Any]], names: list[str], layout: ShardLayout,
+                 decode: Decoder, check: HeaderCheck, *, cache_dir: Path, skip_bad: bool = False,
+                 cache: bool = False, limit: int | None = None) -> None:
+        self._shards = shards
+        self._layout = layout
+        self._decode = decode
+        self._check = check
+        self._cache_dir = cache_dir
+        self._sizes = {shard["url"]: shard["filesize"] for shard in shards if "filesize" in shard}
+        self._reader: ShardListDataset | None = None
+        self._reader_pid = -1
+        total = len(names)
+        wanted = total if limit is None else min(limit, total)
+        self._indices: list[int] = []
+        decoded: list[tuple[torch.Tensor, ...]] = []
+        # As for folders: with skip_bad or cache, every sample is decoded once up front.
+        for index in range(total):
+            if len(self._indices) >= wanted:
+                break
+            try:
+                sample = self._load_from_shards(index) if (cache or skip_bad) else ()
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                logger.warning("skipping bad sample: %s", err)
+                continue
+            self._indices.append(index)
+            if cache:
+                decoded.append(sample)
+        if not self._indices:
+            raise DataError(f"{shards[0]['url']}: no usable samples in the shard set")
+        self.paths = [names[i] for i in self._indices]
+        self._packed = PackedSamples(decoded) if cache else None
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def load(self, index: int) -> tuple[torch.Tensor, ...]:
+        if self._packed is not None:
+            return self._packed[index]
+        return self._load_from_shards(self._indices[index])
+
+    def reader(self) -> ShardListDataset:
+        # Opened shards (file handles, memory maps) are not shared with forked loader workers:
+        # each process opens its own on first use.
+        if self._reader is None or self._reader_pid != os.getpid():
+            with contextlib.redirect_stderr(io.StringIO()):   # wids prints a summary line on creation
+                self._reader = ShardListDataset(
+                    self._shards, localname=ShardFiles(self._cache_dir, self._sizes), transformations=[],
+                    lru_size=min(len(self._shards), MAX_OPEN_SHARDS))
+            self._reader_pid = os.getpid()
+        return self._reader
+
+    def _load_from_shards(self, index: int) -> tuple[torch.Tensor, ...]:
+        members = self.members(index)
+        for blob in members.values():
+            self._check(blob, *blob.size())
+        return self._layout.decode(self._decode, members)
+
+    def members(self, index: int) -> dict[str, ImageBlob]:
+        """The stored files of sample ``index`` of the shard set, by field."""
+        try:
+            sample = self.reader()[index]
+        except Exception as err:  # noqa: BLE001 - a failed download or a damaged tar
+            raise DataError(f"{self._shard_of(index)}: cannot read sample {index} "
+                            f"({_one_line(err)})") from None
+        members: dict[str, ImageBlob] = {}
+        for name, value in sample.items():
+            if name.startswith("__"):
+                continue
+            field = name.lstrip(".").split(".")[0]
+            members[field] = ImageBlob(f"{sample['__shard__']}:{sample['__key__']}{name}", value.getvalue())
+        return members
+
+    def _shard_of(self, index: int) -> str:
+        for shard in self._shards:
+            if index < shard["nsamples"]:
+                return shard["url"]
+            index -= shard["nsamples"]
+        return self._shards[-1]["url"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A spawned worker opens its own shards.
+        return {**self.__dict__, "_reader": None, "_reader_pid": -1}
+
+
+def ShardDataset(cfg: DataConfig) -> Dataset:
+    """The dataset the shard set was made from, reading its files from the shards."""
+    from data import DATASETS   # data/__init__.py registers this function
+
+    meta, shards = load_index(cfg)
+    mode = meta["dataset_mode"]
+    if mode not in SHARD_LAYOUTS.names():
+        raise DataError(f"{index_location(cfg.dataroot, cfg.phase)}: made from --dataset_mode {mode}, "
+                        f"which this version cannot read (it reads {', '.join(SHARD_LAYOUTS.names())})")
+    store = partial(_make_store, shards, meta["names"], SHARD_LAYOUTS.get(mode), cfg)
+    return DATASETS.get(mode)(cfg, store=store)
+
+
+def _make_store(shards: list[dict[str, Any]], names: list[str], layout: ShardLayout, cfg: DataConfig,
+                decode: Decoder, check: HeaderCheck) -> ShardStore:
+    return ShardStore(shards, names, layout, decode, check, cache_dir=cfg.shard_cache or default_cache_dir(),
+                      skip_bad=cfg.skip_bad_images, cache=cfg.cache, limit=cfg.max_dataset_size)

@@ -1,0 +1,99 @@
+"""Write a dataset into tar shards for ``--dataset_mode shards``.
+
+    python datasets/make_shards.py --dataroot datasets/facades --output shards/facades
+    python datasets/make_shards.py --dataroot photos/ --dataset_mode colorization --output shards/photos \\
+        --shard_mb 512 --phases train
+
+Each phase (default: whichever of train, val, test --dataroot has) becomes ``<phase>-NNNNNN.tar``
+shards and the index ``<phase>.json`` in --output. The samples are taken from the dataset the
+project builds for --dataset_mode (the same files, order, --max_dataset_size and
+--skip_bad_images), and each sample's files are stored unchanged under one key, so a pair
+never splits and the shard set gives the same pixels as the folder. Serve --output over HTTP
+(or copy it to any web or object store) and pass its URL as --dataroot to read it remotely.
+
+Runs as a script or as ``python -m datasets.make_shards``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):
+    # Run as a script: sys.path holds datasets/, not the project root with the data package.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data import DataConfig, DataError, create_dataset  # noqa: E402  (after the path set-up above)
+from data.colorization import INPUT_NC, OUTPUT_NC  # noqa: E402
+from data.shard_format import SHARD_LAYOUTS, ShardLimits, write_shards  # noqa: E402
+
+DEFAULT_PHASES = ("train", "val", "test")
+# The channel counts a mode insists on; the others take any, and which files make a sample
+# does not depend on them.
+MODE_CHANNELS = {"colorization": (INPUT_NC, OUTPUT_NC)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataroot", type=Path, required=True, help="the dataset, as train.py reads it")
+    p.add_argument("--dataset_mode", default="aligned", choices=SHARD_LAYOUTS.choices(),
+                   help="how the project reads --dataroot (default aligned)")
+    p.add_argument("--output", type=Path, required=True, help="folder for the shards and their index")
+    p.add_argument("--phases", nargs="+", default=None,
+                   help="phases to write (default: those of train, val, test that --dataroot has; "
+                        "else train, for a flat folder)")
+    p.add_argument("--shard_mb", type=float, default=256.0,
+                   help="close a shard once it holds this many MiB of image files (default 256)")
+    p.add_argument("--samples_per_shard", type=int, default=100_000, help="and at most this many samples")
+    p.add_argument("--max_dataset_size", type=int, default=None, help="write at most this many samples a phase")
+    p.add_argument("--skip_bad_images", action="store_true",
+                   help="leave out unreadable images (with a warning) instead of stopping")
+    return p
+
+
+def default_phases(dataroot: Path) -> list[str]:
+    found = [phase for phase in DEFAULT_PHASES if (dataroot / phase).is_dir()]
+    return found or ["train"]
+
+
+def make_shards(dataroot: Path, mode: str, output: Path, phases: Sequence[str], limits: ShardLimits,
+                max_dataset_size: int | None = None, skip_bad_images: bool = False) -> dict[str, dict]:
+    """Write each phase; return its index by phase."""
+    input_nc, output_nc = MODE_CHANNELS.get(mode, (3, 3))
+    indexes = {}
+    for phase in phases:
+        # 'none' checks nothing about the size: the reading run's own options decide that.
+        cfg = DataConfig(dataroot=dataroot, phase=phase, input_nc=input_nc, output_nc=output_nc,
+                         preprocess="none", max_dataset_size=max_dataset_size, skip_bad_images=skip_bad_images)
+        indexes[phase] = write_shards(create_dataset(mode, cfg), mode, dataroot, phase, output, limits)
+    return indexes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.shard_mb <= 0 or args.samples_per_shard < 1:
+            raise ValueError("--shard_mb and --samples_per_shard must be positive")
+        if args.max_dataset_size is not None and args.max_dataset_size < 1:
+            raise ValueError(f"--max_dataset_size must be positive, not {args.max_dataset_size}")
+        limits = ShardLimits(max_samples=args.samples_per_shard, max_bytes=int(args.shard_mb * 2**20))
+        indexes = make_shards(args.dataroot, args.dataset_mode, args.output,
+                              args.phases or default_phases(args.dataroot), limits,
+                              args.max_dataset_size, args.skip_bad_images)
+    except (DataError, ValueError, OSError) as err:
+        print(f"make_shards: {err}", file=sys.stderr)
+        return 2
+    for phase, index in indexes.items():
+        samples = sum(shard["nsamples"] for shard in index["shardlist"])
+        size = sum(shard["filesize"] for shard in index["shardlist"])
+        count = len(index["shardlist"])
+        print(f"{phase}: {samples} samples in {count} shard{'s' * (count != 1)} ({size / 2**20:.1f} MiB), "
+              f"index {args.output / (phase + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
