@@ -22,6 +22,7 @@ def test_unit_conversions_equal_numpy_float32_on_every_value() -> None:
 
 
 def test_to_unit_never_writes_into_its_input() -> None:
-    image = torch.full((1, 2, 2), 255.0)
+    # A float input is divided in a copy too (anything but uint8 holds 16-bit samples).
+    image = torch.full((1, 2, 2), 65535.0)
     out = to_unit(image)
-    assert torch.equal(image, torch.full((1, 2, 2), 255.0)) and torch.equal(out, torch.ones(1, 2, 2))
+    assert torch.equal(image, torch.full((1, 2, 2), 65535.0)) and torch.equal(out, torch.ones(1, 2, 2))
