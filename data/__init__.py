@@ -6,8 +6,6 @@ Build a dataset with ``create_dataset(mode, DataConfig(...))`` and a loader with
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from torch.utils.data import Dataset
 
 from data.aligned import AlignedDataset
@@ -16,13 +14,10 @@ from data.config import DataConfig
 from data.image_io import DataError
 from data.paired import PairedDataset
 from data.shards import ShardDataset
+from data.registry import DATASETS
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
-from util.registry import Registry
 
-DatasetFactory = Callable[[DataConfig], Dataset]
-
-DATASETS: Registry[DatasetFactory] = Registry("--dataset_mode")
 DATASETS.add("aligned", AlignedDataset,
              help="paired images stored side by side (A|B) in dataroot/phase; --direction BtoA swaps them")
 DATASETS.add("single", SingleDataset,

@@ -32,6 +32,7 @@ from wids.wids_specs import load_remote_dsdesc_raw, resolve_dsdesc, urldir
 from data.config import DataConfig, is_url
 from data.image_io import DataError, Decoder, HeaderCheck, ImageBlob
 from data.packed import PackedSamples
+from data.registry import DATASETS
 from data.shard_format import FORMAT_VERSION, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
 
 logger = logging.getLogger(__name__)
@@ -198,8 +199,6 @@ class ShardStore:
 
 def ShardDataset(cfg: DataConfig) -> Dataset:
     """The dataset the shard set was made from, reading its files from the shards."""
-    from data import DATASETS   # data/__init__.py registers this function
-
     meta, shards = load_index(cfg)
     mode = meta["dataset_mode"]
     if mode not in SHARD_LAYOUTS.names():
