@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -30,7 +29,6 @@ from typing import Iterator, Sequence
 
 # As train.py does before torch loads: how OpenMP threads wait (on a busy machine a spinning
 # team turned a step many times slower) and freed memory kept for the next step.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from util.allocator import keep_freed_memory  # noqa: E402
 from util.omp_env import set_omp_wait_policy  # noqa: E402
 
@@ -40,8 +38,7 @@ keep_freed_memory()
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, VARIANTS, build_model, emit, load_average, machine_name, median  # noqa: E402
+from benchmarks.common import ROOT, VARIANTS, build_model, emit, load_average, machine_name, median  # noqa: E402
 
 from data import DataConfig, create_dataset  # noqa: E402
 from data.aligned import AlignedDataset  # noqa: E402

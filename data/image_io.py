@@ -1,9 +1,6 @@
-"""Finding image files and decoding them into the 8-bit mode the network needs.
-
-Every reader problem (unreadable, truncated, empty, unsupported mode) becomes a
-:class:`DataError` whose message is one line that starts with the file's path, so the
-drivers can print it as-is.
-"""
+"""Finding image files and decoding them (16-bit samples: data/pixels.py). Every reader problem
+(unreadable, truncated, empty, unsupported mode) becomes a :class:`DataError` whose message is
+one line that starts with the file's path, so the drivers can print it as-is."""
 from __future__ import annotations
 
 import io
@@ -225,8 +222,7 @@ def _one_line(err: BaseException) -> str:
 
 Decoder = Callable[[ImageSource], tuple[torch.Tensor, ...]]
 HeaderCheck = Callable[[ImageSource, int, int], None]   # (path, width, height); raises DataError
-# Builds a dataset's samples from somewhere other than its folder (tar shards): given the
-# dataset's own decoder and header check, it returns what ImageStore is (paths, len, load).
+# Builds a dataset's samples from elsewhere (tar shards) with the dataset's own decoder and check.
 StoreFactory = Callable[[Decoder, HeaderCheck], "ImageStore"]
 
 

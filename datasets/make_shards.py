@@ -21,12 +21,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):
-    # Run as a script: sys.path holds datasets/, not the project root with the data package.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data import DataConfig, DataError, create_dataset  # noqa: E402  (after the path set-up above)
-from data.colorization import INPUT_NC, OUTPUT_NC  # noqa: E402
-from data.shard_format import SHARD_LAYOUTS, ShardLimits, write_shards  # noqa: E402
+from data import DataConfig, DataError, create_dataset
+from data.colorization import INPUT_NC, OUTPUT_NC
+from data.shard_format import SHARD_LAYOUTS, ShardLimits, write_shards
 
 DEFAULT_PHASES = ("train", "val", "test")
 # The channel counts a mode insists on; the others take any, and which files make a sample
