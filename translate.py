@@ -32,7 +32,7 @@ from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
 from inference.onnx_model import onnx_translator
 from inference.translator import FIT_MODES, Translator
-from options.base import Options, choices_help, positive_int
+from options.base import Options, add_skip_bad_images_option, choices_help, positive_int
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
 from reporting.logs import setup_logging
@@ -53,7 +53,7 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
                    help="resize every image to load_size x load_size first, as the reference's test.py "
                         "does (default: keep each image's size, fitted per --fit)")
     g.add_argument("--fit", default="resize", choices=FIT_MODES.choices(), help=choices_help(FIT_MODES))
-    g.add_argument("--skip_bad_images", action="store_true", help="warn about unreadable images and go on")
+    add_skip_bad_images_option(g)
     add_output_bits_option(g)
 
 

@@ -89,18 +89,45 @@ def default_loader_workers() -> int:
     return min(4, usable)
 
 
+def add_experiment_options(g: argparse._ArgumentGroup, name_default: str | None = "experiment_name",
+                           name_required: bool = False) -> None:
+    """Which experiment, on which device, with which seed: every command's first flags."""
+    g.add_argument("--name", default=name_default, required=name_required,
+                   help="experiment name: the folder under --checkpoints_dir with its checkpoints and pages")
+    g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiment folders live")
+    g.add_argument("--gpu_ids", type=gpu_list, default=None,
+                   help="GPU ids, e.g. 0 or 0,1 (several start one training process per GPU); -1 for CPU. "
+                        "Default: 0 when a GPU is present, else -1")
+    g.add_argument("--seed", type=int, default=0,
+                   help="random seed (CPU runs are reproducible with it; at test time, the dropout noise)")
+    g.add_argument("--verbose", action="store_true", help="print network structures and debug logs")
+
+
+def add_model_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--model", default="pix2pix", choices=MODELS.choices(), help=choices_help(MODELS))
+
+
+def add_load_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
+    g.add_argument("--load_iter", type=non_negative_int, default=0,
+                   help="if > 0, load the checkpoint saved at this iteration (iter_N) instead of --epoch")
+
+
+def add_phase_option(g: argparse._ArgumentGroup, default: str) -> None:
+    g.add_argument("--phase", default=default, help="subfolder of --dataroot to read")
+
+
+def add_skip_bad_images_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--skip_bad_images", action="store_true",
+                   help="warn about and skip unreadable images instead of stopping")
+
+
 def add_base_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment")
     g.add_argument("--dataroot", default=None,
                    help="folder with train/, val/, test/ subfolders; omit it to use the built-in demo set")
-    g.add_argument("--name", default="experiment_name", help="experiment name: where checkpoints and pages go")
-    g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiment folders live")
-    g.add_argument("--gpu_ids", type=gpu_list, default=None,
-                   help="GPU ids, e.g. 0 or 0,1 (several start one process per GPU); -1 for CPU. "
-                        "Default: 0 when a GPU is present, else -1")
-    g.add_argument("--model", default="pix2pix", choices=MODELS.choices(), help=choices_help(MODELS))
-    g.add_argument("--seed", type=int, default=0, help="random seed (CPU runs are reproducible with it)")
-    g.add_argument("--verbose", action="store_true", help="print network structures and debug logs")
+    add_experiment_options(g)
+    add_model_option(g)
     g.add_argument("--suffix", default="",
                    help="appended to --name, formatted with the options, e.g. {netG}_size{load_size}")
 
@@ -126,10 +153,6 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--display_winsize", type=positive_int, default=256, help="display size of images on pages")
     g.add_argument("--cache_dataset", action="store_true",
                    help="decode every image once and keep it in memory (small sets such as facades)")
-    g.add_argument("--skip_bad_images", action="store_true",
-                   help="warn about and skip unreadable images instead of stopping")
+    add_skip_bad_images_option(g)
 
-    g = p.add_argument_group("loading")
-    g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
-    g.add_argument("--load_iter", type=non_negative_int, default=0,
-                   help="if > 0, load the checkpoint saved at this iteration (iter_N) instead of --epoch")
+    add_load_options(p.add_argument_group("loading"))

@@ -11,30 +11,23 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Sequence
 
-from models import MODELS
 from options.architecture import add_architecture_options
-from options.base import HelpFormatter, OneLineParser, Options, choices_help, gpu_list, non_negative_int
+from options.base import (HelpFormatter, OneLineParser, Options, add_experiment_options, add_load_options,
+                          add_model_option)
 from options.norm_behaviour import STANDALONE_BN_MODES, add_norm_behaviour_options
 from options.parse import apply_model_defaults, explicit_options, resolve_gpu_ids
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser, name_required: bool = True) -> None:
     g = p.add_argument_group("checkpoint")
-    g.add_argument("--name", required=name_required, default=None,
-                   help="experiment name: the folder under --checkpoints_dir")
-    g.add_argument("--checkpoints_dir", default="./checkpoints", help="where experiment folders live")
-    g.add_argument("--epoch", default="latest", help="which checkpoint: latest or an epoch number")
-    g.add_argument("--load_iter", type=non_negative_int, default=0, help="if > 0, load iter_N instead of --epoch")
-    g.add_argument("--gpu_ids", type=gpu_list, default=None,
-                   help="GPU id, e.g. 0; -1 for the CPU. Default: 0 when a GPU is present")
-    g.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (paper mode)")
-    g.add_argument("--verbose", action="store_true", help="debug logs")
+    add_experiment_options(g, name_default=None, name_required=name_required)
+    add_load_options(g)
 
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
     g = add_architecture_options(p, with_discriminator=False,
                                  title="network (read from the checkpoint; needed only for reference .pth files)")
-    g.add_argument("--model", default="pix2pix", choices=MODELS.choices(), help=choices_help(MODELS))
+    add_model_option(g)
 
 
 def build_inference_parser(prog: str, description: str, name_required: bool = True,

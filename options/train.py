@@ -5,7 +5,7 @@ import argparse
 
 from models.losses import GAN_LOSSES
 from models.schedulers import LR_POLICIES
-from options.base import choices_help, non_negative_int, positive_int
+from options.base import add_phase_option, choices_help, non_negative_int, positive_int
 from options.own_data import add_l1_options
 from engine.distributed import DEFAULT_TIMEOUT_S
 from reporting.reporter import add_display_options
@@ -30,7 +30,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="start a fresh run even though the experiment folder already holds checkpoints")
     g.add_argument("--epoch_count", type=positive_int, default=1,
                    help="number of the first epoch (when resuming an old checkpoint that carries no counters)")
-    g.add_argument("--phase", default="train", help="subfolder of --dataroot to train on")
+    add_phase_option(g, "train")
     g.add_argument("--max_steps", type=non_negative_int, default=0,
                    help="stop after N optimization steps and save 'latest' (0: no limit)")
 
