@@ -91,7 +91,7 @@ def load_data(opt: Options, runtime: Runtime) -> tuple[Dataset, DataLoader]:
         if runtime.is_main:
             ensure_demo_dataset(opt.dataroot)
         barrier(runtime)  # the other ranks read the demo set only once it is complete
-    dataset = create_dataset(opt.dataset_mode, data_config(opt))
+    dataset = create_dataset(opt.dataset_mode, data_config(opt), batch_size=opt.batch_size)
     loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
                                seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
                                pin_memory=runtime.device.type == "cuda")

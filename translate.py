@@ -33,6 +33,7 @@ from inference.translator import FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
 from reporting.logs import setup_logging
+from reporting.output_folder import save_image_atomic
 
 log = logging.getLogger("translate")
 
@@ -84,8 +85,7 @@ def run(opt: Options) -> int:
                 raise
             log.warning("skipping bad image: %s", err)
             continue
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(job.target)
+        save_image_atomic(result, job.target)   # whole or absent, even on a full disk
         written += 1
         log.debug("%s -> %s", job.source, job.target)
     log.info("wrote %d image(s) to %s", written, opt.output)

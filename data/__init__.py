@@ -14,6 +14,7 @@ from data.aligned import AlignedDataset
 from data.colorization import ColorizationDataset
 from data.config import DataConfig
 from data.image_io import DataError
+from data.one_size import check_one_size
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 from util.registry import Registry
@@ -29,9 +30,12 @@ DATASETS.add("colorization", ColorizationDataset,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
 
 
-def create_dataset(mode: str, cfg: DataConfig) -> Dataset:
-    """Build the dataset registered as ``mode``; bad files raise :class:`DataError`."""
-    return DATASETS.get(mode)(cfg)
+def create_dataset(mode: str, cfg: DataConfig, batch_size: int = 1) -> Dataset:
+    """Build the dataset registered as ``mode``; bad files raise :class:`DataError`, and so do
+    images of different sizes that would meet in a batch of ``batch_size``."""
+    dataset = DATASETS.get(mode)(cfg)
+    check_one_size(dataset.paths, mode, cfg, batch_size)
+    return dataset
 
 
 __all__ = ["DATASETS", "PREPROCESS_MODES", "DataConfig", "DataError", "create_dataset"]
