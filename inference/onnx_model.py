@@ -93,12 +93,14 @@ def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
 
 @contextmanager
 def _temporary_beside(path: Path) -> Iterator[str]:
-    tmp = None
+    tmp, done = None, False
+    created = [p for p in path.absolute().parents if not p.exists()]   # removed again on failure
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         yield tmp
+        done = True
     except OSError as err:  # a read-only folder, a full disk: one line, the old file as it was
         where = err.filename if err.filename and err.filename != tmp else path
         raise OnnxError(f"{where}: could not be written ({err.strerror or err}); nothing half-written "
@@ -106,6 +108,11 @@ def _temporary_beside(path: Path) -> Iterator[str]:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        for folder in created if not done else ():   # deepest first, only while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
