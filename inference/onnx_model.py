@@ -122,7 +122,11 @@ def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
         for name in ("onnxscript", "onnx_ir"):
             logging.getLogger(name).setLevel(logging.WARNING)
     dynamic = torch.export.Dim.DYNAMIC
-    example = torch.zeros(1, spec.input_nc, spec.size_multiple, spec.size_multiple)
+    # The tracer takes the example's size as the smallest the graph must accept: one multiple
+    # of 4 is too small for a ResNet generator (its reflection padding needs more than 1 pixel
+    # after the downsampling), so the example is the first multiple of at least 16 px.
+    side = spec.size_multiple * -(-16 // spec.size_multiple)
+    example = torch.zeros(1, spec.input_nc, side, side)
     param = next(net.parameters(), None)
     if param is not None:
         example = example.to(param.device)
