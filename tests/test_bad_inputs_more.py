@@ -38,15 +38,17 @@ def plain_onnx(path: Path) -> None:
 
 
 def translate_argv(c: Ctx, source: Path, *extra: str) -> list[str]:
-    return ["translate", "--input", str(source), "--output", str(c.ckpt / "out"), "--gpu_ids", "-1", *extra]
+    return ["translate", "--input", str(source), "--output", str(c.ckpt / "out"), "--checkpoints_dir", str(c.ckpt),
+            "--gpu_ids", "-1", *extra]
 
 
-def with_translate_input(write: Callable[[Path], None], name: str, *extra: str) -> Setup:
+def translate_input(write: Callable[[Path], None], name: str) -> Setup:
+    """translate.py with the trained 'exp' over a folder holding one file, ``name``."""
     def setup(c: Ctx) -> tuple[list[str], str]:
         folder = c.data / "inputs"
         folder.mkdir()
         write(folder / name)
-        return translate_argv(c, folder, *extra), name
+        return translate_argv(c, folder, "--name", "exp"), name
     return setup
 
 
@@ -86,19 +88,14 @@ def _truncated_onnx(c: Ctx) -> tuple[list[str], str]:
     return translate_argv(c, c.data / "test" / "000.png", "--onnx", str(c.data / "cut.onnx")), "cut.onnx"
 
 
-def _translate_with(write: Callable[[Path], None], name: str) -> Setup:
-    inner = with_translate_input(write, name, "--name", "exp")
-    return lambda c: (inner(c)[0] + ["--checkpoints_dir", str(c.ckpt)], name)
-
-
 CASES_MORE: dict[str, Setup] = {
     "mixed_sizes_in_a_batch": _mixed_sizes_train,
     "test_py_mixed_sizes_in_a_batch": _mixed_sizes_test,
     "test_py_decompression_bomb": _bomb_in_test_split,
     "test_py_empty_file": _empty_in_test_split,
-    "translate_decompression_bomb": _translate_with(bomb_png, "bomb.png"),
-    "translate_empty_file": _translate_with(lambda p: p.write_bytes(b""), "zero.png"),
-    "translate_not_an_image": _translate_with(lambda p: p.write_text("not a picture\n"), "notes.png"),
+    "translate_decompression_bomb": translate_input(bomb_png, "bomb.png"),
+    "translate_empty_file": translate_input(lambda p: p.write_bytes(b""), "zero.png"),
+    "translate_not_an_image": translate_input(lambda p: p.write_text("not a picture\n"), "notes.png"),
     "onnx_without_metadata": _onnx_without_metadata,
     "truncated_onnx": _truncated_onnx,
 }
