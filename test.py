@@ -36,6 +36,7 @@ from reporting.fid import extractor_path
 from reporting.html import ResultRow, write_results_page
 from reporting.result_files import save_test_image
 from reporting.logs import setup_logging
+from reporting.output_folder import printable_name, staged_folder
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
 from engine.rng import seed_everything
 from engine.speed import apply_backend_settings, backend_settings_from
@@ -76,68 +77,71 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         recompute_bn_stats(net_G, batches, num_batches=opt.bn_precise_batches)
     behaviour = set_inference_behaviour(net_G, opt.eval, opt.bn_eval, opt.dropout)
 
-    page_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{label}"
-    image_dir = page_dir / "images"
-    rows: list[ResultRow] = []
-    all_metrics: list[dict[str, float]] = []
-    written_sets: dict[str, list] = {"fake_B": [], "real_B": []}   # for --fid, as written
-    sections = []
-    for batch in loader:
-        model.set_input(batch)
-        if opt.inspect_layers and not sections:
-            from reporting.inspection import inspect_generator
+    final_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{label}"
+    # Built beside final_dir and renamed into place: a failing run (a full disk, a read-only
+    # folder) leaves no half-written page and keeps the previous one.
+    with staged_folder(final_dir) as page_dir:
+        image_dir = page_dir / "images"
+        rows: list[ResultRow] = []
+        all_metrics: list[dict[str, float]] = []
+        written_sets: dict[str, list] = {"fake_B": [], "real_B": []}   # for --fid, as written
+        sections = []
+        for batch in loader:
+            model.set_input(batch)
+            if opt.inspect_layers and not sections:
+                from reporting.inspection import inspect_generator
 
-            def first_pass() -> torch.Tensor | None:
-                fake = net_G(model.inputs["A"])
-                return F.l1_loss(fake, model.inputs["B"]) if "B" in model.inputs else None
-            sections.append(inspect_generator(net_G, opt.inspect_layers.split(","), first_pass,
-                                              image_dir / "layers", page_dir))
-        model.test()
-        visuals = model.current_visuals()
-        for i, path in enumerate(model.image_paths):
+                def first_pass() -> torch.Tensor | None:
+                    fake = net_G(model.inputs["A"])
+                    return F.l1_loss(fake, model.inputs["B"]) if "B" in model.inputs else None
+                sections.append(inspect_generator(net_G, opt.inspect_layers.split(","), first_pass,
+                                                  image_dir / "layers", page_dir))
+            model.test()
+            visuals = model.current_visuals()
+            for i, path in enumerate(model.image_paths):
+                if len(rows) >= opt.num_test:
+                    break
+                stem = Path(path).stem
+                images, written = {}, {}
+                for name, batch_images in visuals.items():
+                    # At the stored size and the data's bit depth (--preprocess pad, --output_bits).
+                    file, written[name] = save_test_image(as_stored(batch_images[i], batch, i, cfg), image_dir /
+                                                          f"{stem}_{name}", visual_bits(name, batch, i, opt.output_bits),
+                                                          opt.aspect_ratio)
+                    images[name] = str(file.relative_to(page_dir))
+                # Measured on the pixels as written, after any --aspect_ratio resize.
+                metrics = written_metrics(written["fake_B"], written["real_B"]) if "real_B" in written else {}
+                if metrics:
+                    all_metrics.append(metrics)
+                    if opt.fid:
+                        for name in written_sets:
+                            written_sets[name].append(written[name])
+                rows.append(ResultRow(printable_name(stem), images, metrics))
             if len(rows) >= opt.num_test:
                 break
-            stem = Path(path).stem
-            images, written = {}, {}
-            for name, batch_images in visuals.items():
-                # At the stored size and the data's bit depth (--preprocess pad, --output_bits).
-                file, written[name] = save_test_image(as_stored(batch_images[i], batch, i, cfg), image_dir /
-                                                      f"{stem}_{name}", visual_bits(name, batch, i, opt.output_bits),
-                                                      opt.aspect_ratio)
-                images[name] = str(file.relative_to(page_dir))
-            # Measured on the pixels as written, after any --aspect_ratio resize.
-            metrics = written_metrics(written["fake_B"], written["real_B"]) if "real_B" in written else {}
-            if metrics:
-                all_metrics.append(metrics)
-                if opt.fid:
-                    for name in written_sets:
-                        written_sets[name].append(written[name])
-            rows.append(ResultRow(stem, images, metrics))
-        if len(rows) >= opt.num_test:
-            break
 
-    summary = mean_metrics(all_metrics)
-    of_set: dict[str, float] = {}
-    if opt.fid:
-        if len(written_sets["fake_B"]) < 2:
-            raise OptionError(f"--fid needs at least 2 test images with real_B (an aligned set), "
-                              f"got {len(written_sets['fake_B'])}")
-        of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
-        # FID and KID describe the set: on the page they follow the per-image means.
-        summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}
-    weights = "EMA weights" if saved.ema else ""
-    behaviour = f"{behaviour}; {weights}" if weights else behaviour
-    title = f"{opt.name}: {opt.phase}, checkpoint {label} ({behaviour})"
-    index = write_results_page(page_dir, title, rows, summary, extra_sections=sections,
-                               image_width=opt.display_winsize)
-    (page_dir / "metrics.json").write_text(json.dumps(
-        {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": mean_metrics(all_metrics),
-         **({"set": of_set} if of_set else {}), "images": {r.name: r.metrics for r in rows}}, indent=2))
+        summary = mean_metrics(all_metrics)
+        of_set: dict[str, float] = {}
+        if opt.fid:
+            if len(written_sets["fake_B"]) < 2:
+                raise OptionError(f"--fid needs at least 2 test images with real_B (an aligned set), "
+                                  f"got {len(written_sets['fake_B'])}")
+            of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
+            # FID and KID describe the set: on the page they follow the per-image means.
+            summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}
+        weights = "EMA weights" if saved.ema else ""
+        behaviour = f"{behaviour}; {weights}" if weights else behaviour
+        title = f"{opt.name}: {opt.phase}, checkpoint {label} ({behaviour})"
+        index = write_results_page(page_dir, title, rows, summary, extra_sections=sections,
+                                   image_width=opt.display_winsize)
+        (page_dir / "metrics.json").write_text(json.dumps(
+            {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": mean_metrics(all_metrics),
+             **({"set": of_set} if of_set else {}), "images": {r.name: r.metrics for r in rows}}, indent=2))
     log.info("%d images, %s", len(rows), behaviour)
     if summary:
         log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
-    log.info("results page: %s", index)
-    return page_dir
+    log.info("results page: %s", final_dir / index.name)
+    return final_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,11 @@ import importlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,6 +88,40 @@ def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
     appears only once it is complete, so a failing export leaves an existing file as it was."""
     _require("onnxscript")
     onnx = _require("onnx")
+    # The temporary file is made before the export (which takes seconds): a folder that cannot
+    # be written fails at once.
+    with _temporary_beside(path) as tmp:
+        onnx.save_model(_onnx_model(net, spec, path), tmp)
+        onnx.checker.check_model(tmp)
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[str]:
+    tmp, done = None, False
+    created = [p for p in path.absolute().parents if not p.exists()]   # removed again on failure
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        yield tmp
+        done = True
+    except OSError as err:  # a read-only folder, a full disk: one line, the old file as it was
+        where = err.filename if err.filename and err.filename != tmp else path
+        raise OnnxError(f"{where}: could not be written ({err.strerror or err}); nothing half-written "
+                        "is left") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        for folder in created if not done else ():   # deepest first, only while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
+    """The exported graph as an ONNX ModelProto, with readable axis names and the metadata."""
     # The graph optimizers log every pass at INFO; keep them for --verbose (DEBUG) runs.
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         for name in ("onnxscript", "onnx_ir"):
@@ -112,16 +149,7 @@ def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
                 dim.dim_param = name
     for key, value in spec.metadata().items():
         model.metadata_props.add(key=f"pix2pix.{key}", value=value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp)
-        onnx.checker.check_model(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return model
 
 
 class OnnxGenerator:

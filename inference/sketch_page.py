@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from util.errors import UserError
 
@@ -43,6 +47,42 @@ class PageSettings:
     save_inputs: Path | None   # keep each received canvas here (what was sent, before translation)
 
 
+def check_upload(path: str | Path, shown_name: str, max_side: int) -> None:
+    """Refuse an uploaded file from its header, before gradio decodes it: an empty file, a file
+    that is not a picture, or one over ``max_side`` (a small file can declare billions of
+    pixels). ``shown_name`` is the name the user gave the file, not the server's copy."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise InputRefused(f"{shown_name}: the uploaded file is empty (0 bytes)")
+        with Image.open(path) as image:
+            width, height = image.size
+    except InputRefused:
+        raise
+    except Image.DecompressionBombError:
+        raise InputRefused(f"{shown_name}: refused, it declares more than {2 * Image.MAX_IMAGE_PIXELS} pixels "
+                           "(a decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise InputRefused(f"{shown_name}: not a picture (no image format this page reads)") from None
+    except Exception as err:  # noqa: BLE001 - any reader failure means the upload is no usable picture
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputRefused(f"{shown_name}: not an image the page can read ({first})") from None
+    check_side(width, height, max_side)
+
+
+def check_side(width: int, height: int, max_side: int) -> None:
+    if max(width, height) > max_side:
+        raise InputRefused(f"the image is {width}x{height} px; sides over {max_side} px are refused "
+                           "(scale it down first)")
+
+
+def editor_files(payload: Any) -> list[Any]:
+    """The files of gradio's ImageEditor payload (background, layers, composite) that exist."""
+    if payload is None or getattr(payload, "id", None) is not None:
+        return []   # nothing uploaded, or the page's own canvas blobs held in memory
+    return [f for f in (payload.background, *(payload.layers or ()), payload.composite)
+            if f is not None and getattr(f, "path", None)]
+
+
 def canvas_image(value: Any) -> Image.Image | None:
     """The flattened canvas from gradio's ImageEditor value (background + strokes)."""
     if value is None:
@@ -65,9 +105,7 @@ class SketchHandler:
         if image is None:
             return None
         width, height = image.size
-        if max(width, height) > self.max_side:
-            raise InputRefused(f"the image is {width}x{height} px; sides over {self.max_side} px are refused "
-                               "(scale it down first)")
+        check_side(width, height, self.max_side)
         with self.lock:
             self.count += 1
             if self.save_inputs is not None:
@@ -79,6 +117,32 @@ class SketchHandler:
             log.info("request %d: %dx%d px translated in %.0f ms", self.count, width, height,
                      (time.perf_counter() - start) * 1000)
         return result
+
+
+class ResultFiles:
+    """Each answer as a PNG file of its own, written whole before gradio sees it.
+
+    gradio caches an image the function returns under the hash of its bytes and rewrites that
+    file for every equal answer, while another client may be downloading it (two users who send
+    the same drawing, a blank canvas): that client received 0 bytes. A file path is instead
+    copied into gradio's cache under a temporary name and renamed. The newest ``keep`` files
+    are kept (gradio has copied each long before), so the folder stays small.
+    """
+
+    def __init__(self, keep: int = 64) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="pix2pix_serve_"))
+        self.keep, self.lock, self.written = keep, threading.Lock(), deque()
+        weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    def save(self, image: Image.Image) -> str:
+        fd, path = tempfile.mkstemp(suffix=".png", dir=self.folder)
+        with os.fdopen(fd, "wb") as out:
+            image.save(out, format="PNG")
+        with self.lock:
+            self.written.append(path)
+            while len(self.written) > self.keep:
+                os.unlink(self.written.popleft())
+        return path
 
 
 def quiet_gradio_environment() -> None:
@@ -96,11 +160,26 @@ def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dic
     quiet_gradio_environment()
     import gradio as gr
 
-    def respond(value: Any) -> Image.Image | None:
+    results = ResultFiles()
+
+    def respond(value: Any) -> str | None:
         try:
-            return handler(value)
+            image = handler(value)
         except InputRefused as err:
             raise gr.Error(str(err), print_exception=False) from None
+        return None if image is None else results.save(image)
+
+    def readable_upload(preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        # Runs before the editor decodes the files, so a bad upload is refused with a message
+        # on the page (gradio would otherwise fail inside PIL and show only "Error").
+        def checked(payload: Any) -> Any:
+            try:
+                for file in editor_files(payload):
+                    check_upload(file.path, file.orig_name or "the upload", settings.max_side)
+            except InputRefused as err:
+                raise gr.Error(str(err), print_exception=False) from None
+            return preprocess(payload)
+        return checked
 
     side = settings.canvas_size
     blank = Image.new("RGB", (side, side), "white")
@@ -115,7 +194,8 @@ def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dic
                 transforms=(), format="png", elem_id="sketch",
                 brush=gr.Brush(colors=["#000000", "#ffffff"], default_size=2, color_mode="defaults"),
                 eraser=gr.Eraser(default_size=8))
-            output = gr.Image(label="translation", type="pil", format="png", interactive=False,
+            editor.preprocess = readable_upload(editor.preprocess)
+            output = gr.Image(label="translation", type="filepath", format="png", interactive=False,
                               elem_id="translation")
         if settings.on_button:
             button = gr.Button("Translate", variant="primary", elem_id="translate")

@@ -49,7 +49,8 @@ class ImageCell(NamedTuple):
 
 def url(relative_path: str | Path) -> str:
     """A relative path as it must appear in src/href: '/'-separated and percent-quoted."""
-    return quote(Path(relative_path).as_posix(), safe="/")
+    # errors: a file name that is not valid UTF-8 is quoted byte for byte, as it is on disk.
+    return quote(Path(relative_path).as_posix(), safe="/", errors="surrogateescape")
 
 
 def format_value(value: object) -> str:

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from reporting.images import save_image
+from reporting.output_folder import write_error
 from util.registry import Registry
 
 OUTPUT_BITS: Registry[int | None] = Registry("--output_bits")
@@ -49,9 +50,9 @@ def write_pixels(pixels: np.ndarray, path: Path) -> None:
     """Write (H, W) or (H, W, C) uint8/uint16 samples to ``path``: PNG when its suffix is .png
     (what :func:`result_suffix` picks for gray and 8-bit RGB), else TIFF; atomically: the file
     appears only once complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() != ".png":
             import tifffile
 
@@ -60,6 +61,8 @@ def write_pixels(pixels: np.ndarray, path: Path) -> None:
         else:
             Image.fromarray(pixels).save(tmp, format="PNG")
         os.replace(tmp, path)
+    except OSError as err:   # a full disk or a read-only folder: one line naming the file
+        raise write_error(err, path) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -159,3 +159,14 @@ def test_export_has_no_dropout_or_paper_mode_flags() -> None:
         export.parse(["--name", "x", "--dropout", "on"])
     opt = export.parse(["--name", "x", "--gpu_ids", "-1"])
     assert (opt.eval, opt.dropout, opt.bn_eval) == (True, "off", "running")
+
+
+def test_a_resnet_generator_exports_and_matches_pytorch(tmp_path: Path) -> None:
+    """The ResNet generators take multiples of 4 px; a 4 px example made the exporter fail."""
+    net = save_ours(tmp_path / "ck" / "res", netG="resnet_6blocks", ngf=2, norm="instance", no_dropout=True)
+    out = tmp_path / "res.onnx"
+    assert export.main(export_args(tmp_path, "res", "--output", str(out))) == 0
+    x = facade_batch((32, 48))
+    with torch.no_grad():
+        expected = net.eval()(x).numpy()
+    assert np.abs(run_onnx(out, x) - expected).max() < 1e-4
