@@ -31,7 +31,7 @@ from data.pixels import bits_of, read_pixels
 from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
 from inference.onnx_model import onnx_translator
-from inference.translator import FIT_MODES, Translator
+from inference.translator import FIT_HELP, FIT_MODES, Translator
 from options.base import Options, choices_help, positive_int
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
@@ -52,7 +52,7 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--load_size", type=positive_int, default=None,
                    help="resize every image to load_size x load_size first, as the reference's test.py "
                         "does (default: keep each image's size, fitted per --fit)")
-    g.add_argument("--fit", default="resize", choices=FIT_MODES.choices(), help=choices_help(FIT_MODES))
+    g.add_argument("--fit", default=None, choices=FIT_MODES.choices(), help=choices_help(FIT_MODES) + FIT_HELP)
     g.add_argument("--skip_bad_images", action="store_true", help="warn about unreadable images and go on")
     add_output_bits_option(g)
 
@@ -70,11 +70,13 @@ def parse(argv: Sequence[str] | None) -> Options:
 def build_translator(opt: Options) -> Translator:
     if opt.onnx is not None:
         translate = onnx_translator(opt.onnx, fit=opt.fit, load_size=opt.load_size)
-        log.info("%s: onnxruntime on the CPU, %s", opt.onnx, translate.net.spec.norm_behaviour)
+        log.info("%s: onnxruntime on the CPU, %s, --fit %s", opt.onnx, translate.net.spec.norm_behaviour,
+                 translate.fit)
         return translate
     loaded = load_generator(opt)
-    log.info("%s", loaded.describe())
-    return translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
+    translate = translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
+    log.info("%s, --fit %s", loaded.describe(), translate.fit)
+    return translate
 
 
 def translate_file(translate: Translator, source: Path, target: Path, bits_option: str) -> Path:
