@@ -155,3 +155,21 @@ def test_training_on_shards_of_paired_folders_ends_with_the_folder_weights(scans
     for name, extra in sources.items():
         assert train_driver.main([*common, "--name", name, *extra]) == 0
     assert_same_training(weights(tmp_path / "shards" / "latest.pt"), weights(tmp_path / "folder" / "latest.pt"))
+
+
+def test_many_channel_tiffs_that_pillow_cannot_open_read_from_shards(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    for i in range(2):
+        for side, channels in (("A", 5), ("B", 1)):
+            (tmp_path / side / "train").mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(tmp_path / side / "train" / f"{i}.tif",
+                             rng.integers(0, 65536, (13, 10, channels), dtype=np.uint16).squeeze(),
+                             photometric="minisblack", planarconfig="contig")
+    shards = make_shard_set(tmp_path, tmp_path / "shards", "paired")
+    read = {"preprocess": "pad", "input_nc": 5, "output_nc": 1, "size_divisor": 4, "no_flip": True}
+    folder = create_dataset("paired", DataConfig(tmp_path, **read))
+    sharded = create_dataset("shards", DataConfig(shards, shard_cache=tmp_path / "cache", **read))
+    assert sharded.sample_sizes() == folder.sample_sizes() == [(16, 12), (16, 12)]
+    for i in range(2):
+        assert sharded[i]["A"].shape == (5, 16, 12)
+        assert torch.equal(sharded[i]["A"], folder[i]["A"]) and torch.equal(sharded[i]["B"], folder[i]["B"])
