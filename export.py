@@ -34,7 +34,8 @@ log = logging.getLogger("export")
 
 def _to_onnx(loaded: LoadedGenerator, path: Path) -> None:
     g = loaded.spec
-    spec = OnnxSpec(g.input_nc, g.output_nc, g.size_multiple, loaded.translate_io, loaded.behaviour, g.name)
+    spec = OnnxSpec(g.input_nc, g.output_nc, g.size_multiple, loaded.translate_io, loaded.behaviour, g.name,
+                    loaded.fit)
     export_onnx(loaded.net.cpu(), spec, path)
 
 

@@ -25,9 +25,8 @@ from typing import Sequence
 
 from inference.generator import load_generator, translator_for
 from inference.sketch_page import PageSettings, SketchHandler, build_page
-from inference.translator import FIT_MODES
-from options.base import Options, choices_help, positive_int
-from options.inference import parse_inference_options
+from options.base import Options, positive_int
+from options.inference import add_fit_option, parse_inference_options
 from reporting.logs import setup_logging
 from util.errors import UserError
 
@@ -60,7 +59,7 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="translate when Translate is pressed instead of after every stroke (slow models)")
     g.add_argument("--save_inputs", type=Path, default=None,
                    help="keep every received canvas in this folder as input_NNNNN.png")
-    g.add_argument("--fit", default="resize", choices=FIT_MODES.choices(), help=choices_help(FIT_MODES))
+    add_fit_option(g)
 
 
 def parse(argv: Sequence[str] | None) -> Options:
@@ -91,8 +90,8 @@ def run(opt: Options) -> int:
         raise ServeError(f"--max_side {opt.max_side}: at most 4096")
     check_port_free(opt.host, opt.port)
     loaded = load_generator(opt)
-    log.info("%s", loaded.describe())
     translate = translator_for(loaded, fit=opt.fit)
+    log.info("%s, --fit %s", loaded.describe(), translate.fit)
     translate.image_mode()   # the page shows 8-bit gray or RGB: refuse other channel counts now
     handler = SketchHandler(translate, opt.seed, opt.max_side, opt.save_inputs)
     settings = PageSettings(title=f"pix2pix: {opt.name}", canvas_size=opt.canvas_size, max_side=opt.max_side,

@@ -31,8 +31,9 @@ from data.pixels import bits_of, read_pixels
 from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
 from inference.onnx_model import onnx_translator
-from inference.translator import FIT_MODES, Translator
-from options.base import Options, add_skip_bad_images_option, choices_help, positive_int
+from inference.translator import Translator
+from options.base import Options, add_skip_bad_images_option, positive_int
+from options.inference import add_fit_option
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
 from reporting.logs import setup_logging
@@ -52,7 +53,7 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--load_size", type=positive_int, default=None,
                    help="resize every image to load_size x load_size first, as the reference's test.py "
                         "does (default: keep each image's size, fitted per --fit)")
-    g.add_argument("--fit", default="resize", choices=FIT_MODES.choices(), help=choices_help(FIT_MODES))
+    add_fit_option(g)
     add_skip_bad_images_option(g)
     add_output_bits_option(g)
 
@@ -70,11 +71,13 @@ def parse(argv: Sequence[str] | None) -> Options:
 def build_translator(opt: Options) -> Translator:
     if opt.onnx is not None:
         translate = onnx_translator(opt.onnx, fit=opt.fit, load_size=opt.load_size)
-        log.info("%s: onnxruntime on the CPU, %s", opt.onnx, translate.net.spec.norm_behaviour)
+        log.info("%s: onnxruntime on the CPU, %s, --fit %s", opt.onnx, translate.net.spec.norm_behaviour,
+                 translate.fit)
         return translate
     loaded = load_generator(opt)
-    log.info("%s", loaded.describe())
-    return translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
+    translate = translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
+    log.info("%s, --fit %s", loaded.describe(), translate.fit)
+    return translate
 
 
 def translate_file(translate: Translator, source: Path, target: Path, bits_option: str) -> Path:

@@ -60,7 +60,11 @@ class ImageBlob:
         except DataError:
             raise
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
-            raise DataError(f"{self}: cannot read image ({_one_line(err)})") from None
+            size = tiff_size(self)   # as for a file: TIFFs Pillow cannot open (many channels)
+            if size is None:
+                raise DataError(f"{self}: cannot read image ({_one_line(err)})") from None
+            check_pixel_count(self, *size)
+            return size
 
 
 ImageSource = Path | ImageBlob
@@ -128,14 +132,14 @@ def read_header(path: Path) -> tuple[int, int]:
         return size
 
 
-def tiff_size(path: Path) -> tuple[int, int] | None:
+def tiff_size(path: ImageSource) -> tuple[int, int] | None:
     """(width, height) of a TIFF's first page from tifffile, None when it is no readable TIFF."""
     if path.suffix.lower() not in TIFF_EXTENSIONS:
         return None
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
             page = tif.pages[0]
             return int(page.imagewidth), int(page.imagelength)
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: the caller reports Pillow's error

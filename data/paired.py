@@ -10,22 +10,32 @@ Everything that can be checked from headers is checked at start-up, and each pro
 :class:`DataError` line naming the first few files: names without a partner, sizes that
 differ within a pair, channel counts that cannot give ``--input_nc`` / ``--output_nc``.
 Files keep their bit depth (data/pixels.py); a sample mixing depths is widened to 16 bits.
+
+A sample's files are named by field as on disk, before ``--direction`` swaps the sides: ``A``
+(or ``A1``, ``A2``, ...) and ``B`` (or ``B1``, ...). A shard set (data/shard_format.py) stores
+them under these fields; its store hands the decoder a sample's files by field, where the
+folder store hands it a path. Read from shards, what the start-up checks cover (pairing,
+sizes, channels) was checked when the shards were made, and a file that contradicts the
+reading options is reported when it is decoded.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch.utils.data import Dataset
 
 from data.aligned import check_min_size
 from data.config import DataConfig
-from data.image_io import DataError, ImageStore, has_image_extension, list_files, read_header
+from data.image_io import (DataError, ImageSource, ImageStore, StoreFactory, has_image_extension, list_files,
+                           read_header)
 from data.pixels import bits_of, native_channels, read_pixels, widen
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 
 SHOWN = 3   # files named in one error line
+SIDES = ("A", "B")
 
 
 def _listing(paths: list[str]) -> str:
@@ -53,6 +63,26 @@ def side_folders(dataroot: Path, phase: str, side: str) -> list[Path]:
                     f"or {dataroot}/{phase}_{side}/)")
 
 
+def side_fields(side: str, files: list[ImageSource]) -> dict[str, ImageSource]:
+    """One side's files by field: ``A`` alone, ``A1``, ``A2``, ... when they stack."""
+    if len(files) == 1:
+        return {side: files[0]}
+    return {f"{side}{number}": f for number, f in enumerate(files, 1)}
+
+
+def fields_by_side(fields: Mapping[str, ImageSource]) -> dict[str, list[ImageSource]]:
+    """The inverse of :func:`side_fields` on both sides: each side's files in stacking order."""
+    sides: dict[str, list[tuple[int, ImageSource]]] = {side: [] for side in SIDES}
+    for field, source in fields.items():
+        if field[:1] not in sides or not (field[1:].isdigit() or field[1:] == ""):
+            raise DataError(f"{source}: field '{field}' is none of A, A1, A2, ..., B, B1, ...")
+        sides[field[:1]].append((int(field[1:] or 0), source))
+    for side, found in sides.items():
+        if not found:
+            raise DataError(f"{next(iter(fields.values()))}: the sample has no {side} file")
+    return {side: [source for _, source in sorted(found, key=lambda t: t[0])] for side, found in sides.items()}
+
+
 def files_by_stem(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in list_files(folder):
@@ -67,12 +97,35 @@ def files_by_stem(folder: Path) -> dict[str, Path]:
     return files
 
 
+def has_phase(dataroot: Path, phase: str) -> bool:
+    """Whether ``dataroot`` holds A folders for ``phase`` in either layout."""
+    try:
+        side_folders(dataroot, phase, "A")
+    except DataError:
+        return False
+    return True
+
+
+def stored_channels(dataroot: Path, phase: str) -> tuple[int, int]:
+    """(A, B) channels as the first pair on disk holds them, stacked folders added up: the counts
+    that read the set without converting anything (datasets/make_shards.py builds it so)."""
+    counts = []
+    for side in SIDES:
+        firsts = [min(files_by_stem(folder).items())[1] for folder in side_folders(dataroot, phase, side)]
+        counts.append(sum(native_channels(path) for path in firsts))
+    return counts[0], counts[1]
+
+
 class PairedDataset(Dataset):
     """Item ``{"A", "B", "A_paths", "B_paths", "A_bits", "B_bits", "A_size"}``; ``A_size`` is
     the stored (height, width), which test.py crops padded results back to."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         self.cfg = cfg
+        self.parts: dict[str, list[list[Path]]] | None = None   # folders only: per side, each row's files
+        if store is not None:
+            self.store = store(self._decode, self._check)
+            return
         sides = {s: side_folders(cfg.dataroot, cfg.phase, s) for s in ("A", "B")}
         if cfg.direction == "BtoA":
             sides = {"A": sides["B"], "B": sides["A"]}
@@ -84,8 +137,8 @@ class PairedDataset(Dataset):
             stems = stems[:cfg.max_dataset_size]
         self.parts = {s: [[m[stem] for m in listings[s]] for stem in stems] for s in ("A", "B")}
         self._check_sizes()
-        self.channels = {"A": self._check_channels("A", cfg.input_nc, "--input_nc"),
-                         "B": self._check_channels("B", cfg.output_nc, "--output_nc")}
+        self._check_channels("A", cfg.input_nc, "--input_nc")
+        self._check_channels("B", cfg.output_nc, "--output_nc")
         self._row = {parts[0]: i for i, parts in enumerate(self.parts["A"])}
         self.store = ImageStore(sides["A"][0], self._decode, self._check, skip_bad=cfg.skip_bad_images,
                                 cache=cfg.cache, files=[parts[0] for parts in self.parts["A"]])
@@ -111,8 +164,8 @@ class PairedDataset(Dataset):
         if wrong:
             raise DataError(f"pairs of different sizes (width x height): {_listing(wrong)}")
 
-    def _check_channels(self, side: str, wanted: int, option: str) -> list[int | None]:
-        """Per folder, the channels to decode to (None: the file's own), checked on every file."""
+    def _check_channels(self, side: str, wanted: int, option: str) -> None:
+        """Every file's channels, from its header, against what decoding it will need."""
         counts = [[native_channels(p) for p in parts] for parts in zip(*self.parts[side])]
         if len(counts) == 1:
             convertible = {wanted} | ({1, 3} if wanted in (1, 3) else set())
@@ -120,7 +173,7 @@ class PairedDataset(Dataset):
             if bad:
                 raise DataError(f"{self.folders[side][0]}: channel counts that cannot give {option} {wanted}: "
                                 f"{_listing(bad)}")
-            return [wanted]
+            return
         bad = []
         for row, parts in enumerate(self.parts[side]):
             total = sum(column[row] for column in counts)
@@ -129,31 +182,56 @@ class PairedDataset(Dataset):
         if bad:
             raise DataError(f"{side} folders {', '.join(str(f) for f in self.folders[side])}: channels that do "
                             f"not add up to {option} {wanted}: {_listing(bad)}")
-        return [None] * len(counts)
 
     @property
     def paths(self) -> list[Path]:
         return self.store.paths
 
-    def sample_sizes(self) -> list[tuple[int, int]]:
-        """The (height, width) each sample's tensors have, for batching by size."""
-        return [output_size(self.cfg, h, w) for h, w in self.store.sizes]
+    def sample_sizes(self) -> list[tuple[int, int]] | None:
+        """The (height, width) each sample's tensors have, for batching by size (None when the
+        store does not know its images' sizes: shards of an older format)."""
+        sizes = getattr(self.store, "sizes", None)
+        return None if sizes is None else [output_size(self.cfg, h, w) for h, w in sizes]
 
-    def _check(self, path: Path, width: int, height: int) -> None:
+    def fields(self, index: int) -> dict[str, ImageSource]:
+        """Sample ``index``'s files by field, as on disk (before --direction swaps the sides)."""
+        return self._row_fields(self._row[self.store.paths[index]])
+
+    def _row_fields(self, row: int) -> dict[str, ImageSource]:
+        assert self.parts is not None
+        network = {side: self.parts[side][row] for side in SIDES}
+        on_disk = {"A": network["B"], "B": network["A"]} if self.cfg.direction == "BtoA" else network
+        return {**side_fields("A", on_disk["A"]), **side_fields("B", on_disk["B"])}
+
+    def _check(self, path: ImageSource, width: int, height: int) -> None:
         check_min_size(self.cfg, path, width, height)
 
-    def _side(self, parts: list[Path], side: str, option: str) -> torch.Tensor:
-        images = [read_pixels(p, c, option) for p, c in zip(parts, self.channels[side])]
-        if len(images) == 1:
-            return images[0]
+    def _side(self, parts: list[ImageSource], wanted: int, option: str) -> torch.Tensor:
+        if len(parts) == 1:
+            return read_pixels(parts[0], wanted, option)
+        images = [read_pixels(p) for p in parts]   # stacked: each file's own channels
+        for part, image in zip(parts[1:], images[1:]):
+            if image.shape[-2:] != images[0].shape[-2:]:
+                raise DataError(f"{part} is {image.shape[-1]}x{image.shape[-2]}, {parts[0]} "
+                                f"{images[0].shape[-1]}x{images[0].shape[-2]}: stacked files must have one size")
+        total = sum(im.shape[0] for im in images)
+        if total != wanted:
+            raise DataError(f"{' + '.join(map(str, parts))}: stack to {total} channels, not {option} {wanted}")
         if any(bits_of(im) == 16 for im in images):
             images = [widen(im) for im in images]
         return torch.cat(images)
 
-    def _decode(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        row = self._row[path]
-        return (self._side(self.parts["A"][row], "A", "--input_nc"),
-                self._side(self.parts["B"][row], "B", "--output_nc"))
+    def _decode(self, source: Path | Mapping[str, ImageSource]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sample's (A, B) pixels from its first A file (a folder's store) or its files by field."""
+        sides = fields_by_side(self._row_fields(self._row[source]) if isinstance(source, Path) else source)
+        if self.cfg.direction == "BtoA":
+            sides = {"A": sides["B"], "B": sides["A"]}
+        a = self._side(sides["A"], self.cfg.input_nc, "--input_nc")
+        b = self._side(sides["B"], self.cfg.output_nc, "--output_nc")
+        if a.shape[-2:] != b.shape[-2:]:
+            raise DataError(f"{sides['A'][0]} is {a.shape[-1]}x{a.shape[-2]}, {sides['B'][0]} "
+                            f"{b.shape[-1]}x{b.shape[-2]}: a pair must have one size")
+        return a, b
 
     def __len__(self) -> int:
         return len(self.store)
@@ -162,7 +240,9 @@ class PairedDataset(Dataset):
         index, seed = split_key(key)
         a_pixels, b_pixels = self.store.load(index)
         a, b = augment(self.cfg, (a_pixels, b_pixels), seed)
-        path_A, path_B = self.store.paths[index], self.parts["B"][self._row[self.store.paths[index]]][0]
+        path_A = self.store.paths[index]
+        # Shards keep one name a sample: the A file's.
+        path_B = path_A if self.parts is None else self.parts["B"][self._row[path_A]][0]
         return {"A": to_signed_unit(a), "B": to_signed_unit(b), "A_paths": str(path_A), "B_paths": str(path_B),
                 "A_bits": bits_of(a_pixels), "B_bits": bits_of(b_pixels),
                 "A_size": torch.tensor(a_pixels.shape[-2:])}

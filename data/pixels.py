@@ -93,7 +93,7 @@ def _read_tiff(path: ImageSource) -> np.ndarray | None:
     import tifffile   # only TIFF files need it
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
             page = tif.pages[0]
             if page.dtype != np.uint16 and page.samplesperpixel in (1, 3, 4):
                 return None    # Pillow's path (8-bit, bilevel, float), numbers as they always were
@@ -107,7 +107,7 @@ def _read_tiff(path: ImageSource) -> np.ndarray | None:
     return np.moveaxis(array, 0, -1) if planar else array
 
 
-def _from_array(array: np.ndarray, path: Path, channels: int | None, option: str) -> torch.Tensor:
+def _from_array(array: np.ndarray, path: ImageSource, channels: int | None, option: str) -> torch.Tensor:
     if array.dtype == np.uint8:
         tensor = torch.from_numpy(np.ascontiguousarray(array)).to(torch.uint8)
     elif array.dtype in (np.uint16, np.int32, np.uint32, np.int64) and array.ndim in (2, 3):

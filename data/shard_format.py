@@ -5,7 +5,9 @@ A shard set for one phase is ``<phase>-000000.tar``, ``<phase>-000001.tar``, ...
 sample share a key (``00000042.image.jpg``), so a pair never straddles two shards. The index is
 a wids dataset description (``wids_version``, ``shardlist`` with each shard's ``nsamples``),
 which is what lets the reader (data/shards.py) fetch sample *i* directly, plus a ``pix2pix``
-section: the format version, the dataset mode the files are read as, and each sample's name.
+section: the format version, the dataset mode the files are read as, each sample's name and
+(since version 2) each sample's stored (height, width), read from the header of its first
+file, which is what batching by size needs before anything is decoded.
 
 The files are stored as they were (JPEG stays JPEG): the reader decodes them with the same
 code as the folder set, so both give the same pixels, and the shards are no larger than the
@@ -25,10 +27,11 @@ import torch
 from torch.utils.data import Dataset
 from webdataset import TarWriter
 
-from data.image_io import DataError, Decoder, ImageBlob
+from data.image_io import DataError, Decoder, ImageBlob, read_header
 from util.registry import Registry
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)   # 1: no sizes
 SECTION = "pix2pix"
 
 
@@ -61,11 +64,21 @@ def _decode_one_file(decode: Decoder, members: dict[str, ImageBlob]) -> tuple[to
     return decode(members["image"])
 
 
+def _pair_files(dataset: Any, index: int) -> dict[str, Path]:
+    return dataset.fields(index)
+
+
+def _decode_pair(decode: Decoder, members: dict[str, ImageBlob]) -> tuple[torch.Tensor, ...]:
+    return decode(members)   # type: ignore[arg-type]  # the paired decoder takes the files by field
+
+
 SHARD_LAYOUTS: Registry[ShardLayout] = Registry("shard layout (the source --dataset_mode)")
 ONE_FILE = ShardLayout(_one_file, _decode_one_file)
 SHARD_LAYOUTS.add("aligned", ONE_FILE, help="the A|B file as it is")
 SHARD_LAYOUTS.add("colorization", ONE_FILE, help="the colour photo as it is")
 SHARD_LAYOUTS.add("single", ONE_FILE, help="the input image as it is")
+SHARD_LAYOUTS.add("paired", ShardLayout(_pair_files, _decode_pair),
+                  help="each file of the pair as it is, under A (or A1, A2, ...) and B (or B1, ...)")
 
 
 @dataclass(frozen=True)
@@ -101,10 +114,10 @@ def write_shards(dataset: Dataset, mode: str, root: Path, phase: str, out_dir: P
     shutil.rmtree(staging, ignore_errors=True)   # what a killed earlier run left
     staging.mkdir()
     try:
-        shards, names = _write_tars(dataset, layout, root, phase, staging, limits)
+        shards, names, sizes = _write_tars(dataset, layout, root, phase, staging, limits)
         index = {"wids_version": 1, "name": phase, "shardlist": shards,
                  SECTION: {"format_version": FORMAT_VERSION, "dataset_mode": mode, "phase": phase,
-                           "names": names}}
+                           "names": names, "sizes": sizes}}
         (staging / index_name(phase)).write_text(json.dumps(index, indent=1) + "\n")
         for shard in shards:
             os.replace(staging / shard["url"], out_dir / shard["url"])
@@ -117,9 +130,10 @@ def write_shards(dataset: Dataset, mode: str, root: Path, phase: str, out_dir: P
 
 
 def _write_tars(dataset: Dataset, layout: ShardLayout, root: Path, phase: str, folder: Path,
-                limits: ShardLimits) -> tuple[list[dict[str, Any]], list[str]]:
+                limits: ShardLimits) -> tuple[list[dict[str, Any]], list[str], list[list[int]]]:
     shards: list[dict[str, Any]] = []
     names: list[str] = []
+    sizes: list[list[int]] = []   # (height, width)
     writer: TarWriter | None = None
     count = size = 0
     for index in range(len(dataset)):   # type: ignore[arg-type]
@@ -139,11 +153,14 @@ def _write_tars(dataset: Dataset, layout: ShardLayout, root: Path, phase: str, f
             sample[field + path.suffix.lower()] = data
             size += len(data)
         writer.write(sample)
-        names.append(_display_name(next(iter(files.values())), root))
+        first = next(iter(files.values()))
+        names.append(_display_name(first, root))
+        width, height = read_header(first)
+        sizes.append([height, width])
         count += 1
         shards[-1]["nsamples"] = count
     if writer is not None:
         writer.close()
     for shard in shards:
         shard["filesize"] = (folder / shard["url"]).stat().st_size
-    return shards, names
+    return shards, names, sizes

@@ -33,7 +33,7 @@ from data.config import DataConfig, is_url
 from data.image_io import DataError, Decoder, HeaderCheck, ImageBlob
 from data.packed import PackedSamples
 from data.registry import DATASETS
-from data.shard_format import FORMAT_VERSION, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
+from data.shard_format import READABLE_VERSIONS, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,16 @@ def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     except Exception as err:  # noqa: BLE001 - a failed download, bad JSON or a bad description
         raise DataError(f"{where}: cannot read the shard index ({_one_line(err)})") from None
     meta = description.get(SECTION)
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{where}: not a pix2pix shard index of format version {FORMAT_VERSION}")
-    if len(meta.get("names", ())) != sum(shard["nsamples"] for shard in shards):
-        raise DataError(f"{where}: the index lists {len(meta.get('names', ()))} names for "
-                        f"{sum(shard['nsamples'] for shard in shards)} samples")
+    if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
+        found = meta.get("format_version") if isinstance(meta, dict) else None
+        raise DataError(f"{where}: not a pix2pix shard index this version reads (format version {found}; "
+                        f"it reads {', '.join(map(str, READABLE_VERSIONS))})")
+    total = sum(shard["nsamples"] for shard in shards)
+    if len(meta.get("names", ())) != total:
+        raise DataError(f"{where}: the index lists {len(meta.get('names', ()))} names for {total} samples")
+    sizes = meta.get("sizes")
+    if sizes is not None and (len(sizes) != total or not all(isinstance(s, list) and len(s) == 2 for s in sizes)):
+        raise DataError(f"{where}: the index's sizes are not one (height, width) for each of its {total} samples")
     return meta, shards
 
 
@@ -109,11 +114,12 @@ def default_cache_dir() -> Path:
 
 class ShardStore:
     """What :class:`data.image_io.ImageStore` is to a folder, for a shard set: ``paths`` (each
-    sample's original name), ``len`` and ``load(index)``."""
+    sample's original name), ``sizes`` (each sample's stored (height, width); None for an index
+    of format 1, which has none), ``len`` and ``load(index)``."""
 
     def __init__(self, shards: list[dict[str, Any]], names: list[str], layout: ShardLayout,
                  decode: Decoder, check: HeaderCheck, *, cache_dir: Path, skip_bad: bool = False,
-                 cache: bool = False, limit: int | None = None) -> None:
+                 cache: bool = False, limit: int | None = None, sizes: list[list[int]] | None = None) -> None:
         self._shards = shards
         self._layout = layout
         self._decode = decode
@@ -143,6 +149,8 @@ class ShardStore:
         if not self._indices:
             raise DataError(f"{shards[0]['url']}: no usable samples in the shard set")
         self.paths = [names[i] for i in self._indices]
+        self.sizes: list[tuple[int, int]] | None = (
+            None if sizes is None else [(int(sizes[i][0]), int(sizes[i][1])) for i in self._indices])
         self._packed = PackedSamples(decoded) if cache else None
 
     def __len__(self) -> int:
@@ -204,11 +212,11 @@ def ShardDataset(cfg: DataConfig) -> Dataset:
     if mode not in SHARD_LAYOUTS.names():
         raise DataError(f"{index_location(cfg.dataroot, cfg.phase)}: made from --dataset_mode {mode}, "
                         f"which this version cannot read (it reads {', '.join(SHARD_LAYOUTS.names())})")
-    store = partial(_make_store, shards, meta["names"], SHARD_LAYOUTS.get(mode), cfg)
+    store = partial(_make_store, shards, meta["names"], meta.get("sizes"), SHARD_LAYOUTS.get(mode), cfg)
     return DATASETS.get(mode)(cfg, store=store)
 
 
-def _make_store(shards: list[dict[str, Any]], names: list[str], layout: ShardLayout, cfg: DataConfig,
-                decode: Decoder, check: HeaderCheck) -> ShardStore:
+def _make_store(shards: list[dict[str, Any]], names: list[str], sizes: list[list[int]] | None,
+                layout: ShardLayout, cfg: DataConfig, decode: Decoder, check: HeaderCheck) -> ShardStore:
     return ShardStore(shards, names, layout, decode, check, cache_dir=cfg.shard_cache or default_cache_dir(),
-                      skip_bad=cfg.skip_bad_images, cache=cfg.cache, limit=cfg.max_dataset_size)
+                      skip_bad=cfg.skip_bad_images, cache=cfg.cache, limit=cfg.max_dataset_size, sizes=sizes)

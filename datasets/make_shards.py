@@ -3,6 +3,7 @@
     python datasets/make_shards.py --dataroot datasets/facades --output shards/facades
     python datasets/make_shards.py --dataroot photos/ --dataset_mode colorization --output shards/photos \\
         --shard_mb 512 --phases train
+    python datasets/make_shards.py --dataroot scans/ --dataset_mode paired --output shards/scans
 
 Each phase (default: whichever of train, val, test --dataroot has) becomes ``<phase>-NNNNNN.tar``
 shards and the index ``<phase>.json`` in --output. The samples are taken from the dataset the
@@ -19,16 +20,23 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from data import DataConfig, DataError, create_dataset
 from data.colorization import INPUT_NC, OUTPUT_NC
+from data.paired import has_phase, stored_channels
 from data.shard_format import SHARD_LAYOUTS, ShardLimits, write_shards
 
 DEFAULT_PHASES = ("train", "val", "test")
-# The channel counts a mode insists on; the others take any, and which files make a sample
-# does not depend on them.
-MODE_CHANNELS = {"colorization": (INPUT_NC, OUTPUT_NC)}
+# (dataroot, phase) -> the channel counts a mode's set is read with here: those it insists on
+# (colorization), or those its files hold (paired: stacked folders must add up). The other modes
+# take any, and which files make a sample does not depend on them.
+MODE_CHANNELS: dict[str, Callable[[Path, str], tuple[int, int]]] = {
+    "colorization": lambda dataroot, phase: (INPUT_NC, OUTPUT_NC),
+    "paired": stored_channels,
+}
+# (dataroot, phase) -> whether the set has that phase; by default a dataroot/<phase> folder.
+MODE_PHASES: dict[str, Callable[[Path, str], bool]] = {"paired": has_phase}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,17 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_phases(dataroot: Path) -> list[str]:
-    found = [phase for phase in DEFAULT_PHASES if (dataroot / phase).is_dir()]
+def default_phases(dataroot: Path, mode: str = "aligned") -> list[str]:
+    present = MODE_PHASES.get(mode, lambda root, phase: (root / phase).is_dir())
+    found = [phase for phase in DEFAULT_PHASES if present(dataroot, phase)]
     return found or ["train"]
 
 
 def make_shards(dataroot: Path, mode: str, output: Path, phases: Sequence[str], limits: ShardLimits,
                 max_dataset_size: int | None = None, skip_bad_images: bool = False) -> dict[str, dict]:
     """Write each phase; return its index by phase."""
-    input_nc, output_nc = MODE_CHANNELS.get(mode, (3, 3))
     indexes = {}
     for phase in phases:
+        input_nc, output_nc = MODE_CHANNELS.get(mode, lambda dataroot, phase: (3, 3))(dataroot, phase)
         # 'none' checks nothing about the size: the reading run's own options decide that.
         cfg = DataConfig(dataroot=dataroot, phase=phase, input_nc=input_nc, output_nc=output_nc,
                          preprocess="none", max_dataset_size=max_dataset_size, skip_bad_images=skip_bad_images)
@@ -78,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--max_dataset_size must be positive, not {args.max_dataset_size}")
         limits = ShardLimits(max_samples=args.samples_per_shard, max_bytes=int(args.shard_mb * 2**20))
         indexes = make_shards(args.dataroot, args.dataset_mode, args.output,
-                              args.phases or default_phases(args.dataroot), limits,
+                              args.phases or default_phases(args.dataroot, args.dataset_mode), limits,
                               args.max_dataset_size, args.skip_bad_images)
     except (DataError, ValueError, OSError) as err:
         print(f"make_shards: {err}", file=sys.stderr)

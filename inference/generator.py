@@ -16,7 +16,7 @@ from torch import nn
 
 from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime
-from inference.translator import CODECS, Translator, set_inference_behaviour
+from inference.translator import CODECS, Translator, fit_after, set_inference_behaviour
 from models import MODELS
 from models.load_generator import find_generator, load_into, options_for, spec_for
 from models.networks.spec import GeneratorSpec
@@ -37,6 +37,11 @@ class LoadedGenerator:
     def translate_io(self) -> str:
         """How images become inputs and outputs become images (a key of CODECS)."""
         return MODELS.entry(self.opt.model).meta.get("translate_io", "rgb")
+
+    @property
+    def fit(self) -> str:
+        """The --fit that feeds G as its training did (reflect after --preprocess pad)."""
+        return fit_after(getattr(self.opt, "preprocess", None))
 
     @property
     def size_multiple(self) -> int:
@@ -72,7 +77,8 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     return LoadedGenerator(net, resolved, spec, saved.path, device, behaviour)
 
 
-def translator_for(loaded: LoadedGenerator, fit: str = "resize", load_size: int | None = None) -> Translator:
+def translator_for(loaded: LoadedGenerator, fit: str | None = None, load_size: int | None = None) -> Translator:
+    """``fit`` None: the checkpoint's own (:attr:`LoadedGenerator.fit`)."""
     s = loaded.spec
     return Translator(loaded.net, loaded.device, CODECS.get(loaded.translate_io), s.input_nc, s.output_nc,
-                      s.size_multiple, fit=fit, load_size=load_size)
+                      s.size_multiple, fit=fit or loaded.fit, load_size=load_size)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.translator import CODECS, Translator
+from inference.translator import CODECS, DEFAULT_FIT, FIT_MODES, Translator
 from util.errors import UserError
 
 FORMAT = "pix2pix-generator-onnx/1"
@@ -62,12 +62,14 @@ class OnnxSpec:
     translate_io: str
     norm_behaviour: str
     netG: str
+    fit: str = DEFAULT_FIT   # translate.py's --fit for it: reflect when trained with --preprocess pad
 
     def metadata(self) -> dict[str, str]:
         pre, post = PROCESSING[self.translate_io]
         return {"format": FORMAT, "input_nc": str(self.input_nc), "output_nc": str(self.output_nc),
                 "size_multiple": str(self.size_multiple), "translate_io": self.translate_io,
                 "norm_behaviour": self.norm_behaviour, "netG": self.netG, "output_range": "[-1, 1]",
+                "fit": self.fit,
                 "preprocessing": f"{pre}; height and width multiples of {self.size_multiple}: {PAD_TEXT}",
                 "postprocessing": f"{post}; crop the padding away"}
 
@@ -76,9 +78,14 @@ class OnnxSpec:
         if meta.get("format") != FORMAT:
             raise OnnxError(f"{path}: not a generator written by export.py (metadata format "
                             f"{meta.get('format')!r}, expected {FORMAT!r})")
+        # Files written before the fit was recorded have none: they get the default.
+        fit = meta.get("fit", DEFAULT_FIT)
+        if fit not in FIT_MODES:
+            raise OnnxError(f"{path}: broken pix2pix metadata (fit {fit!r} is none of "
+                            f"{', '.join(FIT_MODES.names())})")
         try:
             return cls(int(meta["input_nc"]), int(meta["output_nc"]), int(meta["size_multiple"]),
-                       CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"])
+                       CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"], fit)
         except (KeyError, ValueError) as err:
             raise OnnxError(f"{path}: broken pix2pix metadata ({err})") from None
 
@@ -175,8 +182,9 @@ class OnnxGenerator:
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: feed})[0])
 
 
-def onnx_translator(path: Path, fit: str = "resize", load_size: int | None = None) -> Translator:
+def onnx_translator(path: Path, fit: str | None = None, load_size: int | None = None) -> Translator:
+    """``fit`` None: the one the file records (reflect for a generator trained with --preprocess pad)."""
     gen = OnnxGenerator(path)
     s = gen.spec
     return Translator(gen, torch.device("cpu"), CODECS.get(s.translate_io), s.input_nc, s.output_nc,
-                      s.size_multiple, fit=fit, load_size=load_size)
+                      s.size_multiple, fit=fit or s.fit, load_size=load_size)

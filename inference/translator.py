@@ -25,7 +25,7 @@ from torch import nn
 from data.image_io import pil_to_uint8
 from data.image_ops import resize_bicubic, to_unit
 from data.padding import crop_padding, pad_to_multiple
-from data.transforms import to_signed_unit, valid_size
+from data.transforms import PREPROCESS_MODES, to_signed_unit, valid_size
 from models.batchnorm import set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
@@ -58,6 +58,20 @@ FIT_MODES.add("pad", lambda h, w, m: FitPlan(None, (math.ceil(h / m) * m - h, ma
 FIT_MODES.add("reflect", lambda h, w, m: FitPlan(None, reflect=True),
               help="reflect-pad both sides of each axis up to the next accepted size and crop the output: "
                    "no resampling, and what --preprocess pad trains with")
+
+
+DEFAULT_FIT = "resize"
+# The fit that feeds a generator as its training did, by what --preprocess did to the images.
+FIT_AFTER_PADDING = "reflect"
+FIT_HELP = (f"(default: {FIT_AFTER_PADDING} for a checkpoint trained with --preprocess pad, or an ONNX file "
+            f"exported from one; else {DEFAULT_FIT})")
+
+
+def fit_after(preprocess: str | None) -> str:
+    """The --fit for a generator trained with ``preprocess``: reflect-padded at their own size
+    (--preprocess pad), its images are fitted the same way; any other training resizes."""
+    pads = preprocess in PREPROCESS_MODES and PREPROCESS_MODES.get(preprocess).pads
+    return FIT_AFTER_PADDING if pads else DEFAULT_FIT
 
 
 def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | None) -> FitPlan:

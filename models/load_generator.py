@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from data.transforms import PREPROCESS_MODES
 from engine.checkpoint import CheckpointError, SavedGenerator
 from engine.checkpoint import find_generator as find_in_folder
 from models.networks import GENERATORS, architecture_from_options, generator_spec
@@ -54,12 +55,17 @@ def spec_for(opt: argparse.Namespace, saved: SavedGenerator) -> GeneratorSpec:
 
 def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any]:
     """Option values to use with this checkpoint: those describing its architecture (after
-    ``spec_for``'s checks), and the direction it was trained in unless typed."""
+    ``spec_for``'s checks), and the direction it was trained in unless typed; likewise
+    ``--preprocess pad``, where the run trained on padded images at their own size, which
+    inference must feed it the same way (any other preprocessing stays the command's)."""
     if saved.spec is None:
         return {}
     values = as_options(spec_for(opt, saved), "netG")
     if saved.options and "direction" in saved.options and "direction" not in _typed(opt):
         values["direction"] = saved.options["direction"]
+    trained = (saved.options or {}).get("preprocess")
+    if trained in PREPROCESS_MODES and PREPROCESS_MODES.get(trained).pads and "preprocess" not in _typed(opt):
+        values["preprocess"] = trained
     return values
 
 

@@ -64,12 +64,29 @@ def test_test_py_writes_16_bit_results_at_the_stored_size(trained: tuple[Path, P
 
 def test_translate_py_writes_16_bit_at_the_input_size(trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, ck = trained
-    out = tmp_path / "out"
-    assert translate_driver.main(["--name", "own", "--checkpoints_dir", str(ck), "--input", str(data / "A" / "test"),
-                                  "--output", str(out), "--fit", "reflect", "--gpu_ids", "-1"]) == 0
-    result = Image.open(out / "scan0.png")
+    written = {}
+    # No --fit: a checkpoint trained with --preprocess pad is fitted as --fit reflect fits it.
+    for fit in ([], ["--fit", "reflect"], ["--fit", "resize"]):
+        out = tmp_path / (fit[-1] if fit else "auto")
+        assert translate_driver.main(["--name", "own", "--checkpoints_dir", str(ck), "--input",
+                                      str(data / "A" / "test"), "--output", str(out), "--gpu_ids", "-1", *fit]) == 0
+        written[out.name] = np.asarray(Image.open(out / "scan0.png"))
+    result = Image.open(tmp_path / "auto" / "scan0.png")
     assert result.mode.startswith("I;16") and result.size == (WIDTH, HEIGHT)
     assert len(np.unique(np.asarray(result))) > 256   # more levels than 8 bits hold
+    assert np.array_equal(written["auto"], written["reflect"])
+    assert not np.array_equal(written["resize"], written["reflect"])   # a typed --fit still wins
+
+
+def test_test_py_pads_by_itself_for_a_checkpoint_trained_with_pad(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, ck = trained
+    plain = [a for a in args(data, ck) if a not in ("--preprocess", "pad")]
+    assert test_driver.main([*plain, "--results_dir", str(tmp_path / "auto")]) == 0
+    assert test_driver.main([*args(data, ck), "--results_dir", str(tmp_path / "typed")]) == 0
+    for name in ("scan0_fake_B.png", "scan1_fake_B.png"):
+        auto, padded = (np.asarray(Image.open(tmp_path / run / "own" / "test_latest" / "images" / name))
+                        for run in ("auto", "typed"))
+        assert auto.shape == (HEIGHT, WIDTH) and np.array_equal(auto, padded)
 
 
 def test_onnx_export_translates_an_odd_size_like_torch(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -88,10 +105,14 @@ def test_onnx_export_translates_an_odd_size_like_torch(trained: tuple[Path, Path
     via_torch = translator_for(load_generator(opt), fit="reflect").run(pixels)
     assert via_onnx.shape == (1, HEIGHT, WIDTH) == via_torch.shape
     assert torch.allclose(via_onnx, via_torch, atol=1e-4)
-    out = tmp_path / "out"
-    assert translate_driver.main(["--onnx", str(onnx_file), "--input", str(data / "A" / "test"), "--output", str(out),
-                                  "--fit", "reflect"]) == 0
-    assert Image.open(out / "scan0.png").size == (WIDTH, HEIGHT)
+    assert onnx_translator(onnx_file).fit == "reflect"   # recorded in the file: trained with --preprocess pad
+    written = {}
+    for fit in ([], ["--fit", "reflect"]):
+        out = tmp_path / (fit[-1] if fit else "auto")
+        assert translate_driver.main(["--onnx", str(onnx_file), "--input", str(data / "A" / "test"), "--output",
+                                      str(out), *fit]) == 0
+        written[out.name] = np.asarray(Image.open(out / "scan0.png"))
+    assert written["auto"].shape == (HEIGHT, WIDTH) and np.array_equal(written["auto"], written["reflect"])
 
 
 def test_mixed_size_training_resumes_mid_epoch_bit_identically(trained: tuple[Path, Path], tmp_path: Path) -> None:

@@ -97,3 +97,33 @@ def test_page_defaults_loopback_no_share_bounded_queue(tmp_path: Path) -> None:
         assert (ids[target], name) == (("translate" if on_button else "sketch"), trigger)
     with pytest.raises(SystemExit):
         serve.parse(["--name", "exp", "--port", "70000"])
+
+
+def test_a_checkpoint_trained_with_pad_is_served_with_reflect_fit(tmp_path: Path, monkeypatch) -> None:
+    save_ours(tmp_path / "ck" / "pad", netG="resnet_6blocks", ngf=2, norm="instance", no_dropout=True,
+              preprocess="pad")
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (45, 72, 3), dtype=np.uint8))
+    image.save(tmp_path / "odd.png")
+    handlers = []
+
+    class NoPage:
+        def launch(self, **kwargs) -> None:   # the page itself is tested in test_serve_browser.py
+            pass
+
+    def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[NoPage, dict]:
+        handlers.append(handler)
+        return NoPage(), {}
+
+    monkeypatch.setattr(serve, "build_page", build_page)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for fit in ([], ["--fit", "resize"]):
+        assert serve.main(["--name", "pad", "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1",
+                           "--port", str(port), *fit]) == 0
+    assert [h.translate.fit for h in handlers] == ["reflect", "resize"]   # a typed --fit still wins
+    assert translate.main(["--name", "pad", "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1",
+                           "--input", str(tmp_path / "odd.png"), "--output", str(tmp_path / "out"),
+                           "--fit", "reflect"]) == 0
+    shown = np.asarray(handlers[0]({"composite": image}))
+    assert shown.shape == (45, 72, 3) and np.array_equal(shown, np.asarray(Image.open(tmp_path / "out" / "odd.png")))

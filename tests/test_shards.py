@@ -62,6 +62,7 @@ def test_shard_set_gives_the_folder_samples_pixel_for_pixel(case: str, facade_sh
         shards = create_dataset("shards", DataConfig(facade_shards[mode], phase=phase, shard_cache=tmp_path,
                                                      **fields))
         assert type(shards) is type(folder)
+        assert shards.sample_sizes() == folder.sample_sizes()   # from the index, before decoding
         assert_same_samples(samples(folder), samples(shards))
 
 

@@ -222,3 +222,33 @@ def test_option_system_is_shared_with_test_serve_and_export(capsys) -> None:
     serve_opt, export_opt = serve.parse(["--name", "x", "--eval"]), export.parse(["--name", "x"])
     assert (serve_opt.eval, serve_opt.bn_eval, serve_opt.dropout) == (True, "running", None)
     assert (export_opt.eval, export_opt.bn_eval, export_opt.dropout) == (True, "running", "off")
+
+
+def test_a_checkpoint_trained_with_pad_is_fitted_by_reflect_unless_fit_is_typed(tmp_path: Path) -> None:
+    """A 72x45 image: reflect pads it to 72x48; resize would resample it to 72x44 and back."""
+    rng_image((72, 45), "RGB", 4).save(tmp_path / "odd.png")
+    save_ours(tmp_path / "ck" / "padded", preprocess="pad")
+    save_ours(tmp_path / "ck" / "cropped", preprocess="resize_and_crop")
+    runs = {"padded": [], "padded_reflect": ["--fit", "reflect"], "padded_resize": ["--fit", "resize"],
+            "cropped": [], "cropped_resize": ["--fit", "resize"]}
+    written = {}
+    for out, fit in runs.items():
+        assert run(tmp_path, "--name", out.split("_")[0], "--input", str(tmp_path / "odd.png"),
+                   "--output", str(tmp_path / out), *fit) == 0
+        written[out] = np.asarray(Image.open(tmp_path / out / "odd.png"))
+    assert written["padded"].shape == (45, 72, 3)
+    assert np.array_equal(written["padded"], written["padded_reflect"])
+    assert not np.array_equal(written["padded_resize"], written["padded_reflect"])
+    assert np.array_equal(written["cropped"], written["cropped_resize"])   # other training: resize, as before
+
+
+def test_onnx_metadata_carries_the_fit_and_older_files_resize() -> None:
+    from inference.onnx_model import OnnxError, OnnxSpec
+
+    spec = OnnxSpec(1, 1, 4, "rgb", "norm layers: eval", "resnet_6blocks", "reflect")
+    meta = spec.metadata()
+    assert meta["fit"] == "reflect" and OnnxSpec.from_metadata(meta, Path("g.onnx")) == spec
+    del meta["fit"]   # written before the fit was recorded
+    assert OnnxSpec.from_metadata(meta, Path("g.onnx")).fit == "resize"
+    with pytest.raises(OnnxError, match=r"^g\.onnx: broken pix2pix metadata \(fit 'stretch' is none of"):
+        OnnxSpec.from_metadata({**meta, "fit": "stretch"}, Path("g.onnx"))
