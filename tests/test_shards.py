@@ -19,6 +19,7 @@ from data import DataConfig, DataError, create_dataset
 from data.shard_format import ShardLimits
 from data.transforms import SampleKey, sample_seed
 from datasets.make_shards import main as make_shards_main, make_shards
+from tests.clone_env import clone_env
 from tests.pipeline_helpers import FIXTURE_FACADES, make_aligned_dataset
 from tests.shard_helpers import make_shard_set, serve_folder
 
@@ -185,6 +186,7 @@ def test_image_blob_errors_name_the_member() -> None:
 def test_make_shards_runs_as_a_script_from_anywhere(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parent.parent / "datasets" / "make_shards.py"
     done = subprocess.run([sys.executable, str(script), "--dataroot", str(FIXTURE_FACADES), "--output", "out",
-                           "--phases", "test"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                           "--phases", "test"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=clone_env())
     assert done.returncode == 0, done.stderr
     assert "test: 3 samples in 1 shard" in done.stdout and (tmp_path / "out" / "test.json").is_file()
