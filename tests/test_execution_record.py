@@ -122,3 +122,20 @@ def test_train_opt_shows_the_resolved_value_beside_the_requested_one() -> None:
     assert "                      amp: auto -> bf16 (decided by --amp auto)\n" in text
     assert "                 omp_wait: PASSIVE (auto)\n" in text
     assert format_options(opt).count("->") == 0
+
+
+def test_a_resume_of_an_fp16_run_gets_its_loss_scalers_back(tmp_path: Path) -> None:
+    """The recorded precision is taken before the checkpoint loads, so the scalers it needs
+    exist to receive their saved state: the resumed run's scalers go on as the uninterrupted
+    run's do (their growth counters would restart otherwise)."""
+    import train as train_script
+    from tests.test_execution_resume import argv
+    from tests.test_ddp import write_pairs
+    pairs = write_pairs(tmp_path / "pairs", n=4, side=32)
+    assert train_script.main([*argv(pairs, tmp_path, "full", "--max_steps", "3"), "--amp", "fp16"]) == 0
+    assert train_script.main([*argv(pairs, tmp_path, "cut", "--max_steps", "1"), "--amp", "fp16"]) == 0
+    assert train_script.main(argv(pairs, tmp_path, "cut", "--max_steps", "3", "--continue_train")) == 0
+    full, cut = (torch.load(tmp_path / name / "latest.pt", weights_only=True) for name in ("full", "cut"))
+    assert cut["execution"]["amp"] == "fp16" and set(cut["scalers"]) == {"G", "D"}
+    torch.testing.assert_close(cut["scalers"], full["scalers"], rtol=0, atol=0)
+    torch.testing.assert_close(cut["nets"], full["nets"], rtol=0, atol=0)
