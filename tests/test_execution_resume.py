@@ -79,10 +79,10 @@ def test_a_resume_on_a_busier_machine_reuses_the_recorded_choice_and_ends_bit_id
     shutil.copytree(tmp_path / "cut", tmp_path / "typed")   # for the override below
     # Another machine's load and an empty probe cache: a fresh decision would be fp32, PASSIVE.
     log = under_load(BUSY, "none", tmp_path / "cache2", argv(pairs, tmp_path, "cut", "--continue_train"))
+    assert_same_training(weights(tmp_path / "cut" / "latest.pt"), quiet_run)
+    assert not (tmp_path / "cache2" / CACHE_FILE).exists()   # no probe ran
     assert "precision bf16, as the checkpoint records (decided by --amp auto); not decided again" in log
     assert "OpenMP wait PASSIVE here, default in the checkpoint" in log
-    assert not (tmp_path / "cache2" / CACHE_FILE).exists()   # no probe ran
-    assert_same_training(weights(tmp_path / "cut" / "latest.pt"), quiet_run)
     # The record names the precision kept and the waiting of the process that wrote the file.
     resumed = {"amp": "bf16", "amp_source": "--amp auto", "omp_wait": "PASSIVE"}
     assert recorded(tmp_path / "cut" / "latest.pt") == resumed
