@@ -67,6 +67,8 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     model = create_model(opt, runtime)
     net_G = unwrap(model.nets["G"])
     load_into(net_G, saved)
+    if saved.execution is not None:  # e.g. "trained in bf16 (decided by --amp auto), OpenMP wait PASSIVE"
+        log.info("%s", saved.execution.describe())
 
     if opt.eval and opt.bn_eval == "precise":
         # Population statistics over training images, seen as at test time (no flips, no dropout).

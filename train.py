@@ -30,13 +30,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
-from engine.checkpoint import (AUTO, CheckpointError, auto_resume_label, existing_checkpoints, iter_label, load_label,
-                               reference_files, remove_stray_temporaries, resume_training)
+from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, iter_label,
+                               load_label, reference_files, remove_stray_temporaries, resume_training)
 from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
                                 mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
 from engine.rng import seed_everything
-from engine.amp_auto import choose_auto_amp
+from engine.execution import resolved_options, settle_execution
 from engine.speed import apply_backend_settings, backend_settings_from
 from engine.saver import Saver
 from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
@@ -91,26 +91,33 @@ def load_data(opt: Options, runtime: Runtime) -> tuple[Dataset, DataLoader]:
     return dataset, loader
 
 
-def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path) -> tuple[TrainState, bool]:
+def start_state(opt: Options, runtime: Runtime, model: BaseModel,
+                exp_dir: Path) -> tuple[TrainState, bool, Execution]:
     """Resume (``--continue_train``, or ``auto`` when there is something to resume) or start fresh;
-    returns the counters and whether they were resumed."""
+    returns the counters, whether they were resumed, and the precision and OpenMP waiting the run
+    trains with (a resume's from its checkpoint, engine/execution.py)."""
     label = load_label(opt)
     if opt.continue_train == AUTO:
         label = auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
+    settled: list[Execution] = []
+
+    def settle(recorded: Execution | None) -> None:
+        settled.append(settle_execution(opt, model, runtime.device, recorded))
     if opt.continue_train and label is not None:
-        state = resume_training(exp_dir, label, model, opt, runtime.rank, runtime.world_size)
+        state = resume_training(exp_dir, label, model, opt, runtime.rank, runtime.world_size, on_execution=settle)
         log.info("resumed from %s at epoch %d, step %d", label, state.epoch, state.step)
-        return state, True
+        return state, True, settled[0]
     if existing_checkpoints(exp_dir) and not opt.overwrite:
         raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "
                               "--overwrite to start again, or choose another --name")
     # Dropout and the loader differ per process; the weights do not (seeded before the model).
     seed_everything(opt.seed + runtime.rank)
-    return TrainState(epoch=opt.epoch_count), False
+    settle(None)   # --amp auto: measured (on copies, random streams restored), cached
+    return TrainState(epoch=opt.epoch_count), False, settled[0]
 
 
 def prepare_folder(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path, resumed: bool,
-                   dataset: Dataset, loader: DataLoader) -> None:
+                   dataset: Dataset, loader: DataLoader, execution: Execution) -> None:
     if not runtime.is_main:
         return
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +127,7 @@ def prepare_folder(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Pa
         # rather than appending to a previous run's.
         (exp_dir / "loss_log.jsonl").unlink(missing_ok=True)
         shutil.rmtree(exp_dir / "web", ignore_errors=True)
-    (exp_dir / "train_opt.txt").write_text(format_options(opt))
+    (exp_dir / "train_opt.txt").write_text(format_options(opt, resolved_options(execution)))
     log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
              runtime.world_size, opt.batch_size)
     for line in model.describe():
@@ -189,17 +196,16 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
-    model.amp = choose_auto_amp(opt, model, model.amp, runtime.device)  # --amp auto: measured, cached
-    state, resumed = start_state(opt, runtime, model, exp_dir)
+    state, resumed, execution = start_state(opt, runtime, model, exp_dir)
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.
     model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
-    prepare_folder(opt, runtime, model, exp_dir, resumed, dataset, loader)
+    prepare_folder(opt, runtime, model, exp_dir, resumed, dataset, loader, execution)
 
     with ExitStack() as cleanup:
         reporter = build_reporter(opt, exp_dir, enabled=runtime.is_main)  # every display, main process only
         cleanup.callback(reporter.close)
-        saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()))
+        saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()), execution)
         run = Run(opt, runtime, exp_dir, loader, reporter, saver)
         losses: dict[str, torch.Tensor] = {}
         while state.epoch <= run.last_epoch:

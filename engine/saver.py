@@ -14,17 +14,20 @@ import torch
 from engine.distributed import Runtime, barrier, gather_to_all, mean_across_ranks
 from engine.rng import capture_rng_state
 from engine.stop import StopRequest, TrainingStopped, agreed_stop, signal_name
-from engine.checkpoint import save_training
+from engine.checkpoint import Execution, save_training
 from engine.train_state import TrainState, check_finite, check_finite_weights
 
 log = logging.getLogger("train")
 
 
 class Saver:
-    """``model`` below is the training model: its ``nets`` and ``state_dict()`` are saved."""
+    """``model`` below is the training model: its ``nets`` and ``state_dict()`` are saved, with
+    ``execution`` (the precision and OpenMP waiting it trains with)."""
 
-    def __init__(self, opt: argparse.Namespace, runtime: Runtime, exp_dir: Path, stop: StopRequest) -> None:
+    def __init__(self, opt: argparse.Namespace, runtime: Runtime, exp_dir: Path, stop: StopRequest,
+                 execution: Execution) -> None:
         self.opt, self.runtime, self.exp_dir, self.stop = opt, runtime, exp_dir, stop
+        self.execution = execution
         self.latest_at_step = -1  # no second save of 'latest' for the same step
 
     def save(self, model: Any, state: TrainState, label: str, losses: Mapping[str, torch.Tensor]) -> None:
@@ -35,7 +38,7 @@ class Saver:
         check_finite_weights(model.nets, state.step)
         rng_per_rank = gather_to_all(capture_rng_state(), self.runtime)
         if self.runtime.is_main:
-            save_training(self.exp_dir, label, model, state, self.opt, rng_per_rank)
+            save_training(self.exp_dir, label, model, state, self.opt, self.execution, rng_per_rank)
         barrier(self.runtime)
         if label == "latest":
             self.latest_at_step = state.step

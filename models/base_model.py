@@ -101,10 +101,17 @@ class BaseModel:
         memo = {id(self.opt): self.opt, id(self.runtime): self.runtime}
         twin = copy.copy(self)
         twin.__dict__.update(copy.deepcopy(attributes, memo))
-        twin.amp = amp
-        scalers = {name: make_grad_scaler(self.device, amp) for name in twin.optimizers}
-        twin.scalers = {name: s for name, s in scalers.items() if s is not None}
+        twin.set_amp(amp)
         return twin
+
+    def set_amp(self, amp: str) -> None:
+        """Train in ``amp`` from here on, with fresh loss scalers where it needs them (one per
+        optimizer: an overflow in one network must skip that network's step only). A resume
+        calls this before loading the checkpoint, whose scaler states then replace the fresh ones."""
+        self.amp = resolve_amp(amp, self.device)
+        check_amp_supported(self.device, self.amp)
+        scalers = {name: make_grad_scaler(self.device, self.amp) for name in self.optimizers}
+        self.scalers = {name: s for name, s in scalers.items() if s is not None}
 
     # -- wrapping -------------------------------------------------------------------------
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:

@@ -15,7 +15,6 @@ from models.image_pool import ImagePool
 from models.l1_terms import l1_term
 from models.losses import GAN_LOSSES, gradient_penalty
 from engine.distributed import Runtime, unwrap
-from engine.speed import make_grad_scaler
 
 
 class Pix2PixModel(BaseModel):
@@ -37,10 +36,8 @@ class Pix2PixModel(BaseModel):
         self.ema = WeightAverage(unwrap(self.net_G), ema_decay) if ema_decay > 0 else None
         self.fake_pool = ImagePool(opt.pool_size, torch.Generator().manual_seed(opt.seed))
         self.optimizers = {"G": self.make_adam(self.net_G), "D": self.make_adam(self.net_D)}
-        # One scaler per optimizer: G's and D's gradients differ in size by orders of magnitude,
-        # and an overflow in one network must skip that network's step only.
-        scalers = {name: make_grad_scaler(self.device, self.amp) for name in self.optimizers}
-        self.scalers = {name: s for name, s in scalers.items() if s is not None}
+        # One scaler per optimizer: G's and D's gradients differ in size by orders of magnitude.
+        self.set_amp(self.amp)
         self.make_schedulers()
 
     def forward(self) -> None:

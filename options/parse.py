@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -109,12 +109,17 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
     return opt.freeze()
 
 
-def format_options(opt: Options) -> str:
+def format_options(opt: Options, resolved: Mapping[str, str] | None = None) -> str:
     """The options in force, one per line (train_opt.txt); those typed on the command line are
-    marked, the others came from defaults (per model, demo, or the parser's own)."""
+    marked, the others came from defaults (per model, demo, or the parser's own). ``resolved``:
+    what a requested value turned into at run time (``amp: auto -> bf16 ...``), shown beside it;
+    a key that is no option (how OpenMP threads wait) gets a line of its own."""
     typed = set(getattr(opt, "explicit", ()))
+    resolved = dict(resolved or {})
+    values = {**{key: value for key, value in resolved.items() if key not in opt.as_dict()}, **opt.as_dict()}
     lines = ["----------------- Options ---------------"]
-    for key, value in sorted(opt.as_dict().items()):
-        lines.append(f"{key:>25}: {value}" + ("   (typed)" if key in typed else ""))
+    for key, value in sorted(values.items()):
+        shown = f"{value} -> {resolved[key]}" if key in resolved and key in opt.as_dict() else value
+        lines.append(f"{key:>25}: {shown}" + ("   (typed)" if key in typed else ""))
     lines.append("----------------- End -------------------")
     return "\n".join(lines) + "\n"

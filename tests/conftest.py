@@ -19,7 +19,7 @@ set_omp_wait_policy()
 
 # --amp auto (train.py's default) times bf16 against fp32 before training; under test the
 # answer must not depend on the machine's load: the rule before issue 15 (bf16 where native).
-# tests/test_speed_auto_amp.py measures with fake clocks instead.
+# tests/test_speed_auto_amp.py measures with fake clocks instead; tests/test_execution_ddp.py runs it unpinned.
 os.environ.setdefault("PIX2PIX_AMP_AUTO", "native")
 
 from engine.launch import free_loopback_port  # noqa: E402  (imports torch: after the policy above)

@@ -7,6 +7,7 @@ another CPU (on the machine that wrote them the results are bit-identical).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from inference.generator import load_generator
 from models.networks import architecture_from_options
 from options.inference import parse_inference_options
 from tests.test_ddp import write_pairs
+from util.omp_env import wait_policy
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints_v1"
 EXPECTED = torch.load(FIXTURES / "v1_expected.pt", weights_only=True)
@@ -69,10 +71,13 @@ def test_a_version_1_checkpoint_resumes_as_before_and_is_saved_in_the_current_fo
     assert saved["state"] == expected["state"]
     torch.testing.assert_close(saved["nets"], expected["nets"], **TOLERANCE)
     assert saved["format"] == FULL_FORMAT and saved["specs"]["G"] == SPEC_G
+    # The fixture's options say --amp none: kept, and now recorded with this process's waiting.
+    assert saved["execution"] == {"amp": "none", "amp_source": "--amp none", "omp_wait": wait_policy(os.environ)}
     assert saved["specs"]["D"] == {"family": "patchgan", "name": "basic",
                                    "fields": {"input_nc": 2, "ndf": 1, "norm": "batch", "n_layers": 3}}
     generator = torch.load(tmp_path / "ck" / "v1" / "latest_net_G.pt", weights_only=True)
     assert generator["format"] == GENERATOR_FORMAT and generator["spec"] == SPEC_G
+    assert generator["execution"] == saved["execution"]
 
 
 def test_resuming_a_version_1_checkpoint_with_another_width_is_one_line(

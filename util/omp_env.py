@@ -58,6 +58,15 @@ def choose_omp_wait(env: Mapping[str, str], busy: Callable[[], float], cpus: int
     return {}
 
 
+def wait_policy(env: Mapping[str, str]) -> str:
+    """How OpenMP threads wait in a process started with ``env``, as checkpoints record it:
+    OMP_WAIT_POLICY's value (PASSIVE, ACTIVE) and the other waiting variables set, else
+    ``default`` (libgomp's bounded spin)."""
+    parts = [env["OMP_WAIT_POLICY"].upper()] if "OMP_WAIT_POLICY" in env else []
+    parts += [f"{key}={env[key]}" for key in USER_KEYS[1:] if key in env]
+    return " ".join(parts) or "default"
+
+
 def others_running(stat_path: str = "/proc/stat", reads: int = 5, interval_s: float = 0.01,
                    sleep: Callable[[float], None] = time.sleep) -> float | None:
     """Runnable tasks other than this process right now (the median of ``reads`` reads of

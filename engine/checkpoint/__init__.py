@@ -10,13 +10,13 @@
 from engine.checkpoint.files import (PAUSE_IN_SAVE_ENV, CheckpointError, existing_checkpoints, full_path,
                                      generator_path, iter_label, load_file, load_label, reference_paths,
                                      remove_stray_temporaries, save_atomic)
-from engine.checkpoint.format import (FORMAT_VERSION, FULL_FORMAT, GENERATOR_FORMAT, options_dict, save_training,
-                                      write_generator)
+from engine.checkpoint.format import (FORMAT_VERSION, FULL_FORMAT, GENERATOR_FORMAT, UNRECORDED, Execution,
+                                      options_dict, save_training, write_generator)
 from engine.checkpoint.generator import SavedGenerator, find_generator
 from engine.checkpoint.resume import AUTO, auto_resume_label, reference_files, resume_training
 
 __all__ = ["AUTO", "FORMAT_VERSION", "FULL_FORMAT", "GENERATOR_FORMAT", "PAUSE_IN_SAVE_ENV", "CheckpointError",
-           "SavedGenerator", "auto_resume_label", "existing_checkpoints", "find_generator", "full_path",
+           "Execution", "SavedGenerator", "UNRECORDED", "auto_resume_label", "existing_checkpoints", "find_generator", "full_path",
            "generator_path", "iter_label", "load_file", "load_label", "options_dict", "reference_files",
            "reference_paths", "remove_stray_temporaries", "resume_training", "save_atomic", "save_training",
            "write_generator"]

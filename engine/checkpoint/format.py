@@ -2,22 +2,25 @@
 
 Two kinds of file, each written and read here:
 
-- full (``<label>.pt``, format ``pix2pix-app/full/2``): ``specs`` (each network's architecture
+- full (``<label>.pt``, format ``pix2pix-app/full/3``): ``specs`` (each network's architecture
   spec as plain values, models/networks/spec.py), the model's state (``nets``, ``optimizers``,
   ``schedulers``, ``scalers``, and per model e.g. ``image_pool``, ``ema``), the counters
-  (``state``), every process's RNG streams, and the ``options`` the run was started with.
-- generator (``<label>_net_G.pt``, format ``pix2pix-app/G/2``): ``spec`` (G's), ``net_G`` (its
-  weights) and ``options``.
+  (``state``), every process's RNG streams, the ``options`` the run was started with, and
+  ``execution`` (:class:`Execution`: the precision the weights were trained in, what decided it,
+  and how OpenMP threads waited).
+- generator (``<label>_net_G.pt``, format ``pix2pix-app/G/3``): ``spec`` (G's), ``net_G`` (its
+  weights), ``options`` and ``execution``.
 
-Version 1 files (``.../full/1``, ``.../G/1``) kept only the options; they are upgraded on
-reading: the caller hands down ``specs_of_options`` (the model layer's parser, which the engine
-may not import), which turns their options into specs. Only the format string and the specs
-change, so a version 1 file resumes bit-exactly.
+Older files are upgraded on reading. Version 1 (``.../full/1``, ``.../G/1``) kept only the
+options: the caller hands down ``specs_of_options`` (the model layer's parser, which the engine
+may not import), which turns their options into specs. Versions 1 and 2 have no ``execution``:
+it is filled from their options where those say it (a typed ``--amp none|bf16|fp16``) and is
+``not recorded`` elsewhere. Only these fields change, so an older file resumes bit-exactly.
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,14 +30,46 @@ from engine.checkpoint.files import CheckpointError, full_path, generator_path, 
 from engine.rng import capture_rng_state
 from engine.train_state import TrainState
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FULL_FORMAT = f"pix2pix-app/full/{FORMAT_VERSION}"
 GENERATOR_FORMAT = f"pix2pix-app/G/{FORMAT_VERSION}"
 # Earlier versions this program still reads, by kind.
-OLDER_FORMATS = {"full": ("pix2pix-app/full/1",), "G": ("pix2pix-app/G/1",)}
+OLDER_FORMATS = {kind: tuple(f"pix2pix-app/{kind}/{v}" for v in range(1, FORMAT_VERSION)) for kind in ("full", "G")}
 CURRENT = {"full": FULL_FORMAT, "G": GENERATOR_FORMAT}
+UNRECORDED = "not recorded"
 
 SpecsOfOptions = Callable[[Mapping[str, Any]], dict[str, dict]]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run's weights were computed, beyond its options: ``--amp auto`` and the OpenMP
+    waiting are decided from the machine as a process starts, so the options alone do not say."""
+    amp: str          # the precision trained in: none, bf16 or fp16
+    amp_source: str   # what decided it: "--amp auto", "--amp bf16", "--amp auto, pinned by ..."
+    omp_wait: str     # how the writing process's OpenMP threads waited: PASSIVE, ACTIVE, default, ...
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Execution:
+        return cls(str(record["amp"]), str(record["amp_source"]), str(record["omp_wait"]))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Execution:
+        """What the options of a file written before ``execution`` existed say: a typed mode is
+        certain; ``auto`` was decided at run time and not kept."""
+        amp = str(options.get("amp", "none"))  # files from before --amp trained in fp32
+        if amp == "auto":
+            return cls(UNRECORDED, "--amp auto, in a file from before the choice was recorded", UNRECORDED)
+        return cls(amp, f"--amp {amp}", UNRECORDED)
+
+    def describe(self) -> str:
+        """``trained in bf16 (decided by --amp auto), OpenMP wait PASSIVE``"""
+        if self.amp == UNRECORDED:
+            return f"precision {UNRECORDED} ({self.amp_source}), OpenMP wait {self.omp_wait}"
+        return f"trained in {self.amp} (decided by {self.amp_source}), OpenMP wait {self.omp_wait}"
 
 
 def options_dict(opt: argparse.Namespace) -> dict:
@@ -52,13 +87,19 @@ def options_dict(opt: argparse.Namespace) -> dict:
     return out
 
 
-def write_generator(path: Path, net_state: Mapping[str, torch.Tensor], spec: dict, options: dict) -> None:
-    save_atomic({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options}, path)
+def write_generator(path: Path, net_state: Mapping[str, torch.Tensor], spec: dict, options: dict,
+                    execution: Execution | None = None) -> None:
+    """``execution`` None: a generator not trained by this program's loop (a test's, an
+    export's), for which the options say what there is to say."""
+    execution = execution or Execution.from_options(options)
+    save_atomic({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options,
+                 "execution": execution.as_dict()}, path)
 
 
 def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt: argparse.Namespace,
-                  rng_per_rank: list[dict] | None = None) -> None:
-    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (G's spec, weights, options).
+                  execution: Execution, rng_per_rank: list[dict] | None = None) -> None:
+    """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (G's spec, weights, options),
+    both with ``execution``.
 
     ``model`` gives ``specs`` and ``state_dict()``; ``rng_per_rank`` holds every process's RNG
     streams (dropout differs per rank), so that a resume with the same number of processes
@@ -66,10 +107,11 @@ def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt:
     options, specs = options_dict(opt), model.specs
     rng_per_rank = rng_per_rank or [capture_rng_state()]
     payload = {"format": FULL_FORMAT, "specs": specs, "state": asdict(state), "world_size": len(rng_per_rank),
-               "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options, **model.state_dict()}
+               "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options,
+               "execution": execution.as_dict(), **model.state_dict()}
     writes = ((full_path(exp_dir, label), lambda p: save_atomic(payload, p)),
               (generator_path(exp_dir, label), lambda p: write_generator(p, payload["nets"]["G"], specs["G"],
-                                                                         options)))
+                                                                         options, execution)))
     for path, write in writes:
         try:
             write(path)
@@ -88,19 +130,19 @@ def kind_of(ckpt: Mapping[str, Any]) -> str | None:
 
 
 def upgrade(ckpt: dict, path: Path, specs_of_options: SpecsOfOptions) -> dict:
-    """``ckpt`` in the current format: a version 1 file gets the specs its options describe."""
+    """``ckpt`` in the current format: a version 1 file gets the specs its options describe,
+    versions 1 and 2 the execution their options tell (:meth:`Execution.from_options`)."""
     kind = kind_of(ckpt)
     if kind is None or ckpt["format"] == CURRENT[kind]:
         return ckpt
-    try:
-        specs = specs_of_options(ckpt["options"])
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: its options do not name a known network ({err})") from None
-    upgraded = {**ckpt, "format": CURRENT[kind]}
-    if kind == "full":
-        upgraded["specs"] = specs
-    else:
-        upgraded["spec"] = specs["G"]
+    upgraded = {**ckpt, "format": CURRENT[kind], "execution": Execution.from_options(ckpt["options"]).as_dict()}
+    spec_key = "specs" if kind == "full" else "spec"
+    if spec_key not in ckpt:   # version 1
+        try:
+            specs = specs_of_options(ckpt["options"])
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: its options do not name a known network ({err})") from None
+        upgraded[spec_key] = specs if kind == "full" else specs["G"]
     return upgraded
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from engine.checkpoint.files import CheckpointError, full_path, generator_path, load_file, reference_paths
-from engine.checkpoint.format import SpecsOfOptions, kind_of, upgrade
+from engine.checkpoint.format import Execution, SpecsOfOptions, kind_of, upgrade
 
 
 @dataclass
@@ -24,6 +24,7 @@ class SavedGenerator:
     spec: dict[str, Any] | None        # G's spec; None: a reference checkpoint, which stores none
     options: dict[str, Any] | None     # the options of the run that trained it (None: reference)
     ema: bool = False                  # the weights are the moving average (--ema_decay), not G's own
+    execution: Execution | None = None  # precision and OpenMP waiting it was trained with (None: reference)
 
     @property
     def is_reference(self) -> bool:
@@ -34,8 +35,10 @@ def _from_full(path: Path, ckpt: dict, use_ema: bool) -> SavedGenerator:
     # The moving average lives in the full checkpoint only (models/pix2pix_model.py's
     # state_dict: ema -> G -> net), next to the trained G.
     if use_ema and "ema" in ckpt:
-        return SavedGenerator(path, ckpt["ema"]["G"]["net"], ckpt["specs"]["G"], ckpt["options"], ema=True)
-    return SavedGenerator(path, ckpt["nets"]["G"], ckpt["specs"]["G"], ckpt["options"])
+        return SavedGenerator(path, ckpt["ema"]["G"]["net"], ckpt["specs"]["G"], ckpt["options"], ema=True,
+                              execution=Execution.from_dict(ckpt["execution"]))
+    return SavedGenerator(path, ckpt["nets"]["G"], ckpt["specs"]["G"], ckpt["options"],
+                          execution=Execution.from_dict(ckpt["execution"]))
 
 
 def _read(path: Path, kind: str, specs_of_options: SpecsOfOptions) -> dict | None:
@@ -57,7 +60,8 @@ def find_generator(exp_dir: Path, label: str, specs_of_options: SpecsOfOptions,
                 full = _read(ours_full, "full", specs_of_options)
                 if full is not None and "ema" in full:
                     return _from_full(ours_full, full, use_ema=True)
-            return SavedGenerator(ours_g, ckpt["net_G"], ckpt["spec"], ckpt["options"])
+            return SavedGenerator(ours_g, ckpt["net_G"], ckpt["spec"], ckpt["options"],
+                                  execution=Execution.from_dict(ckpt["execution"]))
     if ours_full.is_file():
         full = _read(ours_full, "full", specs_of_options)
         if full is not None:

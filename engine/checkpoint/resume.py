@@ -11,9 +11,10 @@ import logging
 from pathlib import Path
 
 import argparse
+from typing import Callable
 
 from engine.checkpoint.files import CheckpointError, full_path, iter_label, load_file, reference_paths
-from engine.checkpoint.format import is_full_checkpoint, kind_of, upgrade
+from engine.checkpoint.format import Execution, is_full_checkpoint, kind_of, upgrade
 from engine.rng import restore_rng_state, seed_everything
 from engine.train_state import TrainState
 
@@ -85,7 +86,8 @@ def reference_files(exp_dir: Path, label: str) -> tuple[Path, Path] | None:
 
 
 def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0,
-                    world_size: int = 1) -> TrainState:
+                    world_size: int = 1,
+                    on_execution: Callable[[Execution | None], None] | None = None) -> TrainState:
     """Load a full checkpoint into ``model`` and return the counters to go on from.
 
     ``model`` hands down what the engine may not import: ``architecture_from_options`` (the
@@ -94,9 +96,15 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     with, each rank gets its own RNG streams back and resumes at its exact sample. With another
     number, rank r restarts its streams from (seed, rank, step) and the position inside the
     epoch is rebased on the samples already taken by all processes (the rest of that epoch is
-    then sharded differently)."""
+    then sharded differently).
+
+    ``on_execution`` gets the checkpoint's recorded precision and OpenMP waiting (None for the
+    reference's files, which record none) before its state is loaded, so that the model can
+    take that precision, and make the loss scalers it needs, first."""
     path = full_path(exp_dir, label)
     if not path.is_file() and reference_files(exp_dir, label):
+        if on_execution is not None:
+            on_execution(None)
         return resume_from_reference(exp_dir, label, model, opt, rank)
     if not path.is_file():
         saved = sorted(p.stem for p in exp_dir.glob("*.pt") if "_net_" not in p.name)
@@ -114,6 +122,8 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     problem = model.architecture_mismatch(ckpt["specs"])
     if problem:
         raise CheckpointError(f"{path}: {problem}")
+    if on_execution is not None:
+        on_execution(Execution.from_dict(ckpt["execution"]))
     try:
         model.load_state_dict(ckpt)
     except (RuntimeError, KeyError, ValueError) as err:
