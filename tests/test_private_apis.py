@@ -1,12 +1,17 @@
-"""The four private APIs the project relies on, each read in one small function, fail here
-loudly when a release of their library changes them (instead of silently misbehaving):
+"""The private APIs the project relies on, each used in one small place, fail here loudly when
+a release of their library changes them (instead of silently misbehaving):
 
 - visdom's ``Visdom._handle_post`` (reporting/visdom_client.py: a timeout on every request);
 - argparse's ``ArgumentParser._actions`` (options/parse.py: the names of a parser's options);
 - ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (engine/speed.py: bf16 on the CPU);
 - ``torch.ops.aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
   ``slow_conv_transpose2d`` (models/networks/conv.py: torch's native convolution kernels,
-  picked per call instead of by the process-wide oneDNN switch).
+  picked per call instead of by the process-wide oneDNN switch);
+- argparse's ``HelpFormatter._split_lines`` (options/base.py: help texts keep their line breaks)
+  and ``argparse._ArgumentGroup`` (the type of the group every ``add_*_options`` fills);
+- torch's ``Module._load_from_state_dict`` (models/batchnorm.py: old BatchNorm files load),
+  ``nn.modules.batchnorm._BatchNorm`` (models/batchnorm.py: native layers that ignore
+  ``--bn_eval``) and ``_orig_mod`` of a torch.compile'd module (engine/distributed.py: unwrap).
 """
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ import torch
 import visdom
 
 import reporting.visdom_client as visdom_client
+from engine.distributed import unwrap
 from engine.speed import onednn_bf16_supported
+from models.batchnorm import set_bn_eval_mode
+from options.base import HelpFormatter
 from options.parse import build_parser, explicit_options, option_names
 
 
@@ -78,6 +86,21 @@ def test_explicit_options_are_exactly_the_typed_ones():
     assert parser.parse_args([]).ngf == 64 and explicit_options(parser, []) == []
 
 
+def test_help_formatter_still_splits_help_through_split_lines():
+    hook = inspect.signature(argparse.HelpFormatter._split_lines)
+    assert list(hook.parameters) == ["self", "text", "width"]
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter)
+    parser.add_argument("--pick", default="a", help="one of:\n  a: the first\n  b: the second")
+    lines = [line.strip() for line in parser.format_help().splitlines()]
+    # Stock argparse would join the three parts into one paragraph.
+    assert "a: the first" in lines and any(line.startswith("b: the second") for line in lines)
+
+
+def test_argument_groups_are_still_argument_group_objects():
+    group = argparse.ArgumentParser().add_argument_group("g")
+    assert type(group) is argparse._ArgumentGroup and hasattr(group, "add_argument")
+
+
 # -- torch --------------------------------------------------------------------------------------
 def test_onednn_bf16_check_is_still_there():
     assert hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported")
@@ -115,3 +138,24 @@ def test_the_native_convolution_operators_keep_their_schemas():
         torch.backends.mkldnn.enabled = previous
     assert torch.equal(aten._slow_conv2d_forward(x, w, [4, 4], b, [2, 2], [1, 1]), down)
     assert torch.equal(aten.slow_conv_transpose2d(down, w, [4, 4], b[:0].new_zeros(8), [2, 2], [1, 1]), up)
+
+
+def test_module_still_loads_state_through_load_from_state_dict():
+    hook = inspect.signature(torch.nn.Module._load_from_state_dict)
+    assert list(hook.parameters) == ["self", "state_dict", "prefix", "local_metadata", "strict", "missing_keys",
+                                     "unexpected_keys", "error_msgs"]
+    assert "_load_from_state_dict(" in inspect.getsource(torch.nn.Module.load_state_dict)
+
+
+def test_native_batch_norms_still_share_the_private_base_class(caplog):
+    base = torch.nn.modules.batchnorm._BatchNorm
+    assert all(issubclass(cls, base) for cls in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d))
+    with caplog.at_level("WARNING"):
+        assert set_bn_eval_mode(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), "batch") == 0
+    assert "1 native torch BatchNorm layer(s) ignore --bn_eval batch" in caplog.text
+
+
+def test_a_compiled_module_still_keeps_the_plain_one_as_orig_mod():
+    net = torch.nn.Linear(2, 2)
+    compiled = torch.compile(net)   # lazy: nothing is compiled before the first call
+    assert compiled._orig_mod is net and unwrap(compiled) is net
