@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from models.networks.checkpointing import run_stage
 from models.networks.spec import GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
@@ -50,11 +51,15 @@ class ResnetGenerator(nn.Module):
                           norm.make(ngf * m // 2), nn.ReLU(True))
             for m in (4, 2))
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh())
+        self.grad_checkpoint = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.named_stages().values():
-            x = stage(x)
+            x = run_stage(stage, x, self.grad_checkpoint)
         return x
+
+    def set_grad_checkpoint(self, enabled: bool) -> None:
+        self.grad_checkpoint = enabled
 
     def named_stages(self) -> dict[str, nn.Module]:
         stages: dict[str, nn.Module] = {"stem": self.stem}

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from models.networks.checkpointing import run_stage
 from models.networks.conv import Conv2d, ConvTranspose2d
 from models.networks.spec import Flag, GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
@@ -63,13 +64,16 @@ class UnetLevel(nn.Module):
             if dropout:
                 up.append(nn.Dropout(0.5))
         self.up = nn.Sequential(*up)
+        self.grad_checkpoint = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down_act(x)
-        y = self.down(x)
+        # Checkpointed (--grad_checkpoint), ``down`` and ``up`` keep only their inputs for the
+        # backward; not the whole level, whose recomputation would redo every level inside it.
+        y = run_stage(self.down, x, self.grad_checkpoint)
         if self.inner is not None:
             y = self.inner(y)
-        y = self.up(y)
+        y = run_stage(self.up, y, self.grad_checkpoint)
         if self.outermost:
             return y
         return torch.cat([x, y], dim=1)
@@ -105,6 +109,10 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def set_grad_checkpoint(self, enabled: bool) -> None:
+        for level in self.levels():
+            level.grad_checkpoint = enabled
 
     def levels(self) -> list[UnetLevel]:
         """Levels from the outermost (1) to the innermost (num_downs)."""
