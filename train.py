@@ -212,6 +212,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
             epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
             model.train()
+            model.begin_epoch(state.epoch)
             bar = EpochProgress(len(loader), state.epoch, run.last_epoch, enabled=runtime.is_main)
             t_data = time.perf_counter()
             for batch_data in loader:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from models.fix_global import fix_global_for_epoch
 from models.init import init_weights
 from models.networks import ROLES, architecture_from_options
 from models.networks.spec import mismatch
@@ -56,7 +57,10 @@ class BaseModel:
         return self.speed_up(role, init_weights(net, self.opt.init_type, self.opt.init_gain).to(self.device))
 
     def make_generator(self) -> nn.Module:
-        return self.make_network("G")
+        net = self.make_network("G")
+        if getattr(self.opt, "grad_checkpoint", False):
+            unwrap(net).set_grad_checkpoint(True)
+        return net
 
     def make_discriminator(self) -> nn.Module:
         return self.make_network("D")
@@ -149,6 +153,11 @@ class BaseModel:
     def eval(self) -> None:
         for net in self.nets.values():
             net.eval()
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Before the first step of ``epoch`` (also when resuming inside it): what trains then."""
+        fix_global_for_epoch(unwrap(self.net_G), epoch, getattr(self.opt, "niter_fix_global", 0),
+                             self.runtime.distributed)
 
     def step_schedulers(self, metric: float | None = None) -> float:
         for scheduler in self.schedulers.values():

@@ -6,6 +6,7 @@ import argparse
 from models.losses import GAN_LOSSES
 from models.schedulers import LR_POLICIES
 from options.base import add_phase_option, choices_help, non_negative_int, positive_int
+from options.highres import add_highres_options
 from options.own_data import add_l1_options
 from engine.distributed import DEFAULT_TIMEOUT_S
 from reporting.reporter import add_display_options
@@ -53,6 +54,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema_decay", type=ema_decay, default=0.0,
                    help="keep a moving average of G's weights with this decay (e.g. 0.999) and use it "
                         "for inference (0: off)")
+
+    add_highres_options(p)
 
     g = p.add_argument_group("several processes (DDP)")
     g.add_argument("--nproc", type=non_negative_int, default=0,

@@ -10,6 +10,7 @@ from models.losses import GAN_LOSSES
 from models.networks import GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
+from options.highres import fix_global_problem
 
 Check = Callable[[argparse.Namespace], "str | None"]
 
@@ -33,8 +34,11 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
         flag, side = "--load_size", opt.load_size
     else:
         return None  # 'none' resizes every image to a valid size
-    if side % multiple == 0:
+    minimum = GENERATORS.entry(opt.netG).meta.get("min_side", multiple)
+    if side % multiple == 0 and side >= minimum:
         return None
+    if side < minimum:
+        return f"{flag} {side} is too small for --netG {opt.netG}, which needs at least {minimum} px"
     nearest = max(multiple, round(side / multiple) * multiple)
     fitting = [e.name for e in GENERATORS if side % size_multiple(e.name) == 0]
     hint = f", or a generator that takes this size (--netG {fitting[0]})" if fitting else ""
@@ -81,7 +85,7 @@ def _multiscale_fits_crop(opt: argparse.Namespace) -> str | None:
 
 
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _lr_positive, _gradient_penalty_with_synced_bn, _multiscale_fits_crop]
+                       _lr_positive, _gradient_penalty_with_synced_bn, _multiscale_fits_crop, fix_global_problem]
 
 
 def first_problem(opt: argparse.Namespace) -> str | None:

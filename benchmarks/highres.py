@@ -1,0 +1,161 @@
+"""Step time and peak memory of high-resolution training on the CPU: U-Net and the coarse-to-fine
+generator (``--netG local``), with and without ``--grad_checkpoint``, at several sizes.
+
+Each configuration runs alone in a child process (under ``nice``), so its peak resident memory
+is its own: the child's VmHWM (the kernel's high-water mark of its RSS, torch and Python
+included) at the end of its steps. The parent watches the child's RSS and stops it at
+``--limit_gib`` (the machine is shared), recording that the configuration did not fit. The
+largest square side that fits in ``--fit_gib`` is extrapolated from the two largest measured
+sizes (peak memory is close to linear in the pixel count: weights and optimizer state are
+constant, activations grow with the pixels); it is marked as an extrapolation.
+
+    python benchmarks/highres.py                      # the table in README "High resolution"
+    python benchmarks/highres.py --sizes 256 --configs unet_256
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# What each configuration passes to train.py's options; the discriminator and losses are
+# pix2pixHD's for all of them (two-scale PatchGAN, feature matching), batch 1, fp32.
+COMMON = ["--norm", "instance", "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10", "--batch_size", "1",
+          "--gpu_ids", "-1", "--amp", "none", "--no_flip", "--preprocess", "none"]
+CONFIGS: dict[str, list[str]] = {
+    "unet_256": ["--netG", "unet_256", "--ngf", "64"],
+    "local": ["--netG", "local", "--ngf", "32"],   # the paper's widths: G2 32, G1 64..1024
+}
+GIB = 2 ** 30
+
+
+def child(config: dict) -> dict:
+    """One configuration in this process: build, ``steps`` training steps, report."""
+    import torch
+
+    from benchmarks.common import Variant, build_model, peak_memory_mb
+    from engine.distributed import Runtime
+    from engine.machine import describe
+
+    side = config["side"]
+    args = [*COMMON, *CONFIGS[config["netG"]], "--crop_size", str(side), "--load_size", str(side)]
+    if config["grad_checkpoint"]:
+        args.append("--grad_checkpoint")
+    runtime = Runtime(torch.device("cpu"), 0, 1, 0)
+    model = build_model(args, Variant(), runtime)
+    torch.manual_seed(0)
+    batch = {k: torch.rand(1, 3, side, side) * 2 - 1 for k in ("A", "B")}
+    built_mb = peak_memory_mb(runtime.device)
+    times = []
+    for _ in range(config["steps"]):
+        start = time.perf_counter()
+        model.set_input(batch)
+        model.train_step()
+        times.append(time.perf_counter() - start)
+    params = {name: sum(p.numel() for p in net.parameters()) for name, net in model.nets.items()}
+    return {**config, "step_s": [round(t, 3) for t in times], "peak_rss_gib": round(peak_memory_mb(runtime.device) / 1024, 3),
+            "peak_rss_after_build_gib": round(built_mb / 1024, 3), "params": params, "args": args,
+            "machine": describe(runtime.device)}
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(config: dict, limit_gib: float, timeout_s: float) -> dict:
+    """Run one configuration in a niced child; stop it past ``limit_gib`` of RSS or ``timeout_s``."""
+    cmd = ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start, peak = time.monotonic(), 0
+    while proc.poll() is None:
+        peak = max(peak, rss_bytes(proc.pid))
+        if peak > limit_gib * GIB or time.monotonic() - start > timeout_s:
+            proc.kill()
+            proc.wait()
+            why = f"RSS above the {limit_gib} GiB limit" if peak > limit_gib * GIB else f"over {timeout_s:.0f} s"
+            return {**config, "stopped": why, "rss_seen_gib": round(peak / GIB, 3)}
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        return {**config, "error": (err.strip().splitlines() or ["?"])[-1]}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def largest_fitting_side(records: list[dict], fit_gib: float, multiple: int) -> int | None:
+    """Linear in pixels through the two largest measured sides, solved for ``fit_gib``, rounded
+    down to ``multiple``."""
+    done = sorted((r["side"], r["peak_rss_gib"]) for r in records if "peak_rss_gib" in r)
+    if len(done) < 2:
+        return None
+    (s1, m1), (s2, m2) = done[-2:]
+    per_pixel = (m2 - m1) / (s2 * s2 - s1 * s1)
+    if per_pixel <= 0:
+        return None
+    side = ((fit_gib - m2) / per_pixel + s2 * s2) ** 0.5
+    return int(side // multiple * multiple)
+
+
+def table(records: list[dict], fit_gib: float) -> str:
+    from models.networks import size_multiple
+
+    rows = ["| netG | --grad_checkpoint | side (px) | s/step (last of N) | peak RSS (GiB) |", "|---|---|---|---|---|"]
+    for r in records:
+        if "peak_rss_gib" in r:
+            cells = f"{r['step_s'][-1]:.2f} (of {len(r['step_s'])}) | {r['peak_rss_gib']:.2f}"
+        else:
+            cells = f"- | not run to the end: {r.get('stopped') or r.get('error')}"
+        rows.append(f"| {r['netG']} | {'yes' if r['grad_checkpoint'] else 'no'} | {r['side']} | {cells} |")
+    rows.append("")
+    for net in dict.fromkeys(r["netG"] for r in records):
+        for ckpt in (False, True):
+            subset = [r for r in records if r["netG"] == net and r["grad_checkpoint"] == ckpt]
+            side = largest_fitting_side(subset, fit_gib, size_multiple(net)) if subset else None
+            if side:
+                rows.append(f"- {net}{' --grad_checkpoint' if ckpt else ''}: largest square side within {fit_gib:g} GiB "
+                            f"about {side} px (extrapolated, linear in pixels through the two largest sizes)")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS")
+    parser.add_argument("--sizes", default="256,512,1024", help="square sides in px")
+    parser.add_argument("--steps", type=int, default=2, help="training steps per configuration")
+    parser.add_argument("--limit_gib", type=float, default=10.0, help="stop a configuration whose RSS passes this")
+    parser.add_argument("--fit_gib", type=float, default=24.0, help="memory the extrapolated largest size must fit")
+    parser.add_argument("--timeout_s", type=float, default=600.0, help="stop a configuration that runs longer")
+    parser.add_argument("--out", default=None, help="JSON lines file to append to")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    records = []
+    for net in args.configs.split(","):
+        for side in (int(s) for s in args.sizes.split(",")):
+            for ckpt in (False, True):
+                record = measure({"netG": net, "side": side, "grad_checkpoint": ckpt, "steps": args.steps},
+                                 args.limit_gib, args.timeout_s)
+                records.append(record)
+                print(json.dumps({k: v for k, v in record.items() if k not in ("machine", "args")}), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+    print(table(records, args.fit_gib))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""--netG local through train.py: rectangular pairs, --niter_fix_global (also across an exact
+resume), --grad_checkpoint in a real step, and the one-line errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train as train_driver
+from engine.distributed import DistributedError, Runtime
+from models import create_model
+from models.fix_global import fix_global_for_epoch
+from options.parse import parse_options
+from tests.pipeline_helpers import tiny_args
+
+HEIGHT, WIDTH = 64, 128
+# Tiny widths, pix2pixHD's D and losses.
+LOCAL = ["--netG", "local", "--ngf", "4", "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10",
+         "--norm", "instance", "--preprocess", "none", "--crop_size", "128", "--load_size", "128", "--no_flip",
+         "--amp", "none", "--print_freq", "100"]
+
+
+@pytest.fixture(scope="module")
+def wide_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A|B pairs of 128x64 (wider than high), B the negative of A."""
+    root = tmp_path_factory.mktemp("wide")
+    rng = np.random.default_rng(0)
+    (root / "train").mkdir()
+    for i in range(3):
+        a = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / "train" / f"{i}.png")
+    return root
+
+
+def args(data: Path, ck: Path, *extra: str) -> list[str]:
+    return tiny_args(data, ck, "hd") + LOCAL + list(extra)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def initial_generator(data: Path, ck: Path, *extra: str) -> dict[str, torch.Tensor]:
+    """G's weights as train.py starts them (seeded before the model is built)."""
+    opt = parse_options(args(data, ck, *extra), is_train=True)
+    torch.manual_seed(opt.seed)
+    model = create_model(opt, Runtime(torch.device("cpu"), 0, 1, 0))
+    return {k: v.clone() for k, v in model.net_G.state_dict().items()}
+
+
+def split(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    g1 = {k: v for k, v in state.items() if k.startswith("global_generator.")}
+    g2 = {k: v for k, v in state.items() if k.startswith("enhancers.")}
+    assert g1 and g2 and len(g1) + len(g2) == len(state)
+    return g1, g2
+
+
+def test_two_steps_on_rectangular_pairs(wide_pairs: Path, tmp_path: Path) -> None:
+    assert train_driver.main(args(wide_pairs, tmp_path, "--max_steps", "2")) == 0
+    ckpt = load(tmp_path / "hd" / "latest.pt")
+    assert ckpt["state"]["step"] == 2 and ckpt["options"]["netG"] == "local"
+    assert all(torch.isfinite(v).all() for v in ckpt["nets"]["G"].values() if v.is_floating_point())
+
+
+def test_global_generator_fixed_for_the_first_epochs_then_trained(wide_pairs: Path, tmp_path: Path) -> None:
+    schedule = ["--niter_fix_global", "1", "--n_epochs", "1", "--n_epochs_decay", "1", "--save_epoch_freq", "1"]
+    start_g1, start_g2 = split(initial_generator(wide_pairs, tmp_path, *schedule))
+    assert train_driver.main(args(wide_pairs, tmp_path, *schedule)) == 0
+    after_1_g1, after_1_g2 = split(load(tmp_path / "hd" / "1.pt")["nets"]["G"])
+    after_2_g1, _ = split(load(tmp_path / "hd" / "2.pt")["nets"]["G"])
+    assert all(torch.equal(start_g1[k], after_1_g1[k]) for k in start_g1)       # epoch 1: G1 fixed
+    assert any(not torch.equal(start_g2[k], after_1_g2[k]) for k in start_g2)    # ... while G2 trained
+    weights = [k for k in start_g1 if k.endswith("weight")]
+    assert all(not torch.equal(after_1_g1[k], after_2_g1[k]) for k in weights)  # epoch 2: all of G trains
+
+
+@pytest.mark.parametrize("stop_after", [2, 4])   # inside the fixed epoch; inside the first free one
+def test_resume_across_the_fixed_epochs_is_exact(wide_pairs: Path, tmp_path: Path, stop_after: int) -> None:
+    common = ["--niter_fix_global", "1", "--n_epochs", "1", "--n_epochs_decay", "1", "--seed", "3"]
+    assert train_driver.main(args(wide_pairs, tmp_path / "a", *common)) == 0
+    assert train_driver.main(args(wide_pairs, tmp_path / "b", *common, "--max_steps", str(stop_after))) == 0
+    assert train_driver.main(args(wide_pairs, tmp_path / "b", *common, "--continue_train")) == 0
+    a, b = load(tmp_path / "a" / "hd" / "latest.pt"), load(tmp_path / "b" / "hd" / "latest.pt")
+    assert a["state"] == b["state"]
+    for net in ("G", "D"):
+        for key, value in a["nets"][net].items():
+            assert torch.equal(value, b["nets"][net][key]), f"{net}.{key}"
+
+
+def test_grad_checkpoint_trains_the_same_weights(wide_pairs: Path, tmp_path: Path) -> None:
+    """Two steps with and without --grad_checkpoint end with the same G (batch norm and dropout
+    on: the parts a recomputation could change)."""
+    extra = ["--max_steps", "2", "--norm", "batch"]
+    assert train_driver.main(args(wide_pairs, tmp_path / "a", *extra)) == 0
+    assert train_driver.main(args(wide_pairs, tmp_path / "b", *extra, "--grad_checkpoint")) == 0
+    a, b = load(tmp_path / "a" / "hd" / "latest.pt"), load(tmp_path / "b" / "hd" / "latest.pt")
+    for key, value in a["nets"]["G"].items():
+        torch.testing.assert_close(b["nets"]["G"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_fixed_global_generator_needs_one_process() -> None:
+    class Net(torch.nn.Module):
+        def fix_global(self, fixed: bool) -> None:
+            self.fixed = fixed
+    net = Net()
+    with pytest.raises(DistributedError, match="--niter_fix_global 2: epoch 2 .* one process"):
+        fix_global_for_epoch(net, 2, 2, distributed=True)
+    fix_global_for_epoch(net, 3, 2, distributed=True)   # after the fixed epochs DDP is fine
+    assert net.fixed is False
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--netG", "unet_128", "--niter_fix_global", "1"], "--niter_fix_global 1 applies to --netG local only"),
+    (["--crop_size", "32", "--load_size", "32", "--preprocess", "resize_and_crop"],
+     "--crop_size 32 is too small for --netG local"),
+])
+def test_bad_combinations_are_one_line(wide_pairs: Path, tmp_path: Path, capsys, extra: list[str],
+                                       message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_driver.main(args(wide_pairs, tmp_path, *extra))
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and message in err and len(err.splitlines()) == 1
