@@ -26,9 +26,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # What each configuration passes to train.py's options; the discriminator and losses are
-# pix2pixHD's for all of them (two-scale PatchGAN, feature matching), batch 1, fp32.
-COMMON = ["--norm", "instance", "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10", "--batch_size", "1",
-          "--gpu_ids", "-1", "--amp", "none", "--no_flip", "--preprocess", "none"]
+# pix2pixHD's for all of them (two-scale PatchGAN with ndf 64, feature matching), batch 1, fp32;
+# --ndf typed because without --dataroot the demo defaults (ndf 32) would apply.
+COMMON = ["--ndf", "64", "--norm", "instance", "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10",
+          "--batch_size", "1", "--gpu_ids", "-1", "--amp", "none", "--no_flip", "--preprocess", "none"]
 CONFIGS: dict[str, list[str]] = {
     "unet_256": ["--netG", "unet_256", "--ngf", "64"],
     "local": ["--netG", "local", "--ngf", "32"],   # the paper's widths: G2 32, G1 64..1024
