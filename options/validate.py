@@ -34,11 +34,8 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
         flag, side = "--load_size", opt.load_size
     else:
         return None  # 'none' resizes every image to a valid size
-    minimum = GENERATORS.entry(opt.netG).meta.get("min_side", multiple)
-    if side % multiple == 0 and side >= minimum:
+    if side % multiple == 0:
         return None
-    if side < minimum:
-        return f"{flag} {side} is too small for --netG {opt.netG}, which needs at least {minimum} px"
     nearest = max(multiple, round(side / multiple) * multiple)
     fitting = [e.name for e in GENERATORS if side % size_multiple(e.name) == 0]
     hint = f", or a generator that takes this size (--netG {fitting[0]})" if fitting else ""

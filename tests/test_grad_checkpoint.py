@@ -22,7 +22,7 @@ BUILDERS: dict[str, Callable[[], nn.Module]] = {
                                             n_local_enhancers=2, n_blocks_global=2, n_blocks_local=2,
                                             n_downsample_global=2),
 }
-SIDES = {"unet": (64, 32), "unet_deep": (128, 128), "resnet": (32, 24), "local": (64, 48)}
+SIDES = {"unet": (64, 32), "unet_deep": (128, 128), "resnet": (32, 24), "local": (64, 96)}
 
 
 def run(net: nn.Module, x: torch.Tensor, steps: int = 2) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:

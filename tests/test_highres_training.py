@@ -137,7 +137,7 @@ def test_fixed_global_generator_needs_one_process() -> None:
 @pytest.mark.parametrize("extra, message", [
     (["--netG", "unet_128", "--niter_fix_global", "1"], "--niter_fix_global 1 applies to --netG local only"),
     (["--crop_size", "32", "--load_size", "32", "--preprocess", "resize_and_crop"],
-     "--crop_size 32 is too small for --netG local"),
+     "--crop_size 32 does not fit --netG local, whose input side must be a multiple of 64"),
 ])
 def test_bad_combinations_are_one_line(wide_pairs: Path, tmp_path: Path, capsys, extra: list[str],
                                        message: str) -> None:

@@ -121,10 +121,8 @@ class LocalEnhancerGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        m = self.size_multiple
-        # At least 2x2 at G1's deepest level: the residual blocks pad by reflection.
-        if height % m or width % m or min(height, width) < 2 * m:
-            raise ValueError(f"--netG local: input sides must be multiples of {m} and at least {2 * m}, "
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(f"--netG local: input sides must be multiples of {self.size_multiple}, "
                              f"got {height}x{width}")
         # pyramid[i]: (N, C, H/2**i, W/2**i); exact 2x2 means, so every level sees the same image.
         pyramid = [x]
@@ -150,6 +148,8 @@ class LocalEnhancerGenerator(nn.Module):
 
 
 def local_size_multiple(n_local_enhancers: int, n_downsample_global: int) -> int:
-    """Each enhancer halves the input for the level below; G1 halves it ``n_downsample_global`` times."""
-    return 2 ** (n_local_enhancers + n_downsample_global)
+    """Each enhancer halves the input for the level below and G1 halves it ``n_downsample_global``
+    times; one factor 2 more keeps G1's deepest map at 2 px or more, which the reflection padding
+    of its residual blocks needs (64 for the paper's one enhancer and 4 downsamplings)."""
+    return 2 ** (n_local_enhancers + n_downsample_global + 1)
 
