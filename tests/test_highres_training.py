@@ -21,7 +21,8 @@ from tests.pipeline_helpers import tiny_args
 
 HEIGHT, WIDTH = 64, 128
 # Tiny widths, pix2pixHD's D and losses.
-LOCAL = ["--netG", "local", "--ngf", "4", "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10",
+LOCAL = ["--netG", "local", "--ngf", "4", "--n_blocks_global", "2", "--n_downsample_global", "2",
+         "--netD", "multiscale", "--num_D", "2", "--lambda_feat", "10",
          "--norm", "instance", "--preprocess", "none", "--crop_size", "128", "--load_size", "128", "--no_flip",
          "--amp", "none", "--print_freq", "100"]
 
@@ -72,13 +73,19 @@ def test_two_steps_on_rectangular_pairs(wide_pairs: Path, tmp_path: Path) -> Non
 def test_test_py_translates_with_the_trained_generator(wide_pairs: Path, tmp_path: Path) -> None:
     """The checkpoint round trip through the drivers: test.py rebuilds --netG local from the file
     alone and writes 128x64 outputs equal (to 8-bit rounding) to the trained G's forward."""
-    assert train_driver.main(args(wide_pairs, tmp_path, "--max_steps", "2", "--no_dropout")) == 0
+    assert train_driver.main(args(wide_pairs, tmp_path, "--max_steps", "2", "--no_dropout",
+                                  "--n_local_enhancers", "2")) == 0
+    fields = load(tmp_path / "hd" / "latest.pt")["specs"]["G"]["fields"]
+    assert (fields["n_local_enhancers"], fields["n_blocks_global"], fields["n_blocks_local"],
+            fields["n_downsample_global"], fields["ngf"]) == (2, 2, 3, 2, 4)
+    # No architecture flag at test time: the spec in the checkpoint rebuilds G.
     assert test_driver.main(["--dataroot", str(wide_pairs), "--checkpoints_dir", str(tmp_path), "--name", "hd",
                              "--results_dir", str(tmp_path / "r"), "--preprocess", "none", "--crop_size", "128",
                              "--load_size", "128", "--num_threads", "0", "--gpu_ids", "-1"]) == 0
     written = np.asarray(Image.open(tmp_path / "r" / "hd" / "test_latest" / "images" / "0_fake_B.png"))
     assert written.shape == (HEIGHT, WIDTH, 3)
-    net = LocalEnhancerGenerator(input_nc=3, output_nc=3, ngf=4, norm=norm_spec("instance"), dropout=False)
+    net = LocalEnhancerGenerator(input_nc=3, output_nc=3, ngf=4, norm=norm_spec("instance"), dropout=False,
+                                 n_local_enhancers=2, n_blocks_global=2, n_blocks_local=3, n_downsample_global=2)
     net.load_state_dict(load(tmp_path / "hd" / "latest.pt")["nets"]["G"])
     a = np.array(Image.open(wide_pairs / "test" / "0.png"))[:, :WIDTH]
     with torch.no_grad():
@@ -136,8 +143,11 @@ def test_fixed_global_generator_needs_one_process() -> None:
 
 @pytest.mark.parametrize("extra, message", [
     (["--netG", "unet_128", "--niter_fix_global", "1"], "--niter_fix_global 1 applies to --netG local only"),
-    (["--crop_size", "32", "--load_size", "32", "--preprocess", "resize_and_crop"],
+    (["--crop_size", "32", "--load_size", "32", "--preprocess", "resize_and_crop", "--n_downsample_global", "4"],
      "--crop_size 32 does not fit --netG local, whose input side must be a multiple of 64"),
+    (["--crop_size", "48", "--load_size", "48", "--preprocess", "resize_and_crop", "--n_local_enhancers", "2",
+      "--n_downsample_global", "2", "--num_D", "1"],
+     "--crop_size 48 does not fit --netG local, whose input side must be a multiple of 32"),
 ])
 def test_bad_combinations_are_one_line(wide_pairs: Path, tmp_path: Path, capsys, extra: list[str],
                                        message: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from models.networks.local_enhancer import LocalEnhancerSpec
 from models.networks.multiscale import MultiscaleSpec
 from models.networks.patchgan import NLayerSpec, PixelSpec
 from models.networks.resnet import ResnetSpec
@@ -32,6 +33,10 @@ GENERATORS.add_preset("resnet_9blocks", ResnetSpec, n_blocks=9,
                       help="ResNet, 9 residual blocks: sides must be multiples of 4")
 GENERATORS.add_preset("resnet_6blocks", ResnetSpec, n_blocks=6,
                       help="ResNet, 6 residual blocks: sides must be multiples of 4")
+GENERATORS.add_preset("local", LocalEnhancerSpec,
+                      help="pix2pixHD's coarse-to-fine generator: a global generator on the input shrunk "
+                           "2**n_local_enhancers times, then local enhancers (paper widths with --ngf 32): sides "
+                           "must be multiples of 2**(n_local_enhancers + n_downsample_global + 1), 64 by default")
 
 DISCRIMINATORS.add_preset("basic", NLayerSpec, n_layers=3, help="70x70 PatchGAN (3 layers)")
 DISCRIMINATORS.add_preset("n_layers", NLayerSpec, help="PatchGAN with --n_layers_D layers")

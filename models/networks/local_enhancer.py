@@ -14,11 +14,15 @@ downsampling (the paper's setting, ngf 32 with one enhancer: 32 in G2; 64 to 102
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.networks.checkpointing import run_stage
 from models.networks.resnet import ResnetBlock
+from models.networks.spec import Flag, GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
 
@@ -153,3 +157,19 @@ def local_size_multiple(n_local_enhancers: int, n_downsample_global: int) -> int
     of its residual blocks needs (64 for the paper's one enhancer and 4 downsamplings)."""
     return 2 ** (n_local_enhancers + n_downsample_global + 1)
 
+
+@dataclass(frozen=True)
+class LocalEnhancerSpec(GeneratorSpec):
+    """``--netG local``. The defaults are the paper's (with ``--ngf 32`` its widths too)."""
+    network: ClassVar = LocalEnhancerGenerator
+    family: ClassVar[str] = "local"
+    n_local_enhancers: int = arch_field(1, Flag("--netG local: local enhancers K, each doubling the resolution; "
+                                                "the global generator sees the input shrunk 2**K times", minimum=1))
+    n_blocks_global: int = arch_field(9, Flag("--netG local: residual blocks of the global generator", minimum=1))
+    n_blocks_local: int = arch_field(3, Flag("--netG local: residual blocks of each local enhancer", minimum=1))
+    n_downsample_global: int = arch_field(4, Flag("--netG local: stride-2 downsamplings of the global generator",
+                                                  minimum=1))
+
+    @property
+    def size_multiple(self) -> int:
+        return local_size_multiple(self.n_local_enhancers, self.n_downsample_global)
