@@ -32,6 +32,8 @@ COMMON = ["--ndf", "64", "--norm", "instance", "--netD", "multiscale", "--num_D"
           "--batch_size", "1", "--gpu_ids", "-1", "--amp", "none", "--no_flip", "--preprocess", "none"]
 CONFIGS: dict[str, list[str]] = {
     "unet_256": ["--netG", "unet_256", "--ngf", "64"],
+    # As deep as unet_256 is at 256 px (1x1 innermost) at 1024 px.
+    "unet_1024": ["--netG", "unet", "--num_downs", "10", "--ngf", "64"],
     "local": ["--netG", "local", "--ngf", "32"],   # the paper's widths: G2 32, G1 64..1024
 }
 GIB = 2 ** 30
@@ -42,7 +44,7 @@ def child(config: dict) -> dict:
     import torch
 
     from benchmarks.common import Variant, build_model, peak_memory_mb
-    from engine.distributed import Runtime
+    from engine.distributed import Runtime, unwrap
     from engine.machine import describe
 
     side = config["side"]
@@ -66,6 +68,7 @@ def child(config: dict) -> dict:
     # wall time mostly measures the waiting, the CPU time much less so.
     return {**config, "step_s": [round(t, 3) for t in times], "step_cpu_s": [round(t, 3) for t in cpu_times], "peak_rss_gib": round(peak_memory_mb(runtime.device) / 1024, 3),
             "peak_rss_after_build_gib": round(built_mb / 1024, 3), "params": params, "args": args,
+            "size_multiple": unwrap(model.net_G).spec.size_multiple,
             "machine": describe(runtime.device)}
 
 
@@ -112,9 +115,16 @@ def largest_fitting_side(records: list[dict], fit_gib: float, multiple: int) -> 
     return int(side // multiple * multiple)
 
 
-def table(records: list[dict], fit_gib: float) -> str:
-    from models.networks import size_multiple
+def size_multiple_of(record: dict) -> int:
+    """The generator's side multiple, from the options the configuration ran with."""
+    if "size_multiple" in record:
+        return record["size_multiple"]
+    from models.networks import generator_spec
+    from options.parse import parse_options
+    return generator_spec(parse_options(record["args"], is_train=True)).size_multiple
 
+
+def table(records: list[dict], fit_gib: float) -> str:
     rows = ["| netG | --grad_checkpoint | side (px) | wall s/step | CPU s/step | peak RSS (GiB) |",
             "|---|---|---|---|---|---|"]
     for r in records:
@@ -128,7 +138,8 @@ def table(records: list[dict], fit_gib: float) -> str:
     for net in dict.fromkeys(r["netG"] for r in records):
         for ckpt in (False, True):
             subset = [r for r in records if r["netG"] == net and r["grad_checkpoint"] == ckpt]
-            side = largest_fitting_side(subset, fit_gib, size_multiple(net)) if subset else None
+            multiple = next((size_multiple_of(r) for r in subset if "args" in r), 1)
+            side = largest_fitting_side(subset, fit_gib, multiple) if subset else None
             if side:
                 rows.append(f"- {net}{' --grad_checkpoint' if ckpt else ''}: largest square side within {fit_gib:g} GiB "
                             f"about {side} px (extrapolated, linear in pixels through the two largest sizes)")
@@ -145,9 +156,14 @@ def main() -> None:
     parser.add_argument("--fit_gib", type=float, default=24.0, help="memory the extrapolated largest size must fit")
     parser.add_argument("--timeout_s", type=float, default=600.0, help="stop a configuration that runs longer")
     parser.add_argument("--out", default=None, help="JSON lines file to append to")
+    parser.add_argument("--table_from", default=None, help="only print the table of this JSON lines file")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return
+    if args.table_from:
+        lines = Path(args.table_from).read_text().splitlines()
+        print(table([json.loads(line) for line in lines if line.strip()], args.fit_gib))
         return
     records = []
     for net in args.configs.split(","):
