@@ -72,6 +72,34 @@ def child(config: dict) -> dict:
             "machine": describe(runtime.device)}
 
 
+def saved_for_backward_mib(config: dict) -> dict:
+    """The memory autograd keeps from one forward of G until its backward (saved-tensor hooks,
+    each storage once, the weights left out; with checkpointing only the stages' inputs reach
+    them): what activation checkpointing saves, without the noise of a process's RSS."""
+    import torch
+
+    from models.networks import generator_spec
+    from options.parse import parse_options
+
+    side = config["side"]
+    opt = parse_options([*COMMON, *CONFIGS[config["netG"]], "--crop_size", str(side), "--load_size", str(side)],
+                        is_train=True)
+    torch.manual_seed(0)
+    net = generator_spec(opt).build().train()
+    net.set_grad_checkpoint(config["grad_checkpoint"])
+    storages: dict[int, int] = {}   # several operations often keep the same tensor: count it once
+    weights = {p.untyped_storage().data_ptr() for p in net.parameters()}   # kept anyway, not counted
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(torch.rand(1, 3, side, side) * 2 - 1)
+    return {**config, "saved_for_backward_mib": round(sum(storages.values()) / 2 ** 20, 1)}
+
+
 def rss_bytes(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -157,6 +185,8 @@ def main() -> None:
     parser.add_argument("--timeout_s", type=float, default=600.0, help="stop a configuration that runs longer")
     parser.add_argument("--out", default=None, help="JSON lines file to append to")
     parser.add_argument("--table_from", default=None, help="only print the table of this JSON lines file")
+    parser.add_argument("--saved_tensors", action="store_true",
+                        help="instead of training steps: the MiB G keeps for its backward, per configuration")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -164,6 +194,16 @@ def main() -> None:
     if args.table_from:
         lines = Path(args.table_from).read_text().splitlines()
         print(table([json.loads(line) for line in lines if line.strip()], args.fit_gib))
+        return
+    if args.saved_tensors:
+        for net in args.configs.split(","):
+            for side in (int(s) for s in args.sizes.split(",")):
+                for ckpt in (False, True):
+                    record = saved_for_backward_mib({"netG": net, "side": side, "grad_checkpoint": ckpt})
+                    print(json.dumps(record), flush=True)
+                    if args.out:
+                        with open(args.out, "a") as f:
+                            f.write(json.dumps(record) + "\n")
         return
     records = []
     for net in args.configs.split(","):
