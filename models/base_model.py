@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 from typing import Any, Callable, ContextManager, TypeVar
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from models.fix_global import fix_global_for_epoch
+from models.coarse_to_fine import fix_global_for_epoch, init_global_from
 from models.init import init_weights
 from models.networks import ROLES, architecture_from_options
 from models.networks.spec import mismatch
@@ -60,6 +61,10 @@ class BaseModel:
         net = self.make_network("G")
         if getattr(self.opt, "grad_checkpoint", False):
             unwrap(net).set_grad_checkpoint(True)
+        source = getattr(self.opt, "init_global_from", None)
+        if source and self.opt.is_train:
+            # A resumed run reads it too, then its checkpoint's weights replace it.
+            init_global_from(unwrap(net), Path(self.opt.checkpoints_dir) / source, architecture_from_options)
         return net
 
     def make_discriminator(self) -> nn.Module:

@@ -16,10 +16,15 @@ def add_highres_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--niter_fix_global", type=non_negative_int, default=0,
                    help="--netG local: for the first N epochs train only the local enhancers, with the global "
                         "generator's weights fixed; all of G trains afterwards (one process for those epochs)")
+    g.add_argument("--init_global_from", default=None, metavar="NAME",
+                   help="--netG local: start the global generator from the latest generator of experiment NAME "
+                        "(in --checkpoints_dir), trained with --netG global at half the size")
 
 
 def fix_global_problem(opt: argparse.Namespace) -> str | None:
-    """--niter_fix_global needs a generator with a global part."""
-    if getattr(opt, "niter_fix_global", 0) and opt.netG != "local":
-        return f"--niter_fix_global {opt.niter_fix_global} applies to --netG local only, got --netG {opt.netG}"
+    """--niter_fix_global and --init_global_from need a generator with a global part."""
+    for option in ("niter_fix_global", "init_global_from"):
+        value = getattr(opt, option, None)
+        if value and opt.netG != "local":
+            return f"--{option} {value} applies to --netG local only, got --netG {opt.netG}"
     return None

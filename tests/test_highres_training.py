@@ -13,7 +13,7 @@ import test as test_driver
 import train as train_driver
 from engine.distributed import DistributedError, Runtime
 from models import create_model
-from models.fix_global import fix_global_for_epoch
+from models.coarse_to_fine import fix_global_for_epoch
 from models.networks.local_enhancer import LocalEnhancerGenerator
 from models.norms import norm_spec
 from options.parse import parse_options
@@ -128,6 +128,28 @@ def test_grad_checkpoint_trains_the_same_weights(wide_pairs: Path, tmp_path: Pat
     a, b = load(tmp_path / "a" / "hd" / "latest.pt"), load(tmp_path / "b" / "hd" / "latest.pt")
     for key, value in a["nets"]["G"].items():
         torch.testing.assert_close(b["nets"]["G"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_global_generator_trained_at_half_size_starts_the_local_one(wide_pairs: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    """The paper's order: G1 alone (--netG global, ngf 8 = 4 x 2**1) on the pairs at half size,
+    then --netG local from it with G1 fixed for the first epoch: G1 is still the trained one."""
+    g1_args = ["--netG", "global", "--ngf", "8", "--preprocess", "scale_width", "--load_size", "64",
+               "--crop_size", "64", "--num_D", "1", "--max_steps", "2"]
+    assert train_driver.main(tiny_args(wide_pairs, tmp_path, "g1") + LOCAL + g1_args) == 0
+    g1 = load(tmp_path / "g1" / "latest_net_G.pt")["net_G"]
+    assert "head.1.weight" in g1
+    local = ["--init_global_from", "g1", "--niter_fix_global", "1", "--max_steps", "2"]
+    assert train_driver.main(args(wide_pairs, tmp_path, *local)) == 0
+    g = load(tmp_path / "hd" / "latest.pt")["nets"]["G"]
+    for key, value in g1.items():
+        if not key.startswith("head."):
+            assert torch.equal(g["global_generator." + key], value), key
+    # A global generator of other widths: one line naming the option and the field.
+    code = train_driver.main(args(wide_pairs, tmp_path, *local, "--ngf", "8", "--name", "hd2"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "--init_global_from g1: it was trained with ngf 8, the global part of this --netG local needs 16" in err[0]
 
 
 def test_fixed_global_generator_needs_one_process() -> None:

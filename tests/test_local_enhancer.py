@@ -124,6 +124,7 @@ def test_state_dict_round_trip_gives_the_same_output() -> None:
 
 def test_global_generator_alone_maps_the_full_input() -> None:
     torch.manual_seed(0)
-    g1 = GlobalGenerator(input_nc=1, output_nc=3, ngf=4, norm=norm_spec("instance"), n_downsample=2, n_blocks=1)
+    g1 = GlobalGenerator(input_nc=1, output_nc=3, ngf=4, norm=norm_spec("instance"), n_downsample_global=2,
+                         n_blocks_global=1)
     y = g1(torch.randn(2, 1, 12, 20))
     assert y.shape == (2, 3, 12, 20) and y.abs().max() <= 1

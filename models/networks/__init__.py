@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from models.networks.local_enhancer import LocalEnhancerSpec
+from models.networks.local_enhancer import GlobalSpec, LocalEnhancerSpec
 from models.networks.multiscale import MultiscaleSpec
 from models.networks.patchgan import NLayerSpec, PixelSpec
 from models.networks.resnet import ResnetSpec
@@ -37,6 +37,9 @@ GENERATORS.add_preset("local", LocalEnhancerSpec,
                       help="pix2pixHD's coarse-to-fine generator: a global generator on the input shrunk "
                            "2**n_local_enhancers times, then local enhancers (paper widths with --ngf 32): sides "
                            "must be multiples of 2**(n_local_enhancers + n_downsample_global + 1), 64 by default")
+GENERATORS.add_preset("global", GlobalSpec,
+                      help="pix2pixHD's global generator alone, to train at half size before --netG local "
+                           "(--init_global_from): sides must be multiples of 2**(n_downsample_global + 1), 32 by default")
 
 DISCRIMINATORS.add_preset("basic", NLayerSpec, n_layers=3, help="70x70 PatchGAN (3 layers)")
 DISCRIMINATORS.add_preset("n_layers", NLayerSpec, help="PatchGAN with --n_layers_D layers")

@@ -55,14 +55,15 @@ class GlobalGenerator(nn.Module):
     """G1: input sides must be multiples of ``2**n_downsample``."""
 
     def __init__(self, *, input_nc: int, output_nc: int, ngf: int, norm: NormSpec, dropout: bool = False,
-                 upsample: str = DEFAULT_UPSAMPLE, n_downsample: int = 4, n_blocks: int = 9,
+                 upsample: str = DEFAULT_UPSAMPLE, n_downsample_global: int = 4, n_blocks_global: int = 9,
                  with_head: bool = True) -> None:
         super().__init__()
+        d = n_downsample_global
         self.front = _front(input_nc, ngf, norm)                                      # (N, ngf, H, W)
-        self.downs = nn.ModuleList(_down(ngf * 2 ** i, norm) for i in range(n_downsample))
-        deepest = ngf * 2 ** n_downsample                                           # (N, deepest, H/2**d, W/2**d)
-        self.blocks = nn.ModuleList(ResnetBlock(deepest, norm, dropout) for _ in range(n_blocks))
-        self.ups = nn.ModuleList(_up(deepest // 2 ** i, norm, upsample) for i in range(n_downsample))
+        self.downs = nn.ModuleList(_down(ngf * 2 ** i, norm) for i in range(d))
+        deepest = ngf * 2 ** d                                                      # (N, deepest, H/2**d, W/2**d)
+        self.blocks = nn.ModuleList(ResnetBlock(deepest, norm, dropout) for _ in range(n_blocks_global))
+        self.ups = nn.ModuleList(_up(deepest // 2 ** i, norm, upsample) for i in range(d))
         self.head = _head(ngf, output_nc) if with_head else None                     # (N, output_nc, H, W)
         self.grad_checkpoint = False
 
@@ -116,8 +117,9 @@ class LocalEnhancerGenerator(nn.Module):
         k = n_local_enhancers
         self.size_multiple = local_size_multiple(k, n_downsample_global)
         self.global_generator = GlobalGenerator(input_nc=input_nc, output_nc=output_nc, ngf=ngf * 2 ** k, norm=norm,
-                                                dropout=dropout, upsample=upsample, n_downsample=n_downsample_global,
-                                                n_blocks=n_blocks_global, with_head=False)
+                                                dropout=dropout, upsample=upsample,
+                                                n_downsample_global=n_downsample_global,
+                                                n_blocks_global=n_blocks_global, with_head=False)
         self.enhancers = nn.ModuleList(
             LocalEnhancer(input_nc=input_nc, output_nc=output_nc, ngf=ngf * 2 ** (k - 1 - i), norm=norm,
                           dropout=dropout, upsample=upsample, n_blocks=n_blocks_local, with_head=i == k - 1)
@@ -151,11 +153,24 @@ class LocalEnhancerGenerator(nn.Module):
             p.requires_grad_(not fixed)
 
 
+def global_size_multiple(n_downsample_global: int) -> int:
+    """G1 alone: ``n_downsample_global`` halvings, and 2 px or more at the deepest map."""
+    return 2 ** (n_downsample_global + 1)
+
+
 def local_size_multiple(n_local_enhancers: int, n_downsample_global: int) -> int:
     """Each enhancer halves the input for the level below and G1 halves it ``n_downsample_global``
     times; one factor 2 more keeps G1's deepest map at 2 px or more, which the reflection padding
     of its residual blocks needs (64 for the paper's one enhancer and 4 downsamplings)."""
     return 2 ** (n_local_enhancers + n_downsample_global + 1)
+
+
+def _blocks_global() -> int:
+    return arch_field(9, Flag("--netG local / global: residual blocks of the global generator", minimum=1))
+
+
+def _downsample_global() -> int:
+    return arch_field(4, Flag("--netG local / global: stride-2 downsamplings of the global generator", minimum=1))
 
 
 @dataclass(frozen=True)
@@ -165,11 +180,31 @@ class LocalEnhancerSpec(GeneratorSpec):
     family: ClassVar[str] = "local"
     n_local_enhancers: int = arch_field(1, Flag("--netG local: local enhancers K, each doubling the resolution; "
                                                 "the global generator sees the input shrunk 2**K times", minimum=1))
-    n_blocks_global: int = arch_field(9, Flag("--netG local: residual blocks of the global generator", minimum=1))
+    n_blocks_global: int = _blocks_global()
     n_blocks_local: int = arch_field(3, Flag("--netG local: residual blocks of each local enhancer", minimum=1))
-    n_downsample_global: int = arch_field(4, Flag("--netG local: stride-2 downsamplings of the global generator",
-                                                  minimum=1))
+    n_downsample_global: int = _downsample_global()
 
     @property
     def size_multiple(self) -> int:
         return local_size_multiple(self.n_local_enhancers, self.n_downsample_global)
+
+    def global_fields(self) -> dict[str, object]:
+        """What a ``--netG global`` generator must have been trained with to serve as this G1
+        (``--init_global_from``); dropout and output channels leave its weights' shapes alone."""
+        return {"input_nc": self.input_nc, "ngf": self.ngf * 2 ** self.n_local_enhancers, "norm": self.norm,
+                "upsample": self.upsample, "n_downsample_global": self.n_downsample_global,
+                "n_blocks_global": self.n_blocks_global}
+
+
+@dataclass(frozen=True)
+class GlobalSpec(GeneratorSpec):
+    """``--netG global``: G1 alone, with its head, to train at half size before ``--netG local``
+    (``--init_global_from``), as the paper trains its global generator first."""
+    network: ClassVar = GlobalGenerator
+    family: ClassVar[str] = "global"
+    n_blocks_global: int = _blocks_global()
+    n_downsample_global: int = _downsample_global()
+
+    @property
+    def size_multiple(self) -> int:
+        return global_size_multiple(self.n_downsample_global)
