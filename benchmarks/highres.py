@@ -153,8 +153,10 @@ def size_multiple_of(record: dict) -> int:
 
 
 def table(records: list[dict], fit_gib: float) -> str:
-    rows = ["| netG | --grad_checkpoint | side (px) | wall s/step | CPU s/step | peak RSS (GiB) |",
+    rows = ["| configuration | --grad_checkpoint | side (px) | wall s/step | CPU s/step | peak RSS (GiB) |",
             "|---|---|---|---|---|---|"]
+    order = list(CONFIGS)
+    records = sorted(records, key=lambda r: (order.index(r["netG"]), r["side"], r["grad_checkpoint"]))
     for r in records:
         if "peak_rss_gib" in r:
             cells = f"{r['step_s'][-1]:.1f} | {r['step_cpu_s'][-1]:.1f} | {r['peak_rss_gib']:.2f}"
