@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import Dataset
 
 from data.config import DataConfig
-from data.image_io import (DataError, ImageSource, ImageStore, StoreFactory, image_folder, open_image,
-                           pil_to_uint8)
+from data.image_io import DataError, ImageSource, image_folder, open_image, pil_to_uint8
+from data.image_store import ImageStore, StoreFactory
 from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
 from util.errors import OptionError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from data.config import DataConfig
-from data.image_io import StoreFactory
+from data.image_store import StoreFactory
 from data.single import SingleDataset
 from data.transforms import SampleKey, augment, split_key, to_unit
 from data.color import normalize_ab, normalize_l, rgb_to_lab

@@ -8,14 +8,12 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from data.image_ops import pil_to_uint8_tensor
-from data.packed import PackedSamples
 from util.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -224,12 +222,6 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-Decoder = Callable[[ImageSource], tuple[torch.Tensor, ...]]
-HeaderCheck = Callable[[ImageSource, int, int], None]   # (path, width, height); raises DataError
-# Builds a dataset's samples from elsewhere (tar shards) with the dataset's own decoder and check.
-StoreFactory = Callable[[Decoder, HeaderCheck], "ImageStore"]
-
-
 def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Path:
     """The folder a dataset reads: ``dataroot/phase``; with ``phase_optional`` the dataroot
     itself when it has no such subfolder (a plain folder of photos or inputs)."""
@@ -246,57 +238,3 @@ def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Pa
     if phase_optional:
         return dataroot
     raise DataError(f"{folder}: no '{phase}' folder in --dataroot (expected {dataroot}/{phase}/)")
-
-
-class ImageStore:
-    """The files of one dataset: checked once at start-up, then decoded on demand or from memory.
-
-    At start-up every file's header is read (cheap) and checked, so an odd width or an image
-    smaller than the crop is reported before training starts. Truncated files only show up
-    when decoded, so they are found up front when ``skip_bad`` or ``cache`` is on (each file
-    is decoded once then); otherwise a truncated file raises :class:`DataError` when loaded.
-
-    With ``cache`` every decoded sample is kept in memory (:class:`data.packed.PackedSamples`).
-    """
-
-    def __init__(self, folder: Path, decode: Decoder, check: HeaderCheck, *, skip_bad: bool = False,
-                 cache: bool = False, limit: int | None = None, files: list[Path] | None = None) -> None:
-        self.folder = folder
-        self._decode = decode
-        candidates = list_files(folder) if files is None else files
-        self.paths: list[Path] = []
-        self.sizes: list[tuple[int, int]] = []   # (height, width) from each kept file's header
-        decoded: list[tuple[torch.Tensor, ...]] = []
-        for path in candidates:
-            if limit is not None and len(self.paths) >= limit:
-                break
-            try:
-                width, height = read_header(path)
-                check(path, width, height)
-                sample = decode(path) if (cache or skip_bad) else ()
-            except DataError as err:
-                if not skip_bad:
-                    raise
-                logger.warning("skipping bad image: %s", err)
-                continue
-            self.paths.append(path)
-            self.sizes.append((height, width))
-            if cache:
-                decoded.append(sample)
-        if not self.paths:
-            raise DataError(f"{folder}: no usable images (accepted extensions: "
-                            f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-        self._packed: PackedSamples | None = None
-        if cache:
-            self._packed = PackedSamples(decoded)
-            logger.info("cached %d images from %s (%.1f MiB)", len(decoded), self.folder,
-                        self._packed.mebibytes)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def load(self, index: int) -> tuple[torch.Tensor, ...]:
-        """The decoded uint8 tensors of sample ``index`` (views into the cache when cached)."""
-        if self._packed is None:
-            return self._decode(self.paths[index])
-        return self._packed[index]

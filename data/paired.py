@@ -29,8 +29,8 @@ from torch.utils.data import Dataset
 
 from data.aligned import check_min_size
 from data.config import DataConfig
-from data.image_io import (DataError, ImageSource, ImageStore, StoreFactory, has_image_extension, list_files,
-                           read_header)
+from data.image_io import DataError, ImageSource, has_image_extension, list_files, read_header
+from data.image_store import ImageStore, StoreFactory
 from data.pixels import bits_of, native_channels, read_pixels, widen
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 

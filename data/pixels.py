@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.image_io import TIFF_EXTENSIONS as _TIFF, DataError, ImageBlob, ImageSource, check_pixel_count, open_image, pil_to_uint8
+from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageBlob, ImageSource, check_pixel_count, open_image,
+                           pil_to_uint8)
 
 WIDE = torch.int32                      # dtype of 16-bit samples
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})

@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import Dataset
 from webdataset import TarWriter
 
-from data.image_io import DataError, Decoder, ImageBlob, read_header
+from data.image_io import DataError, ImageBlob, read_header
+from data.image_store import Decoder
 from util.registry import Registry
 
 FORMAT_VERSION = 2

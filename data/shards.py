@@ -30,7 +30,8 @@ from wids.wids_dl import ULockFile
 from wids.wids_specs import load_remote_dsdesc_raw, resolve_dsdesc, urldir
 
 from data.config import DataConfig, is_url
-from data.image_io import DataError, Decoder, HeaderCheck, ImageBlob
+from data.image_io import DataError, ImageBlob
+from data.image_store import Decoder, HeaderCheck
 from data.packed import PackedSamples
 from data.registry import DATASETS
 from data.shard_format import READABLE_VERSIONS, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
@@ -113,7 +114,7 @@ def default_cache_dir() -> Path:
 
 
 class ShardStore:
-    """What :class:`data.image_io.ImageStore` is to a folder, for a shard set: ``paths`` (each
+    """What :class:`data.image_store.ImageStore` is to a folder, for a shard set: ``paths`` (each
     sample's original name), ``sizes`` (each sample's stored (height, width); None for an index
     of format 1, which has none), ``len`` and ``load(index)``."""
 

@@ -8,7 +8,8 @@ from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
-from data.image_io import ImageSource, ImageStore, StoreFactory, image_folder
+from data.image_io import ImageSource, image_folder
+from data.image_store import ImageStore, StoreFactory
 from data.pixels import bits_of, read_pixels
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
 
