@@ -131,6 +131,7 @@ class Validator:
         # view, so the model's own current images (shown on the pages) stay the training ones.
         view = copy.copy(model)
         view.nets = {"G": self.generator_copy(model)}
+        view.amp = "none"   # fp32, as test.py runs by default: the figures are test.py's
         # Rank 0 holds the real features (from the cache file or the first validation).
         need_real = bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
                                        self.runtime)[0])

@@ -14,7 +14,7 @@ import compare
 import test as test_driver
 import train as train_driver
 from reporting.html import format_value
-from reporting.loss_log import LossLog, read_loss_log
+from reporting.loss_log import read_loss_log
 from reporting.metric_goals import HIGHER_IS_BETTER
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
 
@@ -75,11 +75,7 @@ def three_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     ck, results = root / "ck", root / "results"
     for name, extra in RUNS.items():
         args = [*tiny_args(data, ck, name), "--max_steps", "4", "--print_freq", "1", *extra]
-        assert train_driver.main(args) == 0
-        with LossLog(ck / name / "loss_log.jsonl") as log:
-            for step in (2, 4):
-                log.append({"epoch": 1, "step": step, "epoch_frac": step / 3, "split": "val",
-                            "metrics": {"L1": 0.5 / step, "PSNR": 10.0 + step, "SSIM": 0.1 * step}})
+        assert train_driver.main(args + ["--val_freq", "2"]) == 0
         # test.py reads the architecture from the checkpoint; the display is training's.
         test_args = without(tiny_args(data, ck, name), "--display_id", "--ngf", "--ndf")
         assert test_driver.main(test_args + ["--eval", "--results_dir", str(results), "--fid"]) == 0

@@ -101,7 +101,7 @@ def test_figures_equal_test_py_on_the_same_checkpoint(tmp_path: Path) -> None:
     expected = json.loads((results / "tiny" / "test_latest" / "metrics.json").read_text())
 
     opt, model = tiny_model(data, ck)
-    load_into(model.nets["G"], find_generator(ck / "tiny", "latest"), opt)
+    load_into(model.nets["G"], find_generator(ck / "tiny", "latest"))
     validator = Validator(val_set(opt, "test"), ValidationConfig(eval_mode=True), CPU)
     figures = validator(model)
     assert figures == pytest.approx(expected["mean"], rel=1e-9)
