@@ -100,6 +100,7 @@ class Validator:
             data_cfg = getattr(dataset, "cfg", None)
             self.fid_cache = RealFeatureCache(cache_dir, paths, {"seed": cfg.seed, "data": repr(data_cfg)})
         self.behaviour = ""
+        self.device = str(runtime.device)   # Inception runs where G runs
 
     def generator_copy(self, model: "BaseModel") -> nn.Module:
         ema = getattr(model, "ema", None)
@@ -150,9 +151,9 @@ class Validator:
                 sums += torch.tensor([scores[k] for k in PIXEL_METRICS] + [1.0], dtype=torch.float64)
             if self.cfg.fid:
                 order += [k.index for k in keys]
-                fake_feats.append(inception_features(_as_batch(fakes)))
+                fake_feats.append(inception_features(_as_batch(fakes), self.device))
                 if need_real:
-                    real_feats.append(inception_features(_as_batch(reals)))
+                    real_feats.append(inception_features(_as_batch(reals), self.device))
         if self.runtime.distributed:
             dist.all_reduce(sums)
         count = max(int(sums[-1]), 1)

@@ -154,7 +154,7 @@ def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 
         tags.h2("Test metrics")
         _metrics_table(runs)
         shown = stems[:max_images]
-        tags.h2(f"Test images ({len(shown)} of the {len(stems)} all runs wrote)")
+        tags.h2(f"Test images ({len(shown)} of the {len(stems)} that every run wrote)")
         _images(runs, shown, image_width)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
