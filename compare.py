@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from reporting.compare_page import write_compare_page
-from reporting.run_summary import CompareError, load_run
+from reporting.run_summary import load_run
+from util.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runs = [load_run(folder, args.results_dir, args.phase, args.epoch) for folder in args.runs]
         page = write_compare_page(runs, args.out, max_images=args.max_images, image_width=args.image_width)
-    except CompareError as err:
+    except UserError as err:   # one line; anything else is a bug and keeps its traceback
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from data import DataError
 from data.transforms import SampleKey, sample_seed
 from engine.distributed import Runtime, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
@@ -86,7 +87,7 @@ class Validator:
     def __init__(self, dataset: Dataset, cfg: ValidationConfig, runtime: Runtime, cache_dir: Path | None = None,
                  train_batches: Callable[[], Iterable[torch.Tensor]] | None = None) -> None:
         if len(dataset) == 0:
-            raise ValueError("the validation split holds no images")
+            raise DataError("the validation split holds no images")
         self.cfg, self.runtime, self.train_batches = cfg, runtime, train_batches
         self.count = min(len(dataset), cfg.max_images or len(dataset))
         keys = [SampleKey(i, sample_seed(cfg.seed, 0, i))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
+from util.errors import UserError
 
 OPTIONS_FILE = "train_opt.txt"
 # "                      lr: 0.0002   (typed)" as options/parse.py's format_options writes it
@@ -16,7 +17,7 @@ _OPTION_LINE = re.compile(r"^\s*([A-Za-z0-9_]+): (.*?)(?:   \(typed\))?$")
 Points = list[tuple[float, float]]
 
 
-class CompareError(ValueError):
+class CompareError(UserError):
     """Input the compare page cannot use (one line naming the folder or file)."""
 
 
