@@ -70,7 +70,8 @@ class BestKeeper:
         """Save ``best`` when ``metrics`` beat the best so far; returns whether it did. Every
         rank holds the same metrics, so every rank takes the same branch."""
         value = float(metrics[self.metric])
-        if not math.isfinite(value) or not is_better(self.metric, value, None if self.best is None else self.best.value):
+        so_far = None if self.best is None else self.best.value
+        if not math.isfinite(value) or not is_better(self.metric, value, so_far):
             return False
         record = BestRecord(self.metric, value, step, epoch)
         save({"best": asdict(record)})

@@ -135,8 +135,8 @@ class Validator:
         view.nets = {"G": self.generator_copy(model)}
         view.amp = "none"   # fp32, as test.py runs by default: the figures are test.py's
         # Rank 0 holds the real features (from the cache file or the first validation).
-        need_real = bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
-                                       self.runtime)[0])
+        need_real = self.cfg.fid and bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
+                                                        self.runtime)[0])
         sums = torch.zeros(len(PIXEL_METRICS) + 1, dtype=torch.float64)
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
@@ -155,8 +155,10 @@ class Validator:
                 fake_feats.append(inception_features(_as_batch(fakes), self.device))
                 if need_real:
                     real_feats.append(inception_features(_as_batch(reals), self.device))
-        if self.runtime.distributed:
+        if self.runtime.distributed:   # on the device: nccl reduces only GPU tensors
+            sums = sums.to(self.runtime.device)
             dist.all_reduce(sums)
+            sums = sums.cpu()
         count = max(int(sums[-1]), 1)
         metrics = {name: float(sums[i]) / count for i, name in enumerate(PIXEL_METRICS)}
         if self.cfg.fid:

@@ -132,8 +132,8 @@ def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 
             for i, run in enumerate(runs):
                 with tags.tr():
                     _run_cell(run, i)
-                    for text in (str(run.folder), str(run.test.get("checkpoint", "")), str(run.test.get("behaviour", ""))):
-                        tags.td(text, cls="name")
+                    for text in (run.folder, run.test.get("checkpoint", ""), run.test.get("behaviour", "")):
+                        tags.td(str(text), cls="name")
         tags.h2("Options that differ")
         table = differing_options(list(runs))
         if table:

@@ -103,7 +103,8 @@ def load_run(folder: Path, results_dir: Path, phase: str, epoch: str) -> RunSumm
     return RunSummary(name, folder, options, losses, validation, test_dir, test)
 
 
-def differing_options(runs: list[RunSummary], ignore: tuple[str, ...] = ("name", "explicit")) -> dict[str, list[str | None]]:
+def differing_options(runs: list[RunSummary],
+                      ignore: tuple[str, ...] = ("name", "explicit")) -> dict[str, list[str | None]]:
     """Option -> each run's value, for the options whose values are not all the same."""
     keys = sorted({k for run in runs for k in run.options} - set(ignore))
     table = {}

@@ -143,7 +143,8 @@ def test_fid_reals_are_computed_once_and_cached_in_the_experiment_folder(tmp_pat
     opt, model = tiny_model(data, tmp_path / "ck")
     calls = []
     real_features = validation.inception_features
-    monkeypatch.setattr(validation, "inception_features", lambda x, device: calls.append(len(x)) or real_features(x, device))
+    monkeypatch.setattr(validation, "inception_features",
+                        lambda x, device: calls.append(len(x)) or real_features(x, device))
     cfg = ValidationConfig(eval_mode=True, fid=True, batch_size=2)
     first = Validator(val_set(opt), cfg, CPU, cache_dir=tmp_path / "exp")(model)
     assert sorted(calls) == [1, 1, 2, 2]          # reals and fakes, two batches
