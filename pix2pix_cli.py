@@ -51,3 +51,7 @@ def serve() -> None:
 
 def export() -> None:
     _run("export")
+
+
+def compare() -> None:
+    _run("compare")

@@ -47,6 +47,8 @@ from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
+from options.validation import build_validation_hook
+from inference.validation_hook import ValidationHook
 from reporting.logs import setup_logging
 from reporting.progress import EpochProgress
 from reporting.reporter import Reporter, build_reporter
@@ -72,6 +74,7 @@ class Run:
     loader: DataLoader
     reporter: Reporter
     saver: Saver
+    validation: ValidationHook | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -141,11 +144,9 @@ def log_losses(run: Run, model: BaseModel, state: TrainState, losses: dict[str, 
     shown = mean_across_ranks(losses, run.runtime)  # the step's only sync (host and ranks)
     values = {k: float(v) for k, v in shown.items()}
     check_finite(shown, state.step)
-    world = run.runtime.world_size
-    samples_per_epoch = max(run.loader.sampler.num_samples * world, 1)
     run.reporter.report_losses(TrainPoint(
-        epoch=state.epoch, epoch_iter=state.epoch_samples * world, step=state.step,
-        epoch_frac=state.epoch - 1 + state.epoch_samples * world / samples_per_epoch, lr=model.current_lr(),
+        epoch=state.epoch, epoch_iter=state.epoch_samples * run.runtime.world_size, step=state.step,
+        epoch_frac=state.epoch_frac(run.runtime.world_size, run.loader.sampler.num_samples), lr=model.current_lr(),
         losses=values, timings={"time_per_sample": seconds_per_sample, "data_time": data_seconds}))
     if run.runtime.is_main:
         log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds_per_sample,
@@ -164,6 +165,8 @@ def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[
         run.reporter.report_images(model.current_visuals(), state.epoch, state.step,
                                    snapshot=crossed(before, state.samples, opt.update_html_freq))
         barrier(run.runtime)
+    if run.validation is not None:
+        run.validation.after_step(before, model, state, losses)
     if crossed(before, state.samples, opt.save_latest_freq):
         run.saver.save_latest(model, state, losses)
         if opt.save_by_iter:
@@ -181,6 +184,8 @@ def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: dict[str, t
     if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
         run.saver.save(model, state, "latest", losses)
         run.saver.save(model, state, str(finished), losses)
+    if run.validation is not None:
+        run.validation.after_epoch(finished, model, state, losses)
 
 
 def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
@@ -207,6 +212,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
         cleanup.callback(reporter.close)
         saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()), execution)
         run = Run(opt, runtime, exp_dir, loader, reporter, saver)
+        run.validation = build_validation_hook(opt, runtime, exp_dir, resumed, saver, reporter.report_metrics,
+                                               loader.sampler.num_samples)
         losses: dict[str, torch.Tensor] = {}
         while state.epoch <= run.last_epoch:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)

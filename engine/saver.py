@@ -30,7 +30,9 @@ class Saver:
         self.execution = execution
         self.latest_at_step = -1  # no second save of 'latest' for the same step
 
-    def save(self, model: Any, state: TrainState, label: str, losses: Mapping[str, torch.Tensor]) -> None:
+    def save(self, model: Any, state: TrainState, label: str, losses: Mapping[str, torch.Tensor],
+             extra: Mapping[str, Any] | None = None) -> None:
+        """``extra``: entries recorded in both files beside the state (the best checkpoint's score)."""
         # Averaged first, so that every rank agrees on whether training diverged: a NaN run
         # stops here, before it writes over the last good checkpoint. The weights are equal
         # on every rank, so their check gives the same verdict everywhere.
@@ -38,7 +40,7 @@ class Saver:
         check_finite_weights(model.nets, state.step)
         rng_per_rank = gather_to_all(capture_rng_state(), self.runtime)
         if self.runtime.is_main:
-            save_training(self.exp_dir, label, model, state, self.opt, self.execution, rng_per_rank)
+            save_training(self.exp_dir, label, model, state, self.opt, self.execution, rng_per_rank, extra)
         barrier(self.runtime)
         if label == "latest":
             self.latest_at_step = state.step

@@ -31,6 +31,10 @@ class TrainState:
         self.epoch += 1
         self.epoch_samples = 0
 
+    def epoch_frac(self, world_size: int, rank_samples_per_epoch: int) -> float:
+        """Where training is in epochs (1.5: half-way through the second); the x of every curve."""
+        return self.epoch - 1 + self.epoch_samples * world_size / max(rank_samples_per_epoch * world_size, 1)
+
 
 def crossed(before: int, after: int, every: int) -> bool:
     """Did a counter going from ``before`` to ``after`` pass a multiple of ``every``?"""

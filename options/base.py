@@ -108,7 +108,8 @@ def add_model_option(g: argparse._ArgumentGroup) -> None:
 
 
 def add_load_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
+    g.add_argument("--epoch", default="latest",
+                   help="which checkpoint to load: latest, best (--best_metric) or an epoch number")
     g.add_argument("--load_iter", type=non_negative_int, default=0,
                    help="if > 0, load the checkpoint saved at this iteration (iter_N) instead of --epoch")
 

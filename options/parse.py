@@ -14,6 +14,7 @@ from options.shards import add_shard_options
 from options.speed import add_speed_options
 from options.test import add_test_options
 from options.train import add_train_options
+from options.validation import add_validation_options
 from options.validate import first_problem
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "datasets" / "demo"
@@ -26,6 +27,8 @@ def build_parser(is_train: bool) -> OneLineParser:
     add_base_options(parser)
     add_architecture_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
+    if is_train:
+        add_validation_options(parser)
     add_speed_options(parser, is_train)
     add_shard_options(parser)
     return parser

@@ -11,6 +11,7 @@ from models.networks import GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
 from options.highres import fix_global_problem
+from options.validation import VALIDATION_CHECKS
 
 Check = Callable[[argparse.Namespace], "str | None"]
 
@@ -83,6 +84,9 @@ def _multiscale_fits_crop(opt: argparse.Namespace) -> str | None:
 
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
                        _lr_positive, _gradient_penalty_with_synced_bn, _multiscale_fits_crop, fix_global_problem]
+
+
+CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)
 
 
 def first_problem(opt: argparse.Namespace) -> str | None:

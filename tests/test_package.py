@@ -51,6 +51,12 @@ def test_each_console_script_shows_its_drivers_help(installed: Path, tmp_path: P
     assert "--name" in done.stdout
 
 
+def test_compare_script_shows_its_help(installed: Path, tmp_path: Path) -> None:
+    done = run_script(installed, "pix2pix-compare", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: compare.py") and "--results_dir" in done.stdout
+
+
 def test_train_then_translate_through_the_installed_scripts(installed: Path, tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs")
     ckpt = tmp_path / "checkpoints"

@@ -10,6 +10,8 @@ Two kinds of file, each written and read here:
   and how OpenMP threads waited).
 - generator (``<label>_net_G.pt``, format ``pix2pix-app/G/3``): ``spec`` (G's), ``net_G`` (its
   weights), ``options`` and ``execution``.
+- ``best.pt`` / ``best_net_G.pt`` (``--best_metric``, engine/best.py) are these two kinds with
+  one more entry, ``best``: the metric, its value, the step and the epoch that chose the state.
 
 Older files are upgraded on reading. Version 1 (``.../full/1``, ``.../G/1``) kept only the
 options: the caller hands down ``specs_of_options`` (the model layer's parser, which the engine
@@ -88,18 +90,20 @@ def options_dict(opt: argparse.Namespace) -> dict:
 
 
 def write_generator(path: Path, net_state: Mapping[str, torch.Tensor], spec: dict, options: dict,
-                    execution: Execution | None = None) -> None:
+                    execution: Execution | None = None, extra: Mapping[str, Any] | None = None) -> None:
     """``execution`` None: a generator not trained by this program's loop (a test's, an
     export's), for which the options say what there is to say."""
     execution = execution or Execution.from_options(options)
     save_atomic({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options,
-                 "execution": execution.as_dict()}, path)
+                 "execution": execution.as_dict(), **(extra or {})}, path)
 
 
 def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt: argparse.Namespace,
-                  execution: Execution, rng_per_rank: list[dict] | None = None) -> None:
+                  execution: Execution, rng_per_rank: list[dict] | None = None,
+                  extra: Mapping[str, Any] | None = None) -> None:
     """Write ``<label>.pt`` (everything) and ``<label>_net_G.pt`` (G's spec, weights, options),
-    both with ``execution``.
+    both with ``execution``; ``extra``: entries recorded in both beside those (``best``: the
+    score that chose the state).
 
     ``model`` gives ``specs`` and ``state_dict()``; ``rng_per_rank`` holds every process's RNG
     streams (dropout differs per rank), so that a resume with the same number of processes
@@ -108,10 +112,10 @@ def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt:
     rng_per_rank = rng_per_rank or [capture_rng_state()]
     payload = {"format": FULL_FORMAT, "specs": specs, "state": asdict(state), "world_size": len(rng_per_rank),
                "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options,
-               "execution": execution.as_dict(), **model.state_dict()}
+               "execution": execution.as_dict(), **model.state_dict(), **(extra or {})}
     writes = ((full_path(exp_dir, label), lambda p: save_atomic(payload, p)),
               (generator_path(exp_dir, label), lambda p: write_generator(p, payload["nets"]["G"], specs["G"],
-                                                                         options, execution)))
+                                                                         options, execution, extra)))
     for path, write in writes:
         try:
             write(path)

@@ -1,0 +1,80 @@
+"""The best checkpoint: ``best.pt`` / ``best_net_G.pt``, the state that scored best on the
+validation metric chosen with ``--best_metric``, written through the run's Saver (atomic, both
+files) with the metric, its value, the step and the epoch recorded in both under ``"best"``.
+
+A resumed run reads the record back from ``best.pt`` and replaces the file only with a better
+score, so resuming never loses the best-so-far; a fresh run starts without one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from engine.checkpoint import CheckpointError, full_path, generator_path, load_file
+from reporting.metric_goals import HIGHER_IS_BETTER, is_better, metric_key
+
+log = logging.getLogger("train")
+
+BEST_LABEL = "best"
+
+
+@dataclass(frozen=True)
+class BestRecord:
+    metric: str      # as in the metrics dicts: "FID", "PSNR", ...
+    value: float
+    step: int
+    epoch: int
+
+    def describe(self) -> str:
+        goal = "higher" if HIGHER_IS_BETTER[self.metric] else "lower"
+        return f"{self.metric} {self.value:.4f} ({goal} is better) at step {self.step}, epoch {self.epoch}"
+
+
+def read_best(exp_dir: Path) -> BestRecord | None:
+    """The record in ``best.pt``, or None when there is no such file or it carries none."""
+    path = full_path(exp_dir, BEST_LABEL)
+    if not path.is_file():
+        return None
+    try:
+        record = load_file(path).get("best")
+    except CheckpointError as err:
+        log.warning("%s; the best checkpoint starts again", err)
+        return None
+    return BestRecord(**record) if isinstance(record, Mapping) else None
+
+
+def forget_best(exp_dir: Path) -> None:
+    """A fresh run (``--overwrite``) does not keep the previous run's best."""
+    for path in (full_path(exp_dir, BEST_LABEL), generator_path(exp_dir, BEST_LABEL)):
+        path.unlink(missing_ok=True)
+
+
+# Writes the checkpoint ``best`` with the given record (the Saver's save, all ranks together).
+SaveBest = Callable[[dict[str, Any]], None]
+
+
+class BestKeeper:
+    def __init__(self, metric: str, previous: BestRecord | None = None) -> None:
+        self.metric = metric_key(metric)
+        self.best: BestRecord | None = None
+        if previous is not None and previous.metric == self.metric:
+            self.best = previous
+            log.info("best checkpoint so far: %s", previous.describe())
+        elif previous is not None:
+            log.info("best.pt was chosen by %s; from now on by %s", previous.metric, self.metric)
+
+    def consider(self, metrics: Mapping[str, float], step: int, epoch: int, save: SaveBest) -> bool:
+        """Save ``best`` when ``metrics`` beat the best so far; returns whether it did. Every
+        rank holds the same metrics, so every rank takes the same branch."""
+        value = float(metrics[self.metric])
+        so_far = None if self.best is None else self.best.value
+        if not math.isfinite(value) or not is_better(self.metric, value, so_far):
+            return False
+        record = BestRecord(self.metric, value, step, epoch)
+        save({"best": asdict(record)})
+        self.best = record
+        log.info("new best checkpoint (best.pt): %s", record.describe())
+        return True

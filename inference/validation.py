@@ -1,0 +1,198 @@
+"""Validation during training: G run on a held-out split in the test-time behaviour the user
+chose, scored as test.py scores (L1, PSNR, SSIM on the 8-bit pixels, FID/KID of the set).
+
+Validation must leave training exactly as it was: it runs a copy of G (a batch-norm layer in
+train mode would otherwise move its running statistics), reads the split through a loader of
+its own that draws nothing from the global generators, and restores every RNG stream
+afterwards (dropout at test time draws from torch's), so the weights and streams after N steps
+are bit-identical with or without it.
+
+Under several processes each rank takes every world_size-th batch of the split (batches of the
+same images as one process would form, so batch statistics agree), the per-image sums are
+reduced, and the Inception features are gathered in the split's order for FID/KID.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from data import DataError
+from data.transforms import SampleKey, sample_seed
+from engine.distributed import Runtime, gather_to_all, unwrap
+from engine.rng import capture_rng_state, restore_rng_state
+from inference.translator import set_inference_behaviour
+from inference.val_fid import RealFeatureCache
+from models.batchnorm import BatchNorm2d
+from models.precise_bn import recompute_bn_stats
+from models.sync_batchnorm import SyncBatchNorm2d
+from reporting.fid import inception_features, score_features
+from reporting.images import to_uint8
+from reporting.metrics import written_metrics
+
+if TYPE_CHECKING:
+    from models.base_model import BaseModel
+
+log = logging.getLogger(__name__)
+
+PIXEL_METRICS = ("L1", "PSNR", "SSIM")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    eval_mode: bool = False            # --eval: norm layers in eval mode, dropout off
+    bn_eval: str = "running"           # --bn_eval, with --eval
+    dropout: str | None = None         # --dropout: on/off at test time (None: by --eval)
+    use_ema: bool = True               # the moving average of G when training keeps one
+    fid: bool = False                  # --val_fid: FID and KID of the set
+    max_images: int | None = None      # --val_max_images: the first N images of the split
+    batch_size: int = 1
+    seed: int = 0                      # the crops of the split, and the test-time dropout draws
+    precise_batches: int = 50          # --bn_precise_batches, for --bn_eval precise
+
+
+def _rank_indices(count: int, batch_size: int, rank: int, world_size: int) -> list[int]:
+    """This rank's indices: the images of every world_size-th batch, starting at batch ``rank``."""
+    batches = [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
+    return [i for batch in batches[rank::world_size] for i in batch]
+
+
+def _local_batch_norm(net: nn.Module) -> None:
+    """A synced layer would pool each batch with the other ranks' batches, which differ in
+    number here; test.py normalizes a batch by itself, so the copy does the same."""
+    for module in net.modules():
+        if isinstance(module, SyncBatchNorm2d):
+            module.__class__ = BatchNorm2d
+
+
+def _broadcast_buffers(net: nn.Module, runtime: Runtime) -> None:
+    """Rank 0's running statistics on every rank: the ones its checkpoint will hold."""
+    if runtime.distributed:
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+class Validator:
+    """``validator(model) -> {"L1", "PSNR", "SSIM"[, "FID", "KID", "KID_std"]}``, the same
+    figures on every rank. ``train_batches`` gives training inputs (A) for ``--bn_eval precise``."""
+
+    def __init__(self, dataset: Dataset, cfg: ValidationConfig, runtime: Runtime, cache_dir: Path | None = None,
+                 train_batches: Callable[[], Iterable[torch.Tensor]] | None = None) -> None:
+        if len(dataset) == 0:
+            raise DataError("the validation split holds no images")
+        self.cfg, self.runtime, self.train_batches = cfg, runtime, train_batches
+        self.count = min(len(dataset), cfg.max_images or len(dataset))
+        keys = [SampleKey(i, sample_seed(cfg.seed, 0, i))
+                for i in _rank_indices(self.count, cfg.batch_size, runtime.rank, runtime.world_size)]
+        # A generator of its own: an iterator of a loader without one draws its base seed from torch's.
+        self.loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=keys, num_workers=0,
+                                 collate_fn=default_collate, generator=torch.Generator().manual_seed(cfg.seed))
+        self.fid_cache = None
+        if cfg.fid and runtime.is_main:
+            paths = [Path(p) for p in getattr(dataset, "paths", [])][:self.count]
+            data_cfg = getattr(dataset, "cfg", None)
+            self.fid_cache = RealFeatureCache(cache_dir, paths, {"seed": cfg.seed, "data": repr(data_cfg)})
+        self.behaviour = ""
+        self.device = str(runtime.device)   # Inception runs where G runs
+
+    def generator_copy(self, model: "BaseModel") -> nn.Module:
+        ema = getattr(model, "ema", None)
+        source = ema.net if (self.cfg.use_ema and ema is not None) else unwrap(model.nets["G"])
+        net = copy.deepcopy(source)
+        _local_batch_norm(net)
+        _broadcast_buffers(net, self.runtime)
+        if self.cfg.eval_mode and self.cfg.bn_eval == "precise":
+            if self.train_batches is None:
+                raise ValueError("--bn_eval precise needs training batches to measure the statistics on")
+            set_inference_behaviour(net, self.cfg.eval_mode, "running", self.cfg.dropout)
+            recompute_bn_stats(net, (a.to(self.runtime.device) for a in self.train_batches()),
+                               num_batches=self.cfg.precise_batches)
+            _broadcast_buffers(net, self.runtime)
+        self.behaviour = set_inference_behaviour(net, self.cfg.eval_mode, self.cfg.bn_eval, self.cfg.dropout)
+        return net
+
+    def __call__(self, model: "BaseModel") -> dict[str, float]:
+        saved_rng = capture_rng_state()
+        try:
+            torch.manual_seed(self.cfg.seed)   # test-time dropout draws the same at every validation
+            return self._run(model)
+        finally:
+            restore_rng_state(saved_rng)
+
+    @torch.no_grad()
+    def _run(self, model: "BaseModel") -> dict[str, float]:
+        # A shallow copy whose G is the copy: set_input and test() write their tensors onto the
+        # view, so the model's own current images (shown on the pages) stay the training ones.
+        view = copy.copy(model)
+        view.nets = {"G": self.generator_copy(model)}
+        view.amp = "none"   # fp32, as test.py runs by default: the figures are test.py's
+        # Rank 0 holds the real features (from the cache file or the first validation).
+        need_real = self.cfg.fid and bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
+                                                        self.runtime)[0])
+        sums = torch.zeros(len(PIXEL_METRICS) + 1, dtype=torch.float64)
+        fake_feats: list[np.ndarray] = []
+        real_feats: list[np.ndarray] = []
+        order: list[int] = []
+        for keys, batch in zip(_chunks(self.loader.sampler, self.cfg.batch_size), self.loader):
+            view.set_input(batch)
+            view.test()
+            visuals = view.current_visuals()
+            fakes = [to_uint8(x) for x in visuals["fake_B"]]
+            reals = [to_uint8(x) for x in visuals["real_B"]]
+            for fake, real in zip(fakes, reals):
+                scores = written_metrics(fake, real)
+                sums += torch.tensor([scores[k] for k in PIXEL_METRICS] + [1.0], dtype=torch.float64)
+            if self.cfg.fid:
+                order += [k.index for k in keys]
+                fake_feats.append(inception_features(_as_batch(fakes), self.device))
+                if need_real:
+                    real_feats.append(inception_features(_as_batch(reals), self.device))
+        if self.runtime.distributed:   # on the device: nccl reduces only GPU tensors
+            sums = sums.to(self.runtime.device)
+            dist.all_reduce(sums)
+            sums = sums.cpu()
+        count = max(int(sums[-1]), 1)
+        metrics = {name: float(sums[i]) / count for i, name in enumerate(PIXEL_METRICS)}
+        if self.cfg.fid:
+            metrics.update(self._set_metrics(order, fake_feats, real_feats if need_real else None))
+        return metrics
+
+    def _set_metrics(self, order: list[int], fake_feats: list[np.ndarray],
+                     real_feats: list[np.ndarray] | None) -> dict[str, float]:
+        """FID and KID on rank 0, with the features of every rank in the split's order (KID
+        draws subsets by position), then handed to the others."""
+        local = (order, _stack(fake_feats), None if real_feats is None else _stack(real_feats))
+        shares = gather_to_all(local, self.runtime)
+        result: list[dict[str, float] | None] = [None]
+        if self.fid_cache is not None:   # rank 0
+            positions = np.argsort(np.concatenate([np.asarray(s[0], dtype=np.int64) for s in shares]), kind="stable")
+            fake = np.concatenate([s[1] for s in shares])[positions]
+            if real_feats is not None:
+                self.fid_cache.store(np.concatenate([s[2] for s in shares])[positions])
+            result = [score_features(self.fid_cache.features, fake).as_metrics()]
+        if self.runtime.distributed:
+            dist.broadcast_object_list(result, src=0)
+        assert result[0] is not None
+        return result[0]
+
+
+def _chunks(keys: list[SampleKey], size: int) -> Iterable[list[SampleKey]]:
+    for start in range(0, len(keys), size):
+        yield keys[start:start + size]
+
+
+def _as_batch(images: list[np.ndarray]) -> torch.Tensor:
+    """(H, W[, C]) uint8 images -> (N, C, H, W) on the 0..255 scale."""
+    return torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, 2048))
