@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # What each configuration passes to train.py's options; the discriminator and losses are
 # pix2pixHD's for all of them (two-scale PatchGAN with ndf 64, feature matching), batch 1, fp32;
@@ -113,7 +112,9 @@ def rss_bytes(pid: int) -> int:
 def measure(config: dict, limit_gib: float, timeout_s: float) -> dict:
     """Run one configuration in a niced child; stop it past ``limit_gib`` of RSS or ``timeout_s``."""
     cmd = ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child imports the project as the installed package does (or this clone, run in place).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     start, peak = time.monotonic(), 0
     while proc.poll() is None:
         peak = max(peak, rss_bytes(proc.pid))
