@@ -52,7 +52,7 @@ class ImageBlob:
     def size(self) -> tuple[int, int]:
         """(width, height) from the header alone."""
         try:
-            with Image.open(io.BytesIO(self.data)) as img:
+            with Image.open(readable(self)) as img:
                 check_pixel_count(self, *img.size)
                 return img.size
         except DataError:
@@ -60,12 +60,17 @@ class ImageBlob:
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
             size = tiff_size(self)   # as for a file: TIFFs Pillow cannot open (many channels)
             if size is None:
-                raise DataError(f"{self}: cannot read image ({_one_line(err)})") from None
+                raise DataError(f"{self}: cannot read image ({one_line(err)})") from None
             check_pixel_count(self, *size)
             return size
 
 
 ImageSource = Path | ImageBlob
+
+
+def readable(source: ImageSource) -> Path | io.BytesIO:
+    """What Pillow and tifffile open: the file's path, or a blob's bytes as a file object."""
+    return io.BytesIO(source.data) if isinstance(source, ImageBlob) else source
 
 
 def is_hidden(path: Path) -> bool:
@@ -121,11 +126,11 @@ def read_header(path: Path) -> tuple[int, int]:
     except DataError:
         raise
     except Image.DecompressionBombError as err:
-        raise DataError(f"{path}: refused: {_one_line(err)}") from None
+        raise DataError(f"{path}: refused: {one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
         if size is None:
-            raise DataError(f"{path}: cannot read image ({_one_line(err)})") from None
+            raise DataError(f"{path}: cannot read image ({one_line(err)})") from None
         check_pixel_count(path, *size)
         return size
 
@@ -137,7 +142,7 @@ def tiff_size(path: ImageSource) -> tuple[int, int] | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
+        with tifffile.TiffFile(readable(path)) as tif:
             page = tif.pages[0]
             return int(page.imagewidth), int(page.imagelength)
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: the caller reports Pillow's error
@@ -159,7 +164,7 @@ def open_image(path: ImageSource) -> Image.Image:
         blob = isinstance(path, ImageBlob)
         if (len(path.data) if blob else path.stat().st_size) == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
-        with Image.open(io.BytesIO(path.data) if blob else path) as img:
+        with Image.open(readable(path)) as img:
             check_pixel_count(path, *img.size)
             img.load()
             # A multi-frame file (TIFF, animated WebP) contributes its first frame.
@@ -167,7 +172,7 @@ def open_image(path: ImageSource) -> Image.Image:
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, bombs)
-        raise DataError(f"{path}: cannot decode image ({_one_line(err)})") from None
+        raise DataError(f"{path}: cannot decode image ({one_line(err)})") from None
 
 
 def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> Image.Image:
@@ -193,7 +198,7 @@ def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") ->
     try:
         return img.convert(mode)
     except (ValueError, OSError) as err:
-        raise DataError(f"{path}: unsupported image mode {img.mode} ({_one_line(err)})") from None
+        raise DataError(f"{path}: unsupported image mode {img.mode} ({one_line(err)})") from None
 
 
 def _wide_to_l(img: Image.Image) -> Image.Image:
@@ -217,7 +222,7 @@ def pil_to_uint8(img: Image.Image, mode: str, path: ImageSource | str = "<image>
     return pil_to_uint8_tensor(to_mode(img, mode, path))
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
 

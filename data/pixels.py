@@ -11,7 +11,6 @@ so such a file is read at 8 bits; save it as TIFF to keep the 16 bits.
 """
 from __future__ import annotations
 
-import io
 
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageBlob, ImageSource, check_pixel_count, open_image,
-                           pil_to_uint8)
+from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageSource, check_pixel_count, one_line, open_image,
+                           pil_to_uint8, readable)
 
 WIDE = torch.int32                      # dtype of 16-bit samples
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -52,14 +51,14 @@ def native_channels(path: Path) -> int:
         with Image.open(path) as img:
             return 1 if img.mode in _GRAY_MODES else 3
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
-        raise DataError(f"{path}: cannot read image ({str(err).strip().splitlines()[0]})") from None
+        raise DataError(f"{path}: cannot read image ({one_line(err)})") from None
 
 
 def _tiff_header_channels(path: Path) -> int | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
+        with tifffile.TiffFile(readable(path)) as tif:
             page = tif.pages[0]
             # 16-bit RGBA keeps its alpha (only the 8-bit path composites it away).
             return 3 if page.samplesperpixel == 4 and page.bitspersample == 8 else int(page.samplesperpixel)
@@ -94,7 +93,7 @@ def _read_tiff(path: ImageSource) -> np.ndarray | None:
     import tifffile   # only TIFF files need it
 
     try:
-        with tifffile.TiffFile(io.BytesIO(path.data) if isinstance(path, ImageBlob) else path) as tif:
+        with tifffile.TiffFile(readable(path)) as tif:
             page = tif.pages[0]
             if page.dtype != np.uint16 and page.samplesperpixel in (1, 3, 4):
                 return None    # Pillow's path (8-bit, bilevel, float), numbers as they always were
