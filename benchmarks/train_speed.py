@@ -21,14 +21,13 @@ from typing import Sequence
 
 import torch
 
-from benchmarks.common import (BASELINES, ROOT, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model, emit,
-                    load_average, machine_name, measured_peak_flops, median, peak_memory_mb, reset_peak_memory,
-                    split_argv, step_flops, synchronize)
+from benchmarks.common import (BASELINES, TF32_VARIANTS, VARIANTS, PhaseTimer, Samples, Variant, build_model,
+                               emit, load_average, machine_name, measured_peak_flops, median, peak_memory_mb,
+                               reset_peak_memory, split_argv, step_flops, synchronize)
+from benchmarks.dataroot import DOWNLOAD_SCRIPT, FACADES
 from engine.distributed import Runtime
 from models.base_model import BaseModel
 
-# Where datasets/download_pix2pix_dataset.sh puts it.
-FACADES = ROOT / "datasets" / "facades"
 # The default CPU run is sized to end within 10 minutes on 2 busy cores: fp32 against bf16,
 # the choice --amp makes; every other variant is one --variants away.
 DEFAULT_VARIANTS = {"cpu": "eager_fp32,bf16",
@@ -57,7 +56,7 @@ def missing_dataroot(dataroot: Path) -> str | None:
     """The one-line hint when the data is not there, else None."""
     if dataroot.is_dir():
         return None
-    hint = " (bash datasets/download_pix2pix_dataset.sh facades puts it there)" if dataroot == FACADES else ""
+    hint = f" (bash {DOWNLOAD_SCRIPT} facades puts it there)" if dataroot == FACADES else ""
     return f"train_speed.py: error: --dataroot {dataroot}: no such folder{hint}"
 
 
