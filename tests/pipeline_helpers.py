@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 # A few real facades pairs kept in the repository (tests/fixtures/README.md), so the real-image
@@ -42,3 +43,34 @@ def train_tiny_run(root: Path, test_images: int) -> tuple[Path, Path]:
     data = make_aligned_dataset(root / "data", {"train": 2, "test": test_images})
     assert train_driver.main(tiny_args(data, root / "ck") + ["--max_steps", "2"]) == 0
     return data, root / "ck"
+
+
+def without(args: list[str], *flags: str) -> list[str]:
+    """``args`` less each of ``flags`` and its value."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def assert_same(a, b, where: str = "") -> None:
+    """Nested dicts, lists, tensors and arrays equal exactly; ``where`` names the first difference."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif torch.is_tensor(a):
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    else:
+        assert a == b, where

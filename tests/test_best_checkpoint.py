@@ -19,23 +19,11 @@ import translate
 from engine.checkpoint import load_file
 from inference.generator import load_generator, translator_for
 from reporting.loss_log import read_loss_log
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
 
 # The paper's test mode (batch statistics) without dropout: validation and test.py run G alike.
 STEERED = ["--norm", "batch", "--no_dropout", "--lr", "0.01", "--print_freq", "1",
            "--val_freq", "1", "--best_metric", "l1"]
-
-
-def without(args: list[str], *flags: str) -> list[str]:
-    out, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in flags:
-            skip = True
-        else:
-            out.append(arg)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +86,6 @@ def test_translate_serve_and_export_take_epoch_best(steered, tmp_path: Path) -> 
                        "--eval"])
     served = translator_for(load_generator(opt))(Image.open(image).convert("RGB"))
     assert np.array_equal(np.asarray(served), best)
-
 
 
 def test_export_takes_epoch_best(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import train as train_driver
 from reporting.html import format_value
 from reporting.loss_log import read_loss_log
 from reporting.metric_goals import HIGHER_IS_BETTER
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
 
 RUNS = {"base": [], "fast_lr": ["--lr", "0.002"], "wide": ["--ngf", "8"]}
 # After the page has loaded: what the browser made of each image and curve, as text in the DOM.
@@ -53,19 +53,6 @@ class Dom(HTMLParser):
     def find(self, tag: str, **attrs: str) -> list[tuple[dict, str]]:
         return [(a, "".join(text)) for t, a, text in self.elements
                 if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
-
-
-def without(args: list[str], *flags: str) -> list[str]:
-    """``args`` less each of ``flags`` and its value."""
-    out, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in flags:
-            skip = True
-        else:
-            out.append(arg)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import torch
 
 import train as train_driver
 from engine.checkpoint import load_file
 from reporting.loss_log import read_loss_log
 from reporting.visdom_client import connect_visdom
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args
 
 
 def test_checkpoints_with_and_without_validation_are_bit_identical(tmp_path: Path) -> None:
@@ -30,22 +29,7 @@ def test_checkpoints_with_and_without_validation_are_bit_identical(tmp_path: Pat
     steps = [r["step"] for r in read_loss_log(tmp_path / "ck" / "validated" / "loss_log.jsonl") if "metrics" in r]
     assert steps == [1, 2, 3, 4, 5]   # the end of epoch 1 (step 3) is validated once
     for key in ("nets", "optimizers", "rng_per_rank", "state", "image_pool"):
-        assert_equal(plain.get(key), validated.get(key), key)
-
-
-def assert_equal(a, b, where: str) -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_equal(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_equal(x, y, f"{where}[{i}]")
-    elif torch.is_tensor(a):
-        assert torch.equal(a, b), where
-    else:
-        assert a == b, where
+        assert_same(plain.get(key), validated.get(key), key)
 
 
 def test_validation_reaches_every_display(visdom_server: int, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from models.load_generator import find_generator, load_into
 from options.configs import data_config
 from options.parse import parse_options
 from reporting.images import to_uint8
-from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args
 
 CPU = Runtime(torch.device("cpu"))
 
@@ -46,23 +46,6 @@ def everything(model) -> dict:
     state = model.state_dict()
     rng = capture_rng_state()
     return {"state": state, "rng": rng, "numpy": np.random.get_state()[1].copy()}
-
-
-def assert_same(a, b, where: str = "") -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif torch.is_tensor(a):
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    else:
-        assert a == b, where
 
 
 @pytest.mark.parametrize("behaviour", [ValidationConfig(), ValidationConfig(eval_mode=True)],
