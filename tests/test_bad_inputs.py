@@ -245,20 +245,26 @@ def run_driver(argv: list[str], capsys: pytest.CaptureFixture[str], cwd: Path) -
     return code, capsys.readouterr().err
 
 
+def world_readable_copy(trained: tuple[Path, Path], prefix: str) -> tuple[Path, Ctx]:
+    """A fresh copy of the trained pairs and checkpoints for one case, readable by everyone (the
+    'nobody' cases read them); the caller removes the returned folder."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    ctx = Ctx(work / "pairs", work / "ckpt")
+    shutil.copytree(trained[0], ctx.data)
+    shutil.copytree(trained[1], ctx.ckpt)
+    for folder, _, files in os.walk(work):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    return work, ctx
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_gives_one_line_and_changes_nothing(case: str, trained: tuple[Path, Path], capsys,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    # World-readable copies (the 'nobody' case reads them), fresh for every case.
-    work = Path(tempfile.mkdtemp(prefix="bad_input_"))
+    work, ctx = world_readable_copy(trained, "bad_input_")
     try:
-        work.chmod(0o755)
-        ctx = Ctx(work / "pairs", work / "ckpt")
-        shutil.copytree(trained[0], ctx.data)
-        shutil.copytree(trained[1], ctx.ckpt)
-        for folder, _, files in os.walk(work):
-            os.chmod(folder, 0o755)
-            for name in files:
-                os.chmod(os.path.join(folder, name), 0o644)
         argv, culprit = CASES[case](ctx)
         before = snapshot(ctx.exp)
         monkeypatch.chdir(work)

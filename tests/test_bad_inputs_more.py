@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +21,8 @@ from onnx import TensorProto, helper
 import test as test_script
 import train as train_script
 import translate as translate_script
-from tests.test_bad_inputs import CASES, Ctx, bomb_png, run_as_nobody, trained  # noqa: F401  (fixture)
+from tests.test_bad_inputs import (CASES, Ctx, bomb_png, run_as_nobody, trained,  # noqa: F401  (fixture)
+                                    world_readable_copy)
 
 Setup = Callable[[Ctx], tuple[list[str], str]]
 
@@ -116,16 +116,8 @@ DRIVERS = {"train": train_script.main, "test": test_script.main, "translate": tr
 @pytest.mark.parametrize("case", list(ALL))
 def test_bad_input_gives_one_line_and_writes_nothing(case: str, trained: tuple[Path, Path], capsys,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    work = Path(tempfile.mkdtemp(prefix="bad_input_more_"))
+    work, ctx = world_readable_copy(trained, "bad_input_more_")
     try:
-        work.chmod(0o755)
-        ctx = Ctx(work / "pairs", work / "ckpt")
-        shutil.copytree(trained[0], ctx.data)
-        shutil.copytree(trained[1], ctx.ckpt)
-        for folder, _, files in os.walk(work):   # world-readable: the 'nobody' rows read them
-            os.chmod(folder, 0o755)
-            for name in files:
-                os.chmod(os.path.join(folder, name), 0o644)
         argv, culprit = ALL[case](ctx)
         before = snapshot(ctx.ckpt)
         monkeypatch.chdir(work)
