@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from data.image_ops import pil_to_uint8_tensor
-from util.errors import UserError
+from util.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ImageBlob:
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
             size = tiff_size(self)   # as for a file: TIFFs Pillow cannot open (many channels)
             if size is None:
-                raise DataError(f"{self}: cannot read image ({one_line(err)})") from None
+                raise DataError(f"{self}: cannot read image ({first_line(err)})") from None
             check_pixel_count(self, *size)
             return size
 
@@ -126,11 +126,11 @@ def read_header(path: Path) -> tuple[int, int]:
     except DataError:
         raise
     except Image.DecompressionBombError as err:
-        raise DataError(f"{path}: refused: {one_line(err)}") from None
+        raise DataError(f"{path}: refused: {first_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
         if size is None:
-            raise DataError(f"{path}: cannot read image ({one_line(err)})") from None
+            raise DataError(f"{path}: cannot read image ({first_line(err)})") from None
         check_pixel_count(path, *size)
         return size
 
@@ -172,7 +172,7 @@ def open_image(path: ImageSource) -> Image.Image:
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, bombs)
-        raise DataError(f"{path}: cannot decode image ({one_line(err)})") from None
+        raise DataError(f"{path}: cannot decode image ({first_line(err)})") from None
 
 
 def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> Image.Image:
@@ -198,7 +198,7 @@ def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") ->
     try:
         return img.convert(mode)
     except (ValueError, OSError) as err:
-        raise DataError(f"{path}: unsupported image mode {img.mode} ({one_line(err)})") from None
+        raise DataError(f"{path}: unsupported image mode {img.mode} ({first_line(err)})") from None
 
 
 def _wide_to_l(img: Image.Image) -> Image.Image:
@@ -220,11 +220,6 @@ def load_tensor(path: ImageSource, mode: str) -> torch.Tensor:
 
 def pil_to_uint8(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> torch.Tensor:
     return pil_to_uint8_tensor(to_mode(img, mode, path))
-
-
-def one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Path:

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageSource, check_pixel_count, one_line, open_image,
+from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageSource, check_pixel_count, open_image,
                            pil_to_uint8, readable)
+from util.errors import first_line
 
 WIDE = torch.int32                      # dtype of 16-bit samples
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -51,7 +52,7 @@ def native_channels(path: Path) -> int:
         with Image.open(path) as img:
             return 1 if img.mode in _GRAY_MODES else 3
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
-        raise DataError(f"{path}: cannot read image ({one_line(err)})") from None
+        raise DataError(f"{path}: cannot read image ({first_line(err)})") from None
 
 
 def _tiff_header_channels(path: Path) -> int | None:

@@ -30,11 +30,12 @@ from wids.wids_dl import ULockFile
 from wids.wids_specs import load_remote_dsdesc_raw, resolve_dsdesc, urldir
 
 from data.config import DataConfig, is_url
-from data.image_io import DataError, ImageBlob, one_line
+from data.image_io import DataError, ImageBlob
 from data.image_store import Decoder, HeaderCheck
 from data.packed import PackedSamples
 from data.registry import DATASETS
 from data.shard_format import READABLE_VERSIONS, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
+from util.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             description = load_remote_dsdesc_raw(where)
         shards = resolve_dsdesc(description, base=urldir(where))["shardlist"]
     except Exception as err:  # noqa: BLE001 - a failed download, bad JSON or a bad description
-        raise DataError(f"{where}: cannot read the shard index ({one_line(err)})") from None
+        raise DataError(f"{where}: cannot read the shard index ({first_line(err)})") from None
     meta = description.get(SECTION)
     if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
         found = meta.get("format_version") if isinstance(meta, dict) else None
@@ -180,7 +181,7 @@ class ShardStore:
             sample = self.reader()[index]
         except Exception as err:  # noqa: BLE001 - a failed download or a damaged tar
             raise DataError(f"{self._shard_of(index)}: cannot read sample {index} "
-                            f"({one_line(err)})") from None
+                            f"({first_line(err)})") from None
         members: dict[str, ImageBlob] = {}
         for name, value in sample.items():
             if name.startswith("__"):

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from util.errors import UserError
+from util.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +148,6 @@ def distributed_runtime(gpu_ids: list[int], timeout_s: float = DEFAULT_TIMEOUT_S
         yield Runtime(device=device, rank=env.rank, world_size=env.world_size, local_rank=env.local_rank)
     finally:
         dist.destroy_process_group()
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def is_peer_failure(err: BaseException) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from inference.translator import CODECS, DEFAULT_FIT, FIT_MODES, Translator
-from util.errors import UserError
+from util.errors import UserError, first_line
 
 FORMAT = "pix2pix-generator-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
@@ -147,7 +147,7 @@ def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
                                         output_names=[OUTPUT_NAME], verbose=False,
                                         dynamic_shapes={"x": {0: dynamic, 2: dynamic, 3: dynamic}})
     except Exception as err:  # the exporter's own error types; their first line says what failed
-        raise OnnxError(f"{path}: the ONNX export failed ({str(err).strip().splitlines()[0]})") from None
+        raise OnnxError(f"{path}: the ONNX export failed ({first_line(err)})") from None
     model = program.model_proto
     # Readable axis names instead of the tracer's symbols (s77, 2*((s53//2)), ...).
     for value in (model.graph.input[0], model.graph.output[0]):
@@ -172,7 +172,7 @@ class OnnxGenerator:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own unexported exception types
-            raise OnnxError(f"{path}: onnxruntime cannot load it ({str(err).splitlines()[0]})") from None
+            raise OnnxError(f"{path}: onnxruntime cannot load it ({first_line(err)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.spec = OnnxSpec.from_metadata({k.removeprefix("pix2pix."): v for k, v in meta.items()}, path)
         self.path = path

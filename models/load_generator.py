@@ -21,6 +21,7 @@ from engine.checkpoint import find_generator as find_in_folder
 from models.networks import GENERATORS, architecture_from_options, generator_spec
 from models.networks.spec import GeneratorSpec, as_options, flag_name, flag_of, typed_mismatch
 from models.reference_compat import convert_reference_generator
+from util.errors import first_line
 
 __all__ = ["SavedGenerator", "find_generator", "spec_for", "options_for", "load_into"]
 
@@ -82,4 +83,4 @@ def load_into(net: nn.Module, saved: SavedGenerator) -> None:
     except RuntimeError as err:
         s = net.spec
         raise CheckpointError(f"{saved.path}: does not fit --netG {s.name} --ngf {s.ngf} --norm {s.norm} "
-                              f"({str(err).splitlines()[0]})") from None
+                              f"({first_line(err)})") from None

@@ -15,3 +15,10 @@ class UserError(Exception):
 class OptionError(UserError, ValueError):
     """An option's value, or a combination of options, that cannot work. Also a ValueError,
     which is what such a check raised before there was one user-error type."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty): what
+    a one-line error quotes of a library's multi-line message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

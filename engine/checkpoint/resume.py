@@ -17,6 +17,7 @@ from engine.checkpoint.files import CheckpointError, full_path, iter_label, load
 from engine.checkpoint.format import Execution, is_full_checkpoint, kind_of, upgrade
 from engine.rng import restore_rng_state, seed_everything
 from engine.train_state import TrainState
+from util.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     try:
         model.load_state_dict(ckpt)
     except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: does not fit this model ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: does not fit this model ({first_line(err)})") from None
     state = TrainState(**ckpt["state"])
     saved_world = ckpt.get("world_size", 1)
     per_rank = ckpt.get("rng_per_rank", [ckpt["rng"]])
@@ -150,6 +151,6 @@ def resume_from_reference(exp_dir: Path, label: str, model, opt: argparse.Namesp
             # engine only reads files and hands plain state dicts up.
             model.load_reference_net(name, state)
         except (CheckpointError, RuntimeError) as err:
-            raise CheckpointError(f"{path}: {str(err).splitlines()[0]}") from None
+            raise CheckpointError(f"{path}: {first_line(err)}") from None
     seed_everything(opt.seed + rank)
     return TrainState(epoch=opt.epoch_count)
