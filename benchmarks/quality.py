@@ -24,6 +24,7 @@ from typing import Sequence
 
 from benchmarks.common import ROOT, emit, machine_name
 from benchmarks.dataroot import add_dataroot_option, check_dataroot
+from benchmarks.quality_verdict import verdict
 from benchmarks.quality_programs import Programs, pixel_scores, test, train, wandb_shim
 
 import torch
@@ -153,17 +154,26 @@ def table(records: list[dict]) -> str:
     runs = {(r["dataset"], r["config"], r["seed"]): r for r in records if r.get("kind") == "run"}
     scores = {(r["dataset"], r["config"], r["seed"]): r for r in records if r.get("kind") == "score"}
     lines = ["| data | config | seeds | L1 (/255) | PSNR (dB) | SSIM | FID | KID x1000 | checkerboard | "
-             "train s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "train s/run | against the reference |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = list(dict.fromkeys((d, c) for d, c, _ in runs))
+
+    def values(dataset: str, config: str) -> dict[str, list[float]]:
+        rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
+        ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
+        return {"FID": [s["FID"] for s in ss], "PSNR": [r["PSNR"] for r in rs], "SSIM": [r["SSIM"] for r in rs]}
+
     for dataset, config in order:
         rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
         ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
         col = lambda rows, key, scale=1.0: mean_std([row[key] * scale for row in rows])  # noqa: E731
         # Scores lag the runs (Inception is the slow part): say over how many seeds they are.
         of = "" if len(ss) == len(rs) else f" ({len(ss)} seed{'s' * (len(ss) != 1)})"
+        ref = values(dataset, REFERENCE)
+        against = ("" if config == REFERENCE or not ref["FID"] or not ss
+                   else verdict(values(dataset, config), ref).summary())
         lines.append(f"| {dataset} | {config} | {len(rs)} | {col(rs, 'L1_255')} | {col(rs, 'PSNR')} | "
                      f"{col(rs, 'SSIM')} | {col(ss, 'FID')}{of} | {col(ss, 'KID', 1000)}{of} | "
-                     f"{col(ss, 'checkerboard')}{of} | {col(rs, 'train_s')} |")
+                     f"{col(ss, 'checkerboard')}{of} | {col(rs, 'train_s')} | {against} |")
     return "\n".join(lines)
 
 
