@@ -107,6 +107,13 @@ def test_help_lists_every_recipe_with_its_flags() -> None:
         assert f"{name}: {recipe.summary}; flags: {recipe.command_line} (see {recipe.measured})" in text
 
 
+def test_readme_names_each_recipe_with_its_flags() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name, recipe in RECIPES.items():
+        shown = f"`{recipe.command_line}`" if recipe.flags else "no flags"
+        assert re.search(rf"^- `{name}`[^:]*: {re.escape(shown)}", readme, re.MULTILINE), name
+
+
 def test_test_py_has_no_recipe() -> None:
     with pytest.raises(SystemExit):
         parse_options(["--gpu_ids", "-1", "--recipe", "quality"], is_train=False)
