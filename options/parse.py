@@ -10,6 +10,7 @@ import torch
 from options.architecture import add_architecture_options
 from options.base import HelpFormatter, OneLineParser, Options, add_base_options
 from options.defaults import DEMO_DEFAULTS, MODEL_DEFAULTS
+from options.recipes import RECIPES, add_recipe_option
 from options.shards import add_shard_options
 from options.speed import add_speed_options
 from options.test import add_test_options
@@ -25,6 +26,8 @@ def build_parser(is_train: bool) -> OneLineParser:
     parser = OneLineParser(prog=prog, formatter_class=HelpFormatter,
                            description="Train pix2pix." if is_train else "Run a trained generator.")
     add_base_options(parser)
+    if is_train:
+        add_recipe_option(parser)
     add_architecture_options(parser)
     (add_train_options if is_train else add_test_options)(parser)
     if is_train:
@@ -71,6 +74,14 @@ def apply_model_defaults(parser: argparse.ArgumentParser, argv: Sequence[str] | 
     return first
 
 
+def apply_recipe(parser: argparse.ArgumentParser, name: str) -> None:
+    """Make recipe ``name``'s flags the parser's defaults, so that typed flags still win. The
+    parser itself reads the flags: a recipe's value is type-checked like a typed one."""
+    flags = list(RECIPES[name].flags)
+    values = parser.parse_args(flags)
+    _apply_defaults(parser, {key: getattr(values, key) for key in explicit_options(parser, flags)})
+
+
 def resolve_gpu_ids(parser: argparse.ArgumentParser, opt: argparse.Namespace) -> None:
     """No --gpu_ids: GPU 0 when CUDA is there, else the CPU; a GPU asked for without CUDA is an error."""
     if opt.gpu_ids is None:
@@ -89,6 +100,8 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
     use_demo = first.dataroot is None
     if use_demo:
         _apply_defaults(parser, DEMO_DEFAULTS)
+    if is_train:   # after the demo's defaults: a recipe is the user's choice
+        apply_recipe(parser, first.recipe)
     opt = parser.parse_args(argv, namespace=Options())
 
     opt.explicit = explicit_options(parser, argv)

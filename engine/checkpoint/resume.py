@@ -86,6 +86,16 @@ def reference_files(exp_dir: Path, label: str) -> tuple[Path, Path] | None:
     return (g, d) if g.is_file() and d.is_file() else None
 
 
+def recipe_forgotten(saved: dict, opt: argparse.Namespace) -> str | None:
+    """A resume that leaves out the ``--recipe`` the run was trained with would go on with other
+    flags (some of which, such as the weight average, change nothing a spec check sees). A typed
+    ``--recipe`` is a deliberate change and applies."""
+    trained, now = saved.get("recipe"), getattr(opt, "recipe", None)
+    if trained is None or now is None or trained == now or "recipe" in getattr(opt, "explicit", ()):
+        return None
+    return f"checkpoint was trained with --recipe {trained}; add --recipe {trained} to resume it"
+
+
 def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0,
                     world_size: int = 1,
                     on_execution: Callable[[Execution | None], None] | None = None) -> TrainState:
@@ -120,7 +130,7 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     if kind_of(raw) != "full":
         raise CheckpointError(f"{path}: not a full training checkpoint of this program")
     ckpt = upgrade(raw, path, model.architecture_from_options)
-    problem = model.architecture_mismatch(ckpt["specs"])
+    problem = recipe_forgotten(ckpt.get("options") or {}, opt) or model.architecture_mismatch(ckpt["specs"])
     if problem:
         raise CheckpointError(f"{path}: {problem}")
     if on_execution is not None:
