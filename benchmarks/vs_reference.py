@@ -6,10 +6,14 @@ Why whole processes: the OpenMP runtime reads its waiting policy once, when torc
 an in-process benchmark shares one policy between all its variants; that is how the cost of
 ``OMP_WAIT_POLICY=PASSIVE`` at small sizes went unseen (issue 15).
 
-Timing: each program is asked to print a line per step (``--print_freq`` = batch size); this
-script stamps every step line as it arrives on the process's stdout, drops the first
-``--warmup`` steps (start-up, first-touch allocations) and takes the median gap between the
-rest. Both programs' own timers are ignored, so they are measured by one clock. Rounds
+Timing, two measures on one clock (benchmarks/whole_run.py). The one a user waits for: each
+round runs every variant twice back to back, ``--steps`` N and ``--short_steps`` M steps with
+the same flags, and takes (wall of N - wall of M) / (N - M), so start-up and end-of-run work
+cancel and every second of steps M+1..N counts. Beside it, the step-line measure: the median
+gap between the N-step process's step lines after ``--warmup`` steps. The gaps' mean, 90th
+percentile, largest and slow steps (by number), the seconds to the first step line and after
+the last one (end-of-run work), and the parts that make up wall minus gap come with them; a
+table at the end shows them per variant. Both programs' own timers are ignored. Rounds
 alternate the variants (order rotated each round), so a load that comes and goes hits all of
 them alike; the figure per variant is the median over rounds.
 
@@ -27,18 +31,18 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 # No torch at import: the processes measured load it, this one only waits for them (and a
 # bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
 from benchmarks.dataroot import ROOT, add_dataroot_option, check_dataroot
+from benchmarks.vs_reference_report import add_ratios, measures, progress_line, table
+from benchmarks.whole_run import round_measure, time_process
 
 # The model flags both programs understand, per configuration.
 CONFIGS: dict[str, tuple[str, ...]] = {
@@ -109,8 +113,11 @@ def command(variant: Variant, config: str, steps: int, reference: Path | None, w
               "--display_freq", "1000000", "--update_html_freq", "1000000", "--no_html", *CONFIGS[config]]
     if variant.program == "reference":
         assert reference is not None
-        # The reference has no step limit: one epoch over the first `steps` images, never saved.
-        # Its newer trees pick the device themselves (CUDA_VISIBLE_DEVICES hides any GPU).
+        # The reference has no step limit: one epoch over the first `steps` images, never saved
+        # (it saves at an epoch's end only when the epoch is a multiple of --save_epoch_freq).
+        # Ours saves 'latest' where --max_steps stops it, as any run of ours ends: that is in its
+        # end_s, and the same in both processes of a pair. Its newer trees pick the device
+        # themselves (CUDA_VISIBLE_DEVICES hides any GPU).
         return [reference_python, str(reference / "train.py"), *common,
                 "--max_dataset_size", str(steps), "--n_epochs", "1", "--n_epochs_decay", "0",
                 "--save_epoch_freq", "1000", "--save_latest_freq", "100000000"]
@@ -149,28 +156,34 @@ def wandb_shim(tmp: Path) -> Path | None:
         return shim
 
 
-def time_one(cmd: list[str], env: dict[str, str], program: str, warmup: int, cwd: Path,
-             clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Run one process; the median gap between its step lines after the warm-up, as read on
-    ``clock`` when each line arrives."""
-    stamps: list[float] = []
-    start = clock()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if STEP_LINE[program].match(line):
-                stamps.append(clock())
-        code = proc.wait()
-        if code != 0:
-            err.seek(0)
-            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise RuntimeError(f"{' '.join(cmd[:3])} exited with {code}: {' | '.join(tail)}")
-    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
-    if not gaps:
-        raise RuntimeError(f"{cmd[1]}: only {len(stamps)} step lines; need more than --warmup {warmup}")
-    return {"s_per_step": statistics.median(gaps), "steps_timed": len(gaps),
-            "startup_s": stamps[0] - start, "wall_s": clock() - start}
+def decided(workdir: Path) -> list[str]:
+    """What our train.py decided as it started (precision, how OpenMP threads wait), from its
+    train_opt.txt: the two processes of a pair decide apart, and on a machine whose load
+    changes they can decide differently. The reference writes no such lines. (Whether the
+    ``--amp auto`` probe ran comes from the process's stdout: ``ProcessTiming.notes``.)"""
+    path = workdir / "bench" / "train_opt.txt"
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip().split(":")[0] in ("amp", "omp_wait")]
+
+
+def time_pair(variant: Variant, config: str, args: argparse.Namespace, reference: Path | None, workdir: Path,
+              shim: Path | None, long_first: bool) -> dict:
+    """One round of one variant: the --steps and the --short_steps process back to back."""
+    timings, decisions = {}, []
+    for steps in ((args.steps, args.short_steps) if long_first else (args.short_steps, args.steps)):
+        folder = workdir / f"steps{steps}"
+        cmd = command(variant, config, steps, reference, folder, Path(args.dataroot), args.reference_python)
+        cwd = reference if variant.program == "reference" else ROOT
+        timing = time_process(cmd, environment(variant, shim), STEP_LINE[variant.program], cwd)
+        if len(timing.stamps) != steps:
+            raise RuntimeError(f"{' '.join(cmd[:2])}: {len(timing.stamps)} step lines where {steps} were asked for "
+                               f"(does --dataroot hold {steps} training images?)")
+        timings[steps] = timing
+        decisions += [f"{steps} steps: {d}" for d in decided(folder)]
+        decisions += [f"{steps} steps, at {t} s: {note}" for t, note in timing.notes]
+        shutil.rmtree(folder, ignore_errors=True)
+    return {**round_measure(timings[args.steps], timings[args.short_steps], args.warmup), "decided": decisions}
 
 
 class BusyLoad:
@@ -200,41 +213,32 @@ def run(args: argparse.Namespace) -> list[dict]:
         tmp = Path(tmp_name)
         shim = wandb_shim(tmp) if reference is not None else None
         for config in args.configs.split(","):
-            times: dict[str, list[dict]] = {n: [] for n in names}
+            rounds: dict[str, list[dict]] = {n: [] for n in names}
             loads = []
             load = BusyLoad(args.busy)
             try:
                 for r in range(args.rounds):
                     order = names[r % len(names):] + names[:r % len(names)]
                     for name in order:
-                        variant = VARIANTS[name]
-                        workdir = tmp / f"{config}_{name}_{r}"
-                        cwd = reference if variant.program == "reference" else ROOT
-                        cmd = command(variant, config, args.steps, reference, workdir, Path(args.dataroot),
-                                      args.reference_python)
-                        times[name].append(time_one(cmd, environment(variant, shim), variant.program,
-                                                    args.warmup, cwd))
+                        # The pair's order alternates too: neither process always runs second.
+                        rounds[name].append(time_pair(VARIANTS[name], config, args, reference,
+                                                      tmp / f"{config}_{name}_{r}", shim, long_first=r % 2 == 0))
                         loads.append(os.getloadavg()[0])
-                        print(f"{config} round {r + 1}/{args.rounds} {name}: {times[name][-1]['s_per_step']:.3f} "
-                              f"s/step, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
-                        shutil.rmtree(workdir, ignore_errors=True)
+                        print(progress_line(config, name, r, args.rounds, rounds[name][-1], loads[-1]),
+                              file=sys.stderr, flush=True)
             finally:
                 load.close()
-            base = statistics.median(t["s_per_step"] for t in times[baseline])
-            for name in names:
-                per_round = [round(t["s_per_step"], 4) for t in times[name]]
-                med = statistics.median(per_round)
-                records.append({"bench": "vs_reference", "config": config, "variant": name,
-                                "help": VARIANTS[name].help, "s_per_step": round(med, 4),
-                                "vs_" + baseline: round(med / base, 3), "per_round": per_round,
-                                "steps": args.steps, "warmup": args.warmup, "busy_processes": args.busy,
-                                "startup_s": round(statistics.median(t["startup_s"] for t in times[name]), 1),
-                                "load_during": [round(min(loads), 2), round(max(loads), 2)],
-                                "flags": list(CONFIGS[config] + VARIANTS[name].flags),
-                                "env": VARIANTS[name].env,
-                                "python": python_label(args.reference_python if VARIANTS[name].interpreter
-                                                       == "reference" else sys.executable)})
-            emit(records[-len(names):], args.out)
+            config_records = [{"bench": "vs_reference", "config": config, "variant": name,
+                               "help": VARIANTS[name].help, **measures(rounds[name]),
+                               "steps": args.steps, "short_steps": args.short_steps, "warmup": args.warmup,
+                               "busy_processes": args.busy, "load_during": [round(min(loads), 2), round(max(loads), 2)],
+                               "flags": list(CONFIGS[config] + VARIANTS[name].flags), "env": VARIANTS[name].env,
+                               "python": python_label(args.reference_python if VARIANTS[name].interpreter
+                                                      == "reference" else sys.executable)} for name in names]
+            add_ratios(config_records, baseline)
+            emit(config_records, args.out)
+            print(table(config_records, baseline), file=sys.stderr, flush=True)
+            records += config_records
     return records
 
 
@@ -244,8 +248,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--configs", default="small,paper", help=f"comma-separated: {', '.join(CONFIGS)}")
     p.add_argument("--variants", default="reference,shipped,fp32",
                    help="comma-separated:\n" + "\n".join(f"  {n}: {v.help}" for n, v in VARIANTS.items()))
-    p.add_argument("--steps", type=int, default=40, help="steps per process (timed after --warmup)")
-    p.add_argument("--warmup", type=int, default=5, help="first steps not timed")
+    p.add_argument("--steps", type=int, default=22, help="steps of the long process of each pair (N)")
+    p.add_argument("--short_steps", type=int, default=2,
+                   help="steps of the short process (M); per step: (wall of N - wall of M) / (N - M)")
+    p.add_argument("--warmup", type=int, default=5, help="first steps left out of the step-line gaps (at least 1)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     p.add_argument("--busy", type=int, default=0, help="spinning processes started alongside (a loaded machine)")
     p.add_argument("--reference_python", default=sys.executable,
@@ -263,8 +269,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bad = [c for c in args.configs.split(",") if c not in CONFIGS]
     if bad:
         p.error(f"--configs: unknown {', '.join(bad)} (known: {', '.join(CONFIGS)})")
+    if args.warmup < 1:
+        p.error(f"--warmup {args.warmup}: at least 1 (the first step's time cannot be told from start-up)")
     if args.steps <= args.warmup + 1:
         p.error(f"--steps {args.steps} must exceed --warmup {args.warmup} + 1")
+    if not 1 <= args.short_steps < args.steps:
+        p.error(f"--short_steps {args.short_steps} must be at least 1 and below --steps {args.steps}")
     check_dataroot("vs_reference.py", args.dataroot)
     return args
 

@@ -1,9 +1,8 @@
 """benchmarks/vs_reference.py: the clock and the command lines, against a stand-in reference
 that prints its step lines (between other output), read on a fake clock whose per-step time
-is known."""
+is known. The measures themselves: tests/test_vs_reference_measure.py."""
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-from benchmarks import vs_reference
+from benchmarks import vs_reference, whole_run
 from tests.clone_env import clone_env
 
 # Prints the reference's step lines (with its "[Rank 0]" prefix) with other lines between them,
@@ -36,48 +35,47 @@ def fake_reference(tmp_path: Path) -> Path:
 
 
 class LineClock:
-    """Read once at the start, once per step line, once at the end: the first step line comes
-    ``startup`` seconds after the start, each next one ``gap`` seconds later."""
+    """Read once at the start, once per line of the fake's stdout, once at the exit: the web
+    line at 0.1 s, step line i (from 0) at ``startup + gap * i``, the empty line after it 0.05 s
+    later, the exit 0.5 s after the last step line."""
 
-    def __init__(self, startup: float, gap: float) -> None:
-        self.startup, self.gap, self.reads = startup, gap, 0
+    def __init__(self, steps: int, startup: float, gap: float) -> None:
+        self.steps, self.reads = steps, 0
+        lines = [t for i in range(steps) for t in (startup + gap * i, startup + gap * i + 0.05)]
+        self.times = [0.0, 0.1, *lines, startup + gap * (steps - 1) + 0.5]
 
     def __call__(self) -> float:
         self.reads += 1
-        return 0.0 if self.reads == 1 else self.startup + self.gap * (self.reads - 2)
+        return self.times[self.reads - 1]
 
 
-def test_step_time_comes_from_the_gaps_between_step_lines(tmp_path, monkeypatch):
+def test_the_reference_is_timed_from_its_own_step_lines(tmp_path, monkeypatch):
     ref = fake_reference(tmp_path)
     out = tmp_path / "out.jsonl"
-    clock = LineClock(startup=0.3, gap=0.2)
-    monkeypatch.setattr(vs_reference, "time_one", functools.partial(vs_reference.time_one, clock=clock))
+    clocks: list[LineClock] = []
+
+    def timed(cmd, env, step_line, cwd):
+        clocks.append(LineClock(int(cmd[cmd.index("--max_dataset_size") + 1]), startup=0.3, gap=0.2))
+        return whole_run.time_process(cmd, env, step_line, cwd, clock=clocks[-1])
+    monkeypatch.setattr(vs_reference, "time_process", timed)
     args = vs_reference.parse(["--reference", str(ref), "--variants", "reference", "--configs", "small",
-                               "--steps", "6", "--warmup", "2", "--rounds", "1", "--out", str(out),
-                               "--dataroot", str(ROOT / "tests" / "fixtures" / "facades")])
+                               "--steps", "6", "--short_steps", "3", "--warmup", "2", "--rounds", "1",
+                               "--out", str(out), "--dataroot", str(ROOT / "tests" / "fixtures" / "facades")])
     (record,) = vs_reference.run(args)
-    # Only the 6 step lines were stamped (the other lines were not), and the program's own
-    # "time: 9.999" and its start-up are ignored: 0.2 s per step.
-    assert clock.reads == 1 + 6 + 1
-    assert record["s_per_step"] == pytest.approx(0.2, abs=1e-9)
-    assert record["vs_reference"] == 1.0 and record["startup_s"] == pytest.approx(0.3)
+    # Every line was read on the clock, only the "[Rank 0]" step lines were stamped; the
+    # program's own "time: 9.999" and its start-up are ignored: 0.2 s per step by both measures.
+    assert [c.steps for c in clocks] == [6, 3] and all(c.reads == len(c.times) for c in clocks)
+    assert record["s_per_step_wall"] == pytest.approx(0.2) and record["s_per_step_gap"] == pytest.approx(0.2)
+    assert record["vs_reference_wall"] == 1.0 and record["vs_reference_gap"] == 1.0
+    assert record["first_line_s"] == pytest.approx(0.3) and record["end_s"] == pytest.approx(0.5)
     written = json.loads(out.read_text().splitlines()[0])
     assert written["variant"] == "reference" and "cpu_features" in written["machine_info"]
-    argv = json.loads((ref / "argv.json").read_text())
-    # The same model flags as ours, one epoch over --steps images, nothing saved, batch 1.
+    argv = json.loads((ref / "argv.json").read_text())   # the last process's: the short one
+    # The same model flags as ours, one epoch over --short_steps images, nothing saved, batch 1.
     for flag, value in (("--netG", "unet_128"), ("--ngf", "32"), ("--crop_size", "128"), ("--n_epochs", "1"),
-                        ("--n_epochs_decay", "0"), ("--batch_size", "1"), ("--print_freq", "1")):
+                        ("--n_epochs_decay", "0"), ("--batch_size", "1"), ("--print_freq", "1"),
+                        ("--max_dataset_size", "3"), ("--save_epoch_freq", "1000")):
         assert argv[argv.index(flag) + 1] == value
-
-
-def test_the_warmup_steps_are_left_out(tmp_path):
-    """Step lines 0.3 s apart in the warm-up, then 0.1: only the gaps after the warm-up count."""
-    ref = fake_reference(tmp_path)
-    times = iter([0.0, 1.0, 1.3, 1.6, 1.7, 1.8, 1.9, 5.0])
-    record = vs_reference.time_one([sys.executable, str(ref / "train.py"), "--max_dataset_size", "6"], {},
-                                   "reference", 3, ref, clock=lambda: next(times))
-    assert record["s_per_step"] == pytest.approx(0.1) and record["steps_timed"] == 2
-    assert record["startup_s"] == 1.0 and record["wall_s"] == 5.0
 
 
 def test_our_command_line_and_environment_per_variant(tmp_path):
@@ -111,3 +109,7 @@ def test_bad_arguments_are_one_line(tmp_path):
         f"vs_reference.py: error: --reference_python {tmp_path / 'nopython'}: no such interpreter"
     steps = run("--steps", "3", "--warmup", "5")
     assert steps.returncode == 2 and "--steps 3 must exceed --warmup 5" in steps.stderr
+    short = run("--steps", "10", "--short_steps", "10")
+    assert short.returncode == 2 and "--short_steps 10 must be at least 1 and below --steps 10" in short.stderr
+    warmup = run("--warmup", "0")
+    assert warmup.returncode == 2 and "--warmup 0: at least 1" in warmup.stderr
