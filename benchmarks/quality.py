@@ -25,7 +25,8 @@ from typing import Sequence
 from benchmarks.common import ROOT, emit, machine_name
 from benchmarks.dataroot import add_dataroot_option, check_dataroot
 from benchmarks.quality_verdict import verdict
-from benchmarks.quality_programs import Programs, pixel_scores, test, train, wandb_shim
+from benchmarks.quality_programs import Programs, pixel_scores, test, train
+from benchmarks.reference_shim import wandb_shim
 
 import torch
 

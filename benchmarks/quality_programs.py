@@ -37,12 +37,6 @@ class Programs:
         return env
 
 
-def wandb_shim(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "wandb.py").write_text('"""Empty stand-in: the benchmark never passes --use_wandb."""\nrun = None\n')
-    return folder
-
-
 def train(programs: Programs, reference: bool, where: list[str], seed: int, data: list[str], flags: list[str],
           epochs: int, log: Path) -> None:
     """One training run. The reference saves only at the end of an epoch divisible by

@@ -41,6 +41,7 @@ from typing import Sequence
 # No torch at import: the processes measured load it, this one only waits for them (and a
 # bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
 from benchmarks.dataroot import ROOT, add_dataroot_option, check_dataroot
+from benchmarks.reference_shim import wandb_shim
 from benchmarks.vs_reference_report import add_ratios, measures, progress_line, table
 from benchmarks.whole_run import round_measure, time_process
 
@@ -143,19 +144,6 @@ def python_label(python: str) -> str:
     return f"{python}: torch {version or '?'}"
 
 
-def wandb_shim(tmp: Path) -> Path | None:
-    """The reference imports wandb at the top of its visualizer and uses it only with
-    --use_wandb; where wandb is not installed an empty module stands in for it."""
-    try:
-        import wandb  # noqa: F401
-        return None
-    except ImportError:
-        shim = tmp / "shim"
-        shim.mkdir(exist_ok=True)
-        (shim / "wandb.py").write_text('"""Empty stand-in: the benchmark never passes --use_wandb."""\nrun = None\n')
-        return shim
-
-
 def decided(workdir: Path) -> list[str]:
     """What our train.py decided as it started (precision, how OpenMP threads wait), from its
     train_opt.txt: the two processes of a pair decide apart, and on a machine whose load
@@ -211,7 +199,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory(prefix="vs_reference_") as tmp_name:
         tmp = Path(tmp_name)
-        shim = wandb_shim(tmp) if reference is not None else None
+        shim = wandb_shim(tmp / "shim") if reference is not None else None
         for config in args.configs.split(","):
             rounds: dict[str, list[dict]] = {n: [] for n in names}
             loads = []
