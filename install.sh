@@ -6,9 +6,10 @@
 #                              replacing a CPU-only torch already installed
 #   bash install.sh --force    reinstall even when the environment is already up to date
 #   bash install.sh --plan     print which torch build would be installed, and why; change nothing
-# Without --cpu/--cuda: a torch already in the environment is kept; otherwise the CPU-only
-# build when this machine shows no NVIDIA GPU and pip can find one (its own indexes and
-# find-links first, then $TORCH_CPU_INDEX), else the index's default wheel.
+# Without --cpu/--cuda: a torch already in the environment is kept; a machine with an NVIDIA GPU
+# gets the index's default wheel; any other gets the build measured fastest for its CPU class
+# (scripts/torch_choice.py, figures in requirements/torch_builds.json), else the CPU-only build
+# when pip can find one (its own indexes and find-links first, then $TORCH_CPU_INDEX).
 # Every pip call holds constraints.txt (pip -c), so the setuptools range that both torch
 # (>=77.0.3) and visdom's sdist (<81, pkg_resources) need is kept whatever pip resolves first.
 # Last, the project itself: `pip install -e .` (pyproject.toml), which puts its packages on the
@@ -25,7 +26,7 @@ for arg in "$@"; do
     --cuda) BUILD=index ;;
     --force) FORCE=1 ;;
     --plan) PLAN_ONLY=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$arg' (use --cpu, --cuda, --force, --plan)" >&2; exit 2 ;;
   esac
 done
@@ -33,12 +34,15 @@ done
 TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 
 PY=$(bash scripts/python_for_project.sh)
+ENV_DIR=""          # where the environment will be, when --plan does not create it
 if [ "$PY" = ".venv/bin/python" ] && [ ! -x .venv/bin/python ]; then
-  [ "$PLAN_ONLY" = 1 ] && PY=python3 || { echo "install.sh: no environment is active: creating ./.venv"; python3 -m venv .venv; }
+  if [ "$PLAN_ONLY" = 1 ]; then PY=python3; ENV_DIR=$PWD/.venv
+  else echo "install.sh: no environment is active: creating ./.venv"; python3 -m venv .venv; fi
 fi
 
 # Skip the work when this environment was set up from exactly these files and flags.
 PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
+ENV_DIR=${ENV_DIR:-$PREFIX}
 STAMP="$PREFIX/.pix2pix-install-stamp"
 WANT=$(cat install.sh constraints.txt pyproject.toml requirements/*.txt | sha256sum | cut -d' ' -f1)-$BUILD
 if [ "$PLAN_ONLY" = 0 ] && [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
@@ -63,17 +67,33 @@ cpu_index_reachable() {
   "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=15)" \
     "$TORCH_CPU_INDEX" 2>/dev/null
 }
+# Sets CPU_VERSIONS (empty when pip sees none) and TORCH_ARGS (PyTorch's CPU index when needed).
+find_cpu_versions() {
+  CPU_VERSIONS=$(cpu_torch_versions)
+  if [ -z "$CPU_VERSIONS" ] && cpu_index_reachable; then
+    TORCH_ARGS=(--extra-index-url "$TORCH_CPU_INDEX")
+    CPU_VERSIONS=$(cpu_torch_versions "${TORCH_ARGS[@]}")
+  fi
+}
+# pip's answer when a version is not there or its constraints (a cap such as torch<=X) refuse it.
+refused_by_pip() {
+  grep -q -e ResolutionImpossible -e "conflicting dependencies" -e "No matching distribution" <<<"$1"
+}
 
 TORCH_ARGS=()        # extra pip arguments for the torch step
 CPU_VERSIONS=""
 REASON=""
+PIN=""               # the index build's measured version, when the measurement chose it
 if [ "$BUILD" = auto ]; then
   if "$PY" -c "import torch" 2>/dev/null; then
     BUILD=keep; REASON="$("$PY" -c 'import torch; print(torch.__version__)')"
   elif has_nvidia_gpu; then
     BUILD=index; REASON="this machine has an NVIDIA GPU"
   else
-    BUILD=cpu; REASON="no NVIDIA GPU here"
+    CHOICE=$("$PY" scripts/torch_choice.py --env-prefix "$ENV_DIR")
+    BUILD=$(sed -n 's/^BUILD=//p' <<<"$CHOICE")
+    PIN=$(sed -n 's/^PIP=//p' <<<"$CHOICE")
+    REASON="no NVIDIA GPU here; $(sed -n 's/^REASON=//p' <<<"$CHOICE")"
   fi
 fi
 REPLACE=""          # an installed CPU-only torch that --cuda replaces
@@ -82,11 +102,7 @@ if [ "$BUILD" = index ] && [ -z "$REASON" ]; then
   [ -n "$REPLACE" ] && REASON="replacing the CPU-only $REPLACE"
 fi
 if [ "$BUILD" = cpu ]; then
-  CPU_VERSIONS=$(cpu_torch_versions)
-  if [ -z "$CPU_VERSIONS" ] && cpu_index_reachable; then
-    TORCH_ARGS=(--extra-index-url "$TORCH_CPU_INDEX")
-    CPU_VERSIONS=$(cpu_torch_versions "${TORCH_ARGS[@]}")
-  fi
+  find_cpu_versions
   if [ -z "$CPU_VERSIONS" ]; then
     case "$REASON" in
       "") echo "install.sh: --cpu: no CPU-only torch wheel in pip's indexes, and PyTorch's CPU wheel index" \
@@ -98,7 +114,7 @@ if [ "$BUILD" = cpu ]; then
 fi
 case "$BUILD" in
   keep) PLAN="torch: the installed one stays ($REASON)" ;;
-  index) PLAN="torch: the package index's default build${REASON:+ ($REASON)}" ;;
+  index) PLAN="torch: the package index's default build${PIN:+, $PIN}${REASON:+ ($REASON)}" ;;
   cpu) PLAN="torch: CPU-only $(echo "$CPU_VERSIONS" | head -1)${REASON:+ ($REASON)}" ;;
 esac
 if [ "$PLAN_ONLY" = 1 ]; then
@@ -118,6 +134,20 @@ if [ -n "$REPLACE" ]; then
 fi
 HOLD=$(mktemp)
 trap 'rm -f "$HOLD"' EXIT
+if [ -n "$PIN" ]; then
+  # The measured version; where pip's constraints refuse it, the CPU-only build after all.
+  if LOG=$("${PIP[@]}" "$PIN" 2>&1); then
+    echo "$PIN" > "$HOLD"
+  elif refused_by_pip "$LOG"; then
+    WHY=$(grep -m1 '^ERROR' <<<"$LOG" | head -c 160 || true)
+    echo "install.sh: pip cannot install $PIN here ($WHY): the CPU-only build instead"
+    BUILD=cpu
+    find_cpu_versions
+    [ -n "$CPU_VERSIONS" ] || { echo "install.sh: and pip finds no CPU-only torch wheel either" >&2; exit 1; }
+  else
+    echo "$LOG" >&2; exit 1
+  fi
+fi
 if [ "$BUILD" = cpu ]; then
   # The newest CPU-only version pip's constraints admit (a cap such as torch<=X refuses newer
   # ones at once); any other failure (network, disk) is reported as it is.
@@ -126,7 +156,7 @@ if [ "$BUILD" = cpu ]; then
     if LOG=$("${PIP[@]}" "${TORCH_ARGS[@]}" "torch==$version" 2>&1); then
       INSTALLED=$version; break
     fi
-    if ! grep -q -e ResolutionImpossible -e "conflicting dependencies" -e "No matching distribution" <<<"$LOG"; then
+    if ! refused_by_pip "$LOG"; then
       echo "$LOG" >&2; exit 1
     fi
   done

@@ -93,19 +93,25 @@ def _wheels(folder: Path, *names: str) -> Path:
     return folder
 
 
+# A CPU class with no measured build (tests/test_torch_choice.py covers the measured ones).
+UNMEASURED_FLAGS = "fpu sse sse2"
+UNMEASURED = "no measurement for CPU class other (older x86 without AVX2, or ARM): the smaller CPU-only build"
+
+
 @pytest.mark.parametrize("gpu, wheels, plan", [
     ("0", ["torch-2.12.0+cpu", "torch-2.13.0+cpu", "torch-2.14.1"],
-     "torch: CPU-only 2.13.0+cpu (no NVIDIA GPU here)"),
+     f"torch: CPU-only 2.13.0+cpu (no NVIDIA GPU here; {UNMEASURED})"),
     ("1", ["torch-2.13.0+cpu", "torch-2.14.1"],
      "torch: the package index's default build (this machine has an NVIDIA GPU)"),
     ("0", ["torch-2.14.1"],
-     "torch: the package index's default build (no NVIDIA GPU here, but pip finds no CPU-only torch wheel)"),
+     f"torch: the package index's default build (no NVIDIA GPU here; {UNMEASURED}, but pip finds no CPU-only "
+     "torch wheel)"),
 ])
 def test_install_picks_the_cpu_build_only_without_a_gpu_and_when_pip_can_find_one(
         tmp_path: Path, python_without_torch: str, gpu: str, wheels: list[str], plan: str) -> None:
     links = _wheels(tmp_path / "links", *wheels)
     result = _install("--plan", python=python_without_torch, PIX2PIX_NVIDIA_GPU=gpu,
-                      TORCH_CPU_INDEX="http://127.0.0.1:9/whl/cpu", **_pip_env(links))
+                      PIX2PIX_CPU_FLAGS=UNMEASURED_FLAGS, TORCH_CPU_INDEX="http://127.0.0.1:9/whl/cpu", **_pip_env(links))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines() == [f"install.sh --plan: {plan}"]
 
