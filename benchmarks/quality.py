@@ -78,7 +78,9 @@ def load_records(path: Path) -> list[dict]:
 
 
 def train_and_test(dataset: str, root: Path, config: str, seed: int, work: Path, budget: str,
-                   test_mode: str, programs: Programs) -> dict:
+                   test_mode: str, programs: Programs, reuse: bool = False) -> dict:
+    """Train (unless ``reuse`` and the run's checkpoint is there: another test mode of the
+    same training), test and score the pixels of one run."""
     spec, name = DATASETS[dataset], run_id(dataset, config, seed)
     reference = config == REFERENCE
     where = ["--dataroot", str(root.resolve()), "--name", name, "--checkpoints_dir", str(work / "checkpoints")]
@@ -86,19 +88,24 @@ def train_and_test(dataset: str, root: Path, config: str, seed: int, work: Path,
     epochs = sum(int(flags[i + 1]) for i, f in enumerate(flags) if f in ("--n_epochs", "--n_epochs_decay"))
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    # Ours writes latest_net_G.pt, the reference latest_net_G.pth.
+    trained = [work / "checkpoints" / name / f"latest_net_G.{ext}" for ext in ("pt", "pth")]
+    train_s = None
+    if not (reuse and any(path.is_file() for path in trained)):
+        start = time.perf_counter()
+        train(programs, reference, where, seed, [*spec["train"], *flags], CONFIGS[config], epochs,
+              logs / f"{name}_train.log")
+        train_s = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    train(programs, reference, where, seed, [*spec["train"], *flags], CONFIGS[config], epochs,
-          logs / f"{name}_train.log")
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    images = test(programs, reference, where, spec["test"], TEST_MODES[test_mode], work / "results",
-                  logs / f"{name}_test.log")
+    # One results folder per test mode: a second mode must not overwrite the first one's images.
+    images = test(programs, reference, where, spec["test"], TEST_MODES[test_mode], work / f"results_{test_mode}",
+                  logs / f"{name}_test_{test_mode}.log")
     test_s = time.perf_counter() - start
     python = programs.reference_python if reference else sys.executable
     return {"bench": "quality", "kind": "run", "dataset": dataset, "config": config, "seed": seed,
             "program": REFERENCE if reference else "ours", "budget": budget, "test_mode": test_mode,
             "flags": CONFIGS[config], "schedule": flags, **pixel_scores(images),
-            "train_s": round(train_s, 1), "test_s": round(test_s, 1), "page": str(images.parent),
+            "train_s": train_s, "test_s": round(test_s, 1), "page": str(images.parent),
             "torch": torch_version(python), "threads": programs.threads,
             "cpu": machine_name(torch.device("cpu"))}
 
@@ -166,7 +173,7 @@ def table(records: list[dict]) -> str:
     for dataset, config in order:
         rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
         ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
-        col = lambda rows, key, scale=1.0: mean_std([row[key] * scale for row in rows])  # noqa: E731
+        col = lambda rows, key, scale=1.0: mean_std([row[key] * scale for row in rows if row[key] is not None])  # noqa: E731
         # Scores lag the runs (Inception is the slow part): say over how many seeds they are.
         of = "" if len(ss) == len(rs) else f" ({len(ss)} seed{'s' * (len(ss) != 1)})"
         ref = values(dataset, REFERENCE)
@@ -190,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"'{REFERENCE}' config runs its train.py and test.py")
     p.add_argument("--reference_python", default=sys.executable,
                    help="the interpreter of the reference (it needs torchvision)")
+    p.add_argument("--reuse_training", action="store_true",
+                   help="test a run whose checkpoint is in --work_dir without training it again (another --test_mode)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every run (two lanes: 1 each)")
     p.add_argument("--out", help="results file (default: benchmarks/results/quality_<budget>_cpu.jsonl)")
     p.add_argument("--also", action="append", default=[],
@@ -249,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "seed": seed, "why": f"--stop_at {args.stop_at}"}], None)
                     continue
                 emit([train_and_test(dataset, roots[dataset], config, seed, work, args.budget, args.test_mode,
-                                     programs)], str(out))
+                                     programs, args.reuse_training)], str(out))
                 score_backlog()
     score_backlog()
     print(table(load_records(out)))
