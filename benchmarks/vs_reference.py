@@ -109,7 +109,7 @@ STEP_LINE = {
 
 def command(variant: Variant, config: str, steps: int, reference: Path | None, workdir: Path,
             dataroot: Path, reference_python: str = sys.executable) -> list[str]:
-    common = ["--dataroot", str(dataroot), "--name", "bench", "--checkpoints_dir", str(workdir),
+    common = ["--dataroot", str(dataroot.resolve()), "--name", "bench", "--checkpoints_dir", str(workdir),
               "--model", "pix2pix", "--direction", "BtoA", "--batch_size", "1", "--print_freq", "1",
               "--display_freq", "1000000", "--update_html_freq", "1000000", "--no_html", *CONFIGS[config]]
     if variant.program == "reference":
