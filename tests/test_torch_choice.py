@@ -185,10 +185,12 @@ def _refused_by_install_sh(log: str) -> bool:
     ("", "torch==2.14.1", False),
 ])
 def test_install_sh_falls_back_on_what_pip_says_when_it_refuses_the_measured_version(
-        tmp_path: Path, cap: str, requirement: str, refused: bool) -> None:
+        tmp_path: Path, python_without_torch: str, cap: str, requirement: str, refused: bool) -> None:
+    # A pip with no torch beside it, as install.sh meets it: this interpreter may hold the very
+    # version asked for (an AVX2 machine installs 2.14.1), and pip would then have nothing to do.
     links = _wheels(tmp_path / "links", "torch-2.13.0+cpu", "torch-2.14.1")
     (tmp_path / "cap.txt").write_text(cap)
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "-c",
+    pip = subprocess.run([python_without_torch, "-m", "pip", "install", "--dry-run", "--no-deps", "-c",
                           str(tmp_path / "cap.txt"), requirement], capture_output=True, text=True, timeout=120,
                          env={**os.environ, **_pip_env(links)})
     assert pip.returncode != 0
