@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from benchmarks.common import ROOT, emit, machine_name
 from benchmarks.dataroot import add_dataroot_option, check_dataroot
 from benchmarks.quality_verdict import verdict
 from benchmarks.quality_programs import Programs, pixel_scores, test, train
-from benchmarks.reference_shim import wandb_shim
+from benchmarks.reference_shim import torch_version, wandb_shim
 
 import torch
 
@@ -110,11 +109,6 @@ def train_and_test(dataset: str, root: Path, config: str, seed: int, work: Path,
             "cpu": machine_name(torch.device("cpu"))}
 
 
-def torch_version(python: str) -> str:
-    return subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                          text=True, timeout=120).stdout.strip()
-
-
 def score(run: dict, work: Path) -> dict:
     # Imported here: a results file can be turned into a table without the extractor.
     import numpy as np
@@ -165,20 +159,20 @@ def table(records: list[dict]) -> str:
              "train s/run | against the reference |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = list(dict.fromkeys((d, c) for d, c, _ in runs))
 
-    def values(dataset: str, config: str) -> dict[str, list[float]]:
-        rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
-        ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
+    def rows(dataset: str, config: str) -> tuple[list[dict], list[dict]]:
+        return ([r for k, r in runs.items() if k[:2] == (dataset, config)],
+                [s for k, s in scores.items() if k[:2] == (dataset, config)])
+
+    def values(rs: list[dict], ss: list[dict]) -> dict[str, list[float]]:
         return {"FID": [s["FID"] for s in ss], "PSNR": [r["PSNR"] for r in rs], "SSIM": [r["SSIM"] for r in rs]}
 
     for dataset, config in order:
-        rs = [r for k, r in runs.items() if k[:2] == (dataset, config)]
-        ss = [s for k, s in scores.items() if k[:2] == (dataset, config)]
+        rs, ss = rows(dataset, config)
         col = lambda rows, key, scale=1.0: mean_std([row[key] * scale for row in rows if row[key] is not None])  # noqa: E731
         # Scores lag the runs (Inception is the slow part): say over how many seeds they are.
         of = "" if len(ss) == len(rs) else f" ({len(ss)} seed{'s' * (len(ss) != 1)})"
-        ref = values(dataset, REFERENCE)
-        against = ("" if config == REFERENCE or not ref["FID"] or not ss
-                   else verdict(values(dataset, config), ref).summary())
+        ref = values(*rows(dataset, REFERENCE))
+        against = "" if config == REFERENCE or not ref["FID"] or not ss else verdict(values(rs, ss), ref).summary()
         lines.append(f"| {dataset} | {config} | {len(rs)} | {col(rs, 'L1_255')} | {col(rs, 'PSNR')} | "
                      f"{col(rs, 'SSIM')} | {col(ss, 'FID')}{of} | {col(ss, 'KID', 1000)}{of} | "
                      f"{col(ss, 'checkerboard')}{of} | {col(rs, 'train_s')} | {against} |")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from benchmarks.common import ROOT
 
-# The model and schedule flags both programs understand.
-MODEL = ["--model", "pix2pix", "--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--crop_size", "128",
-         "--batch_size", "1", "--no_html", "--num_threads", "1", "--print_freq", "100",
-         "--save_latest_freq", "100000000"]
+# The model flags both programs understand (the reference's test.py needs them again), then
+# the training flags.
+ARCHITECTURE = ["--model", "pix2pix", "--netG", "unet_128", "--ngf", "32", "--ndf", "32"]
+MODEL = [*ARCHITECTURE, "--crop_size", "128", "--batch_size", "1", "--no_html", "--num_threads", "1",
+         "--print_freq", "100", "--save_latest_freq", "100000000"]
 # Flags only this project has: no display, decoded images kept, the CPU named, the seed.
 OURS_ONLY = ["--display_id", "0", "--cache_dataset", "--gpu_ids", "-1"]
 
@@ -36,23 +37,28 @@ class Programs:
             env["PYTHONPATH"] = str(self.shim)
         return env
 
+    def run(self, reference: bool, script: str, args: list[str], log: Path) -> None:
+        """``script`` (train.py, test.py) of one program, run in its own folder, output to ``log``."""
+        if reference:
+            assert self.reference is not None
+            python, folder = self.reference_python, self.reference
+        else:
+            python, folder = sys.executable, ROOT
+        with open(log, "w") as out:
+            subprocess.run([python, str(folder / script), *args], check=True, cwd=folder,
+                           env=self.environment(reference), stdout=out, stderr=subprocess.STDOUT)
+
 
 def train(programs: Programs, reference: bool, where: list[str], seed: int, data: list[str], flags: list[str],
           epochs: int, log: Path) -> None:
     """One training run. The reference saves only at the end of an epoch divisible by
     ``--save_epoch_freq`` (and has no ``--seed``: its runs are independent replicates)."""
     if reference:
-        assert programs.reference is not None
-        cmd = [programs.reference_python, str(programs.reference / "train.py"), *where, *MODEL, *data, *flags,
-               "--save_epoch_freq", str(epochs)]
-        cwd = programs.reference
+        args = [*where, *MODEL, *data, *flags, "--save_epoch_freq", str(epochs)]
     else:
-        cmd = [sys.executable, str(ROOT / "train.py"), *where, *MODEL, *OURS_ONLY, *data, *flags,
-               "--save_epoch_freq", "100000", "--seed", str(seed), "--overwrite"]
-        cwd = ROOT
-    with open(log, "w") as out:
-        subprocess.run(cmd, check=True, cwd=cwd, env=programs.environment(reference), stdout=out,
-                       stderr=subprocess.STDOUT)
+        args = [*where, *MODEL, *OURS_ONLY, *data, *flags, "--save_epoch_freq", "100000", "--seed", str(seed),
+                "--overwrite"]
+    programs.run(reference, "train.py", args, log)
 
 
 def test(programs: Programs, reference: bool, where: list[str], data: list[str], test_flags: list[str],
@@ -60,17 +66,8 @@ def test(programs: Programs, reference: bool, where: list[str], data: list[str],
     """test.py of the program over the whole split; the folder of its written images."""
     size = ["--load_size", "128", "--crop_size", "128"]
     common = [*where, *data, *size, *test_flags, "--results_dir", str(results), "--num_test", "100000"]
-    if reference:
-        assert programs.reference is not None
-        cmd = [programs.reference_python, str(programs.reference / "test.py"), *common, "--model", "pix2pix",
-               "--netG", "unet_128", "--ngf", "32", "--ndf", "32", "--num_threads", "0"]
-        cwd = programs.reference
-    else:
-        cmd = [sys.executable, str(ROOT / "test.py"), *common, "--num_threads", "1", "--gpu_ids", "-1"]
-        cwd = ROOT
-    with open(log, "w") as out:
-        subprocess.run(cmd, check=True, cwd=cwd, env=programs.environment(reference), stdout=out,
-                       stderr=subprocess.STDOUT)
+    extra = [*ARCHITECTURE, "--num_threads", "0"] if reference else ["--num_threads", "1", "--gpu_ids", "-1"]
+    programs.run(reference, "test.py", [*common, *extra], log)
     name = where[where.index("--name") + 1]
     phase = data[data.index("--phase") + 1]
     return results / name / f"{phase}_latest" / "images"

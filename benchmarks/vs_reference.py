@@ -41,7 +41,7 @@ from typing import Sequence
 # No torch at import: the processes measured load it, this one only waits for them (and a
 # bad flag fails in a moment). benchmarks/common.py comes in for emit() at the end.
 from benchmarks.dataroot import ROOT, add_dataroot_option, check_dataroot
-from benchmarks.reference_shim import wandb_shim
+from benchmarks.reference_shim import torch_version, wandb_shim
 from benchmarks.vs_reference_report import add_ratios, measures, progress_line, table
 from benchmarks.whole_run import round_measure, time_process
 
@@ -139,9 +139,7 @@ def environment(variant: Variant, reference_shim: Path | None) -> dict[str, str]
 
 def python_label(python: str) -> str:
     """The interpreter and the torch it imports, e.g. '/tmp/env/bin/python: torch 2.14.1+cu130'."""
-    version = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                             text=True, timeout=120).stdout.strip()
-    return f"{python}: torch {version or '?'}"
+    return f"{python}: torch {torch_version(python) or '?'}"
 
 
 def decided(workdir: Path) -> list[str]:
