@@ -43,6 +43,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=8)
     p.add_argument("--native_bn", action="store_true", help="torch's nn.BatchNorm2d in place of ours")
     p.add_argument("--top", type=int, default=15, help="operators listed by self CPU time")
+    p.add_argument("--shapes", action="store_true",
+                   help="also list the top operators split by their input shapes (which layer costs what)")
     p.add_argument("--no_profiler", action="store_true",
                    help="phase clocks only: the split without the profiler's per-operator overhead")
     add_dataroot_option(p)
@@ -167,6 +169,15 @@ def bn_share(events: Any) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+def top_by_shape(prof: Any, top: int, per_step: int) -> list[list[Any]]:
+    """[operator, input shapes, ms per step, calls per step] for the ``top`` costliest (operator,
+    shapes) pairs."""
+    events = sorted(prof.key_averages(group_by_input_shape=True),
+                    key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [[e.key, str(e.input_shapes), round(e.self_cpu_time_total / 1e3 / per_step, 2), round(e.count / per_step, 2)]
+            for e in events if not e.key.startswith("ProfilerStep")][:top]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     from util.omp_env import USER_KEYS, set_omp_wait_policy
@@ -183,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = args.warmup + args.steps
     schedule = torch.profiler.schedule(wait=0, warmup=args.warmup, active=args.steps, repeat=1)
     profiler = contextlib.nullcontext() if args.no_profiler else \
-        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], schedule=schedule)
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], schedule=schedule,
+                               record_shapes=args.shapes)
     with tempfile.TemporaryDirectory(prefix="profile_step_") as tmp, profiler as prof:
         steps_seen = [0]
 
@@ -217,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record.update({
             "batch_norm_ms_per_step": {k: round(v / per_step, 2) for k, v in bn_share(events).items()},
             "top_self_cpu_ms_per_step": {e.key: round(e.self_cpu_time_total / 1e3 / per_step, 2) for e in top},
+            **({"top_by_shape_ms_per_step": top_by_shape(prof, args.top, per_step)} if args.shapes else {}),
             "note": "phase times include the profiler's per-operator overhead; compare shares, "
                     "and take absolute step times from --no_profiler or vs_reference.py"})
     emit([record], args.out)

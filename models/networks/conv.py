@@ -9,7 +9,7 @@ on tiny feature maps".)
 
 In training these layers run through an autograd Function that calls the native operators
 directly (``aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
-``aten.slow_conv_transpose2d``): the choice is made per call, so it touches no process-wide
+``aten.slow_conv_transpose2d``; the weight gradient is one ``unfold`` and one matrix product): the choice is made per call, so it touches no process-wide
 switch and concurrent threads (serve.py handles requests on threads) cannot see each other's
 choice. These are the kernels torch itself dispatches to with oneDNN disabled, so outputs and
 gradients equal the default path's to float32 rounding (tested). Inference (no gradients)
@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from engine.machine import cpu_features
+from models.networks.layout import onednn_input
 
 _aten = torch.ops.aten
 
@@ -44,6 +45,22 @@ def default_down_max_out_side() -> int:
     win from a 2x2 output up; with AMX its weight re-layout costs more than the native
     kernels' whole work up to 8x8 outputs."""
     return 8 if cpu_features()["amx_tile"] else 1
+
+
+def _weight_grad(x: Tensor, grad_out: Tensor, kernel: list[int], stride: list[int], padding: list[int]) -> Tensor:
+    """The weight gradient of the down convolution of ``x`` whose output gradient is ``grad_out``:
+    grad_out (C_out x B*L) times the columns of x (B*L x C_in*k*k) in one matrix product.
+    ``_slow_conv2d_backward`` gets the same values by zero-filling a weight-sized tensor and
+    accumulating into it: on these layers the weight is the largest tensor in sight (32 MB for
+    1024x512x4x4), so writing it once instead of three times is most of the cost."""
+    batch, c_out = grad_out.shape[:2]
+    cols = torch.nn.functional.unfold(x, kernel, padding=padding, stride=stride)   # B x C_in*k*k x L
+    if batch == 1:
+        rows, columns = grad_out.reshape(c_out, -1), cols[0].t()
+    else:
+        rows = grad_out.transpose(0, 1).reshape(c_out, -1)
+        columns = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    return torch.mm(rows, columns).view(c_out, x.shape[1], *kernel)
 
 
 class _NativeKernelConv(torch.autograd.Function):
@@ -69,25 +86,24 @@ class _NativeKernelConv(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         want_b = ctx.has_bias and ctx.needs_input_grad[2]
-        if not transposed:
-            grad_x, grad_w, grad_b = _aten._slow_conv2d_backward(
-                grad_out, x, weight, kernel, stride, padding, [want_x, want_w, want_b])
-            return grad_x, grad_w, grad_b, None, None, None, None
         # A transposed convolution is the adjoint of the down convolution with the same weight,
         # stride and padding: its input gradient is that convolution of grad_out, and its weight
         # gradient is that convolution's weight gradient with the roles of input and output swapped.
-        grad_x = _aten._slow_conv2d_forward(grad_out, weight, kernel, None, stride, padding) if want_x else None
-        grad_w = None
-        if want_w:
-            grad_w = _aten._slow_conv2d_backward(x, grad_out, weight, kernel, stride, padding, [False, True, False])[1]
+        if transposed:
+            grad_x = _aten._slow_conv2d_forward(grad_out, weight, kernel, None, stride, padding) if want_x else None
+            grad_w = _weight_grad(grad_out, x, kernel, stride, padding) if want_w else None
+        else:
+            grad_x = _aten._slow_conv2d_backward(grad_out, x, weight, kernel, stride, padding,
+                                                 [True, False, False])[0] if want_x else None
+            grad_w = _weight_grad(x, grad_out, kernel, stride, padding) if want_w else None
         grad_b = grad_out.sum(dim=(0, 2, 3)) if want_b else None
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
 def _native_kernels_apply(layer: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> bool:
-    """fp32 weights, training on the CPU in NCHW: fp32 inputs, or any floating input under
-    CPU autocast (the layer is then run in fp32, see _native_conv); a plain zero-padded,
-    undilated, single-group layer."""
+    """fp32 NCHW weights, training on the CPU: fp32 inputs, or any floating input under CPU
+    autocast (the layer is then run in fp32, see _native_conv), in NCHW or channels_last (made
+    NCHW, a small copy at these sizes); a plain zero-padded, undilated, single-group layer."""
     weight = layer.weight
     autocast = torch.is_autocast_enabled("cpu")
     return (layer.native_backward and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
@@ -95,11 +111,13 @@ def _native_kernels_apply(layer: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> b
             and x.device.type == "cpu" and weight.dtype == torch.float32
             and (x.dtype == torch.float32 or (autocast and x.is_floating_point()))
             and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-            and x.dim() == 4 and x.is_contiguous() and weight.is_contiguous()
+            and x.dim() == 4 and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+            and weight.is_contiguous()
             and not torch.compiler.is_compiling())
 
 
 def _native_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup: Any) -> Tensor:
+    x = x.contiguous()
     if torch.is_autocast_enabled("cpu"):
         # Outside autocast, in fp32: no bf16 copy of the weight, no cast of its gradient back.
         with torch.autocast("cpu", enabled=False):
@@ -110,7 +128,9 @@ def _native_conv(x: Tensor, weight: Tensor, bias: Tensor | None, *setup: Any) ->
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (same parameters, state_dict and forward) with the native kernels in training
     where its output side is at most ``native_max_out_side``, fixed at construction (None: the
-    rule for this CPU, ``default_down_max_out_side()``)."""
+    rule for this CPU, ``default_down_max_out_side()``; 0: never, as in the discriminators,
+    whose gradient penalty needs a second derivative). Elsewhere oneDNN, with its input in the
+    layout of models/networks/layout.py."""
 
     native_backward = True   # False on an instance: always the default path (for measuring both)
 
@@ -120,13 +140,13 @@ class Conv2d(nn.Conv2d):
                                     else native_max_out_side)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _native_kernels_apply(self, x):
-            return super().forward(x)
+        if not self.native_max_out_side or not _native_kernels_apply(self, x):
+            return super().forward(onednn_input(x))
         out_h, out_w = (
             (size + 2 * p - (k - 1) - 1) // s + 1
             for size, p, k, s in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
         if max(out_h, out_w) > self.native_max_out_side:
-            return super().forward(x)
+            return super().forward(onednn_input(x))
         return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), False, [0, 0])
 
 
@@ -139,7 +159,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if (output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_IN_SIDE
                 or not _native_kernels_apply(self, x)):
-            return super().forward(x, output_size)
+            return super().forward(onednn_input(x), output_size)
         return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), True,
                             list(self.output_padding))
 
