@@ -13,27 +13,32 @@ ceiling of its dtype measured in the same round, so a load that comes and goes s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 from benchmarks.common import Variant, build_model, emit, step_flops
 from engine.amp_auto import probe_step
 from engine.distributed import Runtime, unwrap
+from models.networks import conv, unet
 from models.networks.conv import set_down_max_out_side, use_native_backward
 
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest
-# down-convolution output side they cover (None: the CPU's rule)). The *_onednn_tiny variants
-# switch the rule off, the *_down1 ones keep it to the innermost down convolution (the rule
-# without AMX), to measure what each gives in each dtype.
-VARIANTS = {"fp32": ("none", False, True, None), "bf16": ("bf16", False, True, None),
-            "fp32_nhwc": ("none", True, True, None), "bf16_nhwc": ("bf16", True, True, None),
-            "fp32_onednn_tiny": ("none", False, False, None), "bf16_onednn_tiny": ("bf16", False, False, None),
-            "fp32_down1": ("none", False, True, 1), "bf16_down1": ("bf16", False, True, 1)}
+# down-convolution output side they cover (None: the CPU's rule), the bf16 channels_last rule
+# of models/networks/layout.py). The *_onednn_tiny variants switch the native rule off, the
+# *_down1 ones keep it to the innermost down convolution (the rule without AMX), bf16_nchw
+# switches the layout rule off, to measure what each gives in each dtype.
+VARIANTS = {"fp32": ("none", False, True, None, True), "bf16": ("bf16", False, True, None, True),
+            "fp32_nhwc": ("none", True, True, None, True), "bf16_nhwc": ("bf16", True, True, None, True),
+            "fp32_onednn_tiny": ("none", False, False, None, True),
+            "bf16_onednn_tiny": ("bf16", False, False, None, True),
+            "fp32_down1": ("none", False, True, 1, True), "bf16_down1": ("bf16", False, True, 1, True),
+            "bf16_nchw": ("bf16", False, True, None, False)}
 
 
 def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
@@ -45,8 +50,19 @@ def matmul_seconds(dtype: torch.dtype, n: int = 1024, reps: int = 8) -> float:
     return (time.perf_counter() - start) / reps
 
 
+@contextlib.contextmanager
+def layout_rule_off() -> Iterator[None]:
+    """models/networks/layout.py's rule switched off: NCHW activations under bf16 too."""
+    saved = conv.onednn_input, unet.cat_channels
+    conv.onednn_input, unet.cat_channels = (lambda x: x), (lambda x, y: torch.cat([x, y], dim=1))
+    try:
+        yield
+    finally:
+        conv.onednn_input, unet.cat_channels = saved
+
+
 def build(config: str, amp: str, nhwc: bool, native_tiny: bool = True,
-          down_max: int | None = None) -> Callable[[], None]:
+          down_max: int | None = None, layout: bool = True) -> Callable[[], None]:
     """The probe step of the paper's model (batch norm, dropout, PatchGAN) in ``amp``."""
     net_g_name, width, size = CONFIGS[config]
     cpu = torch.device("cpu")
@@ -58,15 +74,22 @@ def build(config: str, amp: str, nhwc: bool, native_tiny: bool = True,
     if down_max is not None:
         set_down_max_out_side(unwrap(model.net_G), down_max)
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
-    return probe_step(model, {"A": a, "B": b}, amp, cpu)
+    step = probe_step(model, {"A": a, "B": b}, amp, cpu)
+    if layout:
+        return step
+
+    def step_in_nchw() -> None:
+        with layout_rule_off():
+            step()
+    return step_in_nchw
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     steps = {}
-    for name, (amp, nhwc, native_tiny, down_max) in VARIANTS.items():
+    for name, (amp, nhwc, native_tiny, down_max, layout) in VARIANTS.items():
         if name not in args.variants.split(","):
             continue
-        steps[name] = build(args.config, amp, nhwc, native_tiny, down_max)
+        steps[name] = build(args.config, amp, nhwc, native_tiny, down_max, layout)
         steps[name]()   # warm-up: oneDNN creates its primitives for each shape and dtype
     flops = step_flops(steps["fp32"])
     times: dict[str, list[float]] = {n: [] for n in steps}

@@ -6,14 +6,21 @@ variant judges each pixel alone. D is conditional: it sees A and B concatenated 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from models.networks.conv import Conv2d
 from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
 from util.errors import OptionError
+
+
+def _conv(*args: Any, **kwargs: Any) -> Conv2d:
+    """A convolution that never takes the native kernels (they have no second derivative, which
+    a gradient penalty needs); under CPU bf16 autocast it takes its input channels_last."""
+    return Conv2d(*args, native_max_out_side=0, **kwargs)
 
 
 class NLayerDiscriminator(nn.Module):
@@ -22,16 +29,16 @@ class NLayerDiscriminator(nn.Module):
         if n_layers < 1:
             raise OptionError(f"--n_layers_D must be at least 1, got {n_layers}")
         bias = norm.conv_bias
-        stages: list[nn.Module] = [nn.Sequential(nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True))]
+        stages: list[nn.Module] = [nn.Sequential(_conv(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True))]
         width = ndf
         for n in range(1, n_layers + 1):
             # Stride 2 up to the last layer, which keeps the resolution (stride 1).
             stride = 2 if n < n_layers else 1
             new_width = ndf * min(2 ** n, 8)
-            stages.append(nn.Sequential(nn.Conv2d(width, new_width, 4, stride, 1, bias=bias), norm.make(new_width),
+            stages.append(nn.Sequential(_conv(width, new_width, 4, stride, 1, bias=bias), norm.make(new_width),
                                         nn.LeakyReLU(0.2, True)))
             width = new_width
-        stages.append(nn.Conv2d(width, 1, 4, 1, 1))  # (N, 1, ~H/2**(n_layers), ~W/...) logits
+        stages.append(_conv(width, 1, 4, 1, 1))  # (N, 1, ~H/2**(n_layers), ~W/...) logits
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,9 +64,9 @@ class PixelDiscriminator(nn.Module):
     def __init__(self, input_nc: int, ndf: int, norm: NormSpec) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(input_nc, ndf, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, ndf * 2, 1, bias=norm.conv_bias), norm.make(ndf * 2), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf * 2, 1, 1, bias=norm.conv_bias))
+            _conv(input_nc, ndf, 1), nn.LeakyReLU(0.2, True),
+            _conv(ndf, ndf * 2, 1, bias=norm.conv_bias), norm.make(ndf * 2), nn.LeakyReLU(0.2, True),
+            _conv(ndf * 2, 1, 1, bias=norm.conv_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

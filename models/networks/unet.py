@@ -14,6 +14,7 @@ from torch import nn
 
 from models.networks.checkpointing import run_stage
 from models.networks.conv import Conv2d, ConvTranspose2d
+from models.networks.layout import cat_channels
 from models.networks.spec import Flag, GeneratorSpec, arch_field
 from models.networks.upsample import DEFAULT_UPSAMPLE, make_upsampler
 from models.norms import NormSpec
@@ -76,7 +77,7 @@ class UnetLevel(nn.Module):
         y = run_stage(self.up, y, self.grad_checkpoint)
         if self.outermost:
             return y
-        return torch.cat([x, y], dim=1)
+        return cat_channels(x, y)
 
 
 class UnetGenerator(nn.Module):

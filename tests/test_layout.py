@@ -1,0 +1,123 @@
+"""models/networks/layout.py: channels_last around oneDNN under CPU bf16 autocast. Oracles:
+torch.cat and the same networks run with the rule switched off (NCHW), float64 gradcheck."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.networks import conv, unet
+from models.networks.layout import _CatKeepingLayouts, cat_channels, is_channels_last, onednn_input
+from models.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
+from models.networks.unet import UnetGenerator
+from models.norms import norm_spec
+
+CL = torch.channels_last
+
+
+def bf16():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_onednn_input_is_channels_last_only_under_cpu_bf16_autocast():
+    x = torch.randn(1, 8, 4, 4)
+    assert onednn_input(x) is x                       # fp32: unchanged
+    with bf16():
+        y = onednn_input(x)
+        assert is_channels_last(y) and torch.equal(y, x)
+        assert onednn_input(y) is y                   # already so: no copy
+        v = torch.randn(8, 4, 4)
+        assert onednn_input(v) is v                   # not a batch of images
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert onednn_input(x) is x
+
+
+def test_cat_channels_equals_torch_cat_and_gives_gradients_in_each_inputs_layout():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 5).contiguous(memory_format=CL).requires_grad_()
+    y = torch.randn(2, 4, 5, 5).requires_grad_()      # NCHW
+    g = torch.randn(2, 7, 5, 5)
+    out = cat_channels(x, y)
+    assert torch.equal(out, torch.cat([x, y], 1))
+    gx, gy = torch.autograd.grad(out, (x, y), g)
+    assert torch.equal(gx, g[:, :3]) and torch.equal(gy, g[:, 3:])
+    assert is_channels_last(gx) and gy.is_contiguous()
+    # a channel slice of an NHWC gradient, what torch.cat would hand back, is in neither layout
+    plain = torch.autograd.grad(torch.cat([x, y], 1), x, g.contiguous(memory_format=CL))[0]
+    assert not plain.is_contiguous() and not plain.is_contiguous(memory_format=CL)
+
+
+def test_nchw_inputs_take_torch_cat_itself():
+    x, y = torch.randn(2, 3, 4, 4, requires_grad=True), torch.randn(2, 1, 4, 4, requires_grad=True)
+    assert type(cat_channels(x, y).grad_fn).__name__ == "CatBackward0"
+
+
+def test_cat_keeps_a_second_derivative():
+    torch.manual_seed(1)
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64).contiguous(memory_format=CL).requires_grad_()
+    y = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda a, b: _CatKeepingLayouts.apply(a, b) ** 2, (x, y))
+
+
+def rule_off(monkeypatch):
+    monkeypatch.setattr(conv, "onednn_input", lambda x: x)
+    monkeypatch.setattr(unet, "cat_channels", lambda x, y: torch.cat([x, y], 1))
+
+
+def step_grads(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    net.zero_grad(set_to_none=True)
+    with bf16():
+        out = net(x)
+    out.float().square().mean().backward()
+    return out.detach().float(), [p.grad.clone() for p in net.parameters()]
+
+
+def close_in_bf16(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Two bf16 computations through different kernels: equal up to bf16's rounding, which
+    compounds through the layers; compared by the size of the difference against the tensor's."""
+    return bool((a - b).norm() <= 0.05 * b.norm() + 1e-6)
+
+
+@pytest.mark.parametrize("build,in_nc,side", [
+    (lambda: UnetGenerator(3, 3, 5, 8, norm_spec("batch"), dropout=False), 3, 32),
+    (lambda: NLayerDiscriminator(6, 8, 3, norm_spec("batch")), 6, 64),
+])
+def test_networks_under_bf16_compute_what_they_compute_in_nchw(monkeypatch, build, in_nc, side):
+    torch.manual_seed(2)
+    net = build()
+    x = torch.randn(2, in_nc, side, side)
+    layouts = []   # (layer, output channels_last?) for every oneDNN convolution with > 1 channel out
+    hooks = [m.register_forward_hook(lambda m, i, o: layouts.append(is_channels_last(o)))
+             for m in net.modules() if isinstance(m, (conv.Conv2d, conv.ConvTranspose2d)) and m.out_channels > 1]
+    out, grads = step_grads(net, x)
+    for h in hooks:
+        h.remove()
+    assert sum(layouts) >= 2   # the rule is on: oneDNN layers hand on NHWC
+    rule_off(monkeypatch)
+    ref_out, ref_grads = step_grads(net, x)
+    assert close_in_bf16(out, ref_out)
+    assert all(close_in_bf16(a, b) for a, b in zip(grads, ref_grads))
+
+
+@pytest.mark.parametrize("build,side", [
+    (lambda: NLayerDiscriminator(6, 4, 3, norm_spec("batch")), 32),   # 16, 8, 4, 3, 2 px: native on AMX
+    (lambda: PixelDiscriminator(6, 4, norm_spec("batch")), 1),         # 1 px: native on every CPU
+])
+def test_the_discriminators_convolutions_never_take_the_native_kernels(build, side):
+    """A gradient penalty differentiates D's output twice; the native Function has no second
+    derivative, so D keeps oneDNN even on maps the generator's rule would send native."""
+    torch.manual_seed(3)
+    d = build()
+    x = torch.randn(2, 6, side, side, requires_grad=True)
+    out = d(x)
+    names = set()
+    stack = [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None and type(fn).__name__ not in names:
+            names.add(type(fn).__name__)
+            stack.extend(f for f, _ in fn.next_functions)
+    assert not any(n.startswith("_NativeKernelConv") for n in names)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    g.square().sum().backward()                            # the penalty's second derivative
+    weights = [m.weight for m in d.modules() if isinstance(m, conv.Conv2d)]
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
