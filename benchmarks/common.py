@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -201,10 +201,29 @@ def measured_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float
 
 
 def step_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call, counted by torch.utils.flop_counter (convolutions and matmuls)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of one call, counted by torch.utils.flop_counter (convolutions and matmuls).
 
-    with FlopCounterMode(display=False) as counter:
+    torch's formula for ``aten._slow_conv2d_forward`` expects the arguments of
+    ``aten.convolution`` and fails on its own; it and the other native operators that
+    models/networks/conv.py calls are given theirs here (the weight gradient is an mm, which
+    torch counts)."""
+    from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+    aten = torch.ops.aten
+
+    def down(x_shape: Any, w_shape: Any, *_: Any, out_shape: Any = None, **__: Any) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+    def transposed(x_shape: Any, w_shape: Any, *_: Any, out_shape: Any = None, **__: Any) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=True)
+
+    def input_grad(grad_shape: Any, x_shape: Any, w_shape: Any, *args: Any, out_shape: Any = None, **__: Any) -> int:
+        mask = args[-1]
+        return conv_flop_count(grad_shape, w_shape, x_shape, transposed=True) if mask[0] else 0
+
+    native = {aten._slow_conv2d_forward: down, aten.slow_conv_transpose2d: transposed,
+              aten._slow_conv2d_backward: input_grad}
+    with FlopCounterMode(display=False, custom_mapping=native) as counter:
         fn()
     return counter.get_total_flops()
 
