@@ -30,6 +30,7 @@ from torch import nn
 from engine.distributed import unwrap
 from engine.machine import signature
 from engine.speed import SpeedError, native_bf16
+from util import omp_env
 from util.omp_env import USER_KEYS as OMP_WAIT_KEYS
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,10 @@ def config_key(opt: Any, device: torch.device, nets: Mapping[str, nn.Module]) ->
     parts.update(crop=opt.crop_size, batch=opt.batch_size, channels_last=getattr(opt, "channels_last", False),
                  device=device.type)
     if device.type == "cpu":
+        # Whether other work oversubscribed the cores as this process started: with sleeping
+        # threads bf16 won on a quiet machine (0.105 against 0.120 s at 128 px) and lost 1.4x on
+        # a loaded one, so a decision made in one state is not reused in the other.
+        parts["load"] = omp_env.start_load or "unknown"
         # How idle OpenMP threads wait changes the answer: bf16 adds casts, so more parallel
         # regions, and each pays a wake-up when threads sleep: bf16 can win with spinning
         # threads and lose with sleeping ones. A decision is reused only under the same waiting.

@@ -124,6 +124,28 @@ def test_a_decision_is_reused_only_under_the_same_openmp_waiting(measured, monke
     assert sorted(k.rsplit(",", 1)[1] for k in keys) == ["omp_wait=OMP_WAIT_POLICY=PASSIVE", "omp_wait=default"]
 
 
+def test_a_decision_is_reused_only_under_the_same_load_at_start(measured, monkeypatch):
+    """With sleeping threads either way, bf16 won on a quiet machine and lost on a loaded one
+    (a stale quiet answer made a loaded run 1.4x slower than fp32): the load the process saw
+    as it started (util/omp_env.py) is part of the key."""
+    from util import omp_env
+    clock = FakeClock({"none": 1.0, "bf16": 0.5})
+    fake_probe(monkeypatch, clock)
+    opt, model = tiny("--amp", "auto")
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(omp_env, "start_load", "quiet")
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "bf16"
+    monkeypatch.setattr(omp_env, "start_load", "busy")
+    clock.costs = {"none": 0.6, "bf16": 1.0}
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "none"
+    monkeypatch.setattr(omp_env, "start_load", "quiet")   # back on a quiet machine: the first answer
+    calls = len(clock.calls)
+    assert amp_auto.choose_auto_amp(opt, model, model.amp, cpu, timer=clock.timer) == "bf16"
+    assert len(clock.calls) == calls                        # reused, not measured again
+    assert sorted(k.split("load=")[1].split(",")[0] for k in json.loads(measured.read_text())) == ["busy", "quiet"]
+
+
 def test_a_damaged_cache_is_measured_again_and_rewritten(measured, monkeypatch):
     measured.write_text("{not json")
     clock = FakeClock({"none": 1.0, "bf16": 0.5})

@@ -123,3 +123,18 @@ def test_a_bad_override_is_one_line_and_too_late_is_said():
     assert bad.stderr.strip() == "error: PIX2PIX_OMP_POLICY='spin' is not one of auto, default, passive"
     import torch  # noqa: F401  (loaded by now anyway; the runtime has read its settings)
     assert set_omp_wait_policy() is None
+
+
+@pytest.mark.parametrize("policy,others,expected", [
+    ("auto", "0", "quiet"), ("auto", "1", "busy"),
+    ("passive", "0", "quiet"),   # a forced policy says nothing about the load: it is read anyway
+    ("default", "1", "busy"),
+])
+def test_the_load_at_start_is_recorded_whatever_the_policy(policy, others, expected):
+    """engine/amp_auto.py keeps --amp auto's decisions apart by it (a quiet PASSIVE decision is
+    not reused on a loaded machine). 2 usable CPUs, 2 threads."""
+    code = ("from util import omp_env; omp_env.machine_busy = lambda: float(%s); "
+            "omp_env.usable_cpus = lambda: 2; omp_env.set_omp_wait_policy(); print(omp_env.start_load)" % others)
+    out = run_python(code, PIX2PIX_OMP_POLICY=policy, OMP_NUM_THREADS="2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

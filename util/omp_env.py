@@ -32,6 +32,10 @@ from typing import Callable, Mapping
 
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 POLICIES = ("auto", "default", "passive")
+# How loaded the machine was as this process started ("busy": oversubscribed, "quiet"), as
+# set_omp_wait_policy read it before torch loaded; None when it did not run. --amp auto keeps
+# its decisions apart by it (engine/amp_auto.py).
+start_load: str | None = None
 
 
 def usable_cpus() -> int:
@@ -53,9 +57,14 @@ def choose_omp_wait(env: Mapping[str, str], busy: Callable[[], float], cpus: int
     policy = env.get("PIX2PIX_OMP_POLICY", "auto").lower()
     if policy not in POLICIES:
         raise ValueError(f"PIX2PIX_OMP_POLICY={policy!r} is not one of {', '.join(POLICIES)}")
-    if policy == "passive" or (policy == "auto" and busy() + threads > cpus + 0.5):
+    if policy == "passive" or (policy == "auto" and oversubscribed(busy(), threads, cpus)):
         return {"OMP_WAIT_POLICY": "PASSIVE"}
     return {}
+
+
+def oversubscribed(others: float, threads: int, cpus: int) -> bool:
+    """Other work leaves fewer free cores than we bring threads."""
+    return others + threads > cpus + 0.5
 
 
 def wait_policy(env: Mapping[str, str]) -> str:
@@ -99,15 +108,25 @@ def machine_busy() -> float:
 
 
 def set_omp_wait_policy() -> dict[str, str] | None:
-    """Apply :func:`choose_omp_wait` to this process; returns what was added, or None when it
-    is too late (torch, and with it the OpenMP runtime, is already loaded)."""
+    """Apply :func:`choose_omp_wait` to this process and record ``start_load``; returns what
+    was added, or None when it is too late (torch, and with it the OpenMP runtime, is already
+    loaded; once torch has run, its own spinning threads would count as other work)."""
+    global start_load
     if "torch" in sys.modules:
         return None
     cpus = usable_cpus()
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or cpus
+    reading: list[float] = []
+
+    def busy() -> float:   # read once, whether the policy needs it or only start_load does
+        if not reading:
+            reading.append(machine_busy())
+        return reading[0]
+
     try:
-        chosen = choose_omp_wait(os.environ, machine_busy, cpus, threads)
+        chosen = choose_omp_wait(os.environ, busy, cpus, threads)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     os.environ.update(chosen)
+    start_load = "busy" if oversubscribed(busy(), threads, cpus) else "quiet"
     return chosen
