@@ -7,7 +7,7 @@ PYTHON := $(shell bash scripts/python_for_project.sh)
 setup:
 	bash install.sh
 
-# Train the built-in demo (sketch -> shaded shapes, 4-10 minutes on 2 CPU cores), then
+# Train the built-in demo (sketch -> shaded shapes, 3-10 minutes on 2 CPU cores), then
 # write its test page: results/demo/test_latest/index.html.
 demo: setup
 	$(PYTHON) train.py --overwrite
