@@ -31,7 +31,6 @@ from engine.distributed import unwrap
 from engine.machine import signature
 from engine.speed import SpeedError, native_bf16
 from util import omp_env
-from util.omp_env import USER_KEYS as OMP_WAIT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def config_key(opt: Any, device: torch.device, nets: Mapping[str, nn.Module]) ->
         # How idle OpenMP threads wait changes the answer: bf16 adds casts, so more parallel
         # regions, and each pays a wake-up when threads sleep: bf16 can win with spinning
         # threads and lose with sleeping ones. A decision is reused only under the same waiting.
-        parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in OMP_WAIT_KEYS if k in os.environ) or "default"
+        parts["omp_wait"] = "+".join(f"{k}={os.environ[k]}" for k in omp_env.USER_KEYS if k in os.environ) or "default"
     return signature(device) + "|" + ",".join(f"{k}={v}" for k, v in parts.items())
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.networks import conv, unet
+from benchmarks.bf16_layouts import layout_rule_off
+from models.networks import conv
 from models.networks.layout import _CatKeepingLayouts, cat_channels, is_channels_last, onednn_input
 from models.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
 from models.networks.unet import UnetGenerator
@@ -58,11 +59,6 @@ def test_cat_keeps_a_second_derivative():
     assert torch.autograd.gradgradcheck(lambda a, b: _CatKeepingLayouts.apply(a, b) ** 2, (x, y))
 
 
-def rule_off(monkeypatch):
-    monkeypatch.setattr(conv, "onednn_input", lambda x: x)
-    monkeypatch.setattr(unet, "cat_channels", lambda x, y: torch.cat([x, y], 1))
-
-
 def step_grads(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     net.zero_grad(set_to_none=True)
     with bf16():
@@ -81,7 +77,7 @@ def close_in_bf16(a: torch.Tensor, b: torch.Tensor) -> bool:
     (lambda: UnetGenerator(3, 3, 5, 8, norm_spec("batch"), dropout=False), 3, 32),
     (lambda: NLayerDiscriminator(6, 8, 3, norm_spec("batch")), 6, 64),
 ])
-def test_networks_under_bf16_compute_what_they_compute_in_nchw(monkeypatch, build, in_nc, side):
+def test_networks_under_bf16_compute_what_they_compute_in_nchw(build, in_nc, side):
     torch.manual_seed(2)
     net = build()
     x = torch.randn(2, in_nc, side, side)
@@ -92,8 +88,8 @@ def test_networks_under_bf16_compute_what_they_compute_in_nchw(monkeypatch, buil
     for h in hooks:
         h.remove()
     assert sum(layouts) >= 2   # the rule is on: oneDNN layers hand on NHWC
-    rule_off(monkeypatch)
-    ref_out, ref_grads = step_grads(net, x)
+    with layout_rule_off():
+        ref_out, ref_grads = step_grads(net, x)
     assert close_in_bf16(out, ref_out)
     assert all(close_in_bf16(a, b) for a, b in zip(grads, ref_grads))
 

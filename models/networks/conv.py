@@ -9,9 +9,9 @@ on tiny feature maps".)
 
 In training these layers run through an autograd Function that calls the native operators
 directly (``aten._slow_conv2d_forward``/``_slow_conv2d_backward`` and
-``aten.slow_conv_transpose2d``; the weight gradient is one ``unfold`` and one matrix product): the choice is made per call, so it touches no process-wide
-switch and concurrent threads (serve.py handles requests on threads) cannot see each other's
-choice. These are the kernels torch itself dispatches to with oneDNN disabled, so outputs and
+``aten.slow_conv_transpose2d``; the weight gradient is one ``unfold`` and one matrix
+product): the choice is made per call, so it touches no process-wide switch and concurrent
+threads (serve.py handles requests on threads) cannot see each other's choice. These are the kernels torch itself dispatches to with oneDNN disabled, so outputs and
 gradients equal the default path's to float32 rounding (tested). Inference (no gradients)
 keeps oneDNN. The Function applies to fp32 weights on the CPU, NCHW, no dilation, one group,
 gradients wanted, not under torch.compile. It has no double backward; the generator, the only
@@ -140,14 +140,16 @@ class Conv2d(nn.Conv2d):
                                     else native_max_out_side)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._takes_native_kernels(x):
+            return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), False, [0, 0])
+        return super().forward(onednn_input(x))
+
+    def _takes_native_kernels(self, x: Tensor) -> bool:
         if not self.native_max_out_side or not _native_kernels_apply(self, x):
-            return super().forward(onednn_input(x))
-        out_h, out_w = (
-            (size + 2 * p - (k - 1) - 1) // s + 1
-            for size, p, k, s in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
-        if max(out_h, out_w) > self.native_max_out_side:
-            return super().forward(onednn_input(x))
-        return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), False, [0, 0])
+            return False
+        out_sides = ((size + 2 * p - (k - 1) - 1) // s + 1
+                     for size, p, k, s in zip(x.shape[-2:], self.padding, self.kernel_size, self.stride))
+        return max(out_sides) <= self.native_max_out_side
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
