@@ -27,7 +27,7 @@ from models.networks import conv, unet
 from models.networks.conv import set_down_max_out_side, use_native_backward
 
 
-CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128)}
+CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128), "resnet": ("resnet_9blocks", 64, 256)}
 # name: (amp, NHWC, native kernels for the tiny layers (models/networks/conv.py), the largest
 # down-convolution output side they cover (None: the CPU's rule), the bf16 channels_last rule
 # of models/networks/layout.py). The *_onednn_tiny variants switch the native rule off, the

@@ -8,7 +8,9 @@ import torch
 from benchmarks.bf16_layouts import layout_rule_off
 from models.networks import conv
 from models.networks.layout import _CatKeepingLayouts, cat_channels, is_channels_last, onednn_input
+from models.networks.local_enhancer import GlobalGenerator
 from models.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
+from models.networks.resnet import ResnetBlock, ResnetGenerator
 from models.networks.unet import UnetGenerator
 from models.norms import norm_spec
 
@@ -76,6 +78,8 @@ def close_in_bf16(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("build,in_nc,side", [
     (lambda: UnetGenerator(3, 3, 5, 8, norm_spec("batch"), dropout=False), 3, 32),
     (lambda: NLayerDiscriminator(6, 8, 3, norm_spec("batch")), 6, 64),
+    (lambda: ResnetGenerator(3, 3, 2, 8, norm_spec("instance"), upsample="deconv"), 3, 32),
+    (lambda: ResnetGenerator(3, 3, 1, 8, norm_spec("batch"), upsample="bilinear"), 3, 16),
 ])
 def test_networks_under_bf16_compute_what_they_compute_in_nchw(build, in_nc, side):
     torch.manual_seed(2)
@@ -117,3 +121,19 @@ def test_the_discriminators_convolutions_never_take_the_native_kernels(build, si
     g.square().sum().backward()                            # the penalty's second derivative
     weights = [m.weight for m in d.modules() if isinstance(m, conv.Conv2d)]
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
+
+
+def test_the_global_generators_residual_blocks_stay_nchw_under_bf16():
+    """Their weights dwarf their maps (1024x1024x3x3 at the paper's width): there a
+    channels_last input costs the step more than it saves, so they keep torch's layer."""
+    torch.manual_seed(4)
+    g = GlobalGenerator(input_nc=3, output_nc=3, ngf=4, norm=norm_spec("batch"), n_downsample_global=2,
+                        n_blocks_global=2)
+    seen = []
+    for block in (m for m in g.modules() if isinstance(m, ResnetBlock)):
+        for layer in block.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.register_forward_pre_hook(lambda m, args: seen.append(is_channels_last(args[0])))
+    with bf16():
+        g(torch.randn(1, 3, 16, 16))
+    assert len(seen) == 4 and not any(seen)

@@ -154,16 +154,34 @@ class Conv2d(nn.Conv2d):
 
 class ConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d (same parameters, state_dict and forward) with the native kernels in
-    training where its input side is at most ``TRANSPOSED_MAX_IN_SIDE``."""
+    training where its input side is at most ``native_max_in_side`` (None:
+    ``TRANSPOSED_MAX_IN_SIDE``; 0: never). Elsewhere oneDNN, input laid out as Conv2d's."""
 
     native_backward = True
 
+    def __init__(self, *args: Any, native_max_in_side: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.native_max_in_side = TRANSPOSED_MAX_IN_SIDE if native_max_in_side is None else native_max_in_side
+
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        if (output_size is not None or max(x.shape[-2:]) > TRANSPOSED_MAX_IN_SIDE
+        if (output_size is not None or max(x.shape[-2:]) > self.native_max_in_side
                 or not _native_kernels_apply(self, x)):
             return super().forward(onednn_input(x), output_size)
         return _native_conv(x, self.weight, self.bias, list(self.stride), list(self.padding), True,
                             list(self.output_padding))
+
+
+def onednn_conv2d(*args: Any, **kwargs: Any) -> Conv2d:
+    """A Conv2d that always takes oneDNN (never the native kernels), its input in the layout
+    of models/networks/layout.py: for layers whose shapes the native rule was not measured on
+    (the ResNet generator, the resize upsamplers) or that need a second derivative (the
+    discriminators, under a gradient penalty)."""
+    return Conv2d(*args, native_max_out_side=0, **kwargs)
+
+
+def onednn_conv_transpose2d(*args: Any, **kwargs: Any) -> ConvTranspose2d:
+    """The transposed counterpart of ``onednn_conv2d``."""
+    return ConvTranspose2d(*args, native_max_in_side=0, **kwargs)
 
 
 def use_native_backward(module: nn.Module, on: bool) -> int:

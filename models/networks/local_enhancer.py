@@ -62,7 +62,11 @@ class GlobalGenerator(nn.Module):
         self.front = _front(input_nc, ngf, norm)                                      # (N, ngf, H, W)
         self.downs = nn.ModuleList(_down(ngf * 2 ** i, norm) for i in range(d))
         deepest = ngf * 2 ** d                                                      # (N, deepest, H/2**d, W/2**d)
-        self.blocks = nn.ModuleList(ResnetBlock(deepest, norm, dropout) for _ in range(n_blocks_global))
+        # torch's nn.Conv2d (NCHW under bf16 too): these layers' weights (up to 1024x1024x3x3) dwarf
+        # their maps, and channels_last inputs made the whole step slower, 5.6 against 4.4 s at 256 px
+        # (benchmarks/README.md, "Channels-last under bf16").
+        self.blocks = nn.ModuleList(ResnetBlock(deepest, norm, dropout, conv=nn.Conv2d)
+                                    for _ in range(n_blocks_global))
         self.ups = nn.ModuleList(_up(deepest // 2 ** i, norm, upsample) for i in range(d))
         self.head = _head(ngf, output_nc) if with_head else None                     # (N, output_nc, H, W)
         self.grad_checkpoint = False
@@ -92,7 +96,7 @@ class LocalEnhancer(nn.Module):
                  n_blocks: int, with_head: bool) -> None:
         super().__init__()
         self.front = nn.Sequential(_front(input_nc, ngf, norm), _down(ngf, norm))   # (N, 2*ngf, H/2, W/2)
-        self.blocks = nn.ModuleList(ResnetBlock(ngf * 2, norm, dropout) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(ResnetBlock(ngf * 2, norm, dropout, conv=nn.Conv2d) for _ in range(n_blocks))
         self.up = _up(ngf * 2, norm, upsample)                                      # (N, ngf, H, W)
         self.head = _head(ngf, output_nc) if with_head else None
         self.grad_checkpoint = False

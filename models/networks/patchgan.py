@@ -6,21 +6,19 @@ variant judges each pixel alone. D is conditional: it sees A and B concatenated 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from models.networks.conv import Conv2d
+from models.networks.conv import onednn_conv2d
 from models.networks.spec import DiscriminatorSpec, Flag, arch_field
 from models.norms import NormSpec
 from util.errors import OptionError
 
 
-def _conv(*args: Any, **kwargs: Any) -> Conv2d:
-    """A convolution that never takes the native kernels (they have no second derivative, which
-    a gradient penalty needs); under CPU bf16 autocast it takes its input channels_last."""
-    return Conv2d(*args, native_max_out_side=0, **kwargs)
+# Never the native kernels: they have no second derivative, which a gradient penalty needs.
+_conv = onednn_conv2d
 
 
 class NLayerDiscriminator(nn.Module):

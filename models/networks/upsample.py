@@ -13,7 +13,7 @@ from typing import Callable
 
 from torch import nn
 
-from models.networks.conv import Conv2d
+from models.networks.conv import onednn_conv2d
 from util.registry import Registry
 
 # Which torch.nn.Upsample mode each resize entry uses; deconv has none.
@@ -34,5 +34,4 @@ def make_upsampler(name: str, in_nc: int, out_nc: int, bias: bool,
         return deconv()
     # align_corners=False: the half-pixel convention, which keeps the image centred.
     resize = nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
-    # oneDNN throughout (native_max_out_side=0), in the layout of models/networks/layout.py.
-    return nn.Sequential(resize, Conv2d(in_nc, out_nc, 3, 1, 1, bias=bias, native_max_out_side=0))
+    return nn.Sequential(resize, onednn_conv2d(in_nc, out_nc, 3, 1, 1, bias=bias))
