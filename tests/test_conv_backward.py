@@ -185,3 +185,15 @@ def test_output_padding_and_undilated_rule():
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
     assert not taken(layer(ConvTranspose2d, 6, 4, 3, 2, 1, dilation=2), x)
     assert not taken(layer(Conv2d, 6, 4, 3, 2, 1, groups=2), torch.randn(2, 6, 2, 2))
+
+
+def test_the_onednn_layers_never_take_the_native_kernels_and_the_transposed_side_is_per_layer():
+    """onednn_conv2d / onednn_conv_transpose2d (ResNet, discriminators, resize upsamplers) keep
+    oneDNN even at 1x1; a transposed layer's own ``native_max_in_side`` replaces the default."""
+    x = torch.randn(1, 16, 1, 1)
+    assert not taken(conv.onednn_conv2d(16, 8, 1), x)
+    assert not taken(conv.onednn_conv_transpose2d(16, 8, 4, 2, 1), x)
+    assert taken(ConvTranspose2d(16, 8, 4, 2, 1), x)                    # the default: input side <= 8
+    wide = torch.randn(1, 16, 12, 12)
+    assert not taken(ConvTranspose2d(16, 8, 4, 2, 1), wide)
+    assert taken(ConvTranspose2d(16, 8, 4, 2, 1, native_max_in_side=16), wide)
