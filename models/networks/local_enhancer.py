@@ -62,7 +62,7 @@ class GlobalGenerator(nn.Module):
         self.front = _front(input_nc, ngf, norm)                                      # (N, ngf, H, W)
         self.downs = nn.ModuleList(_down(ngf * 2 ** i, norm) for i in range(d))
         deepest = ngf * 2 ** d                                                      # (N, deepest, H/2**d, W/2**d)
-        # torch's nn.Conv2d (NCHW under bf16 too): these layers' weights (up to 1024x1024x3x3) dwarf
+        # torch's nn.Conv2d (NCHW under bf16 too): these layers' 3x3 weights (1024-2048 channels) dwarf
         # their maps, and channels_last inputs made the whole step slower, 5.6 against 4.4 s at 256 px
         # (benchmarks/README.md, "Channels-last under bf16").
         self.blocks = nn.ModuleList(ResnetBlock(deepest, norm, dropout, conv=nn.Conv2d)
