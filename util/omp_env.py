@@ -116,17 +116,11 @@ def set_omp_wait_policy() -> dict[str, str] | None:
         return None
     cpus = usable_cpus()
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or cpus
-    reading: list[float] = []
-
-    def busy() -> float:   # read once, whether the policy needs it or only start_load does
-        if not reading:
-            reading.append(machine_busy())
-        return reading[0]
-
+    others = machine_busy()   # read once: start_load needs it whatever the policy
     try:
-        chosen = choose_omp_wait(os.environ, busy, cpus, threads)
+        chosen = choose_omp_wait(os.environ, lambda: others, cpus, threads)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     os.environ.update(chosen)
-    start_load = "busy" if oversubscribed(busy(), threads, cpus) else "quiet"
+    start_load = "busy" if oversubscribed(others, threads, cpus) else "quiet"
     return chosen

@@ -96,6 +96,8 @@ class LocalEnhancer(nn.Module):
                  n_blocks: int, with_head: bool) -> None:
         super().__init__()
         self.front = nn.Sequential(_front(input_nc, ngf, norm), _down(ngf, norm))   # (N, 2*ngf, H/2, W/2)
+        # NCHW like the global generator it adds its features to: a layout change between the two
+        # would cost a reorder of every map that crosses it.
         self.blocks = nn.ModuleList(ResnetBlock(ngf * 2, norm, dropout, conv=nn.Conv2d) for _ in range(n_blocks))
         self.up = _up(ngf * 2, norm, upsample)                                      # (N, ngf, H, W)
         self.head = _head(ngf, output_nc) if with_head else None
