@@ -28,8 +28,45 @@ def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
     return (found.group(1).strip() if found else model), frozenset(listed.group(1).split() if listed else ())
 
 
+# What each oneDNN ISA cap (ONEDNN_MAX_CPU_ISA, or DNNL_MAX_CPU_ISA) still lets its kernels use.
+# Not a ladder: AVX10_2_512 keeps AVX-512 bf16 but not the AMX tiles. DEFAULT, ALL and names
+# oneDNN does not know lift no cap (oneDNN ignores them too).
+_AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
+_WITH_AMX = _AVX512_BF16 | {"amx_bf16", "amx_tile"}
+ONEDNN_CAPS: dict[str, frozenset[str]] = {
+    "SSE41": frozenset(), "AVX": frozenset(),
+    "AVX2": frozenset({"avx2"}), "AVX2_VNNI": frozenset({"avx2"}), "AVX2_VNNI_2": frozenset({"avx2"}),
+    "AVX512_CORE": frozenset({"avx2", "avx512f"}), "AVX512_CORE_VNNI": frozenset({"avx2", "avx512f"}),
+    "AVX512_CORE_BF16": _AVX512_BF16, "AVX512_CORE_FP16": _AVX512_BF16, "AVX10_1_512": _AVX512_BF16,
+    "AVX10_2_512": _AVX512_BF16,
+    "AVX512_CORE_AMX": _WITH_AMX, "AVX10_1_512_AMX": _WITH_AMX, "AVX512_CORE_AMX_FP16": _WITH_AMX,
+    "AVX10_1_512_AMX_FP16": _WITH_AMX, "AVX10_2_512_AMX_2": _WITH_AMX,
+}
+# ATen's own vector kernels (torch.backends.cpu.get_cpu_capability(), which ATEN_CPU_CAPABILITY
+# lowers) decide the two plain vector widths; bf16 and AMX are oneDNN's alone.
+ATEN_CAPS: dict[str, frozenset[str]] = {"DEFAULT": frozenset(), "AVX2": frozenset({"avx2"})}
+ATEN_CAPS_OVER = frozenset({"avx2", "avx512f"})
+ISA_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def onednn_cap() -> frozenset[str] | None:
+    """The features oneDNN's ISA cap leaves, or None where nothing caps it (ONEDNN_ wins over
+    DNNL_, as in oneDNN)."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        if name in os.environ:
+            return ONEDNN_CAPS.get(os.environ[name].strip().upper())
+    return None
+
+
 def cpu_features() -> dict[str, bool]:
-    flags = cpu_model_and_flags()[1]
+    """The CPU's features as this process's kernels may use them: the /proc/cpuinfo flags less
+    what an ISA cap (oneDNN's, ATen's) takes away, so a run restricted to AVX2 on an AMX
+    machine follows the AVX2 rules and keys its measured choices apart."""
+    flags = set(cpu_model_and_flags()[1])
+    if (cap := onednn_cap()) is not None:
+        flags &= cap
+    if (aten := ATEN_CAPS.get(torch.backends.cpu.get_cpu_capability())) is not None:
+        flags -= ATEN_CAPS_OVER - aten
     return {name: name in flags for name in FEATURES}
 
 
@@ -61,6 +98,8 @@ def describe(device: torch.device) -> dict:
     record = {"cpu": model, "cpu_count": os.cpu_count(), "cpu_features": [n for n, on in cpu_features().items() if on],
               **torch_build(), "threads": torch.get_num_threads(),
               "omp": {k: os.environ[k] for k in OMP_SETTINGS if k in os.environ}}
+    if caps := {k: os.environ[k] for k in ISA_SETTINGS if k in os.environ}:
+        record["isa_caps"] = caps
     if device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
     try:
