@@ -1,10 +1,13 @@
-"""benchmarks/profile_step.py's phase clock and benchmarks/conv_backward.py's layer census,
-against a fake clock and hand-computed U-Net shapes."""
+"""benchmarks/profile_step.py's phase clock, benchmarks/conv_backward.py's layer census and
+benchmarks/native_rule.py's rules, against a fake clock and hand-computed U-Net shapes."""
 from __future__ import annotations
 
-import pytest
+import argparse
 
-from benchmarks import conv_backward, profile_step
+import pytest
+from torch import nn
+
+from benchmarks import conv_backward, native_rule, profile_step
 
 
 class FakeTime:
@@ -69,3 +72,44 @@ def test_the_layer_census_and_the_rule_per_layer(down_max, native_downs):
     assert [r["input"][-1] for r in downs if r["rule_takes_native"]] == native_downs
     assert sorted(r["input"][-1] for r in ups if r["rule_takes_native"]) == [1, 2, 4, 8]
     assert all(r["onednn_ms"] > 0 and r["native_ms"] > 0 for r in records)
+
+
+@pytest.mark.parametrize("rule,native_ups,native_downs", [("4:2", [1, 2, 4], [2, 4]), ("0:0", [], []),
+                                                         ("16:1", [1, 2, 4, 8, 16], [2])])
+def test_the_native_rule_benchmark_steps_under_the_rule_it_names(monkeypatch, rule, native_ups, native_downs):
+    # unet_128 at 128 px (inputs as in the census above): T:D makes the transposed layers with
+    # input side <= T and the down layers with output side <= D (input 2D) take the native Function.
+    monkeypatch.setitem(native_rule.CONFIGS, "tiny", ("unet_128", 4, 128))
+    seen: list = []
+    real_probe_step = native_rule.probe_step
+
+    def probe_and_census(model, batch, amp, device):
+        found: list = []
+        hooks = [m.register_forward_hook(lambda m, args, out: found.append(
+            (type(m).__name__, args[0].shape[-1], type(out.grad_fn).__name__.startswith("_NativeKernelConv"))))
+            for m in native_rule.unwrap(model.net_G).modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        step = real_probe_step(model, batch, amp, device)
+
+        def census_step() -> None:
+            found.clear()
+            step()
+            seen.append(list(found))
+            for hook in hooks if len(seen) == 1 else []:
+                hook.remove()
+        return census_step
+
+    monkeypatch.setattr(native_rule, "probe_step", probe_and_census)
+    records = native_rule.run(argparse.Namespace(config="tiny", amp="none", rules=f"{rule},cpu", rounds=2))
+    census = seen[0]
+    assert sorted(side for kind, side, native in census if kind == "ConvTranspose2d" and native) == native_ups
+    assert sorted(side for kind, side, native in census if kind == "Conv2d" and native) == native_downs
+    assert [r["rule"] for r in records] == [rule, "cpu"] and records[0]["vs_first"] == 1.0
+    assert [r["transposed_max_in_side"] for r in records] == [int(rule.split(":")[0]), 8]
+    assert all(len(r["per_round_s"]) == 2 and r["s_per_step"] > 0 for r in records)
+
+
+@pytest.mark.parametrize("bad", ["8", "8:x", "cpu,:1"])
+def test_the_native_rule_benchmark_refuses_a_rule_it_cannot_read(bad, capsys):
+    with pytest.raises(SystemExit) as stop:
+        native_rule.main(["--rules", bad])
+    assert stop.value.code == 2 and "--rules" in capsys.readouterr().err
