@@ -5,7 +5,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from reporting.fid import score_images
 from reporting.images import to_uint8
@@ -27,6 +26,10 @@ def written_metrics(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
     window (sigma 1.5) over the whole image with reflected borders, averaged over channels."""
     if fake.shape != real.shape:
         raise ValueError(f"metrics need images of one shape, got {fake.shape} and {real.shape}")
+    # Imported on first use: torchmetrics brings scipy.signal and more, as much import time as
+    # torch itself, into every train.py and test.py start, most of which never compute metrics.
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     f, r = _unit_batch(fake), _unit_batch(real)
     psnr = float(peak_signal_noise_ratio(f, r, data_range=1.0))
     return {
