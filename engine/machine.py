@@ -45,7 +45,7 @@ ONEDNN_CAPS: dict[str, frozenset[str]] = {
 # ATen's own vector kernels (torch.backends.cpu.get_cpu_capability(), which ATEN_CPU_CAPABILITY
 # lowers) decide the two plain vector widths; bf16 and AMX are oneDNN's alone.
 ATEN_CAPS: dict[str, frozenset[str]] = {"DEFAULT": frozenset(), "AVX2": frozenset({"avx2"})}
-ATEN_CAPS_OVER = frozenset({"avx2", "avx512f"})
+ATEN_WIDTHS = frozenset({"avx2", "avx512f"})   # the features ATen's capability governs
 ISA_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
@@ -66,7 +66,7 @@ def cpu_features() -> dict[str, bool]:
     if (cap := onednn_cap()) is not None:
         flags &= cap
     if (aten := ATEN_CAPS.get(torch.backends.cpu.get_cpu_capability())) is not None:
-        flags -= ATEN_CAPS_OVER - aten
+        flags -= ATEN_WIDTHS - aten
     return {name: name in flags for name in FEATURES}
 
 
