@@ -27,7 +27,7 @@ def written_metrics(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
     if fake.shape != real.shape:
         raise ValueError(f"metrics need images of one shape, got {fake.shape} and {real.shape}")
     # Imported on first use: torchmetrics brings scipy.signal and more, as much import time as
-    # torch itself, into every train.py and test.py start, most of which never compute metrics.
+    # torch itself, and a training run needs it only if it validates.
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     f, r = _unit_batch(fake), _unit_batch(real)
