@@ -24,6 +24,7 @@ from benchmarks.common import Variant, build_model, emit, step_flops
 from engine.amp_auto import probe_step
 from engine.distributed import Runtime, unwrap
 from models.networks import conv, unet
+from models.base_model import BaseModel
 from models.networks.conv import set_down_max_out_side, use_native_backward
 
 
@@ -61,20 +62,25 @@ def layout_rule_off() -> Iterator[None]:
         conv.onednn_input, unet.cat_channels = saved
 
 
-def build(config: str, amp: str, nhwc: bool, native_tiny: bool = True,
-          down_max: int | None = None, layout: bool = True) -> Callable[[], None]:
-    """The probe step of the paper's model (batch norm, dropout, PatchGAN) in ``amp``."""
+def config_model(config: str, nhwc: bool = False) -> tuple[BaseModel, dict[str, torch.Tensor]]:
+    """The paper's model (batch norm, dropout, PatchGAN) of ``config`` on the CPU, seeded, and a
+    random batch of its size: what a probe step runs on."""
     net_g_name, width, size = CONFIGS[config]
-    cpu = torch.device("cpu")
     args = ["--dataroot", "unused", "--gpu_ids", "-1", "--display_id", "0", "--netG", net_g_name,
             "--ngf", str(width), "--ndf", str(width), "--crop_size", str(size), "--load_size", str(size),
             *(["--channels_last"] if nhwc else [])]
-    model = build_model(args, Variant(), Runtime(device=cpu), seed=0)
+    model = build_model(args, Variant(), Runtime(device=torch.device("cpu")), seed=0)
+    return model, {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
+
+
+def build(config: str, amp: str, nhwc: bool, native_tiny: bool = True,
+          down_max: int | None = None, layout: bool = True) -> Callable[[], None]:
+    """The probe step of the paper's model in ``amp``."""
+    model, batch = config_model(config, nhwc)
     use_native_backward(unwrap(model.net_G), native_tiny)
     if down_max is not None:
         set_down_max_out_side(unwrap(model.net_G), down_max)
-    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
-    step = probe_step(model, {"A": a, "B": b}, amp, cpu)
+    step = probe_step(model, batch, amp, torch.device("cpu"))
     if layout:
         return step
 

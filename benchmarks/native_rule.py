@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Callable
 
 import torch
 
-from benchmarks.bf16_layouts import CONFIGS
-from benchmarks.common import Variant, build_model, emit
-from engine.amp_auto import probe_step
-from engine.distributed import Runtime, unwrap
-from models.networks.conv import ConvTranspose2d, default_down_max_out_side, set_down_max_out_side
-from models.networks.conv import TRANSPOSED_MAX_IN_SIDE
+from benchmarks.bf16_layouts import CONFIGS, config_model
+from benchmarks.common import emit
+from engine.amp_auto import measure, probe_step
+from engine.distributed import unwrap
+from models.networks.conv import (TRANSPOSED_MAX_IN_SIDE, ConvTranspose2d, default_down_max_out_side,
+                                  set_down_max_out_side)
 
 
 def parse_rule(text: str) -> tuple[int, int]:
@@ -34,32 +33,20 @@ def parse_rule(text: str) -> tuple[int, int]:
 
 
 def build(config: str, amp: str, transposed_max: int, down_max: int) -> Callable[[], None]:
-    net_g_name, width, size = CONFIGS[config]
-    cpu = torch.device("cpu")
-    args = ["--dataroot", "unused", "--gpu_ids", "-1", "--display_id", "0", "--netG", net_g_name,
-            "--ngf", str(width), "--ndf", str(width), "--crop_size", str(size), "--load_size", str(size)]
-    model = build_model(args, Variant(), Runtime(device=cpu), seed=0)
+    model, batch = config_model(config)
     net = unwrap(model.net_G)
     set_down_max_out_side(net, down_max)
     for layer in net.modules():
         if isinstance(layer, ConvTranspose2d):
             layer.native_max_in_side = transposed_max
-    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
-    return probe_step(model, {"A": a, "B": b}, amp, cpu)
+    return probe_step(model, batch, amp, torch.device("cpu"))
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     names = args.rules.split(",")
     rules = {name: parse_rule(name) for name in names}
-    steps = {name: build(args.config, args.amp, *rule) for name, rule in rules.items()}
-    for step in steps.values():
-        step()   # warm-up: oneDNN creates its primitives for each shape
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(args.rounds):   # a rotating order, so a load change hits every rule alike
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - start)
+    # amp_auto's own clock: a warm-up each, then the rules in a rotating order, round after round.
+    times = measure({name: build(args.config, args.amp, *rule) for name, rule in rules.items()}, args.rounds)
     base = statistics.median(times[names[0]])
     return [{"bench": "native_rule", "config": args.config, "amp": args.amp, "rule": name,
              "transposed_max_in_side": rules[name][0], "down_max_out_side": rules[name][1],

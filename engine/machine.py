@@ -46,13 +46,13 @@ ONEDNN_CAPS: dict[str, frozenset[str]] = {
 # lowers) decide the two plain vector widths; bf16 and AMX are oneDNN's alone.
 ATEN_CAPS: dict[str, frozenset[str]] = {"DEFAULT": frozenset(), "AVX2": frozenset({"avx2"})}
 ATEN_WIDTHS = frozenset({"avx2", "avx512f"})   # the features ATen's capability governs
-ISA_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+ONEDNN_CAP_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")   # in oneDNN's order: the first set wins
+ISA_SETTINGS = (*ONEDNN_CAP_SETTINGS, "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def onednn_cap() -> frozenset[str] | None:
-    """The features oneDNN's ISA cap leaves, or None where nothing caps it (ONEDNN_ wins over
-    DNNL_, as in oneDNN)."""
-    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+    """The features oneDNN's ISA cap leaves, or None where nothing caps it."""
+    for name in ONEDNN_CAP_SETTINGS:
         if name in os.environ:
             return ONEDNN_CAPS.get(os.environ[name].strip().upper())
     return None
