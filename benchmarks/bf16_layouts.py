@@ -26,6 +26,7 @@ from engine.distributed import Runtime, unwrap
 from models.networks import conv, unet
 from models.base_model import BaseModel
 from models.networks.conv import set_down_max_out_side, use_native_backward
+from util.interleave import rotated
 
 
 CONFIGS = {"paper": ("unet_256", 64, 256), "small": ("unet_128", 32, 128), "resnet": ("resnet_9blocks", 64, 256)}
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         peak = {"fp32": 2 * 1024**3 / matmul_seconds(torch.float32), "bf16": 2 * 1024**3 / matmul_seconds(torch.bfloat16)}
         for k, v in peak.items():
             ceiling[k].append(v)
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in rotated(names, r):
             start = time.perf_counter()
             steps[name]()
             seconds = time.perf_counter() - start

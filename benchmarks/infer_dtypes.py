@@ -27,6 +27,7 @@ from benchmarks.dataroot import add_dataroot_option, check_dataroot
 from models.init import init_weights
 from models.networks import architecture_from_options, build_generator, spec_from_dict
 from reporting.images import quantize
+from util.interleave import rotated
 
 VARIANTS = {"fp32": (None, False), "bf16": (torch.bfloat16, False), "bf16_nhwc": (torch.bfloat16, True)}
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     times: dict[str, list[float]] = {n: [] for n in VARIANTS}
     names = list(VARIANTS)
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in rotated(names, r):
             start = time.perf_counter()
             forward(name, inputs[r % len(inputs)])
             times[name].append(time.perf_counter() - start)

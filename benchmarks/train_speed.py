@@ -27,6 +27,7 @@ from benchmarks.common import (BASELINES, TF32_VARIANTS, VARIANTS, PhaseTimer, S
 from benchmarks.dataroot import DOWNLOAD_SCRIPT, FACADES
 from engine.distributed import Runtime
 from models.base_model import BaseModel
+from util.interleave import rotated
 
 # The default CPU run is sized to end within 10 minutes on 2 busy cores: fp32 against bf16,
 # the choice --amp makes; every other variant is one --variants away.
@@ -144,9 +145,7 @@ def run(bench: argparse.Namespace, extra: Sequence[str]) -> list[dict]:
     samples = {n: Samples() for n in names}
     failures: dict[str, str] = {}
     for round_ in range(bench.warmup + bench.steps):
-        # Rotate the order, so that no variant always runs right after the same neighbour.
-        order = names[round_ % len(names):] + names[:round_ % len(names)]
-        for n in order:
+        for n in rotated(names, round_):
             if n in failures:
                 continue
             set_variant_backend(n, VARIANTS[n], device, default_threads)

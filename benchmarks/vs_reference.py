@@ -44,6 +44,7 @@ from benchmarks.dataroot import ROOT, add_dataroot_option, check_dataroot
 from benchmarks.reference_shim import torch_version, wandb_shim
 from benchmarks.vs_reference_report import add_ratios, measures, progress_line, table
 from benchmarks.whole_run import round_measure, time_process
+from util.interleave import rotated
 
 # The model flags both programs understand, per configuration.
 CONFIGS: dict[str, tuple[str, ...]] = {
@@ -204,8 +205,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             load = BusyLoad(args.busy)
             try:
                 for r in range(args.rounds):
-                    order = names[r % len(names):] + names[:r % len(names)]
-                    for name in order:
+                    for name in rotated(names, r):
                         # The pair's order alternates too: neither process always runs second.
                         rounds[name].append(time_pair(VARIANTS[name], config, args, reference,
                                                       tmp / f"{config}_{name}_{r}", shim, long_first=r % 2 == 0))

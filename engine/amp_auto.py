@@ -31,6 +31,7 @@ from engine.distributed import unwrap
 from engine.machine import signature
 from engine.speed import SpeedError, native_bf16
 from util import omp_env
+from util.interleave import rotated
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def measure(steps: Mapping[str, Callable[[], None]], rounds: int = ROUNDS,
         steps[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in rotated(names, r):
             start = timer()
             steps[name]()
             times[name].append(timer() - start)
