@@ -20,25 +20,25 @@ from benchmarks.bf16_layouts import CONFIGS, config_model
 from benchmarks.common import emit
 from engine.amp_auto import measure, probe_step
 from engine.distributed import unwrap
-from models.networks.conv import (TRANSPOSED_MAX_IN_SIDE, ConvTranspose2d, default_down_max_out_side,
-                                  set_down_max_out_side)
+from models.networks.conv import (TRANSPOSED_MAX_IN_SIDE, default_down_max_out_side, set_down_max_out_side,
+                                  set_transposed_max_in_side)
 
 
 def parse_rule(text: str) -> tuple[int, int]:
-    """'cpu' or 'T:D' -> (transposed max input side, down max output side)."""
+    """'cpu' or 'T:D' (two whole numbers) -> (transposed max input side, down max output side);
+    ValueError for anything else."""
     if text == "cpu":
         return TRANSPOSED_MAX_IN_SIDE, default_down_max_out_side()
     transposed, _, down = text.partition(":")
+    if not (transposed.isdigit() and down.isdigit()):
+        raise ValueError(f"{text!r} is neither 'cpu' nor T:D with two whole numbers")
     return int(transposed), int(down)
 
 
 def build(config: str, amp: str, transposed_max: int, down_max: int) -> Callable[[], None]:
     model, batch = config_model(config)
-    net = unwrap(model.net_G)
-    set_down_max_out_side(net, down_max)
-    for layer in net.modules():
-        if isinstance(layer, ConvTranspose2d):
-            layer.native_max_in_side = transposed_max
+    set_down_max_out_side(unwrap(model.net_G), down_max)
+    set_transposed_max_in_side(unwrap(model.net_G), transposed_max)
     return probe_step(model, batch, amp, torch.device("cpu"))
 
 
@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args(argv)
-    for text in args.rules.split(","):
-        if text != "cpu" and not all(part.isdigit() for part in text.partition(":")[::2]):
-            p.error(f"--rules: {text!r} is neither 'cpu' nor T:D with two whole numbers")
+    try:
+        for text in args.rules.split(","):
+            parse_rule(text)
+    except ValueError as err:
+        p.error(f"--rules: {err}")
     emit(run(args), args.out)
 
 

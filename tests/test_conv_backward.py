@@ -197,3 +197,7 @@ def test_the_onednn_layers_never_take_the_native_kernels_and_the_transposed_side
     wide = torch.randn(1, 16, 12, 12)
     assert not taken(ConvTranspose2d(16, 8, 4, 2, 1), wide)
     assert taken(ConvTranspose2d(16, 8, 4, 2, 1, native_max_in_side=16), wide)
+    # The benchmarks' setter: every transposed layer of a module, and only those.
+    both = nn.Sequential(ConvTranspose2d(16, 8, 4, 2, 1), Conv2d(8, 8, 3), ConvTranspose2d(8, 8, 4, 2, 1))
+    assert conv.set_transposed_max_in_side(both, 16) == 2
+    assert taken(both[0], wide) and both[1].native_max_out_side == conv.default_down_max_out_side()

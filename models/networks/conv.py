@@ -199,3 +199,11 @@ def set_down_max_out_side(module: nn.Module, side: int) -> int:
     for layer in layers:
         layer.native_max_out_side = side
     return len(layers)
+
+
+def set_transposed_max_in_side(module: nn.Module, side: int) -> int:
+    """The transposed counterpart of ``set_down_max_out_side``; returns how many layers."""
+    layers = [m for m in module.modules() if isinstance(m, ConvTranspose2d)]
+    for layer in layers:
+        layer.native_max_in_side = side
+    return len(layers)
