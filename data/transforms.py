@@ -45,15 +45,20 @@ def _resize_square(cfg: DataConfig, h: int, w: int) -> Size:
     return (cfg.load_size, cfg.load_size)
 
 
+def _reference_scaled_height(cfg: DataConfig, h: int, w: int) -> int:
+    # The reference's arithmetic (its __scale_width, for both scale_width modes): truncated,
+    # and at least crop_size, so that a wide image can still be cropped.
+    return int(max(cfg.load_size * h / w, cfg.crop_size))
+
+
 def _scale_width(cfg: DataConfig, h: int, w: int) -> Size:
-    # No crop follows, so both sides must already be what the generator accepts.
-    width = valid_size(cfg.load_size, cfg.size_divisor)
-    return (valid_size(h * width / w, cfg.size_divisor), width)
+    # No crop follows, so both sides must then be what the generator accepts.
+    return (valid_size(_reference_scaled_height(cfg, h, w), cfg.size_divisor),
+            valid_size(cfg.load_size, cfg.size_divisor))
 
 
 def _scale_width_for_crop(cfg: DataConfig, h: int, w: int) -> Size:
-    # Keep the height at least crop_size so a wide image can still be cropped.
-    return (max(cfg.crop_size, round(h * cfg.load_size / w)), cfg.load_size)
+    return (_reference_scaled_height(cfg, h, w), cfg.load_size)
 
 
 def _make_valid(cfg: DataConfig, h: int, w: int) -> Size | None:
@@ -67,8 +72,8 @@ PREPROCESS_MODES.add("resize_and_crop", PreprocessMode(_resize_square, True, Tru
 PREPROCESS_MODES.add("crop", PreprocessMode(lambda cfg, h, w: None, True, False),
                      help="random crop_size crop at the stored size")
 PREPROCESS_MODES.add("scale_width", PreprocessMode(_scale_width, False, True),
-                     help="scale the width to load_size keeping the aspect ratio; both sides "
-                          "rounded to the nearest size the generator accepts")
+                     help="scale the width to load_size keeping the aspect ratio (height at least "
+                          "crop_size); both sides rounded to the nearest size the generator accepts")
 PREPROCESS_MODES.add("scale_width_and_crop", PreprocessMode(_scale_width_for_crop, True, True),
                      help="scale the width to load_size (height at least crop_size), then "
                           "random crop_size crop")

@@ -69,9 +69,9 @@ def test_sizes_are_made_valid_for_the_generator(tmp_path: Path) -> None:
     write_pair(tmp_path / "train" / "odd.png", height=37, width=50)
     none = create_dataset("aligned", cfg(tmp_path, preprocess="none", size_divisor=8))[0]
     assert tuple(none["A"].shape[1:]) == (40, 48)      # 37 -> 40, 50 -> 48: nearest multiples of 8
-    scaled = create_dataset("aligned", cfg(tmp_path, preprocess="scale_width", load_size=30,
+    scaled = create_dataset("aligned", cfg(tmp_path, preprocess="scale_width", load_size=30, crop_size=16,
                                            size_divisor=8))[0]
-    assert tuple(scaled["A"].shape[1:]) == (24, 32)    # width 30 -> 32, height 37*32/50 = 23.7 -> 24
+    assert tuple(scaled["A"].shape[1:]) == (24, 32)    # width 30 -> 32, height int(37*30/50) = 22 -> 24
     assert valid_size(3, 16) == 16 and valid_size(24, 16) == 32 and valid_size(23, 16) == 16
     assert output_size(cfg(tmp_path, preprocess="none", size_divisor=8), 37, 50) == (40, 48)
 
