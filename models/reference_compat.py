@@ -14,14 +14,17 @@ Differences the pairing absorbs:
   for layers that never use them: dropped.
 - Checkpoints saved from a DataParallel wrapper carry a ``module.`` prefix: stripped.
 
-When the file does not fit, the error names the option that is wrong, worked out from the
-file itself (its norm from its keys, its width from its first conv, its generator family
-from its layer sequence).
+A reference generator file stores no options, so ``reference_generator_options`` reads its
+architecture from the weights (``read_reference_generator``): the norm from its keys, the
+width and channels from its first and last convs, the --netG from its layer sequence, and for
+a ResNet the dropout from where each residual block's second conv sits. When a file is
+loaded into a network built otherwise, the error names the option that is wrong, worked out
+the same way.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -43,6 +46,11 @@ _NORM_EVIDENCE = {
     "none": "no normalization (no norm layers; the convs in front of them have no bias)",
 }
 _STATS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
+# The reference upsamples with stride-2 transposed convolutions only.
+REFERENCE_UPSAMPLE = "deconv"
+# A reference residual block is pad, conv, norm, ReLU, [Dropout], pad, conv, norm (define_G
+# always pads by reflection), so its second conv sits this many modules after its first.
+_BLOCK_CONV_GAP = {4: False, 5: True}   # gap -> dropout
 
 
 @dataclass
@@ -208,6 +216,70 @@ def _discriminator_hints(spec: DiscriminatorSpec) -> Callable[[list[Layer]], lis
                 break
         return hints
     return diagnose
+
+
+@dataclass(frozen=True)
+class ReferenceGenerator:
+    """What a reference generator file shows of its architecture."""
+    layers: list[Layer]
+    input_nc: int
+    output_nc: int
+    ngf: int
+    norm: str                # batch, instance or none
+    dropout: bool | None     # None: no residual blocks (a U-Net's dropout leaves no trace)
+
+
+def _block_dropout(layers: list[Layer]) -> bool | None:
+    """Dropout of a reference ResNet's residual blocks (``...conv_block.<i>``), from the gap
+    between each block's two convs; None when the file has no residual blocks."""
+    conv_indices: dict[str, list[int]] = {}
+    for layer in _convs(layers):
+        block, sep, index = layer.prefix.rpartition(".conv_block.")
+        if sep and index.isdigit():
+            conv_indices.setdefault(block, []).append(int(index))
+    gaps = {b - a for a, b in (sorted(ix) for ix in conv_indices.values() if len(ix) == 2)}
+    if not gaps:
+        return None
+    if len(gaps) > 1 or gaps.isdisjoint(_BLOCK_CONV_GAP):
+        raise CheckpointError(f"its residual blocks are not laid out as the reference's (convs "
+                              f"{', '.join(map(str, sorted(gaps)))} modules apart)")
+    return _BLOCK_CONV_GAP[gaps.pop()]
+
+
+def read_reference_generator(state: Mapping[str, Tensor]) -> ReferenceGenerator:
+    state = strip_wrapper_prefix(state)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
+    layers = group_by_module(state)
+    convs = _convs(layers)
+    if not convs or "bias" not in convs[-1].tensors:   # every generator's last conv keeps its bias
+        raise CheckpointError("not a generator of the reference implementation (no conv layers, "
+                              "or a last conv without bias)")
+    first = convs[0].tensors["weight"]
+    return ReferenceGenerator(layers, input_nc=first.shape[1], output_nc=convs[-1].tensors["bias"].shape[0],
+                              ngf=first.shape[0], norm=infer_reference_norm(layers), dropout=_block_dropout(layers))
+
+
+def reference_generator_options(read: ReferenceGenerator, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The option values that describe the reference file ``read`` (``GENERATORS.from_options``
+    turns them, over ``options``, into its spec). Where the file allows several values, the
+    one in ``options`` (typed or default) is kept: a --netG whose layers are laid out the same
+    (unet for unet_256), a norm that computes the reference's (syncbatch for batch)."""
+    norm = options.get("norm")
+    found: dict[str, Any] = {"input_nc": read.input_nc, "output_nc": read.output_nc, "ngf": read.ngf,
+                             "norm": norm if REFERENCE_NORM_OF.get(norm) == read.norm else read.norm,
+                             "upsample": REFERENCE_UPSAMPLE}
+    if read.dropout is not None:
+        found["no_dropout"] = not read.dropout
+    # Width 2 is enough to compare layer sequences and costs nothing to build.
+    tiny = {**options, **found, "ngf": 2}
+    names = _matching_names(read.layers, lambda n: GENERATORS.from_options({**tiny, "netG": n}).build(),
+                            GENERATORS.names())
+    if not names:
+        raise CheckpointError(f"its {len(_structure(read.layers))} layers with weights fit no --netG "
+                              f"({', '.join(GENERATORS.names())})")
+    found["netG"] = options.get("netG") if options.get("netG") in names else names[0]
+    return found
 
 
 def convert_reference_generator(state: Mapping[str, Tensor], net: nn.Module) -> dict[str, Tensor]:
