@@ -38,9 +38,10 @@ def generator_path(exp_dir: Path, label: str, suffix: str = ".pt") -> Path:
     return exp_dir / f"{label}_net_G{suffix}"
 
 
-def reference_paths(exp_dir: Path, label: str) -> tuple[Path, Path]:
-    """``<label>_net_G.pth`` and ``<label>_net_D.pth``: the reference implementation's files."""
-    return exp_dir / f"{label}_net_G.pth", exp_dir / f"{label}_net_D.pth"
+def reference_paths(exp_dir: Path, label: str, model_suffix: str = "") -> tuple[Path, Path]:
+    """``<label>_net_G.pth`` and ``<label>_net_D.pth``: the reference implementation's files
+    (``model_suffix``: the reference's --model_suffix, e.g. ``_A`` for ``<label>_net_G_A.pth``)."""
+    return exp_dir / f"{label}_net_G{model_suffix}.pth", exp_dir / f"{label}_net_D{model_suffix}.pth"
 
 
 def iter_label(samples: int) -> str:

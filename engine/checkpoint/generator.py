@@ -4,6 +4,8 @@ Looks in the experiment folder for, in order: the moving average of G kept by a 
 ``--ema_decay`` (in the full checkpoint ``<label>.pt``; skipped with ``use_ema`` False), our
 generator file ``<label>_net_G.pt``, our full checkpoint ``<label>.pt``, and a
 reference-implementation file ``<label>_net_G.pth`` (a bare state_dict: no spec, no options).
+With a --model_suffix only the reference file ``<label>_net_G<suffix>.pth`` is looked for: our
+files never carry one.
 """
 from __future__ import annotations
 
@@ -41,18 +43,29 @@ def _from_full(path: Path, ckpt: dict, use_ema: bool) -> SavedGenerator:
                           execution=Execution.from_dict(ckpt["execution"]))
 
 
+def _reference(path: Path) -> SavedGenerator:
+    state = load_file(path)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state_dict of tensors")
+    return SavedGenerator(path, dict(state), None, None)
+
+
 def _read(path: Path, kind: str, specs_of_options: SpecsOfOptions) -> dict | None:
     ckpt = load_file(path)
     return upgrade(ckpt, path, specs_of_options) if kind_of(ckpt) == kind else None
 
 
 def find_generator(exp_dir: Path, label: str, specs_of_options: SpecsOfOptions,
-                   use_ema: bool = True) -> SavedGenerator:
+                   use_ema: bool = True, model_suffix: str = "") -> SavedGenerator:
     """The generator saved under ``label``; with ``use_ema`` (what inference runs unless
     --no_ema) the moving average of its weights when the run kept one. ``specs_of_options``
     (handed down by the model layer) gives files of version 1 their specs."""
     ours_g, ours_full = generator_path(exp_dir, label), full_path(exp_dir, label)
-    ref = reference_paths(exp_dir, label)[0]
+    ref = reference_paths(exp_dir, label, model_suffix)[0]
+    if model_suffix:
+        if not ref.is_file():
+            raise CheckpointError(f"no reference generator '{ref.name}' in {exp_dir} (--model_suffix {model_suffix})")
+        return _reference(ref)
     if ours_g.is_file():
         ckpt = _read(ours_g, "G", specs_of_options)
         if ckpt is not None:
@@ -67,9 +80,6 @@ def find_generator(exp_dir: Path, label: str, specs_of_options: SpecsOfOptions,
         if full is not None:
             return _from_full(ours_full, full, use_ema)
     if ref.is_file():
-        state = load_file(ref)
-        if not all(torch.is_tensor(v) for v in state.values()):
-            raise CheckpointError(f"{ref}: not a state_dict of tensors")
-        return SavedGenerator(ref, dict(state), None, None)
+        return _reference(ref)
     raise CheckpointError(f"no generator checkpoint '{label}' in {exp_dir} (looked for {ours_g.name}, "
                           f"{ours_full.name}, {ref.name})")
