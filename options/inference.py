@@ -32,7 +32,7 @@ def add_fit_option(g: argparse._ArgumentGroup) -> None:
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
     g = add_architecture_options(p, with_discriminator=False,
-                                 title="network (read from the checkpoint; needed only for reference .pth files)")
+                                 title="network (read from the checkpoint, or from a reference .pth file's weights; a typed flag must agree with it)")
     add_model_option(g)
 
 
