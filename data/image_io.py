@@ -3,15 +3,18 @@
 one line that starts with the file's path, so the drivers can print it as-is."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import stat
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from data.image_ops import pil_to_uint8_tensor
 from util.errors import UserError, first_line
@@ -52,7 +55,7 @@ class ImageBlob:
     def size(self) -> tuple[int, int]:
         """(width, height) from the header alone."""
         try:
-            with Image.open(readable(self)) as img:
+            with quiet_readers(), Image.open(readable(self)) as img:
                 check_pixel_count(self, *img.size)
                 return img.size
         except DataError:
@@ -60,7 +63,7 @@ class ImageBlob:
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
             size = tiff_size(self)   # as for a file: TIFFs Pillow cannot open (many channels)
             if size is None:
-                raise DataError(f"{self}: cannot read image ({first_line(err)})") from None
+                raise DataError(f"{self}: cannot read image ({reason(err)})") from None
             check_pixel_count(self, *size)
             return size
 
@@ -78,7 +81,10 @@ def is_hidden(path: Path) -> bool:
 
 
 def list_files(root: Path) -> list[Path]:
-    """All non-hidden files under ``root`` (recursively), sorted by their path string.
+    """All non-hidden image files (:func:`has_image_extension`) under ``root`` (recursively),
+    sorted by their path string. Other files (``Thumbs.db``, ``desktop.ini``, a ``README.txt``)
+    are left out, as a photo viewer leaves them out: every dataset mode and tool lists its
+    files here, so one rule decides what counts as an image.
 
     Sorting by the plain string keeps the classic order ('1.jpg', '10.jpg', '100.jpg'), which
     decides which images ``max_dataset_size`` keeps.
@@ -95,7 +101,7 @@ def list_files(root: Path) -> list[Path]:
             raise DataError(f"{dirpath}: symbolic link loop (the same folder as {seen})")
         # Pruning in place stops os.walk from descending into hidden folders (.git, .ipynb...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+        found.extend(Path(dirpath) / f for f in filenames if not f.startswith(".") and has_image_extension(Path(f)))
     return sorted(found, key=str)
 
 
@@ -106,6 +112,30 @@ def _unreadable_folder(err: OSError) -> None:
 
 def has_image_extension(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+@contextlib.contextmanager
+def quiet_readers() -> Iterator[None]:
+    """Silence what Pillow and tifffile print about a damaged file (Pillow's UserWarnings,
+    tifffile's log of every bad tag, ~30 lines): the DataError that follows names the file in
+    one line, and a file that still decodes needs no comment."""
+    tiff_log = logging.getLogger("tifffile")
+    disabled = tiff_log.disabled
+    tiff_log.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        tiff_log.disabled = disabled
+
+
+def reason(err: BaseException) -> str:
+    """A reader's error as the end of a line that already names the file: Pillow's "cannot
+    identify image file <_io.BytesIO object at 0x...>" names a file object (or the path again)."""
+    if isinstance(err, UnidentifiedImageError):
+        return "unrecognised or damaged image data"
+    return first_line(err)
 
 
 def read_header(path: Path) -> tuple[int, int]:
@@ -120,7 +150,7 @@ def read_header(path: Path) -> tuple[int, int]:
             raise DataError(f"{path}: not a regular file")
         if info.st_size == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
-        with Image.open(path) as img:
+        with quiet_readers(), Image.open(path) as img:
             check_pixel_count(path, *img.size)
             return img.size
     except DataError:
@@ -130,7 +160,7 @@ def read_header(path: Path) -> tuple[int, int]:
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
         if size is None:
-            raise DataError(f"{path}: cannot read image ({first_line(err)})") from None
+            raise DataError(f"{path}: cannot read image ({reason(err)})") from None
         check_pixel_count(path, *size)
         return size
 
@@ -142,7 +172,7 @@ def tiff_size(path: ImageSource) -> tuple[int, int] | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(readable(path)) as tif:
+        with quiet_readers(), tifffile.TiffFile(readable(path)) as tif:
             page = tif.pages[0]
             return int(page.imagewidth), int(page.imagelength)
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: the caller reports Pillow's error
@@ -164,15 +194,34 @@ def open_image(path: ImageSource) -> Image.Image:
         blob = isinstance(path, ImageBlob)
         if (len(path.data) if blob else path.stat().st_size) == 0:
             raise DataError(f"{path}: empty (0-byte) image file")
-        with Image.open(readable(path)) as img:
+        with quiet_readers(), Image.open(readable(path)) as img:
             check_pixel_count(path, *img.size)
+            if img.format == "TIFF" and img.mode == "I":   # Pillow's mode for 32-bit integer TIFF samples
+                raise DataError(unsupported_int32(path))
             img.load()
             # A multi-frame file (TIFF, animated WebP) contributes its first frame.
             return img.copy()
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, bombs)
-        raise DataError(f"{path}: cannot decode image ({first_line(err)})") from None
+        raise DataError(f"{path}: cannot decode image ({reason(err)})") from None
+
+
+def unsupported_int32(path: ImageSource) -> str:
+    return (f"{path}: 32-bit integer samples are not supported (8- or 16-bit integers, or floating "
+            "point in [0, 1]); convert the file to 16-bit")
+
+
+def check_float_range(values: np.ndarray, path: ImageSource) -> None:
+    """Floating-point samples are taken as [0, 1] as they are, with no per-file scaling, so that
+    a stored 0.5 means the same in every file: anything else is refused, not clipped."""
+    if values.size == 0:
+        return
+    low, high = float(np.min(values)), float(np.max(values))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise DataError(f"{path}: floating-point samples include NaN or infinity; they must lie in [0, 1]")
+    if low < 0.0 or high > 1.0:
+        raise DataError(f"{path}: floating-point samples range from {low:g} to {high:g}; they must lie in [0, 1]")
 
 
 def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") -> Image.Image:
@@ -185,7 +234,7 @@ def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") ->
     if mode not in ("RGB", "L"):
         raise ValueError(f"to_mode: mode must be 'RGB' or 'L', not {mode!r}")
     if img.mode in _WIDE_MODES:
-        img = _wide_to_l(img)
+        img = _wide_to_l(img, path)
     if img.mode == "P":
         # Palette images may carry a transparent index; expand it into an alpha channel.
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -201,11 +250,13 @@ def to_mode(img: Image.Image, mode: str, path: ImageSource | str = "<image>") ->
         raise DataError(f"{path}: unsupported image mode {img.mode} ({first_line(err)})") from None
 
 
-def _wide_to_l(img: Image.Image) -> Image.Image:
+def _wide_to_l(img: Image.Image, path: ImageSource | str) -> Image.Image:
     values = np.asarray(img).astype(np.float64)
     if img.mode == "F":
-        # Float images are taken as [0, 1] when they fit, otherwise as already 8-bit.
-        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+        # 8 bits because this converter's callers (aligned, the datasets/ tools) give 8 bits;
+        # data/pixels.py keeps floating-point samples at full precision.
+        check_float_range(values, path)
+        scale = 255.0
     elif img.mode == "I" and values.size and values.max() <= 255:
         scale = 1.0       # a 32-bit container holding 8-bit values
     else:
@@ -237,4 +288,4 @@ def image_folder(dataroot: Path, phase: str, phase_optional: bool = False) -> Pa
         raise DataError(f"{dataroot}: cannot be read ({err.strerror})") from None
     if phase_optional:
         return dataroot
-    raise DataError(f"{folder}: no '{phase}' folder in --dataroot (expected {dataroot}/{phase}/)")
+    raise DataError(f"{dataroot}: no '{phase}' folder in --dataroot (expected {folder}/)")

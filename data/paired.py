@@ -9,7 +9,8 @@ path inside the folder without the extension (``x.png`` with ``x.tif``).
 Everything that can be checked from headers is checked at start-up, and each problem is one
 :class:`DataError` line naming the first few files: names without a partner, sizes that
 differ within a pair, channel counts that cannot give ``--input_nc`` / ``--output_nc``.
-Files keep their bit depth (data/pixels.py); a sample mixing depths is widened to 16 bits.
+Files keep their bit depth (data/pixels.py); files stacked into one image and mixing depths
+are brought to the widest among them (8 < 16 < floating point).
 
 A sample's files are named by field as on disk, before ``--direction`` swaps the sides: ``A``
 (or ``A1``, ``A2``, ...) and ``B`` (or ``B1``, ...). A shard set (data/shard_format.py) stores
@@ -20,6 +21,7 @@ reading options is reported when it is decoded.
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Mapping
@@ -29,10 +31,12 @@ from torch.utils.data import Dataset
 
 from data.aligned import check_min_size
 from data.config import DataConfig
-from data.image_io import DataError, ImageSource, has_image_extension, list_files, read_header
+from data.image_io import DataError, ImageSource, list_files, read_header
 from data.image_store import ImageStore, StoreFactory
-from data.pixels import bits_of, native_channels, read_pixels, widen
+from data.pixels import bits_of, common_depth, native_channels, read_pixels
 from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
+
+logger = logging.getLogger(__name__)
 
 SHOWN = 3   # files named in one error line
 SIDES = ("A", "B")
@@ -86,8 +90,6 @@ def fields_by_side(fields: Mapping[str, ImageSource]) -> dict[str, list[ImageSou
 def files_by_stem(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in list_files(folder):
-        if not has_image_extension(path):
-            continue
         stem = str(path.relative_to(folder).with_suffix(""))
         if stem in files:
             raise DataError(f"{path}: same name as {files[stem]}; a pair is matched by name, keep one of them")
@@ -133,7 +135,10 @@ class PairedDataset(Dataset):
         listings = {s: [files_by_stem(f) for f in folders] for s, folders in sides.items()}
         stems = self._matched_stems([m for s in ("A", "B") for m in listings[s]],
                                     [f for s in ("A", "B") for f in sides[s]])
-        if cfg.max_dataset_size is not None:
+        if cfg.skip_bad_images:
+            # Before the checks below, which read every header and would stop at a bad file.
+            stems = self._readable_stems(stems, [m for s in ("A", "B") for m in listings[s]], cfg.max_dataset_size)
+        elif cfg.max_dataset_size is not None:
             stems = stems[:cfg.max_dataset_size]
         self.parts = {s: [[m[stem] for m in listings[s]] for stem in stems] for s in ("A", "B")}
         self._check_sizes()
@@ -153,6 +158,25 @@ class PairedDataset(Dataset):
                 raise DataError(f"{folder}: {len(alone)} file(s) without a partner of the same name in {others}: "
                                 f"{_listing([listing[s].name for s in alone])}")
         return sorted(common)
+
+    def _readable_stems(self, stems: list[str], listings: list[dict[str, Path]], limit: int | None) -> list[str]:
+        """The stems (at most ``limit``) whose files' headers all read, each other one left out
+        with a warning naming its bad file."""
+        kept: list[str] = []
+        for stem in stems:
+            if limit is not None and len(kept) >= limit:
+                break
+            try:
+                for listing in listings:
+                    read_header(listing[stem])
+                    native_channels(listing[stem])
+            except DataError as err:
+                logger.warning("skipping bad image: %s", err)
+                continue
+            kept.append(stem)
+        if not kept:
+            raise DataError(f"{self.folders['A'][0]}: no usable images (every pair has a bad file)")
+        return kept
 
     def _check_sizes(self) -> None:
         wrong = []
@@ -217,9 +241,7 @@ class PairedDataset(Dataset):
         total = sum(im.shape[0] for im in images)
         if total != wanted:
             raise DataError(f"{' + '.join(map(str, parts))}: stack to {total} channels, not {option} {wanted}")
-        if any(bits_of(im) == 16 for im in images):
-            images = [widen(im) for im in images]
-        return torch.cat(images)
+        return torch.cat(common_depth(images))
 
     def _decode(self, source: Path | Mapping[str, ImageSource]) -> tuple[torch.Tensor, torch.Tensor]:
         """A sample's (A, B) pixels from its first A file (a folder's store) or its files by field."""

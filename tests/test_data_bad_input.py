@@ -60,7 +60,6 @@ def test_missing_and_empty_phase_folder(tmp_path: Path) -> None:
 
 
 BAD_FILES = {
-    "notes.txt": lambda p: p.write_text("not an image"),
     "fake.jpg": lambda p: p.write_text("not an image either"),
     "empty.png": lambda p: p.write_bytes(b""),
     "odd.png": lambda p: write_pair(p, 32, 65),

@@ -40,8 +40,9 @@ def test_a_ppm_pair_written_by_combine_loads_with_its_pixels(tmp_path: Path) -> 
 
 
 def test_the_tools_use_the_loaders_list() -> None:
+    from data import image_io
     from datasets import make_edges
-    assert combine_A_and_B.IMAGE_EXTENSIONS is IMAGE_EXTENSIONS
+    assert combine_A_and_B.list_files is image_io.list_files   # lists with IMAGE_EXTENSIONS
     assert make_edges.IMAGE_EXTENSIONS is IMAGE_EXTENSIONS
     assert ".ppm" in IMAGE_EXTENSIONS
 
