@@ -7,8 +7,9 @@ import torch
 from torch.utils.data import Dataset
 
 from data.config import DataConfig
-from data.image_io import DataError, ImageSource, image_folder, open_image, pil_to_uint8
+from data.image_io import DataError, ImageSource, image_folder, pil_to_uint8
 from data.image_store import ImageStore, StoreFactory
+from data.pixels import open_eight_bit
 from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
 from util.errors import OptionError
 
@@ -64,7 +65,7 @@ class AlignedDataset(Dataset):
         check_min_size(self.cfg, path, width // 2, height)
 
     def _decode(self, path: ImageSource) -> tuple[torch.Tensor, torch.Tensor]:
-        image = open_image(path)
+        image = open_eight_bit(path)   # aligned reads 8 bits
         width, height = image.size
         half = width // 2
         left, right = image.crop((0, 0, half, height)), image.crop((half, 0, 2 * half, height))

@@ -50,16 +50,24 @@ def hflip(image: torch.Tensor) -> torch.Tensor:
 
 
 def sample_max(dtype: torch.dtype) -> int:
-    """The largest sample of an image tensor: 255 for uint8 (8-bit), 65535 for the int32 that
-    holds 16-bit samples (data/pixels.py)."""
+    """The largest sample of an image tensor: 255 for uint8 (8-bit), 1 for floating-point
+    samples (data/pixels.py reads them as [0, 1]), 65535 for the int32 that holds 16-bit ones."""
+    if dtype.is_floating_point:
+        return 1
     return 255 if dtype == torch.uint8 else 65535
 
 
 def to_unit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 (or 16-bit samples in int32) -> float32 in [0, 1] (a new tensor, whatever the input's dtype)."""
+    """uint8, 16-bit samples in int32 or float samples -> float32 in [0, 1] (a new tensor,
+    whatever the input's dtype)."""
     # Divided in place in a fresh copy: the values of a plain division without a second
     # full-size buffer in the loader workers.
-    return image.to(torch.float32, copy=True).div_(float(sample_max(image.dtype)))
+    unit = image.to(torch.float32, copy=True)
+    if image.dtype.is_floating_point:
+        # Stored in [0, 1] (data/pixels.py checks); only a bicubic resize overshoots, as it would
+        # past 0 and 255 for uint8, which that resize clamps.
+        return unit.clamp_(0.0, 1.0)
+    return unit.div_(float(sample_max(image.dtype)))
 
 
 def pil_to_uint8_tensor(img: Image.Image) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Flat buffers rather than a tensor per image: a forked loader worker shares them without
 copying, and a spawned one receives a few shared-memory blocks instead of one per image. One
-buffer per sample type (8-bit uint8, 16-bit int32), so a set mixing depths still packs.
+buffer per sample type (8-bit uint8, 16-bit int32, float32), so a set mixing depths still packs.
 """
 from __future__ import annotations
 

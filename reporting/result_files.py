@@ -4,6 +4,9 @@ A [-1, 1] image becomes 8-bit samples round((y + 1) * 127.5) or 16-bit samples
 round((y + 1) * 32767.5): the inverses of reading v as v / 255 or v / 65535 scaled to
 [-1, 1], so a value read and written at one depth comes back exactly.
 
+Floating-point inputs (data/pixels.py reads them as [0, 1]) give 16-bit results with
+``--output_bits auto``: their ``A_bits`` is 16.
+
 Files: 1 or 3 channels at 8 bits, and 1 channel at 16 bits, are PNG; 3 channels at 16 bits
 and any other channel count are TIFF (Pillow cannot write 16-bit colour PNG, and PNG holds
 at most 4 channels), written with tifffile with the channels last (H, W, C).
@@ -19,6 +22,7 @@ from PIL import Image
 
 from reporting.images import save_image
 from reporting.output_folder import write_error
+from util.errors import OptionError
 from util.registry import Registry
 
 OUTPUT_BITS: Registry[int | None] = Registry("--output_bits")
@@ -93,6 +97,6 @@ def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
         path = path_without_suffix.with_name(path_without_suffix.name + ".png")
         return path, save_image(image, path, aspect_ratio)
     if aspect_ratio != 1.0:
-        raise ValueError(f"--aspect_ratio {aspect_ratio} resizes 8-bit gray or RGB results only, not {bits}-bit "
+        raise OptionError(f"--aspect_ratio {aspect_ratio} resizes 8-bit gray or RGB results only, not {bits}-bit "
                          f"results of {image.shape[0]} channel(s); drop it or add --output_bits 8")
     return save_result(image, path_without_suffix, bits)

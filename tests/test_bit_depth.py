@@ -15,6 +15,7 @@ from data.pixels import WIDE, bits_of, read_pixels
 from data.transforms import to_signed_unit
 from reporting.images import to_uint8
 from reporting.result_files import output_bits, quantize_bits, result_suffix, save_result
+from util.errors import UserError
 
 
 def test_every_16_bit_value_survives_the_trip_through_float() -> None:
@@ -102,8 +103,11 @@ def test_aspect_ratio_applies_to_8_bit_results_only(tmp_path: Path) -> None:
     image = torch.zeros(1, 4, 4)
     path, pixels = save_test_image(image, tmp_path / "eight", 8, aspect_ratio=2.0)
     assert path.suffix == ".png" and pixels.shape == (4, 8)
-    with pytest.raises(ValueError, match="--aspect_ratio 2.0 resizes 8-bit gray or RGB results only"):
+    # The project's user-error type: test.py prints it as one line, with no traceback.
+    with pytest.raises(UserError, match="--aspect_ratio 2.0 resizes 8-bit gray or RGB results only"):
         save_test_image(image, tmp_path / "sixteen", 16, aspect_ratio=2.0)
+    with pytest.raises(UserError, match="not 8-bit results of 4 channel"):
+        save_test_image(torch.zeros(4, 4, 4), tmp_path / "four", 8, aspect_ratio=2.0)
     assert not list(tmp_path.glob("sixteen*"))
 
 
