@@ -93,8 +93,10 @@ class ShardLimits:
 
 
 def _display_name(path: Path, root: Path) -> str:
+    """``path`` relative to the dataroot as the user sees it: links are not resolved, since a
+    data set assembled from linked folders would otherwise lose its folders in the names."""
     try:
-        return str(path.resolve().relative_to(root.resolve()))
+        return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(root)))
     except ValueError:
         return path.name
 

@@ -9,7 +9,9 @@ the samples of tar shards. Random access is what keeps the project's own sampler
 (data/loader.py) in charge: the order of an epoch, its split over DDP ranks and loader
 workers, and an exact mid-epoch resume are the same as for a folder. A remote shard is
 downloaded whole, once, into ``shard_cache`` (wids fetches it with curl) and then read from
-there; a local shard is read in place.
+there; a local shard is read in place. Over HTTP(S) the index and the shards are fetched here
+rather than by wids (whose curl saves an error page as if it were the file): an error status
+stops with one line naming the URL and the status, and nothing is cached.
 """
 from __future__ import annotations
 
@@ -17,8 +19,12 @@ import contextlib
 import hashlib
 import io
 import logging
+import json
 import os
+import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,8 @@ from util.errors import first_line
 
 logger = logging.getLogger(__name__)
 
+FETCH_TIMEOUT_S = 60   # seconds without an answer before a fetch gives up
+
 # Open shards kept per process; wids warns above 200 (each holds a file and a memory map).
 MAX_OPEN_SHARDS = 200
 
@@ -55,9 +63,15 @@ def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not is_url(where) and not Path(where).is_file():
         raise DataError(f"{where}: no shard index (make one with datasets/make_shards.py)")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            description = load_remote_dsdesc_raw(where)
+        if _is_http(where):
+            with _fetched(where) as answer:
+                description = json.loads(answer.read())
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                description = load_remote_dsdesc_raw(where)
         shards = resolve_dsdesc(description, base=urldir(where))["shardlist"]
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - a failed download, bad JSON or a bad description
         raise DataError(f"{where}: cannot read the shard index ({first_line(err)})") from None
     meta = description.get(SECTION)
@@ -71,7 +85,52 @@ def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     sizes = meta.get("sizes")
     if sizes is not None and (len(sizes) != total or not all(isinstance(s, list) and len(s) == 2 for s in sizes)):
         raise DataError(f"{where}: the index's sizes are not one (height, width) for each of its {total} samples")
+    for shard in shards:
+        _check_local_shard(shard, where)
     return meta, shards
+
+
+def _check_local_shard(shard: dict[str, Any], where: str) -> None:
+    """A local shard must be there at the size the index records (a remote one is checked as it
+    is cached, by :class:`ShardFiles`): a shard cut short or rewritten after the index would
+    otherwise fail mid-training, or give other samples than the index names."""
+    if is_url(shard["url"]):
+        return
+    path = Path(shard["url"])
+    if not path.is_file():
+        raise DataError(f"{path}: missing (listed in {where})")
+    size, recorded = path.stat().st_size, shard.get("filesize")
+    if recorded is not None and size != recorded:
+        raise DataError(f"{path}: {size} bytes, but {where} records {recorded}; the shard is damaged or "
+                        "was rewritten after the index (make the shard set again)")
+
+
+def _is_http(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def _fetched(url: str) -> Any:
+    """The open answer to a GET of ``url``; an error status or no answer is a one-line DataError."""
+    try:
+        return urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        raise DataError(f"{url}: HTTP error {err.code} ({err.reason})") from None
+    except OSError as err:   # URLError (no server, refused) included
+        raise DataError(f"{url}: cannot be fetched ({getattr(err, 'reason', None) or first_line(err)})") from None
+
+
+def download(url: str, local: Path) -> None:
+    """Fetch ``url`` into ``local``, which appears only once complete (a temporary file beside it
+    is renamed): an error status leaves nothing behind to be taken for the shard."""
+    partial_file = local.with_name(f".{local.name}.{os.getpid()}.partial")
+    try:
+        with _fetched(url) as answer, open(partial_file, "wb") as out:
+            shutil.copyfileobj(answer, out)
+        os.replace(partial_file, local)
+    except OSError as err:
+        raise DataError(f"{url}: cannot be fetched ({first_line(err)})") from None
+    finally:
+        partial_file.unlink(missing_ok=True)
 
 
 class ShardFiles:
@@ -102,6 +161,8 @@ class ShardFiles:
             with ULockFile(f"{local}.lock"):
                 if local.exists() and local.stat().st_size != self.sizes.get(url, local.stat().st_size):
                     local.unlink()
+                if _is_http(url) and not local.exists():
+                    download(url, local)   # wids then finds the copy; other schemes it fetches itself
         return str(local)
 
 
@@ -179,6 +240,8 @@ class ShardStore:
         """The stored files of sample ``index`` of the shard set, by field."""
         try:
             sample = self.reader()[index]
+        except DataError:
+            raise   # a failed download: it names the URL
         except Exception as err:  # noqa: BLE001 - a failed download or a damaged tar
             raise DataError(f"{self._shard_of(index)}: cannot read sample {index} "
                             f"({first_line(err)})") from None

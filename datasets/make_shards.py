@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 from data import DataConfig, DataError, create_dataset
 from data.colorization import INPUT_NC, OUTPUT_NC
 from data.paired import has_phase, stored_channels
-from data.shard_format import SHARD_LAYOUTS, ShardLimits, write_shards
+from data.shard_format import SHARD_LAYOUTS, ShardLimits, index_name, write_shards
 
 DEFAULT_PHASES = ("train", "val", "test")
 # (dataroot, phase) -> the channel counts a mode's set is read with here: those it insists on
@@ -66,14 +69,31 @@ def default_phases(dataroot: Path, mode: str = "aligned") -> list[str]:
 
 def make_shards(dataroot: Path, mode: str, output: Path, phases: Sequence[str], limits: ShardLimits,
                 max_dataset_size: int | None = None, skip_bad_images: bool = False) -> dict[str, dict]:
-    """Write each phase; return its index by phase."""
-    indexes = {}
+    """Write each phase; return its index by phase.
+
+    Every phase is written into a hidden folder beside ``output`` and moved in only once all are
+    complete (the indexes last), so a failure in a later phase leaves ``output`` as it was, and
+    the same command can simply be run again.
+    """
     for phase in phases:
-        input_nc, output_nc = MODE_CHANNELS.get(mode, lambda dataroot, phase: (3, 3))(dataroot, phase)
-        # 'none' checks nothing about the size: the reading run's own options decide that.
-        cfg = DataConfig(dataroot=dataroot, phase=phase, input_nc=input_nc, output_nc=output_nc,
-                         preprocess="none", max_dataset_size=max_dataset_size, skip_bad_images=skip_bad_images)
-        indexes[phase] = write_shards(create_dataset(mode, cfg), mode, dataroot, phase, output, limits)
+        if (output / index_name(phase)).exists():
+            raise DataError(f"{output / index_name(phase)}: already exists; choose another output folder")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    try:
+        indexes = {}
+        for phase in phases:
+            input_nc, output_nc = MODE_CHANNELS.get(mode, lambda dataroot, phase: (3, 3))(dataroot, phase)
+            # 'none' checks nothing about the size: the reading run's own options decide that.
+            cfg = DataConfig(dataroot=dataroot, phase=phase, input_nc=input_nc, output_nc=output_nc,
+                             preprocess="none", max_dataset_size=max_dataset_size, skip_bad_images=skip_bad_images)
+            indexes[phase] = write_shards(create_dataset(mode, cfg), mode, dataroot, phase, staging, limits)
+        output.mkdir(parents=True, exist_ok=True)
+        indexes_last = sorted(staging.iterdir(), key=lambda path: path.suffix == ".json")
+        for path in indexes_last:
+            os.replace(path, output / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return indexes
 
 

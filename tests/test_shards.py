@@ -115,9 +115,9 @@ def test_read_over_http_from_a_loopback_server(facade_shards: dict[str, Path], t
 
 def test_url_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     with serve_folder(tmp_path) as url:
-        with pytest.raises(DataError, match=r"train\.json: cannot read the shard index") as err:
+        with pytest.raises(DataError) as err:
             create_dataset("shards", DataConfig(url + "/missing", shard_cache=tmp_path))
-    assert "\n" not in str(err.value)
+    assert str(err.value) == f"{url}/missing/train.json: HTTP error 404 (File not found)"
 
 
 def test_skip_bad_images_and_max_dataset_size_as_for_the_folder(tmp_path: Path,
@@ -172,7 +172,7 @@ def test_a_failed_write_leaves_no_index_behind(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(Path, "read_bytes", fail_on_third)
     with pytest.raises(OSError):
         make_shard_set(source, tmp_path / "out", samples_per_shard=1)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert sorted(tmp_path.iterdir()) == [source]   # no output folder, no staging folder left
 
 
 def test_image_blob_errors_name_the_member() -> None:
