@@ -5,8 +5,9 @@
 Layout: `A/train/1.jpg` pairs with `B/train/1.jpg` and becomes `AB/train/1.jpg`, A on the left and
 B on the right. Every subfolder of --fold_A is a split (train, val, test, ...) and must exist in
 --fold_B too. When --fold_A has no subfolders, it is one split and the pairs go straight into
---fold_AB. Images pair up by file name without the extension (A `1.jpg` with B `1.png`); the
-output keeps A's file name. With --use_AB, `X_A.ext` in --fold_A pairs with `X_B.*` in --fold_B
+--fold_AB. Images pair up by their path inside the split without the extension (A `1.jpg` with
+B `1.png`, A `day/1.jpg` with B `day/1.png`), as --dataset_mode paired pairs them; the output
+keeps A's file name and subfolders (`AB/train/day/1.jpg`). With --use_AB, `X_A.ext` in --fold_A pairs with `X_B.*` in --fold_B
 (which may be the same folder) and becomes `X.ext`.
 
 Everything is checked before anything is written: missing folders, unmatched names and pairs of
@@ -28,7 +29,7 @@ from typing import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-from data.image_io import IMAGE_EXTENSIONS, DataError, to_mode
+from data.image_io import DataError, has_image_extension, list_files, to_mode
 from util.errors import UserError
 
 SHOWN_NAMES = 5   # how many unmatched names an error message lists
@@ -46,14 +47,18 @@ class Pair:
 
 
 def _images(folder: Path, suffix: str = "") -> dict[str, Path]:
-    """Image files in `folder` keyed by stem (minus `suffix`, e.g. '_A')."""
+    """Image files under `folder`, subfolders included (the loader's own listing), keyed by their
+    path inside `folder` without the extension and without `suffix` (e.g. '_A')."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
+    try:
+        paths = list_files(folder)
+    except DataError as error:   # a link loop or an unreadable subfolder
+        raise CombineError(str(error)) from None
+    for path in paths:
         if not path.stem.endswith(suffix):
             continue
-        key = path.stem[:len(path.stem) - len(suffix)]
+        relative = path.relative_to(folder)
+        key = str(relative.with_name(path.stem[:len(path.stem) - len(suffix)]))
         if key in found:
             raise CombineError(f"{found[key]} and {path} have the same name; cannot tell which to pair")
         found[key] = path
@@ -62,8 +67,9 @@ def _images(folder: Path, suffix: str = "") -> dict[str, Path]:
 
 def _splits(fold_A: Path) -> list[str]:
     """Subfolder names of fold_A, or [''] when fold_A is itself the only split."""
-    subfolders = sorted(p.name for p in fold_A.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subfolders and _images(fold_A):
+    visible = [p for p in fold_A.iterdir() if not p.name.startswith(".")]
+    subfolders = sorted(p.name for p in visible if p.is_dir())
+    if subfolders and any(p.is_file() and has_image_extension(p) for p in visible):
         raise CombineError(f"{fold_A} holds both images and subfolders ({', '.join(subfolders)}); "
                            "put all images into split subfolders, or none")
     return subfolders or [""]
@@ -102,10 +108,10 @@ def plan_pairs(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | None =
         only_B = sorted(images_B.keys() - images_A.keys())
         if only_A:
             raise CombineError(f"{len(only_A)} image(s) in {split_A} have no same-named image in {split_B}: "
-                               + _few([images_A[k].name for k in only_A]))
+                               + _few([str(images_A[k].relative_to(split_A)) for k in only_A]))
         if only_B:
             raise CombineError(f"{len(only_B)} image(s) in {split_B} have no same-named image in {split_A}: "
-                               + _few([images_B[k].name for k in only_B]))
+                               + _few([str(images_B[k].relative_to(split_B)) for k in only_B]))
         for key in sorted(images_A)[:num_imgs]:
             path_A, path_B = images_A[key], images_B[key]
             size_A, size_B = _size(path_A), _size(path_B)

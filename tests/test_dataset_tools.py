@@ -105,6 +105,31 @@ def test_combine_unmatched_names_are_listed(tmp_path: Path, capsys) -> None:
     assert "7 image(s)" in err and "a1.png, a2.png" in err and "and 2 more" in err
 
 
+def test_combine_recurses_into_subfolders_and_mirrors_them(tmp_path: Path, capsys) -> None:
+    names = ["1", "day/2", "day/dusk/3"]
+    pixels = {}
+    for i, name in enumerate(names):
+        for side in "AB":
+            pixels[side, name] = noise_image(tmp_path / side / "train" / f"{name}.png", (4, 3), seed=2 * i + (side == "B"))
+    (tmp_path / "A" / "train" / "day" / "Thumbs.db").write_bytes(b"junk")
+    code, err = _run_combine(capsys, "--fold_A", str(tmp_path / "A"), "--fold_B", str(tmp_path / "B"),
+                             "--fold_AB", str(tmp_path / "AB"))
+    assert code == 0, err
+    written = sorted(str(p.relative_to(tmp_path / "AB")) for p in (tmp_path / "AB").rglob("*.png"))
+    assert written == sorted(f"train/{name}.png" for name in names)
+    for name in names:
+        combined = np.asarray(Image.open(tmp_path / "AB" / "train" / f"{name}.png"))
+        assert np.array_equal(combined, np.concatenate([pixels["A", name], pixels["B", name]], axis=1))
+
+
+def test_combine_names_an_unmatched_file_in_a_subfolder(tmp_path: Path, capsys) -> None:
+    noise_image(tmp_path / "A" / "train" / "day" / "1.png", (4, 4), seed=0)
+    noise_image(tmp_path / "B" / "train" / "1.png", (4, 4), seed=0)
+    code, err = _run_combine(capsys, "--fold_A", str(tmp_path / "A"), "--fold_B", str(tmp_path / "B"),
+                             "--fold_AB", str(tmp_path / "AB"))
+    assert code == 1 and err.count("\n") == 1 and "day/1.png" in err
+
+
 @pytest.mark.parametrize("case", ["missing_fold_B", "missing_split", "image_and_folders", "not_an_image"])
 def test_combine_bad_layouts_give_one_line(tmp_path: Path, capsys, case: str) -> None:
     noise_image(tmp_path / "A" / "train" / "1.png", (4, 4), seed=0)
