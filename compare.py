@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results_dir", type=Path, default=Path("./results"), help="where test.py wrote its results")
     p.add_argument("--phase", default="test", help="the split test.py ran on")
     p.add_argument("--epoch", default="latest", help="the checkpoint test.py tested (latest, best, an epoch)")
+    p.add_argument("--load_iter", type=int, default=0, help="as test.py's --load_iter: the save kept at N samples")
     p.add_argument("--out", type=Path, default=Path("compare.html"), help="the page to write")
     p.add_argument("--max_images", type=int, default=12, help="test images to show side by side")
     p.add_argument("--image_width", type=int, default=128, help="width of each image on the page, in pixels")
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        runs = [load_run(folder, args.results_dir, args.phase, args.epoch) for folder in args.runs]
+        runs = [load_run(folder, args.results_dir, args.phase, args.epoch, args.load_iter) for folder in args.runs]
         page = write_compare_page(runs, args.out, max_images=args.max_images, image_width=args.image_width)
     except UserError as err:   # one line; anything else is a bug and keeps its traceback
         print(f"compare.py: error: {err}", file=sys.stderr)

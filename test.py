@@ -23,6 +23,7 @@ from data import create_dataset
 from data.loader import create_dataloader
 from data.results import as_stored, visual_bits
 from models import MODELS, create_model
+from models.batchnorm import batchnorm_layers
 from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
 from inference.translator import set_inference_behaviour
@@ -35,6 +36,7 @@ from engine.distributed import single_process_runtime, unwrap
 from reporting.fid import extractor_path
 from reporting.html import ResultRow, write_results_page
 from reporting.result_files import save_test_image
+from reporting.results_layout import ResultNames, results_folder
 from reporting.logs import setup_logging
 from reporting.output_folder import printable_name, staged_folder
 from reporting.metrics import mean_metrics, set_metrics, written_metrics
@@ -48,7 +50,7 @@ log = logging.getLogger("test")
 def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     """Test the generator ``saved`` (read from the run's folder when not given)."""
     label = load_label(opt)
-    saved = saved or find_generator(experiment_dir(opt), label, use_ema=not opt.no_ema)
+    saved = saved or find_generator(experiment_dir(opt), label, use_ema=not opt.no_ema, model_suffix=opt.model_suffix)
     opt = Options(**{**opt.as_dict(), **options_for(opt, saved), "netG_from_checkpoint": False}).freeze()
     problem = first_problem(opt)
     if problem:
@@ -62,7 +64,6 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         ensure_demo_dataset(opt.dataroot)
     cfg = data_config(opt)
     dataset = create_dataset(opt.dataset_mode, cfg)
-    loader = create_dataloader(dataset, opt.batch_size, shuffle=False, num_workers=opt.num_threads, seed=opt.seed)
     seed_everything(opt.seed)
     model = create_model(opt, runtime)
     net_G = unwrap(model.nets["G"])
@@ -78,8 +79,11 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         net_G.eval()
         recompute_bn_stats(net_G, batches, num_batches=opt.bn_precise_batches)
     behaviour = set_inference_behaviour(net_G, opt.eval, opt.bn_eval, opt.dropout)
+    loader = create_dataloader(dataset, test_batch_size(opt, net_G), shuffle=False, num_workers=opt.num_threads,
+                               seed=opt.seed)
 
-    final_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{label}"
+    final_dir = results_folder(opt.results_dir, opt.name, opt.phase, opt.epoch, opt.load_iter)
+    names = ResultNames()
     # Built beside final_dir and renamed into place: a failing run (a full disk, a read-only
     # folder) leaves no half-written page and keeps the previous one.
     with staged_folder(final_dir) as page_dir:
@@ -103,7 +107,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
             for i, path in enumerate(model.image_paths):
                 if len(rows) >= opt.num_test:
                     break
-                stem = Path(path).stem
+                stem = names.name_for(path)
                 images, written = {}, {}
                 for name, batch_images in visuals.items():
                     # At the stored size and the data's bit depth (--preprocess pad, --output_bits).
@@ -139,6 +143,9 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         (page_dir / "metrics.json").write_text(json.dumps(
             {"checkpoint": str(saved.path), "behaviour": behaviour, "mean": mean_metrics(all_metrics),
              **({"set": of_set} if of_set else {}), "images": {r.name: r.metrics for r in rows}}, indent=2))
+    if opt.use_wandb:
+        from reporting.wandb_results import log_test_results   # wandb loads only when asked for
+        log_test_results(opt, experiment_dir(opt), final_dir, rows, summary)
     log.info("%d images, %s", len(rows), behaviour)
     if summary:
         log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
@@ -146,12 +153,24 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     return final_dir
 
 
+def test_batch_size(opt: Options, net_G: torch.nn.Module) -> int:
+    """--batch_size, unless G's norm layers normalize by the batch's statistics (the paper's
+    test mode): then every image runs alone, as the reference's test.py runs them, so that its
+    result does not depend on which images share its batch."""
+    if opt.batch_size > 1 and any(layer.pools_over_batch for layer in batchnorm_layers(net_G)):
+        log.info("--batch_size %d: each image runs alone, since the batch norm layers use batch statistics "
+                 "(add --eval to batch them)", opt.batch_size)
+        return 1
+    return opt.batch_size
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     opt = parse_options(argv, is_train=False)
     setup_logging(verbose=opt.verbose)
     try:
-        saved = find_generator(experiment_dir(opt), load_label(opt), use_ema=not opt.no_ema)
+        saved = find_generator(experiment_dir(opt), load_label(opt), use_ema=not opt.no_ema,
+                               model_suffix=opt.model_suffix)
         trained_as = (saved.options or {}).get("model")
         if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:
             # The checkpoint's model brings its own defaults (data mode, channels): parse again.

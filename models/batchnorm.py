@@ -130,6 +130,12 @@ class BatchNorm2d(nn.Module):
         mean, var = channel_moments(x.detach())
         return mean, var, x.numel() // x.shape[1]
 
+    @property
+    def pools_over_batch(self) -> bool:
+        """Whether, in the current mode, each output depends on the other samples of its batch
+        (normalized by the batch's statistics), so that the batch size changes the results."""
+        return self.training or not self.track_running_stats or self.eval_mode == "batch"
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             raise ValueError(f"BatchNorm2d expects (N, C, H, W) input, got shape {tuple(x.shape)}")
@@ -137,8 +143,7 @@ class BatchNorm2d(nn.Module):
             raise ValueError(f"BatchNorm2d({self.num_features}) got an input with {x.shape[1]} channels")
 
         collecting = self._moment_sink is not None
-        use_batch_stats = (self.training or collecting or not self.track_running_stats
-                           or self.eval_mode == "batch")
+        use_batch_stats = self.pools_over_batch or collecting
         if not use_batch_stats:
             return self._normalize_with_running_stats(x)
 

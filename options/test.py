@@ -7,6 +7,7 @@ from models.batchnorm import BN_EVAL_MODES
 from options.base import add_phase_option, positive_int
 from options.norm_behaviour import add_norm_behaviour_options
 from options.own_data import add_output_bits_option
+from reporting.sinks.wandb import add_wandb_options
 
 
 def add_test_options(p: argparse.ArgumentParser) -> None:
@@ -26,3 +27,5 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inspect_layers", default="",
                    help="comma-separated generator stages (e.g. down3,up2) whose activations, gradients "
                         "and feature maps are added to the results page")
+    add_wandb_options(p.add_argument_group("Weights & Biases"), what="the results table (each image, its metrics) "
+                      "and the means; offline unless --wandb_mode online")

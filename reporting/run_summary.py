@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
+from reporting.results_layout import results_folder
 from util.errors import UserError
 
 OPTIONS_FILE = "train_opt.txt"
@@ -75,7 +76,7 @@ def curves(records: list[dict]) -> tuple[dict[str, Points], dict[str, Points]]:
     return losses, validation
 
 
-def load_run(folder: Path, results_dir: Path, phase: str, epoch: str) -> RunSummary:
+def load_run(folder: Path, results_dir: Path, phase: str, epoch: str, load_iter: int = 0) -> RunSummary:
     folder = Path(folder)
     log_path, options_path = folder / LOSS_LOG_NAME, folder / OPTIONS_FILE
     if not folder.is_dir():
@@ -89,11 +90,11 @@ def load_run(folder: Path, results_dir: Path, phase: str, epoch: str) -> RunSumm
     losses, validation = curves(records)
     options = read_options(options_path) if options_path.is_file() else {}
     name = folder.resolve().name
-    test_dir = Path(results_dir) / name / f"{phase}_{epoch}"
+    test_dir = results_folder(results_dir, name, phase, epoch, load_iter)
     metrics_path = test_dir / "metrics.json"
     if not metrics_path.is_file():
         raise CompareError(f"{metrics_path}: no test results for run '{name}' (run: python test.py --name {name} "
-                           f"--epoch {epoch} --results_dir {results_dir} ...)")
+                           f"--epoch {epoch}{f' --load_iter {load_iter}' if load_iter else ''} --results_dir {results_dir} ...)")
     try:
         test = json.loads(metrics_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

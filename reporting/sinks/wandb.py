@@ -37,6 +37,7 @@ class WandbConfig:
     mode: str = "offline"
     entity: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)   # shown as the run's config
+    job_type: str = "train"                                    # "test" for test.py's runs
 
 
 def resolve_mode(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -51,19 +52,18 @@ class WandbSink(Sink):
         try:
             import wandb
         except ImportError:
-            log.warning("--use_wandb: the wandb package is not installed (%s); training goes on without W&B",
-                        INSTALL_HINT)
+            log.warning("--use_wandb: the wandb package is not installed (%s); going on without W&B", INSTALL_HINT)
             return
         self._wandb = wandb
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._run = wandb.init(
                 project=cfg.project, entity=cfg.entity, name=cfg.name, dir=str(cfg.run_dir), mode=cfg.mode,
-                config=_plain(cfg.options), reinit="create_new",
+                config=_plain(cfg.options), reinit="create_new", job_type=cfg.job_type,
                 # No capture of the console (the training log is ours) and no code or git snapshot.
                 settings=wandb.Settings(silent=True, console="off", save_code=False, disable_git=True))
         except Exception as err:  # noqa: BLE001 - W&B's many failure types all mean "no W&B"
-            log.warning("W&B could not start (%s: %s); training goes on without W&B", type(err).__name__, err)
+            log.warning("W&B could not start (%s: %s); going on without W&B", type(err).__name__, err)
             return
         if cfg.mode == "offline":
             sync_dir = self._run.settings.sync_dir
@@ -75,8 +75,17 @@ class WandbSink(Sink):
     def active(self) -> bool:
         return self._run is not None
 
+    @property
+    def wandb(self) -> Any:
+        """The wandb module (only while ``active``), for payloads such as tables and images."""
+        return self._wandb
+
     def scalars(self, point: TrainPoint) -> None:
         self._log({**point.scalars(), "epoch": point.epoch_frac}, point.step)
+
+    def log(self, values: dict[str, Any], step: int = 0) -> None:
+        """Any record (test.py's results table); a failure costs one warning, as for the others."""
+        self._log(values, step)
 
     def metrics(self, point: MetricsPoint) -> None:
         self._log(point.scalars(), point.step)
@@ -98,7 +107,7 @@ class WandbSink(Sink):
         try:
             self._run.log(values, step=step)
         except Exception as err:  # noqa: BLE001 - a broken W&B costs one warning, never the run
-            log.warning("W&B stopped taking records (%s: %s); training goes on without W&B", type(err).__name__, err)
+            log.warning("W&B stopped taking records (%s: %s); going on without W&B", type(err).__name__, err)
             self._finish()
 
     def close(self) -> None:
@@ -132,22 +141,25 @@ def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def _add_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--use_wandb", action="store_true",
-                   help="also log curves, metrics, images and the options to Weights & Biases")
-    g.add_argument("--wandb_project", default="pix2pix", help="W&B project (the run is named after --name)")
+def add_wandb_options(g: argparse._ArgumentGroup, what: str = "curves, metrics, images and the options") -> None:
+    g.add_argument("--use_wandb", action="store_true", help=f"also log {what} to Weights & Biases")
+    # --wandb_project_name: the reference implementation's spelling of the same flag.
+    g.add_argument("--wandb_project", "--wandb_project_name", default="pix2pix",
+                   help="W&B project (the run is named after --name)")
     g.add_argument("--wandb_entity", default=None, help="W&B user or team (default: your W&B default)")
     g.add_argument("--wandb_mode", choices=MODES, default=None,
                    help="offline: write the run to <experiment>/wandb for `wandb sync` later; online: upload "
                         "as it runs (default: $WANDB_MODE if set, else offline)")
 
 
-def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
-    if not opt.use_wandb:
-        return None
+def config_from(opt: argparse.Namespace, exp_dir: Path, job_type: str = "train") -> WandbConfig:
     options = {k: v for k, v in vars(opt).items() if not k.startswith("_")}
-    return WandbSink(WandbConfig(project=opt.wandb_project, name=opt.name, run_dir=exp_dir, entity=opt.wandb_entity,
-                                 mode=resolve_mode(opt.wandb_mode), options=options))
+    return WandbConfig(project=opt.wandb_project, name=opt.name, run_dir=exp_dir, entity=opt.wandb_entity,
+                       mode=resolve_mode(opt.wandb_mode), options=options, job_type=job_type)
 
 
-SINKS.add("wandb", SinkSpec(_add_options, _build, order=40), help="--use_wandb")
+def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
+    return WandbSink(config_from(opt, exp_dir)) if opt.use_wandb else None
+
+
+SINKS.add("wandb", SinkSpec(add_wandb_options, _build, order=40), help="--use_wandb")

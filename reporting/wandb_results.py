@@ -1,0 +1,53 @@
+"""test.py ``--use_wandb``: one W&B run (job type ``test``) holding the results page's content:
+a table with a row per test image (its name, each written image, its metrics) and the means
+(and FID/KID) as ``test/<metric>``, logged and in the run's summary.
+
+The images are read back from the files test.py wrote, so W&B shows the pixels on disk;
+16-bit results are shown at 8 bits and images of other channel counts by their first three
+channels (the first one for two), as the training display shows them.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from reporting.html import ResultRow
+from reporting.sinks.wandb import WandbSink, config_from
+
+
+def shown_pixels(path: Path) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8: what a browser would show of the written file."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        pixels = tifffile.imread(path)
+    else:
+        with Image.open(path) as image:
+            pixels = np.asarray(image)
+    if pixels.dtype == np.uint16:
+        pixels = np.round(pixels / 257.0).astype(np.uint8)
+    if pixels.ndim == 3:
+        channels = pixels.shape[2]
+        pixels = pixels[:, :, 0] if channels == 2 else pixels[:, :, :3]
+    return np.ascontiguousarray(pixels)
+
+
+def log_test_results(opt: argparse.Namespace, exp_dir: Path, page_dir: Path, rows: Sequence[ResultRow],
+                     summary: Mapping[str, float]) -> None:
+    sink = WandbSink(config_from(opt, exp_dir, job_type="test"))
+    if not sink.active:
+        return
+    wandb = sink.wandb
+    visuals = list(dict.fromkeys(label for row in rows for label in row.images))
+    metrics = list(dict.fromkeys(name for row in rows for name in row.metrics))
+    table = wandb.Table(columns=["image", *visuals, *metrics])
+    for row in rows:
+        images: list[Any] = [wandb.Image(shown_pixels(page_dir / row.images[v]), caption=f"{row.name} {v}")
+                             if v in row.images else None for v in visuals]
+        table.add_data(row.name, *images, *(row.metrics.get(m) for m in metrics))
+    means = {f"test/{name}": value for name, value in summary.items()}
+    sink.log({"test/results": table, **means})
+    sink.close()
