@@ -10,7 +10,6 @@ the typed flags are checked against that the same way.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from data.transforms import PREPROCESS_MODES
 from engine.checkpoint import CheckpointError, SavedGenerator
 from engine.checkpoint import find_generator as find_in_folder
 from models.networks import GENERATORS, architecture_from_options, generator_spec
-from models.networks.spec import GeneratorSpec, as_options, flag_name, flag_of, typed_mismatch
+from models.networks.spec import GeneratorSpec, as_options, typed_mismatch
 from models.reference_compat import (convert_reference_generator, read_reference_generator,
                                      reference_generator_options)
 from util.errors import first_line
@@ -41,21 +40,17 @@ def _typed(opt: argparse.Namespace) -> set[str]:
 
 
 def spec_for(opt: argparse.Namespace, saved: SavedGenerator) -> GeneratorSpec:
-    """The generator to build for ``saved``: its own spec, with the typed values of fields that
-    do not change the weights (--no_dropout); a typed value that contradicts the weights' layout
-    is an error naming the file. A reference file's spec is read from its weights."""
+    """The generator to build for ``saved``: its own spec (a reference file's read from its
+    weights); a typed value that contradicts the weights' layout is an error naming the file.
+    A typed --no_dropout does not rebuild the network (a ResNet block without its Dropout module
+    no longer fits the file's keys): ``options_for`` turns it into dropout off at run time."""
     typed, values = _typed(opt), vars(opt)
     spec = GENERATORS.from_dict(saved.spec) if saved.spec is not None else _reference_spec(saved, values)
     problem = typed_mismatch(spec, values, typed, "netG")
     if problem:
         raise CheckpointError(f"{saved.path}: {problem}")
-    overrides = {}
-    for f in spec.arch_fields():
-        flag = flag_of(f)
-        if flag is not None and not flag.shape and flag_name(f) in typed:
-            overrides[f.name] = (not values[flag_name(f)]) if flag.invert else values[flag_name(f)]
     assert isinstance(spec, GeneratorSpec)
-    return dataclasses.replace(spec, **overrides)
+    return spec
 
 
 def _reference_spec(saved: SavedGenerator, values: dict[str, Any]) -> GeneratorSpec:
@@ -68,10 +63,13 @@ def _reference_spec(saved: SavedGenerator, values: dict[str, Any]) -> GeneratorS
 
 def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any]:
     """Option values to use with this checkpoint: those describing its architecture (after
-    ``spec_for``'s checks), and the direction it was trained in unless typed; likewise
+    ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and the direction it was trained in unless typed; likewise
     ``--preprocess pad``, where the run trained on padded images at their own size, which
     inference must feed it the same way (any other preprocessing stays the command's)."""
-    values = as_options(spec_for(opt, saved), "netG")
+    spec = spec_for(opt, saved)
+    values = as_options(spec, "netG")
+    if spec.dropout and "no_dropout" in _typed(opt) and hasattr(opt, "dropout") and opt.dropout is None:
+        values["dropout"] = "off"
     if saved.options and "direction" in saved.options and "direction" not in _typed(opt):
         values["direction"] = saved.options["direction"]
     trained = (saved.options or {}).get("preprocess")

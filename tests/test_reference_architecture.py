@@ -119,11 +119,14 @@ def test_typed_values_the_file_allows_are_kept(tmp_path: Path) -> None:
     assert spec.name == "unet_256" and spec.dropout is False
 
 
-def test_no_dropout_typed_on_a_resnet_file_with_dropout_applies(tmp_path: Path) -> None:
-    # Dropout does not change our weights' layout, so as for our own files a typed --no_dropout applies.
+def test_no_dropout_typed_on_a_resnet_file_with_dropout_turns_it_off(tmp_path: Path) -> None:
+    # As for our own files: the network keeps the file's Dropout modules (they shift the keys of
+    # a ResNet block), and a typed --no_dropout switches them off at run time.
     folder = tmp_path / "ref"
     save_reference(folder, "resnet_6blocks", "batch", dropout=True)
-    assert spec_for(inference_options(folder, "--no_dropout"), find_generator(folder, "latest")).dropout is False
+    opt, saved = inference_options(folder, "--no_dropout"), find_generator(folder, "latest")
+    assert spec_for(opt, saved).dropout is True
+    assert options_for(opt, saved)["dropout"] == "off"
 
 
 def test_model_test_on_a_resnet_instance_file_runs_without_architecture_flags(tmp_path: Path, capsys) -> None:
@@ -160,3 +163,19 @@ def test_model_suffix_loads_that_reference_file(tmp_path: Path) -> None:
         assert torch.equal(net.eval()(x), source(x))
     with pytest.raises(CheckpointError, match=re.escape("no reference generator 'latest_net_G_B.pth'")):
         find_generator(folder, "latest", model_suffix="_B")
+
+
+def test_model_suffix_through_test_py(tmp_path: Path, capsys) -> None:
+    """The reference's one-sided test of a CycleGAN direction: ``--model test --model_suffix _A``."""
+    from tests.pipeline_helpers import make_aligned_dataset
+
+    data = make_aligned_dataset(tmp_path / "data", {"test": 2})
+    save_reference(tmp_path / "ck" / "cyclegan", "resnet_6blocks", "instance", ngf=4, file="latest_net_G_A.pth")
+    code = test_driver.main(["--dataroot", str(data / "test"), "--name", "cyclegan", "--model", "test",
+                             "--model_suffix", "_A", "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
+                             str(tmp_path / "results"), "--load_size", "32", "--crop_size", "32", "--gpu_ids", "-1",
+                             "--num_threads", "0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "latest_net_G_A.pth (reference file): --netG resnet_6blocks --ngf 4 --norm instance" in out
+    assert len(list((tmp_path / "results" / "cyclegan").rglob("*fake_B*"))) == 2

@@ -27,7 +27,8 @@ from util.registry import Registry
 class Flag:
     """How a spec field appears on the command line. ``shape``: the value decides the layout of
     the weights, so a checkpoint's value wins over the defaults and a typed contradiction is an
-    error; otherwise (dropout) a typed value simply applies."""
+    error; otherwise (dropout) inference keeps the checkpoint's network and a typed value changes
+    what it does (models/load_generator.py: --no_dropout -> dropout off)."""
     help: str
     name: str = ""                      # the option's name when it is not the field's
     minimum: int | None = None
