@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from options.numbers import non_negative_int, positive_int
 from reporting.compare_page import write_compare_page
 from reporting.run_summary import load_run
 from util.errors import UserError
@@ -23,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results_dir", type=Path, default=Path("./results"), help="where test.py wrote its results")
     p.add_argument("--phase", default="test", help="the split test.py ran on")
     p.add_argument("--epoch", default="latest", help="the checkpoint test.py tested (latest, best, an epoch)")
-    p.add_argument("--load_iter", type=int, default=0, help="as test.py's --load_iter: the save kept at N samples")
+    p.add_argument("--load_iter", type=non_negative_int, default=0, help="as test.py's --load_iter: the save kept at N samples")
     p.add_argument("--out", type=Path, default=Path("compare.html"), help="the page to write")
-    p.add_argument("--max_images", type=int, default=12, help="test images to show side by side")
-    p.add_argument("--image_width", type=int, default=128, help="width of each image on the page, in pixels")
+    p.add_argument("--max_images", type=positive_int, default=12, help="test images to show side by side")
+    p.add_argument("--image_width", type=positive_int, default=128, help="width of each image on the page, in pixels")
     return p
 
 

@@ -12,6 +12,7 @@ from typing import NoReturn
 from data import DATASETS, PREPROCESS_MODES
 from models import MODELS
 from models.init import INITS
+from options.numbers import non_negative_int, positive_int  # noqa: F401 - re-exported: the options import them from here
 from util.registry import Registry
 
 
@@ -54,20 +55,6 @@ def choices_help(registry: Registry, lead: str = "") -> str:
     aliases = [a for e in registry for a in e.aliases]
     note = f"\n  (also accepted: {', '.join(aliases)})" if aliases else ""
     return f"{lead or 'one of:'}\n{entries}{note}\n"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def gpu_list(text: str) -> list[int]:

@@ -158,7 +158,13 @@ def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 
         _images(runs, shown, image_width)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise CompareError(f"--out {out}: is a folder; name the page to write (e.g. {out / 'compare.html'})")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(doc.render(), encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(doc.render(), encoding="utf-8")
+        tmp.replace(out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)   # a page is whole or absent, and no temporary file stays
+        raise CompareError(f"{out}: could not be written ({err.strerror or err})") from None
     return out

@@ -13,26 +13,21 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import tifffile
-from PIL import Image
+import torch
 
+from data.pixels import WIDE, read_pixels
 from reporting.html import ResultRow
 from reporting.sinks.wandb import WandbSink, config_from
 
 
 def shown_pixels(path: Path) -> np.ndarray:
     """(H, W) or (H, W, 3) uint8: what a browser would show of the written file."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        pixels = tifffile.imread(path)
-    else:
-        with Image.open(path) as image:
-            pixels = np.asarray(image)
-    if pixels.dtype == np.uint16:
-        pixels = np.round(pixels / 257.0).astype(np.uint8)
-    if pixels.ndim == 3:
-        channels = pixels.shape[2]
-        pixels = pixels[:, :, 0] if channels == 2 else pixels[:, :, :3]
-    return np.ascontiguousarray(pixels)
+    pixels = read_pixels(path)   # (C, H, W): uint8, or 16-bit samples in WIDE
+    if pixels.dtype == WIDE:
+        pixels = torch.round(pixels / 257.0).to(torch.uint8)
+    channels = pixels.shape[0]
+    shown = pixels[:1] if channels in (1, 2) else pixels[:3]
+    return np.ascontiguousarray(shown.permute(1, 2, 0).squeeze(2).numpy())
 
 
 def log_test_results(opt: argparse.Namespace, exp_dir: Path, page_dir: Path, rows: Sequence[ResultRow],

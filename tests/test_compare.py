@@ -154,3 +154,20 @@ def test_bad_input_is_one_line(three_runs, tmp_path: Path, capsys) -> None:
                          "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no test results" in err and "test.py" in err
+
+
+def test_out_folder_and_bad_sizes_are_one_line(three_runs, tmp_path: Path, capsys) -> None:
+    root, ck, results = three_runs
+    runs = [str(ck / "base"), str(ck / "wide"), "--results_dir", str(results)]
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    assert compare.main(runs + ["--out", str(folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"compare.py: error: --out {folder}: is a folder; name the page to write (e.g. {folder / 'compare.html'})"
+    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []   # no temporary file left
+    for flag, value in (("--image_width", "-5"), ("--max_images", "0"), ("--load_iter", "-1")):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main(runs + [flag, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"compare.py: error: argument {flag}:") and value in err
