@@ -1,16 +1,28 @@
 """Which files translate.py reads and where each result goes.
 
 An input file ``photo.jpg`` becomes ``<output>/photo.png``; a folder is read recursively and
-its subfolders are kept, so results line up with their inputs by name.
+its subfolders are kept, so results line up with their inputs by name. No result may be
+written over an input of the same run: an --output inside --input is not read as input (a
+rerun would translate its own earlier results), and a run whose result would replace one of
+its inputs is refused before anything is written.
 """
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from reporting.result_files import result_suffix
 from util.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Every suffix a result can get (the colour/bit-depth rule lives in reporting/result_files.py):
+# ``photo.png`` may be written as ``photo.tif``, so both names are checked against the inputs.
+RESULT_SUFFIXES = frozenset(result_suffix(channels, bits) for channels in (1, 2, 3, 4) for bits in (8, 16))
 
 
 class TranslateInputError(UserError, ValueError):
@@ -33,15 +45,38 @@ def list_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]) -
         if input_path.suffix.lower() not in extensions:
             raise TranslateInputError(f"{input_path}: --input is not an image file (accepted extensions: "
                                       f"{', '.join(sorted(extensions))})")
-        return [Job(input_path, output_dir / f"{input_path.stem}.png")]
+        jobs = [Job(input_path, output_dir / f"{input_path.stem}.png")]
+    else:
+        jobs = _folder_jobs(input_path, output_dir, extensions)
+    if output_dir.resolve() == input_path.resolve():
+        raise TranslateInputError(f"{output_dir}: --output must differ from --input, or results would "
+                                  "replace the inputs")
+    _refuse_overwriting_inputs(jobs)
+    return sorted(jobs, key=lambda j: str(j.source))
 
+
+def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]) -> list[Job]:
     jobs: list[Job] = []
     claimed: dict[Path, Path] = {}
+    skipped: Counter[str] = Counter()
+    output_resolved = output_dir.resolve()
     for dirpath, dirnames, filenames in os.walk(input_path, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            if (Path(dirpath) / d).resolve() == output_resolved:
+                # Earlier results of this very command: reading them would translate them again.
+                log.info("not reading %s: it is --output", Path(dirpath) / d)
+                continue
+            kept.append(d)
+        dirnames[:] = kept
         for name in sorted(filenames):
             source = Path(dirpath) / name
-            if name.startswith(".") or source.suffix.lower() not in extensions:
+            if name.startswith("."):
+                continue
+            if source.suffix.lower() not in extensions:
+                skipped[source.suffix.lower() or "(no extension)"] += 1
                 continue
             relative = source.relative_to(input_path)
             target = output_dir / relative.parent / f"{relative.stem}.png"
@@ -54,7 +89,20 @@ def list_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]) -
     if not jobs:
         raise TranslateInputError(f"{input_path}: no images in --input (accepted extensions: "
                                   f"{', '.join(sorted(extensions))})")
-    if output_dir.resolve() == input_path.resolve():
-        raise TranslateInputError(f"{output_dir}: --output must differ from --input, or results would "
-                                  "replace the inputs")
-    return sorted(jobs, key=lambda j: str(j.source))
+    if skipped:
+        counts = ", ".join(f"{suffix} ({n})" for suffix, n in sorted(skipped.items()))
+        log.info("skipped %d file(s) in %s that are not images by their extension: %s", sum(skipped.values()),
+                 input_path, counts)
+    return jobs
+
+
+def _refuse_overwriting_inputs(jobs: list[Job]) -> None:
+    """Refuse the run when a result would be written over one of its inputs (an --output that
+    is an input's own folder, or a parent of --input), before anything is written."""
+    sources = {job.source.resolve(): job.source for job in jobs}
+    for job in jobs:
+        for suffix in sorted(RESULT_SUFFIXES):
+            victim = sources.get(job.target.with_suffix(suffix).resolve())
+            if victim is not None:
+                raise TranslateInputError(f"{victim}: the result of {job.source} would replace this input; "
+                                          "give an --output that holds none of the inputs")
