@@ -96,9 +96,12 @@ def translate_file(translate: Translator, source: Path, target: Path, bits_optio
 def run(opt: Options) -> int:
     jobs = list_jobs(opt.input, opt.output, IMAGE_EXTENSIONS)
     translate = build_translator(opt)
-    torch.manual_seed(opt.seed)
     written = 0
     for job in jobs:
+        # Reseeded per image, as serve.py does per request: in the paper's mode (dropout on) a
+        # result then depends on the image, the checkpoint and --seed only, not on which other
+        # images share --input.
+        torch.manual_seed(opt.seed)
         try:
             target = translate_file(translate, job.source, job.target, opt.output_bits)
         except DataError as err:
