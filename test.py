@@ -46,6 +46,10 @@ from util.errors import OptionError, UserError
 
 log = logging.getLogger("test")
 
+# Below this many images FID's bias dominates its differences between runs (facades' test split
+# has 106, the README's quality figures use whole splits).
+FEW_FOR_FID = 50
+
 
 def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     """Test the generator ``saved`` (read from the run's folder when not given)."""
@@ -132,6 +136,9 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
             if len(written_sets["fake_B"]) < 2:
                 raise OptionError(f"--fid needs at least 2 test images with real_B (an aligned set), "
                                   f"got {len(written_sets['fake_B'])}")
+            if len(written_sets["fake_B"]) < FEW_FOR_FID:
+                log.warning("--fid on %d images: FID is biased upward on small sets (KID is not), so compare it "
+                            "only between runs on the same images", len(written_sets["fake_B"]))
             of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
             # FID and KID describe the set: on the page they follow the per-image means.
             summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}

@@ -117,8 +117,9 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         except (KeyError, IndexError, ValueError) as err:
             parser.error(f"--suffix '{opt.suffix}' names an unknown option or is malformed ({err})")
-    # At test time an untyped --netG comes from the checkpoint, so its size check waits for it.
-    opt.netG_from_checkpoint = not is_train and "netG" not in opt.explicit
+    # At test time the checkpoint names the generator, so the size check waits for it: an untyped
+    # --netG comes from it, and a typed one that contradicts it is that error, not the size's.
+    opt.netG_from_checkpoint = not is_train
     problem = first_problem(opt)
     if problem:
         parser.error(problem)

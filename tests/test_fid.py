@@ -180,9 +180,11 @@ def _test_args(data: Path, checkpoints: Path, results: Path) -> list[str]:
             "--gpu_ids", "-1", "--fid"]
 
 
-def test_test_py_fid_scores_the_written_images(tiny_run, tmp_path: Path) -> None:
+def test_test_py_fid_scores_the_written_images(tiny_run, tmp_path: Path, caplog) -> None:
     data, checkpoints = tiny_run
     assert test_driver.main(_test_args(data, checkpoints, tmp_path)) == 0
+    assert any(r.levelname == "WARNING" and r.getMessage().startswith("--fid on 4 images: FID is biased upward")
+               for r in caplog.records)
     page = tmp_path / "tiny" / "test_latest"
     report = json.loads((page / "metrics.json").read_text())["set"]
     images = page / "images"

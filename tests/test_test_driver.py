@@ -80,3 +80,14 @@ def test_inference_and_resume_check_the_spec_with_one_sentence(key: str, saved, 
     opt = argparse.Namespace(**{**base, "ngf": 64, key: saved, "ndf": 8, "no_dropout": True,
                                 "explicit": {key, "ndf"}})
     assert load_generator.spec_for(opt, checkpoint) == saved_spec
+
+
+def test_a_typed_netG_is_checked_against_the_checkpoint_before_the_size(trained, tmp_path: Path, capsys):
+    # --crop_size 32 does not fit unet_256 either; the checkpoint's resnet_6blocks is the real conflict.
+    data, checkpoints = trained
+    assert test_driver.main(["--dataroot", str(data), "--checkpoints_dir", str(checkpoints), "--name", "tiny",
+                             "--results_dir", str(tmp_path), "--load_size", "32", "--crop_size", "32",
+                             "--gpu_ids", "-1", "--netG", "unet_256"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "checkpoint was trained with --netG resnet_6blocks, you asked for --netG unet_256" in err
