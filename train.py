@@ -16,7 +16,6 @@ set_omp_wait_policy()
 keep_freed_memory()
 
 import logging
-import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -31,14 +30,15 @@ from torch.utils.data import DataLoader, Dataset
 from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, iter_label,
-                               load_label, reference_files, remove_stray_temporaries, resume_training)
+                               load_label, reference_files, resume_training)
 from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
                                 mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
 from engine.rng import seed_everything
 from engine.execution import resolved_options, settle_execution
 from engine.speed import apply_backend_settings, backend_settings_from
-from engine.saver import Saver
+from engine.run_folder import prepare_folder
+from engine.saver import Saver, reached_max_steps
 from engine.stop import ForcedStop, TrainingStopped, exit_status, signal_name, stop_signals
 from engine.train_state import TrainState, check_finite, crossed
 from models import create_model
@@ -47,7 +47,7 @@ from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
-from options.validation import build_validation_hook
+from options.validation import build_validation_hook, validation_split
 from inference.validation_hook import ValidationHook
 from reporting.logs import setup_logging
 from reporting.progress import EpochProgress
@@ -94,19 +94,27 @@ def load_data(opt: Options, runtime: Runtime) -> tuple[Dataset, DataLoader]:
     return dataset, loader
 
 
-def start_state(opt: Options, runtime: Runtime, model: BaseModel,
-                exp_dir: Path) -> tuple[TrainState, bool, Execution]:
-    """Resume (``--continue_train``, or ``auto`` when there is something to resume) or start fresh;
-    returns the counters, whether they were resumed, and the precision and OpenMP waiting the run
-    trains with (a resume's from its checkpoint, engine/execution.py)."""
+def resume_label(opt: Options, exp_dir: Path) -> str | None:
+    """The checkpoint this run resumes from: the one ``--epoch`` / ``--load_iter`` name, or with
+    ``--continue_train auto`` the one there is (None: start fresh); None without --continue_train."""
+    if not opt.continue_train:
+        return None
     label = load_label(opt)
     if opt.continue_train == AUTO:
-        label = auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
+        return auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
+    return label
+
+
+def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path,
+                label: str | None) -> tuple[TrainState, bool, Execution]:
+    """Resume from ``label`` (:func:`resume_label`) or start fresh; returns the counters, whether
+    they were resumed, and the precision and OpenMP waiting the run trains with (a resume's from
+    its checkpoint, engine/execution.py)."""
     settled: list[Execution] = []
 
     def settle(recorded: Execution | None) -> None:
         settled.append(settle_execution(opt, model, runtime.device, recorded))
-    if opt.continue_train and label is not None:
+    if label is not None:
         state = resume_training(exp_dir, label, model, opt, runtime.rank, runtime.world_size, on_execution=settle)
         log.info("resumed from %s at epoch %d, step %d", label, state.epoch, state.step)
         return state, True, settled[0]
@@ -119,18 +127,7 @@ def start_state(opt: Options, runtime: Runtime, model: BaseModel,
     return TrainState(epoch=opt.epoch_count), False, settled[0]
 
 
-def prepare_folder(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path, resumed: bool,
-                   dataset: Dataset, loader: DataLoader, execution: Execution) -> None:
-    if not runtime.is_main:
-        return
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    remove_stray_temporaries(exp_dir)
-    if not resumed:
-        # A fresh run (the folder held no checkpoints, or --overwrite): a new loss log and page
-        # rather than appending to a previous run's.
-        (exp_dir / "loss_log.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(exp_dir / "web", ignore_errors=True)
-    (exp_dir / "train_opt.txt").write_text(format_options(opt, resolved_options(execution)))
+def describe_run(opt: Options, runtime: Runtime, model: BaseModel, dataset: Dataset, loader: DataLoader) -> None:
     log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
              runtime.world_size, opt.batch_size)
     for line in model.describe():
@@ -197,23 +194,33 @@ def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, B
 
 def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     exp_dir = experiment_dir(opt)
+    # Every check that can refuse the run comes before its folder is touched (run_folder.py).
+    label = resume_label(opt, exp_dir)
     dataset, loader = load_data(opt, runtime)
+    val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
-    state, resumed, execution = start_state(opt, runtime, model, exp_dir)
+    state, resumed, execution = start_state(opt, runtime, model, exp_dir, label)
+    if reached_max_steps(opt.max_steps, state.step):
+        log.info("already at step %d (--max_steps %d): nothing to train; raise --max_steps to go on",
+                 state.step, opt.max_steps)
+        return state, model
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.
     model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
-    prepare_folder(opt, runtime, model, exp_dir, resumed, dataset, loader, execution)
+    barrier(runtime)   # every process passed its checks before rank 0 touches the folder
+    if runtime.is_main:
+        prepare_folder(exp_dir, fresh=not resumed, options_text=format_options(opt, resolved_options(execution)))
+        describe_run(opt, runtime, model, dataset, loader)
 
     with ExitStack() as cleanup:
         reporter = build_reporter(opt, exp_dir, enabled=runtime.is_main)  # every display, main process only
         cleanup.callback(reporter.close)
         saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()), execution)
         run = Run(opt, runtime, exp_dir, loader, reporter, saver)
-        run.validation = build_validation_hook(opt, runtime, exp_dir, resumed, saver, reporter.report_metrics,
-                                               loader.sampler.num_samples)
+        run.validation = build_validation_hook(opt, runtime, exp_dir, val_split, resumed, saver,
+                                               reporter.report_metrics, loader.sampler.num_samples)
         losses: dict[str, torch.Tensor] = {}
         while state.epoch <= run.last_epoch:
             set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)

@@ -3,7 +3,8 @@ validation metric chosen with ``--best_metric``, written through the run's Saver
 files) with the metric, its value, the step and the epoch recorded in both under ``"best"``.
 
 A resumed run reads the record back from ``best.pt`` and replaces the file only with a better
-score, so resuming never loses the best-so-far; a fresh run starts without one.
+score, so resuming never loses the best-so-far; a fresh run starts without one (the previous
+run's ``best.pt`` is moved aside with its other files, engine/run_folder.py).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine.checkpoint import CheckpointError, full_path, generator_path, load_file
+from engine.checkpoint import CheckpointError, full_path, load_file
 from reporting.metric_goals import HIGHER_IS_BETTER, is_better, metric_key
 
 log = logging.getLogger("train")
@@ -44,12 +45,6 @@ def read_best(exp_dir: Path) -> BestRecord | None:
         log.warning("%s; the best checkpoint starts again", err)
         return None
     return BestRecord(**record) if isinstance(record, Mapping) else None
-
-
-def forget_best(exp_dir: Path) -> None:
-    """A fresh run (``--overwrite``) does not keep the previous run's best."""
-    for path in (full_path(exp_dir, BEST_LABEL), generator_path(exp_dir, BEST_LABEL)):
-        path.unlink(missing_ok=True)
 
 
 # Writes the checkpoint ``best`` with the given record (the Saver's save, all ranks together).

@@ -20,6 +20,12 @@ from engine.train_state import TrainState, check_finite, check_finite_weights
 log = logging.getLogger("train")
 
 
+def reached_max_steps(max_steps: int, step: int) -> bool:
+    """--max_steps N (0: no limit) is reached at step N: checked after every step, and before
+    the first one of a resume, which has nothing to train when its checkpoint is already there."""
+    return bool(max_steps) and step >= max_steps
+
+
 class Saver:
     """``model`` below is the training model: its ``nets`` and ``state_dict()`` are saved, with
     ``execution`` (the precision and OpenMP waiting it trains with)."""
@@ -53,7 +59,7 @@ class Saver:
         """After a step: end the run on --max_steps (returns True) or on a stop signal (raises
         TrainingStopped), in both cases with 'latest' saved."""
         signum = agreed_stop(self.stop, self.runtime)
-        reached_max = bool(self.opt.max_steps) and state.step >= self.opt.max_steps
+        reached_max = reached_max_steps(self.opt.max_steps, state.step)
         if signum is None and not reached_max:
             return False
         self.save_latest(model, state, losses)

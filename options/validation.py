@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from torch.utils.data import Dataset
 
 from data import DataError, create_dataset
 from data.config import DataConfig
 from data.loader import create_dataloader
-from engine.best import BestKeeper, forget_best, read_best
+from engine.best import BestKeeper, read_best
 from engine.distributed import Runtime, gather_to_all
 from engine.saver import Saver
 from inference.validation import ValidationConfig, Validator
@@ -98,20 +99,27 @@ def validation_config(opt: argparse.Namespace) -> ValidationConfig:
                             seed=opt.seed, precise_batches=opt.bn_precise_batches)
 
 
-def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Path, resumed: bool, saver: Saver,
-                          report: ReportMetrics, rank_samples_per_epoch: int) -> ValidationHook | None:
-    """The run's validation, or None without --val_freq / --val_epoch_freq. Raises DataError
-    (one line) when the split is missing or unreadable."""
-    if not resumed and runtime.is_main:
-        forget_best(exp_dir)   # a fresh run (--overwrite) does not keep the previous run's best
+def validation_split(opt: argparse.Namespace) -> Dataset | None:
+    """The validation split, or None without --val_freq / --val_epoch_freq. Every refusal of
+    validation is here, so that it comes before the run touches its folder: DataError (one line)
+    when the split is missing or unreadable, and a missing FID extractor."""
     if not validating(opt):
         return None
     problem = val_folder_problem(opt)
     if problem:
         raise DataError(problem)
     if opt.val_fid:
-        extractor_path()   # before training: a missing extractor is one line naming the install
-    dataset = create_dataset(opt.dataset_mode, val_data_config(opt))
+        extractor_path()   # a missing extractor is one line naming the install
+    return create_dataset(opt.dataset_mode, val_data_config(opt))
+
+
+def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Path, dataset: Dataset | None,
+                          resumed: bool, saver: Saver, report: ReportMetrics,
+                          rank_samples_per_epoch: int) -> ValidationHook | None:
+    """The run's validation on ``dataset`` (from :func:`validation_split`), or None without one.
+    Built once the folder is prepared: the FID cache is read from it, and a resume's best-so-far."""
+    if dataset is None:
+        return None
 
     def train_batches() -> Iterator[torch.Tensor]:   # --bn_eval precise: training images as at test time
         train_set = create_dataset(opt.dataset_mode, replace(data_config(opt), no_flip=True))
@@ -121,6 +129,7 @@ def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Pa
     validator = Validator(dataset, validation_config(opt), runtime, cache_dir=exp_dir, train_batches=train_batches)
     best = None
     if opt.best_metric:
+        # A fresh run starts without a best: the previous run's best.pt was moved aside with its files.
         previous = gather_to_all(read_best(exp_dir) if resumed and runtime.is_main else None, runtime)[0]
         best = BestKeeper(opt.best_metric, previous)
     log.info("validating on %d images of %s every %s%s", validator.count, Path(opt.dataroot) / opt.val_phase,

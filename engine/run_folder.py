@@ -1,0 +1,60 @@
+"""The experiment folder as a training run starts writing to it.
+
+Called only once every check that can refuse the run has passed (options, data, validation
+split, checkpoint compatibility), so that a refused run leaves the folder as it was, or
+uncreated. A fresh run (``--overwrite``, or a folder without checkpoints) moves whatever an
+earlier run left into ``overwritten_<time>/``: nothing is deleted, and nothing of the earlier
+run (an ``<epoch>.pt``, an ``iter_<N>.pt``, an ONNX export, a best) stays where the loaders
+(``--epoch N``, ``--continue_train auto``) would find it: they look only at the top folder.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from engine.checkpoint import remove_stray_temporaries
+
+log = logging.getLogger("train")
+
+PREVIOUS_RUN_PREFIX = "overwritten_"
+
+
+def previous_run_folder(exp_dir: Path) -> Path:
+    """A new ``overwritten_<YYYYmmdd-HHMMSS>`` folder (``-2``, ``-3``... within one second)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = exp_dir / f"{PREVIOUS_RUN_PREFIX}{stamp}{'' if n == 1 else f'-{n}'}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{exp_dir}: too many {PREVIOUS_RUN_PREFIX}{stamp}* folders")
+
+
+def move_previous_run(exp_dir: Path) -> Path | None:
+    """Move every entry of ``exp_dir`` but earlier ``overwritten_*`` folders (which stay at the
+    top rather than nest) into a new ``overwritten_<time>/``; returns it, or None when there was
+    nothing to move. Renames within one folder: no copy, and a kill halfway leaves each file whole
+    in one place or the other."""
+    leftovers = sorted(p for p in exp_dir.iterdir() if not p.name.startswith(PREVIOUS_RUN_PREFIX))
+    if not leftovers:
+        return None
+    target = previous_run_folder(exp_dir)
+    for path in leftovers:
+        os.replace(path, target / path.name)
+    log.info("the previous run's files are in %s; delete it when you no longer need them", target)
+    return target
+
+
+def prepare_folder(exp_dir: Path, fresh: bool, options_text: str) -> Path | None:
+    """Create the folder, clear what interrupted writes left, move an earlier run's files aside
+    for a ``fresh`` run, and write ``train_opt.txt``. Returns where the earlier run's files went.
+    Main process only."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    remove_stray_temporaries(exp_dir)
+    moved = move_previous_run(exp_dir) if fresh else None
+    (exp_dir / "train_opt.txt").write_text(options_text)
+    return moved
