@@ -54,7 +54,8 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max_queue", type=positive_int, default=8,
                    help="requests that may wait; more are turned away with a message")
     g.add_argument("--max_side", type=positive_int, default=4096, help="inputs with a longer side are refused")
-    g.add_argument("--canvas_size", type=positive_int, default=256, help="side of the blank canvas, px")
+    g.add_argument("--canvas_size", type=positive_int, default=256,
+                   help="side of the blank canvas, px (at most --max_side)")
     g.add_argument("--on_button", action="store_true",
                    help="translate when Translate is pressed instead of after every stroke (slow models)")
     g.add_argument("--save_inputs", type=Path, default=None,
@@ -88,6 +89,10 @@ def check_port_free(host: str, port: int) -> None:
 def run(opt: Options) -> int:
     if opt.max_side > 4096:
         raise ServeError(f"--max_side {opt.max_side}: at most 4096")
+    if opt.canvas_size > opt.max_side:
+        # Checked before the page builds its blank canvas (side x side pixels), which a large
+        # value would exhaust memory on; drawings from such a canvas would be refused anyway.
+        raise ServeError(f"--canvas_size {opt.canvas_size}: at most --max_side ({opt.max_side})")
     check_port_free(opt.host, opt.port)
     loaded = load_generator(opt)
     translate = translator_for(loaded, fit=opt.fit)

@@ -48,14 +48,19 @@ class PageSettings:
 
 
 def check_upload(path: str | Path, shown_name: str, max_side: int) -> None:
-    """Refuse an uploaded file from its header, before gradio decodes it: an empty file, a file
-    that is not a picture, or one over ``max_side`` (a small file can declare billions of
-    pixels). ``shown_name`` is the name the user gave the file, not the server's copy."""
+    """Refuse an uploaded file before gradio decodes it: an empty file, a file that is not a
+    picture, one over ``max_side`` (from its header: a small file can declare billions of
+    pixels), or one whose pixels do not decode (a truncated file). ``shown_name`` is the name
+    the user gave the file, not the server's copy."""
     try:
         if os.path.getsize(path) == 0:
             raise InputRefused(f"{shown_name}: the uploaded file is empty (0 bytes)")
         with Image.open(path) as image:
             width, height = image.size
+            check_side(width, height, max_side)
+            # The header can be whole while the pixels are not (a cut-off upload): decode it all
+            # here, where a failure is refused with a message, not inside gradio's decoder.
+            image.load()
     except InputRefused:
         raise
     except Image.DecompressionBombError:
@@ -66,7 +71,6 @@ def check_upload(path: str | Path, shown_name: str, max_side: int) -> None:
     except Exception as err:  # noqa: BLE001 - any reader failure means the upload is no usable picture
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise InputRefused(f"{shown_name}: not an image the page can read ({first})") from None
-    check_side(width, height, max_side)
 
 
 def check_side(width: int, height: int, max_side: int) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 import serve
 import translate
 from inference.generator import load_generator, translator_for
-from inference.sketch_page import InputRefused, PageSettings, SketchHandler, build_page
+from inference.sketch_page import InputRefused, PageSettings, SketchHandler, build_page, check_upload
 from tests.test_translate import save_ours
 
 FACADE = Path(__file__).resolve().parent / "fixtures" / "facades" / "test" / "1.jpg"
@@ -127,3 +127,45 @@ def test_a_checkpoint_trained_with_pad_is_served_with_reflect_fit(tmp_path: Path
                            "--fit", "reflect"]) == 0
     shown = np.asarray(handlers[0]({"composite": image}))
     assert shown.shape == (45, 72, 3) and np.array_equal(shown, np.asarray(Image.open(tmp_path / "out" / "odd.png")))
+
+
+def test_a_truncated_upload_is_refused_with_a_message(tmp_path: Path) -> None:
+    """Its header is whole (so a header-only check let it through to gradio's decoder, which
+    failed with a traceback); the page's own check must decode it and refuse it."""
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    import gradio as gr
+
+    whole = tmp_path / "whole.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with Image.open(cut) as image:   # the oracle: PIL reads the header, and fails on the pixels
+        assert image.size == (64, 64)
+        with pytest.raises(OSError, match="truncated"):
+            image.load()
+    expected = "trunc.png: not an image the page can read (image file is truncated)"
+    with pytest.raises(InputRefused) as refused:
+        check_upload(cut, "trunc.png", 4096)
+    assert str(refused.value) == expected
+    settings = PageSettings(title="t", canvas_size=64, max_side=4096, on_button=True, max_queue=3, save_inputs=None)
+    page, _ = build_page(SketchHandler(lambda image, name: image, 0, 4096), settings)
+    editor = next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "sketch")
+    upload = FileData(path=str(cut), orig_name="trunc.png")
+    with pytest.raises(gr.Error) as shown:
+        editor.preprocess(EditorData(background=upload, layers=[], composite=upload))
+    assert shown.value.message == expected
+    ok = FileData(path=str(whole), orig_name="whole.png")
+    assert editor.preprocess(EditorData(background=ok, layers=[], composite=ok))["composite"].size == (64, 64)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--canvas_size", "100000"], "--canvas_size 100000: at most --max_side (4096)"),
+    (["--canvas_size", "300", "--max_side", "256"], "--canvas_size 300: at most --max_side (256)"),
+])
+def test_a_canvas_larger_than_max_side_is_refused_at_start(tmp_path: Path, capsys, flags: list[str],
+                                                           message: str) -> None:
+    # No checkpoint is needed: the sizes are checked before anything is loaded or allocated.
+    assert serve.main(["--name", "nothing", "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1", *flags]) == 1
+    assert capsys.readouterr().err == f"serve.py: error: {message}\n"
