@@ -16,10 +16,14 @@ from torch import nn
 
 from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime
-from inference.translator import CODECS, Translator, fit_after, set_inference_behaviour
+from inference.translator import CODECS, Translator, check_codec_channels, fit_after, set_inference_behaviour
 from models import MODELS
 from models.load_generator import find_generator, load_into, options_for, spec_for
 from models.networks.spec import GeneratorSpec
+from options.norm_behaviour import check_bn_eval_used
+
+# Suffixes of the files a user may mistake for a run's folder (checkpoints, exported graphs).
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx")
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,7 @@ class LoadedGenerator:
 
     @property
     def translate_io(self) -> str:
-        """How images become inputs and outputs become images (a key of CODECS)."""
-        return MODELS.entry(self.opt.model).meta.get("translate_io", "rgb")
+        return translate_io_of(self.opt.model)
 
     @property
     def fit(self) -> str:
@@ -53,11 +56,27 @@ class LoadedGenerator:
                 f"channels, {self.behaviour}, on {self.device}")
 
 
+def translate_io_of(model: str) -> str:
+    """How ``model``'s images become inputs and outputs become images (a key of CODECS)."""
+    return MODELS.entry(model).meta.get("translate_io", "rgb")
+
+
+def run_folder(opt: argparse.Namespace) -> Path:
+    """``--checkpoints_dir/--name``; refuses a --name that is a checkpoint file rather than its folder."""
+    exp_dir = Path(opt.checkpoints_dir) / opt.name
+    if exp_dir.is_file() or (exp_dir.suffix in MODEL_FILE_SUFFIXES and not exp_dir.is_dir()):
+        raise CheckpointError(f"--name {opt.name}: --name is the run's folder name, found under --checkpoints_dir, "
+                              f"not a file; for {exp_dir.name} give --checkpoints_dir {exp_dir.parent.parent} "
+                              f"--name {exp_dir.parent.name}")
+    return exp_dir
+
+
 def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     """Find ``opt.name``'s checkpoint, build G from it and set its test-time behaviour
-    (``opt.eval``, ``opt.bn_eval``, ``opt.dropout``). Raises CheckpointError naming the file."""
-    saved = find_generator(Path(opt.checkpoints_dir) / opt.name, load_label(opt),
-                           use_ema=not getattr(opt, "no_ema", False))
+    (``opt.eval``, ``opt.bn_eval``, ``opt.dropout``). Raises CheckpointError naming the file,
+    and OptionError for options that cannot work with it, before any network is built."""
+    check_bn_eval_used(opt)
+    saved = find_generator(run_folder(opt), load_label(opt), use_ema=not getattr(opt, "no_ema", False))
     from_ckpt = options_for(opt, saved)
     if saved.options and "model" in saved.options and "model" not in opt.explicit:
         from_ckpt["model"] = saved.options["model"]
@@ -66,6 +85,11 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
 
     device = single_process_runtime(resolved.gpu_ids).device
     spec = spec_for(opt, saved)
+    trained_as = (saved.options or {}).get("model")
+    typed = "model" in opt.explicit and trained_as not in (None, resolved.model)
+    check_codec_channels(translate_io_of(resolved.model), spec.input_nc, spec.output_nc, str(saved.path),
+                         f"--model {resolved.model}",
+                         f"; it was trained as --model {trained_as}: leave --model out" if typed else "")
     net = spec.build()
     try:
         load_into(net, saved)

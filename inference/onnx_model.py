@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.translator import CODECS, DEFAULT_FIT, FIT_MODES, Translator
+from inference.translator import CODECS, DEFAULT_FIT, FIT_MODES, Translator, check_codec_channels
 from util.errors import UserError, first_line
 
 FORMAT = "pix2pix-generator-onnx/1"
@@ -84,10 +84,14 @@ class OnnxSpec:
             raise OnnxError(f"{path}: broken pix2pix metadata (fit {fit!r} is none of "
                             f"{', '.join(FIT_MODES.names())})")
         try:
-            return cls(int(meta["input_nc"]), int(meta["output_nc"]), int(meta["size_multiple"]),
+            spec = cls(int(meta["input_nc"]), int(meta["output_nc"]), int(meta["size_multiple"]),
                        CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"], fit)
         except (KeyError, ValueError) as err:
             raise OnnxError(f"{path}: broken pix2pix metadata ({err})") from None
+        check_codec_channels(spec.translate_io, spec.input_nc, spec.output_nc, str(path),
+                             f"its metadata's translate_io {spec.translate_io}",
+                             "; the file is inconsistent: export it again from a checkpoint")
+        return spec
 
 
 def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:

@@ -92,6 +92,7 @@ class Codec:
     to_image: Callable[[torch.Tensor, torch.Tensor], Image.Image]   # (output at full size, source uint8)
     output_channels: tuple[int, ...]                                # output_nc values it can show
     any_channels: bool = False   # Translator.run takes and gives any channels and 16-bit samples
+    input_channels: tuple[int, ...] = (1, 3)                        # input_nc values it can feed
 
 
 def _rgb_mode(input_nc: int) -> str:
@@ -112,8 +113,21 @@ CODECS: Registry[Codec] = Registry("translate_io")
 CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: Image.fromarray(to_uint8(out)), (1, 3),
                         any_channels=True),
            help="the image itself in [-1, 1], gray or RGB (or any channels, 8 or 16 bits, in files), in and out")
-CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_to_image, (2,)),
+CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_to_image, (2,), input_channels=(1,)),
            help="colorization: L in, ab out, RGB rebuilt with the input's own L")
+
+
+def check_codec_channels(translate_io: str, input_nc: int, output_nc: int, where: str, what: str,
+                         hint: str = "") -> None:
+    """Refuse a generator whose channels the codec cannot feed or show, before any work: the one
+    check behind translate.py, serve.py, export.py (a typed --model that contradicts the
+    checkpoint) and translate.py --onnx (a file whose metadata contradicts its graph)."""
+    codec = CODECS.get(translate_io)
+    if codec.any_channels or (input_nc in codec.input_channels and output_nc in codec.output_channels):
+        return
+    need = f"{' or '.join(map(str, codec.input_channels))} -> {' or '.join(map(str, codec.output_channels))}"
+    raise OptionError(f"{where}: {what} needs a generator with {need} channels, this one has {input_nc} -> "
+                      f"{output_nc}{hint}")
 
 
 # -- test-time behaviour --------------------------------------------------------------------
@@ -145,7 +159,7 @@ class Translator:
         """The PIL mode inputs decode to; raises when outputs cannot be shown as an 8-bit image."""
         if self.output_nc not in self.codec.output_channels:
             hint = "; a colorization checkpoint needs --model colorization" if self.output_nc == 2 else ""
-            raise ValueError(f"--output_nc {self.output_nc}: this model's outputs cannot be shown as an image "
+            raise OptionError(f"--output_nc {self.output_nc}: this model's outputs cannot be shown as an image "
                              f"(expected {' or '.join(map(str, self.codec.output_channels))} channels){hint}")
         return self.codec.decode_mode(self.input_nc)
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Sequence
 
 from models.batchnorm import BN_EVAL_MODES
-from options.base import choices_help
+from util.errors import OptionError
 
 # Batch norm modes that need nothing but the image itself ("precise" needs training data).
 STANDALONE_BN_MODES = [name for name in BN_EVAL_MODES.choices() if name != "precise"]
@@ -26,8 +26,7 @@ def add_norm_behaviour_options(p: argparse.ArgumentParser, bn_modes: Sequence[st
                             "dropout. Without it G runs as in the paper: batch statistics and dropout on")
     lead = ("how batch norm layers normalize in the exported graph:" if frozen
             else "with --eval, how batch norm layers normalize:")
-    g.add_argument("--bn_eval", default="running", choices=list(bn_modes),
-                   help=choices_help(BN_EVAL_MODES, lead))
+    g.add_argument("--bn_eval", default="running", choices=list(bn_modes), help=bn_modes_help(bn_modes, lead))
     if not frozen:
         g.add_argument("--dropout", default=None, choices=["on", "off"],
                        help="dropout at test time; default: on without --eval (paper), off with --eval")
@@ -35,3 +34,19 @@ def add_norm_behaviour_options(p: argparse.ArgumentParser, bn_modes: Sequence[st
                    help="use G's own weights even when training kept a moving average of them (--ema_decay), "
                         "which is used by default")
     return g
+
+
+def bn_modes_help(bn_modes: Sequence[str], lead: str) -> str:
+    """The help of the modes this command offers only (translate.py has no training data for
+    "precise"), in the registry's words."""
+    entries = "\n".join(f"  {name}: {BN_EVAL_MODES.entry(name).help}" for name in bn_modes)
+    return f"{lead}\n{entries}\n"
+
+
+def check_bn_eval_used(opt: argparse.Namespace) -> None:
+    """Refuse a typed --bn_eval without --eval: it would be ignored (without --eval batch norm
+    always uses each batch's own statistics), and the results would silently not be what was
+    asked for."""
+    if "bn_eval" in getattr(opt, "explicit", ()) and not opt.eval:
+        raise OptionError(f"--bn_eval {opt.bn_eval} only applies with --eval (without it, batch norm uses each "
+                          "image's own statistics and dropout is on, as in the paper); add --eval")
