@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,7 +147,11 @@ def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
     if param is not None:
         example = example.to(param.device)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch's own exporter still calls the pytree API it deprecates; the FutureWarning is
+            # addressed to torch, not to the user, who can do nothing about it.
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
             program = torch.onnx.export(net, (example,), dynamo=True, input_names=[INPUT_NAME],
                                         output_names=[OUTPUT_NAME], verbose=False,
                                         dynamic_shapes={"x": {0: dynamic, 2: dynamic, 3: dynamic}})

@@ -3,6 +3,7 @@ dynamic batch and sizes; the metadata describes the file; translate.py --onnx ru
 torch network; failures are one line and leave an existing file alone."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,19 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.M
     """A randomly initialised unet_256 (random running statistics too) and its default export."""
     tmp = tmp_path_factory.mktemp("export")
     net = save_ours(tmp / "ck" / "exp", **UNET)
-    assert export.main(export_args(tmp, "exp")) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert export.main(export_args(tmp, "exp")) == 0
+    EXPORT_WARNINGS[:] = [f"{w.category.__name__}: {w.message}" for w in caught]
     return tmp, net
+
+
+# What the default export above warned about (its stderr, as a user sees it).
+EXPORT_WARNINGS: list[str] = []
+
+
+def test_export_prints_no_future_warning_of_torch(exported) -> None:
+    assert not [w for w in EXPORT_WARNINGS if w.startswith("FutureWarning")]
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
