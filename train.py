@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
-from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, iter_label,
-                               load_label, reference_files, resume_training)
+from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, full_path,
+                               iter_label, load_file, load_label, reference_files, resume_training)
 from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
                                 mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
@@ -47,6 +47,7 @@ from models.sync_batchnorm import SyncBatchNorm2d
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
+from options.train import resume_options
 from options.validation import build_validation_hook, validation_split
 from inference.validation_hook import ValidationHook
 from reporting.logs import setup_logging
@@ -103,6 +104,17 @@ def resume_label(opt: Options, exp_dir: Path) -> str | None:
     if opt.continue_train == AUTO:
         return auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
     return label
+
+
+def checkpoint_options(exp_dir: Path, label: str) -> dict:
+    """The options recorded in ``<label>.pt``; empty for the reference's files (which record
+    none) and for a file that does not load, which the resume itself then reports."""
+    try:
+        saved = load_file(full_path(exp_dir, label))
+    except CheckpointError:
+        return {}
+    options = saved.get("options") if isinstance(saved, dict) else None
+    return options if isinstance(options, dict) else {}
 
 
 def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path,
@@ -196,12 +208,21 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     exp_dir = experiment_dir(opt)
     # Every check that can refuse the run comes before its folder is touched (run_folder.py).
     label = resume_label(opt, exp_dir)
+    adopted: list[str] = []
+    changed: list[str] = []
+    if label is not None:   # the options the user did not type are the checkpoint's
+        opt, adopted, changed = resume_options(opt, checkpoint_options(exp_dir, label))
     dataset, loader = load_data(opt, runtime)
     val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
     model = create_model(opt, runtime)
     state, resumed, execution = start_state(opt, runtime, model, exp_dir, label)
+    if adopted:
+        log.info("options from the checkpoint: %s", ", ".join(adopted))
+    if changed:
+        log.warning("resuming with options that differ from the checkpoint's: %s; the run is no longer the same "
+                    "as an uninterrupted one", ", ".join(changed))
     if reached_max_steps(opt.max_steps, state.step):
         log.info("already at step %d (--max_steps %d): nothing to train; raise --max_steps to go on",
                  state.step, opt.max_steps)

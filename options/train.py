@@ -1,23 +1,26 @@
-"""Training options (on top of the base options)."""
+"""Training options (on top of the base options), and which of them a resume takes from the
+checkpoint it resumes."""
 from __future__ import annotations
 
 import argparse
+from functools import cache
+from typing import Any, Callable, Mapping
 
 from models.losses import GAN_LOSSES
 from models.schedulers import LR_POLICIES
-from options.base import add_phase_option, choices_help, non_negative_int, positive_int
+from options.base import Options, add_phase_option, choices_help, non_negative_int, positive_int
 from options.highres import add_highres_options
 from options.own_data import add_l1_options
+from options.speed import add_speed_options
+from options.validate import first_problem
+from engine.checkpoint import options_dict
 from engine.distributed import DEFAULT_TIMEOUT_S
 from reporting.reporter import add_display_options
+from util.errors import OptionError
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("display")
-    g.add_argument("--display_freq", type=positive_int, default=400, help="show images every N samples")
-    g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to the HTML page every N samples")
-    g.add_argument("--print_freq", type=positive_int, default=100, help="log losses every N samples")
-    add_display_options(g)  # each display's own flags (reporting/sinks/)
+    _add_display_group(p)
 
     g = p.add_argument_group("saving and resuming")
     g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N samples")
@@ -63,6 +66,67 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "0: one per --gpu_ids entry. Not needed under torchrun, which starts them itself")
     g.add_argument("--dist_timeout", type=positive_float, default=DEFAULT_TIMEOUT_S,
                    help="seconds a process waits for the others in a collective before the job fails")
+
+
+def _add_display_group(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("display")
+    g.add_argument("--display_freq", type=positive_int, default=400, help="show images every N samples")
+    g.add_argument("--update_html_freq", type=positive_int, default=1000, help="save images to the HTML page every N samples")
+    g.add_argument("--print_freq", type=positive_int, default=100, help="log losses every N samples")
+    add_display_options(g)  # each display's own flags (reporting/sinks/)
+
+
+def _names_of(add: Callable[[argparse.ArgumentParser], None]) -> set[str]:
+    parser = argparse.ArgumentParser()
+    add(parser)
+    return set(vars(parser.parse_args([])))
+
+
+@cache
+def resume_exempt() -> frozenset[str]:
+    """Options a resume neither takes from its checkpoint nor warns about. They concern only
+    this process, not what the run computes: where things are and which machine runs it, what
+    it shows and how often it saves, where this process stops, and the speed options (each
+    keeps what the model learns within the tolerances of options/speed.py, and suits one
+    machine, not the run). Two have their own rule on a resume and are left to it: ``amp``
+    (the checkpoint's precision record, engine/execution.py) and ``recipe`` (leaving it out
+    is an error, engine/checkpoint/resume.py). The rest are set by the parser, not typed."""
+    process = {"name", "suffix", "checkpoints_dir", "dataroot", "shard_cache", "gpu_ids", "nproc", "dist_timeout",
+               "num_threads", "verbose", "display_winsize", "save_latest_freq", "save_epoch_freq", "save_by_iter",
+               "continue_train", "overwrite", "epoch", "load_iter", "model_suffix", "max_steps"}
+    own_rule = {"amp", "recipe"}
+    parser_set = {"explicit", "is_train", "use_demo", "netG_from_checkpoint"}
+    return frozenset(process | own_rule | parser_set | _names_of(_add_display_group)
+                     | _names_of(add_speed_options))
+
+
+def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, list[str], list[str]]:
+    """The options a resume trains with: every option the user did not type is the one the
+    checkpoint recorded (``saved``), so that a plain ``--continue_train`` goes on with the run as
+    it was (an untyped ``--n_epochs`` would otherwise silently take the default and stretch the
+    schedule). Returns them with the options taken from the checkpoint and the typed ones that
+    differ from it, each as ``"name old -> new"``. Options the checkpoint does not know (added
+    since it was written) keep their values."""
+    typed, now = set(getattr(opt, "explicit", ())), options_dict(opt)
+    exempt = resume_exempt()
+    taken: dict[str, Any] = {}
+    adopted, changed = [], []
+    for key in sorted(now):
+        if key in exempt or key not in saved or saved[key] == now[key]:
+            continue
+        if key in typed:
+            changed.append(f"{key} {saved[key]} -> {now[key]}")
+        else:
+            taken[key] = saved[key]
+            adopted.append(f"{key} {saved[key]}")
+    if not taken:
+        return opt, adopted, changed
+    merged = Options(**{**opt.as_dict(), **taken})
+    problem = first_problem(merged)
+    if problem:
+        raise OptionError(f"{problem} (a resume takes the options you do not type from its checkpoint: "
+                          f"{', '.join(adopted)})")
+    return merged.freeze(), adopted, changed
 
 
 def continue_mode(text: str) -> str:

@@ -1,0 +1,96 @@
+"""What a resume trains with: the checkpoint's options where the user typed none (so a plain
+--continue_train goes on with the run as it was), a one-line warning for typed ones that differ,
+and nothing at all when --max_steps is already reached."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import train as train_driver
+from options.parse import parse_options
+from options.train import resume_exempt, resume_options
+from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+from tests.test_faults import assert_same_training, weights
+from tests.test_train_folder import snapshot
+from util.errors import OptionError
+
+# 2 pairs, batch 1: 2 steps per epoch, 4 in all. Typed on the first run only.
+TRAINED_WITH = ["--direction", "BtoA", "--n_epochs", "1", "--n_epochs_decay", "1", "--seed", "3"]
+
+
+def tiny(data: Path, checkpoints: Path, name: str = "tiny") -> list[str]:
+    # Options of this process only (resume_exempt): typed on every run, as a resume does not take them.
+    return tiny_args(data, checkpoints, name) + ["--print_freq", "1"]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return make_aligned_dataset(tmp_path / "data", {"train": 2})
+
+
+def logged_steps(exp: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (exp / "loss_log.jsonl").read_text().splitlines()]
+
+
+def test_plain_continue_train_resumes_the_run_as_it_was(data: Path, tmp_path: Path, capsys) -> None:
+    assert train_driver.main(tiny(data, tmp_path / "a", "run") + TRAINED_WITH) == 0
+    split = tiny(data, tmp_path / "b", "run")
+    assert train_driver.main(split + TRAINED_WITH + ["--max_steps", "2"]) == 0
+    capsys.readouterr()
+    # Without --n_epochs the default 100 + 100 would make 400 steps of it, and without
+    # --direction it would learn the other mapping.
+    assert train_driver.main(split + ["--continue_train"]) == 0
+    out = capsys.readouterr().out
+    assert "options from the checkpoint:" in out and "direction BtoA" in out and "n_epochs 1" in out
+    assert "differ from the checkpoint's" not in out
+    assert logged_steps(tmp_path / "b" / "run") == [1, 2, 3, 4]
+    assert_same_training(weights(tmp_path / "a" / "run" / "latest.pt"), weights(tmp_path / "b" / "run" / "latest.pt"))
+
+
+def test_typed_differences_are_one_warning(data: Path, tmp_path: Path, capsys) -> None:
+    args = tiny(data, tmp_path / "ck")
+    assert train_driver.main(args + TRAINED_WITH + ["--max_steps", "2"]) == 0
+    capsys.readouterr()
+    # --print_freq, --display_freq and --max_steps concern this process only: no warning for them.
+    assert train_driver.main(args + ["--continue_train", "--direction", "AtoB", "--batch_size", "2",
+                                     "--print_freq", "2", "--max_steps", "3", "--display_freq", "1"]) == 0
+    warnings = [ln for ln in capsys.readouterr().out.splitlines() if "differ from the checkpoint's" in ln]
+    assert warnings == ["resuming with options that differ from the checkpoint's: batch_size 1 -> 2, "
+                        "direction BtoA -> AtoB; the run is no longer the same as an uninterrupted one"]
+    saved = torch.load(tmp_path / "ck" / "tiny" / "latest.pt", weights_only=True)["options"]
+    assert (saved["direction"], saved["batch_size"], saved["n_epochs"]) == ("AtoB", 2, 1)
+
+
+@pytest.mark.parametrize("max_steps", ["2", "1"])
+def test_max_steps_already_reached_trains_nothing(data: Path, tmp_path: Path, capsys, max_steps: str) -> None:
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH
+    assert train_driver.main(args + ["--max_steps", "2"]) == 0
+    exp = tmp_path / "ck" / "tiny"
+    before = snapshot(exp)
+    capsys.readouterr()
+    assert train_driver.main(args + ["--max_steps", max_steps, "--continue_train"]) == 0
+    out = capsys.readouterr().out
+    assert f"already at step 2 (--max_steps {max_steps}): nothing to train; raise --max_steps to go on" in out
+    assert "stopped after" not in out
+    assert snapshot(exp) == before and logged_steps(exp) == [1, 2]
+
+
+def test_adopted_options_are_checked_with_the_typed_ones(tmp_path: Path) -> None:
+    opt = parse_options(["--dataroot", str(tmp_path), "--gpu_ids", "-1", "--crop_size", "64", "--netG", "resnet_6blocks",
+                         "--continue_train"], is_train=True)
+    with pytest.raises(OptionError, match="--crop_size 64 is larger than --load_size 32"):
+        resume_options(opt, {"load_size": 32, "crop_size": 32})
+
+
+def test_process_options_are_neither_taken_nor_warned_about(tmp_path: Path) -> None:
+    opt = parse_options(["--dataroot", str(tmp_path), "--gpu_ids", "-1", "--name", "x", "--display_id", "0",
+                         "--continue_train"], is_train=True)
+    saved = {**opt.as_dict(), "name": "y", "display_id": 3, "num_threads": 7, "compile": True, "amp": "bf16",
+             "max_steps": 9}
+    merged, adopted, changed = resume_options(opt, saved)
+    assert merged is opt and adopted == [] and changed == []
+    assert {"use_wandb", "use_tensorboard", "display_freq", "channels_last"} <= resume_exempt()
+    assert not {"n_epochs", "direction", "seed", "epoch_count", "batch_size"} & resume_exempt()
