@@ -11,6 +11,7 @@ from models.schedulers import LR_POLICIES
 from options.base import Options, add_phase_option, choices_help, non_negative_int, positive_int
 from options.highres import add_highres_options
 from options.own_data import add_l1_options
+from options.recipes import RECIPES
 from options.speed import add_speed_options
 from options.validate import first_problem
 from engine.checkpoint import options_dict
@@ -88,16 +89,20 @@ def resume_exempt() -> frozenset[str]:
     this process, not what the run computes: where things are and which machine runs it, what
     it shows and how often it saves, where this process stops, and the speed options (each
     keeps what the model learns within the tolerances of options/speed.py, and suits one
-    machine, not the run). Two have their own rule on a resume and are left to it: ``amp``
-    (the checkpoint's precision record, engine/execution.py) and ``recipe`` (leaving it out
-    is an error, engine/checkpoint/resume.py). The rest are set by the parser, not typed."""
+    machine, not the run). ``amp`` has its own rule on a resume and is left to it (the
+    checkpoint's precision record, engine/execution.py). The rest are set by the parser."""
     process = {"name", "suffix", "checkpoints_dir", "dataroot", "shard_cache", "gpu_ids", "nproc", "dist_timeout",
                "num_threads", "verbose", "display_winsize", "save_latest_freq", "save_epoch_freq", "save_by_iter",
                "continue_train", "overwrite", "epoch", "load_iter", "model_suffix", "max_steps"}
-    own_rule = {"amp", "recipe"}
+    own_rule = {"amp"}
     parser_set = {"explicit", "is_train", "use_demo", "netG_from_checkpoint"}
     return frozenset(process | own_rule | parser_set | _names_of(_add_display_group)
                      | _names_of(add_speed_options))
+
+
+def recipe_options() -> set[str]:
+    """The options some recipe sets (each recipe flag is ``--<option name>``)."""
+    return {flag[2:] for recipe in RECIPES.values() for flag in recipe.flags if flag.startswith("--")}
 
 
 def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, list[str], list[str]]:
@@ -108,6 +113,8 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
     differ from it, each as ``"name old -> new"``. Options the checkpoint does not know (added
     since it was written) keep their values."""
     typed, now = set(getattr(opt, "explicit", ())), options_dict(opt)
+    if "recipe" in typed:   # a typed recipe is a deliberate change: its flags (or the defaults) apply
+        typed |= recipe_options()
     exempt = resume_exempt()
     taken: dict[str, Any] = {}
     adopted, changed = [], []
@@ -116,7 +123,7 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
             continue
         if key in typed:
             changed.append(f"{key} {saved[key]} -> {now[key]}")
-        else:
+        elif key != "recipe":   # left out, the checkpoint's recipe is an error (engine/checkpoint/resume.py)
             taken[key] = saved[key]
             adopted.append(f"{key} {saved[key]}")
     if not taken:
