@@ -160,7 +160,7 @@ class Translator:
         if self.output_nc not in self.codec.output_channels:
             hint = "; a colorization checkpoint needs --model colorization" if self.output_nc == 2 else ""
             raise OptionError(f"--output_nc {self.output_nc}: this model's outputs cannot be shown as an image "
-                             f"(expected {' or '.join(map(str, self.codec.output_channels))} channels){hint}")
+                              f"(expected {' or '.join(map(str, self.codec.output_channels))} channels){hint}")
         return self.codec.decode_mode(self.input_nc)
 
     @torch.no_grad()
