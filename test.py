@@ -29,6 +29,7 @@ from models.load_generator import SavedGenerator, find_generator, load_into, opt
 from inference.translator import set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
+from options.norm_behaviour import check_bn_eval_used
 from options.parse import parse_options
 from options.validate import first_problem
 from engine.checkpoint import load_label
@@ -176,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt = parse_options(argv, is_train=False)
     setup_logging(verbose=opt.verbose)
     try:
+        check_bn_eval_used(opt)
         saved = find_generator(experiment_dir(opt), load_label(opt), use_ema=not opt.no_ema,
                                model_suffix=opt.model_suffix)
         trained_as = (saved.options or {}).get("model")

@@ -2,9 +2,9 @@
 
 ``python translate.py --name edges2shoes_pix2pix --input sketches/ --output out/``
 
-The network's options (netG, ngf, norm, channels, model) come from the checkpoint; the
-network flags are only needed for reference-implementation files (``<epoch>_net_G.pth``),
-which carry none. Any image size and mode is accepted; each result has its input's size and
+The network's options (netG, ngf, norm, channels, model) come from the checkpoint (a
+reference-implementation file's, ``<epoch>_net_G.pth``, are read from its weights); typed
+network flags must agree with it. Any image size and mode is accepted; each result has its input's size and
 name (``.png``; ``.tif`` for 16-bit colour and for channel counts other than 1 and 3, see
 reporting/result_files.py), at the input's bit depth unless ``--output_bits`` says otherwise.
 ``--onnx model.onnx`` runs a file written by export.py through onnxruntime.

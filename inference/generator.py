@@ -2,7 +2,8 @@
 three commands run the very same network with the very same test-time behaviour.
 
 The checkpoint decides the architecture (and the model, hence how images are encoded)
-unless the user typed it; reference-implementation files need the typed flags.
+unless the user typed it; a reference-implementation file's architecture is read from its
+weights (models/reference_compat.py).
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     (``opt.eval``, ``opt.bn_eval``, ``opt.dropout``). Raises CheckpointError naming the file,
     and OptionError for options that cannot work with it, before any network is built."""
     check_bn_eval_used(opt)
-    saved = find_generator(run_folder(opt), load_label(opt), use_ema=not getattr(opt, "no_ema", False))
+    saved = find_generator(run_folder(opt), load_label(opt), use_ema=not getattr(opt, "no_ema", False),
+                           model_suffix=opt.model_suffix)
     from_ckpt = options_for(opt, saved)
     if saved.options and "model" in saved.options and "model" not in opt.explicit:
         from_ckpt["model"] = saved.options["model"]

@@ -91,3 +91,12 @@ def test_a_typed_netG_is_checked_against_the_checkpoint_before_the_size(trained,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "checkpoint was trained with --netG resnet_6blocks, you asked for --netG unet_256" in err
+
+
+def test_bn_eval_without_eval_is_refused(trained, tmp_path: Path, capsys):
+    data, checkpoints = trained
+    assert test_driver.main(["--dataroot", str(data), "--checkpoints_dir", str(checkpoints), "--name", "tiny",
+                             "--results_dir", str(tmp_path), "--gpu_ids", "-1", "--bn_eval", "precise"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--bn_eval precise only applies with --eval" in err
+    assert not (tmp_path / "tiny").exists()
