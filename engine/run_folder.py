@@ -2,8 +2,8 @@
 
 Called only once every check that can refuse the run has passed (options, data, validation
 split, checkpoint compatibility), so that a refused run leaves the folder as it was, or
-uncreated. A fresh run (``--overwrite``, or a folder without checkpoints) moves whatever an
-earlier run left into ``overwritten_<time>/``: nothing is deleted, and nothing of the earlier
+uncreated. A fresh run (``--overwrite``, or a folder without checkpoints) moves what an
+earlier run wrote there into ``overwritten_<time>/``: nothing is deleted, and nothing of the earlier
 run (an ``<epoch>.pt``, an ``iter_<N>.pt``, an ONNX export, a best) stays where the loaders
 (``--epoch N``, ``--continue_train auto``) would find it: they look only at the top folder.
 """
@@ -15,10 +15,17 @@ import time
 from pathlib import Path
 
 from engine.checkpoint import remove_stray_temporaries
+from inference.val_fid import CACHE_FOLDER
+from reporting.loss_log import LOSS_LOG_NAME
 
 log = logging.getLogger("train")
 
 PREVIOUS_RUN_PREFIX = "overwritten_"
+# What a run writes into its folder, and so what a fresh run moves aside. Named, not "everything":
+# the folder may hold things that are no run's (a dataset a user keeps there is read by this run).
+# The page (reporting/sinks/html_page.py), TensorBoard's and W&B's folders are named by their sinks.
+RUN_FILE_PATTERNS = ("*.pt", "*.pth", "*.onnx", LOSS_LOG_NAME, "train_opt.txt", "web", "tensorboard", "wandb",
+                     CACHE_FOLDER)
 
 
 def previous_run_folder(exp_dir: Path) -> Path:
@@ -35,11 +42,11 @@ def previous_run_folder(exp_dir: Path) -> Path:
 
 
 def move_previous_run(exp_dir: Path) -> Path | None:
-    """Move every entry of ``exp_dir`` but earlier ``overwritten_*`` folders (which stay at the
-    top rather than nest) into a new ``overwritten_<time>/``; returns it, or None when there was
-    nothing to move. Renames within one folder: no copy, and a kill halfway leaves each file whole
-    in one place or the other."""
-    leftovers = sorted(p for p in exp_dir.iterdir() if not p.name.startswith(PREVIOUS_RUN_PREFIX))
+    """Move an earlier run's files (``RUN_FILE_PATTERNS``) into a new ``overwritten_<time>/``
+    (earlier ``overwritten_*`` folders stay at the top rather than nest); returns it, or None when
+    there was nothing to move. Renames within one folder: no copy, and a kill halfway leaves each
+    file whole in one place or the other."""
+    leftovers = sorted({p for pattern in RUN_FILE_PATTERNS for p in exp_dir.glob(pattern)})
     if not leftovers:
         return None
     target = previous_run_folder(exp_dir)

@@ -63,8 +63,11 @@ def test_refused_fresh_run_creates_no_folder(data: Path, tmp_path: Path, case: s
 def test_overwrite_moves_the_earlier_run_aside(earlier_run, capsys) -> None:
     args, exp = earlier_run
     before = snapshot(exp)
+    (exp / "mine").mkdir()   # no run's file (a user's data may live here): left where it is
+    (exp / "mine" / "notes.txt").write_text("kept")
     capsys.readouterr()
     assert train_driver.main(args + ["--overwrite", "--max_steps", "1"]) == 0
+    assert (exp / "mine" / "notes.txt").read_text() == "kept"
     moved = [p for p in exp.iterdir() if p.name.startswith("overwritten_")]
     assert len(moved) == 1 and re.fullmatch(r"overwritten_\d{8}-\d{6}", moved[0].name)
     # Nothing lost: the earlier run's files, byte for byte, in the new subfolder.
@@ -72,7 +75,7 @@ def test_overwrite_moves_the_earlier_run_aside(earlier_run, capsys) -> None:
     out = capsys.readouterr().out
     assert f"the previous run's files are in {moved[0]}; delete it when you no longer need them" in out
     # Nothing stale: the top folder holds the new run's files only.
-    top = {p.name for p in exp.iterdir()} - {moved[0].name}
+    top = {p.name for p in exp.iterdir()} - {moved[0].name, "mine"}
     assert top == {"latest.pt", "latest_net_G.pt", "loss_log.jsonl", "train_opt.txt", "web"}
     assert len((exp / "loss_log.jsonl").read_text().splitlines()) == 1
 
