@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from data import create_dataset
 from data.loader import create_dataloader, set_loader_epoch
 from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, full_path,
-                               iter_label, load_file, load_label, reference_files, resume_training)
+                               iter_label, load_label, read_options, reference_files, resume_training)
 from engine.distributed import (Runtime, barrier, check_ranks_agree, ddp_wrapper, distributed_runtime, launch_env,
                                 mean_across_ranks, peer_failures_reported, unwrap)
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
@@ -104,17 +104,6 @@ def resume_label(opt: Options, exp_dir: Path) -> str | None:
     if opt.continue_train == AUTO:
         return auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
     return label
-
-
-def checkpoint_options(exp_dir: Path, label: str) -> dict:
-    """The options recorded in ``<label>.pt``; empty for the reference's files (which record
-    none) and for a file that does not load, which the resume itself then reports."""
-    try:
-        saved = load_file(full_path(exp_dir, label))
-    except CheckpointError:
-        return {}
-    options = saved.get("options") if isinstance(saved, dict) else None
-    return options if isinstance(options, dict) else {}
 
 
 def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path,
@@ -211,7 +200,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     adopted: list[str] = []
     changed: list[str] = []
     if label is not None:   # the options the user did not type are the checkpoint's
-        opt, adopted, changed = resume_options(opt, checkpoint_options(exp_dir, label))
+        opt, adopted, changed = resume_options(opt, read_options(full_path(exp_dir, label)))
     dataset, loader = load_data(opt, runtime)
     val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)

@@ -8,8 +8,8 @@
 - ``generator.py``: finding the generator (or its moving average) for inference and export.
 """
 from engine.checkpoint.files import (PAUSE_IN_SAVE_ENV, CheckpointError, existing_checkpoints, full_path,
-                                     generator_path, iter_label, load_file, load_label, reference_paths,
-                                     remove_stray_temporaries, save_atomic)
+                                     generator_path, iter_label, load_file, load_label, read_options,
+                                     reference_paths, remove_stray_temporaries, save_atomic)
 from engine.checkpoint.format import (FORMAT_VERSION, FULL_FORMAT, GENERATOR_FORMAT, UNRECORDED, Execution,
                                       options_dict, save_training, write_generator)
 from engine.checkpoint.generator import SavedGenerator, find_generator
@@ -17,6 +17,6 @@ from engine.checkpoint.resume import AUTO, auto_resume_label, reference_files, r
 
 __all__ = ["AUTO", "FORMAT_VERSION", "FULL_FORMAT", "GENERATOR_FORMAT", "PAUSE_IN_SAVE_ENV", "CheckpointError",
            "Execution", "SavedGenerator", "UNRECORDED", "auto_resume_label", "existing_checkpoints", "find_generator", "full_path",
-           "generator_path", "iter_label", "load_file", "load_label", "options_dict", "reference_files",
+           "generator_path", "iter_label", "load_file", "load_label", "options_dict", "read_options", "reference_files",
            "reference_paths", "remove_stray_temporaries", "resume_training", "save_atomic", "save_training",
            "write_generator"]

@@ -121,6 +121,18 @@ def _pause_for_fault_tests() -> None:
         time.sleep(float(pause))
 
 
+def read_options(path: Path) -> dict:
+    """The options a full checkpoint records, without reading its tensors (memory-mapped: a
+    256 px checkpoint is 686 MB, and the resume reads it again in full); empty for a file that
+    records none (the reference's) or does not load, which the resume itself then reports."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable file: the resume names the problem
+        return {}
+    options = saved.get("options") if isinstance(saved, dict) else None
+    return options if isinstance(options, dict) else {}
+
+
 def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
