@@ -12,6 +12,7 @@ from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
 from options.highres import fix_global_problem
 from options.validation import VALIDATION_CHECKS
+from reporting.sink import display_problem
 
 Check = Callable[[argparse.Namespace], "str | None"]
 
@@ -87,6 +88,7 @@ CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_mat
 
 
 CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)
+CHECKS.append(display_problem)   # a display switched on without its package (reporting/sink.py)
 
 
 def first_problem(opt: argparse.Namespace) -> str | None:

@@ -86,10 +86,24 @@ class SinkSpec:
 
     ``build`` reads the display's own flags (and ``name``) from the parsed options and returns
     None when they leave it off. ``order``: sinks are called in increasing order, so a display
-    that reads another's file back (the page draws its curves from the loss log) comes after it."""
+    that reads another's file back (the page draws its curves from the loss log) comes after it.
+    ``check``: a refusal the display can make when the options are parsed (a package it needs
+    is missing), so that it comes before the run touches its folder."""
     add_options: Callable[[argparse._ArgumentGroup], None]
     build: Callable[[argparse.Namespace, Path], "Sink | None"]
     order: int = 50
+    check: Callable[[argparse.Namespace], "str | None"] | None = None
+
+
+def display_problem(opt: argparse.Namespace) -> str | None:
+    """The first refusal of a display the options switch on (see ``SinkSpec.check``)."""
+    import reporting.sinks  # noqa: F401 - fills SINKS with every display in reporting/sinks/
+
+    for entry in SINKS:
+        problem = entry.obj.check(opt) if entry.obj.check is not None else None
+        if problem:
+            return problem
+    return None
 
 
 SINKS: Registry[SinkSpec] = Registry("display sink")

@@ -202,3 +202,19 @@ def test_missing_tensorboard_is_a_specific_error(tmp_path: Path, monkeypatch: py
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(TensorBoardMissingError, match="--use_tensorboard.*pip install tensorboard"):
         TensorBoardSink(tmp_path / "tensorboard")
+
+
+def test_missing_tensorboard_refuses_before_the_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import train as train_driver
+    from tests.pipeline_helpers import make_aligned_dataset, tiny_args
+
+    data = make_aligned_dataset(tmp_path / "data", {"train": 2})
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(SystemExit) as exit_info:
+        train_driver.main(tiny_args(data, tmp_path / "ck") + ["--use_tensorboard", "--max_steps", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("train.py: error: --use_tensorboard: the tensorboard package is not installed "
+                   "(pip install tensorboard), or drop --use_tensorboard (see --help)")
+    assert not (tmp_path / "ck").exists()

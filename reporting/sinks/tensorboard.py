@@ -21,6 +21,10 @@ class TensorBoardMissingError(UserError, RuntimeError):
     """--use_tensorboard was given but the tensorboard package cannot be imported."""
 
 
+def _missing_message() -> str:
+    return f"--use_tensorboard: the tensorboard package is not installed ({INSTALL_HINT}), or drop --use_tensorboard"
+
+
 class TensorBoardSink(Sink):
     """Tags: ``loss/<name>``, ``lr``, ``time/<name>``, ``<split>/<metric>``, ``images/<label>``;
     the x axis is the optimization step."""
@@ -29,9 +33,7 @@ class TensorBoardSink(Sink):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:  # raised by torch when the tensorboard package is missing
-            raise TensorBoardMissingError(
-                f"--use_tensorboard: the tensorboard package is not installed ({INSTALL_HINT}), "
-                f"or drop --use_tensorboard") from err
+            raise TensorBoardMissingError(_missing_message()) from err
         self.log_dir = Path(log_dir)
         self._writer = SummaryWriter(log_dir=str(self.log_dir))
 
@@ -62,4 +64,14 @@ def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
     return TensorBoardSink(exp_dir / "tensorboard") if opt.use_tensorboard else None
 
 
-SINKS.add("tensorboard", SinkSpec(_add_options, _build, order=30), help="--use_tensorboard")
+def _check(opt: argparse.Namespace) -> str | None:
+    if not getattr(opt, "use_tensorboard", False):
+        return None
+    try:
+        import torch.utils.tensorboard  # noqa: F401 - what the sink will import
+    except ImportError:
+        return _missing_message()
+    return None
+
+
+SINKS.add("tensorboard", SinkSpec(_add_options, _build, order=30, check=_check), help="--use_tensorboard")
