@@ -21,15 +21,15 @@ import torch.nn.functional as F
 
 from data import create_dataset
 from data.loader import create_dataloader
+from data.pixels import read_pixels
 from data.results import as_stored, visual_bits
 from models import MODELS, create_model
 from models.batchnorm import batchnorm_layers
 from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
-from inference.translator import set_inference_behaviour
+from inference.translator import check_bn_eval_used, set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
-from options.norm_behaviour import check_bn_eval_used
 from options.parse import parse_options
 from options.validate import first_problem
 from engine.checkpoint import load_label
@@ -153,7 +153,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
              **({"set": of_set} if of_set else {}), "images": {r.name: r.metrics for r in rows}}, indent=2))
     if opt.use_wandb:
         from reporting.wandb_results import log_test_results   # wandb loads only when asked for
-        log_test_results(opt, experiment_dir(opt), final_dir, rows, summary)
+        log_test_results(opt, experiment_dir(opt), final_dir, rows, summary, read_pixels)
     log.info("%d images, %s", len(rows), behaviour)
     if summary:
         log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))

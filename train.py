@@ -49,8 +49,10 @@ from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
 from options.train import resume_options
 from options.validation import build_validation_hook, validation_split
+from inference.val_fid import CACHE_FOLDER as VAL_FID_FOLDER
 from inference.validation_hook import ValidationHook
 from reporting.logs import setup_logging
+from reporting.sink import display_outputs
 from reporting.progress import EpochProgress
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import TrainPoint
@@ -221,7 +223,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     model.wrap_networks(ddp_wrapper(runtime, broadcast_buffers))
     barrier(runtime)   # every process passed its checks before rank 0 touches the folder
     if runtime.is_main:
-        prepare_folder(exp_dir, fresh=not resumed, options_text=format_options(opt, resolved_options(execution)))
+        prepare_folder(exp_dir, fresh=not resumed, options_text=format_options(opt, resolved_options(execution)),
+                       outputs=[*display_outputs(), VAL_FID_FOLDER])
         describe_run(opt, runtime, model, dataset, loader)
 
     with ExitStack() as cleanup:

@@ -13,19 +13,20 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 from engine.checkpoint import remove_stray_temporaries
-from inference.val_fid import CACHE_FOLDER
-from reporting.loss_log import LOSS_LOG_NAME
+from reporting.run_summary import OPTIONS_FILE
 
 log = logging.getLogger("train")
 
 PREVIOUS_RUN_PREFIX = "overwritten_"
 # What a run writes into its folder, and so what a fresh run moves aside. Named, not "everything":
 # the folder may hold things that are no run's (a dataset a user keeps there is read by this run).
-# The page (reporting/sinks/html_page.py), TensorBoard's and W&B's folders are named by their sinks.
-RUN_FILE_PATTERNS = ("*.pt", "*.pth", "*.onnx", LOSS_LOG_NAME, "train_opt.txt", "web", "tensorboard", "wandb",
-                     CACHE_FOLDER)
+# Here the checkpoints (full ``*.pt``; ``<label>_net_G.*``: ours, the reference's .pth, export.py's
+# .onnx; the reference's ``_net_D.pth``) and the options file; the caller adds what the displays
+# and validation write (``outputs``), which those name.
+RUN_FILE_PATTERNS = ("*.pt", "*_net_G.*", "*_net_D.*", OPTIONS_FILE)
 
 
 def previous_run_folder(exp_dir: Path) -> Path:
@@ -41,12 +42,12 @@ def previous_run_folder(exp_dir: Path) -> Path:
     raise FileExistsError(f"{exp_dir}: too many {PREVIOUS_RUN_PREFIX}{stamp}* folders")
 
 
-def move_previous_run(exp_dir: Path) -> Path | None:
-    """Move an earlier run's files (``RUN_FILE_PATTERNS``) into a new ``overwritten_<time>/``
+def move_previous_run(exp_dir: Path, outputs: Sequence[str] = ()) -> Path | None:
+    """Move an earlier run's files (``RUN_FILE_PATTERNS`` and ``outputs``) into a new ``overwritten_<time>/``
     (earlier ``overwritten_*`` folders stay at the top rather than nest); returns it, or None when
     there was nothing to move. Renames within one folder: no copy, and a kill halfway leaves each
     file whole in one place or the other."""
-    leftovers = sorted({p for pattern in RUN_FILE_PATTERNS for p in exp_dir.glob(pattern)})
+    leftovers = sorted({p for pattern in (*RUN_FILE_PATTERNS, *outputs) for p in exp_dir.glob(pattern)})
     if not leftovers:
         return None
     target = previous_run_folder(exp_dir)
@@ -56,12 +57,13 @@ def move_previous_run(exp_dir: Path) -> Path | None:
     return target
 
 
-def prepare_folder(exp_dir: Path, fresh: bool, options_text: str) -> Path | None:
+def prepare_folder(exp_dir: Path, fresh: bool, options_text: str, outputs: Sequence[str] = ()) -> Path | None:
     """Create the folder, clear what interrupted writes left, move an earlier run's files aside
-    for a ``fresh`` run, and write ``train_opt.txt``. Returns where the earlier run's files went.
+    for a ``fresh`` run (``outputs``: what the displays and validation write, besides the
+    checkpoints), and write the options file. Returns where the earlier run's files went.
     Main process only."""
     exp_dir.mkdir(parents=True, exist_ok=True)
     remove_stray_temporaries(exp_dir)
-    moved = move_previous_run(exp_dir) if fresh else None
-    (exp_dir / "train_opt.txt").write_text(options_text)
+    moved = move_previous_run(exp_dir, outputs) if fresh else None
+    (exp_dir / OPTIONS_FILE).write_text(options_text)
     return moved

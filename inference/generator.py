@@ -17,11 +17,11 @@ from torch import nn
 
 from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime
-from inference.translator import CODECS, Translator, check_codec_channels, fit_after, set_inference_behaviour
+from inference.translator import (CODECS, Translator, check_bn_eval_used, check_codec_channels, fit_after,
+                                  set_inference_behaviour)
 from models import MODELS
 from models.load_generator import find_generator, load_into, options_for, spec_for
 from models.networks.spec import GeneratorSpec
-from options.norm_behaviour import check_bn_eval_used
 
 # Suffixes of the files a user may mistake for a run's folder (checkpoints, exported graphs).
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx")

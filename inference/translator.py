@@ -13,6 +13,7 @@ and the predicted ab, so only the chroma is ever resampled.
 """
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -131,6 +132,15 @@ def check_codec_channels(translate_io: str, input_nc: int, output_nc: int, where
 
 
 # -- test-time behaviour --------------------------------------------------------------------
+def check_bn_eval_used(opt: argparse.Namespace) -> None:
+    """Refuse a typed --bn_eval without --eval: it would be ignored (without --eval batch norm
+    always uses each batch's own statistics), and the results would silently not be what was
+    asked for."""
+    if "bn_eval" in getattr(opt, "explicit", ()) and not opt.eval:
+        raise OptionError(f"--bn_eval {opt.bn_eval} only applies with --eval (without it, batch norm uses each "
+                          "image's own statistics and dropout is on, as in the paper); add --eval")
+
+
 def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropout: str | None) -> str:
     """As test.py: by default the paper's mode (batch statistics, dropout on); ``eval_mode``
     switches norm layers to eval (batch norm per ``bn_eval``) and dropout off."""

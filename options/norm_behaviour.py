@@ -6,7 +6,6 @@ import argparse
 from typing import Sequence
 
 from models.batchnorm import BN_EVAL_MODES
-from util.errors import OptionError
 
 # Batch norm modes that need nothing but the image itself ("precise" needs training data).
 STANDALONE_BN_MODES = [name for name in BN_EVAL_MODES.choices() if name != "precise"]
@@ -41,12 +40,3 @@ def bn_modes_help(bn_modes: Sequence[str], lead: str) -> str:
     "precise"), in the registry's words."""
     entries = "\n".join(f"  {name}: {BN_EVAL_MODES.entry(name).help}" for name in bn_modes)
     return f"{lead}\n{entries}\n"
-
-
-def check_bn_eval_used(opt: argparse.Namespace) -> None:
-    """Refuse a typed --bn_eval without --eval: it would be ignored (without --eval batch norm
-    always uses each batch's own statistics), and the results would silently not be what was
-    asked for."""
-    if "bn_eval" in getattr(opt, "explicit", ()) and not opt.eval:
-        raise OptionError(f"--bn_eval {opt.bn_eval} only applies with --eval (without it, batch norm uses each "
-                          "image's own statistics and dropout is on, as in the paper); add --eval")

@@ -88,11 +88,20 @@ class SinkSpec:
     None when they leave it off. ``order``: sinks are called in increasing order, so a display
     that reads another's file back (the page draws its curves from the loss log) comes after it.
     ``check``: a refusal the display can make when the options are parsed (a package it needs
-    is missing), so that it comes before the run touches its folder."""
+    is missing), so that it comes before the run touches its folder. ``outputs``: the names it
+    writes in the experiment folder (a fresh run moves an earlier run's aside: engine/run_folder.py)."""
     add_options: Callable[[argparse._ArgumentGroup], None]
     build: Callable[[argparse.Namespace, Path], "Sink | None"]
     order: int = 50
     check: Callable[[argparse.Namespace], "str | None"] | None = None
+    outputs: tuple[str, ...] = ()
+
+
+def display_outputs() -> list[str]:
+    """What every display (switched on or not) writes in an experiment folder."""
+    import reporting.sinks  # noqa: F401 - fills SINKS with every display in reporting/sinks/
+
+    return [name for entry in SINKS for name in entry.obj.outputs]
 
 
 def display_problem(opt: argparse.Namespace) -> str | None:

@@ -53,11 +53,12 @@ def test_results_table_and_means(tmp_path: Path) -> None:
 def test_shown_pixels_of_16_bit_and_many_channel_results(tmp_path: Path) -> None:
     import tifffile
 
+    from data.pixels import read_pixels
     from reporting.wandb_results import shown_pixels
 
     gray = np.array([[0, 257, 65535], [128, 385, 40000]], dtype=np.uint16)
     Image.fromarray(gray).save(tmp_path / "g.png")
-    np.testing.assert_array_equal(shown_pixels(tmp_path / "g.png"), np.round(gray / 257).astype(np.uint8))
+    np.testing.assert_array_equal(shown_pixels(tmp_path / "g.png", read_pixels), np.round(gray / 257).astype(np.uint8))
     four = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4) * 2000
     tifffile.imwrite(tmp_path / "f.tif", four)
-    np.testing.assert_array_equal(shown_pixels(tmp_path / "f.tif"), np.round(four[:, :, :3] / 257).astype(np.uint8))
+    np.testing.assert_array_equal(shown_pixels(tmp_path / "f.tif", read_pixels), np.round(four[:, :, :3] / 257).astype(np.uint8))

@@ -21,6 +21,7 @@ from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec
 
 log = logging.getLogger(__name__)
 
+FOLDER = "web"   # the page, in the experiment folder
 LOSS_PLOT_NAME = "loss_curves.png"
 SCHEDULE_PLOT_NAME = "schedule_curves.png"
 METRICS_PLOT_NAME = "metrics_curves.png"
@@ -38,7 +39,7 @@ class PageConfig:
 class HTMLPageSink(Sink):
     def __init__(self, cfg: PageConfig) -> None:
         self.cfg = cfg
-        self.web_dir = Path(cfg.exp_dir) / "web"
+        self.web_dir = Path(cfg.exp_dir) / FOLDER
         self.image_dir = self.web_dir / "images"
         self.image_dir.mkdir(parents=True, exist_ok=True)
         self._label_order: list[str] = []
@@ -118,4 +119,4 @@ def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
     return HTMLPageSink(PageConfig(name=opt.name, exp_dir=exp_dir, winsize=opt.display_winsize))
 
 
-SINKS.add("html", SinkSpec(_add_options, _build, order=10), help="the training page (off with --no_html)")
+SINKS.add("html", SinkSpec(_add_options, _build, order=10, outputs=(FOLDER,)), help="the training page (off with --no_html)")

@@ -39,4 +39,4 @@ def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink:
     return LossLogSink(exp_dir / LOSS_LOG_NAME)
 
 
-SINKS.add("loss_log", SinkSpec(_add_options, _build, order=0), help=f"<experiment>/{LOSS_LOG_NAME}")
+SINKS.add("loss_log", SinkSpec(_add_options, _build, order=0, outputs=(LOSS_LOG_NAME,)), help=f"<experiment>/{LOSS_LOG_NAME}")

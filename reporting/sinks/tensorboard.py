@@ -15,6 +15,7 @@ from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, Tra
 from util.errors import UserError
 
 INSTALL_HINT = "pip install tensorboard"
+FOLDER = "tensorboard"   # in the experiment folder
 
 
 class TensorBoardMissingError(UserError, RuntimeError):
@@ -61,7 +62,7 @@ def _add_options(g: argparse._ArgumentGroup) -> None:
 
 
 def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
-    return TensorBoardSink(exp_dir / "tensorboard") if opt.use_tensorboard else None
+    return TensorBoardSink(exp_dir / FOLDER) if opt.use_tensorboard else None
 
 
 def _check(opt: argparse.Namespace) -> str | None:
@@ -74,4 +75,4 @@ def _check(opt: argparse.Namespace) -> str | None:
     return None
 
 
-SINKS.add("tensorboard", SinkSpec(_add_options, _build, order=30, check=_check), help="--use_tensorboard")
+SINKS.add("tensorboard", SinkSpec(_add_options, _build, order=30, check=_check, outputs=(FOLDER,)), help="--use_tensorboard")

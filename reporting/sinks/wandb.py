@@ -162,4 +162,5 @@ def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
     return WandbSink(config_from(opt, exp_dir)) if opt.use_wandb else None
 
 
-SINKS.add("wandb", SinkSpec(add_wandb_options, _build, order=40), help="--use_wandb")
+# wandb.init(dir=<experiment>) writes its runs into <experiment>/wandb/ (W&B's own name).
+SINKS.add("wandb", SinkSpec(add_wandb_options, _build, order=40, outputs=("wandb",)), help="--use_wandb")
