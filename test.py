@@ -27,6 +27,7 @@ from models import MODELS, create_model
 from models.batchnorm import batchnorm_layers
 from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
+from inference.generator import run_folder
 from inference.translator import check_bn_eval_used, set_inference_behaviour
 from options.base import Options
 from options.configs import data_config, experiment_dir
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=opt.verbose)
     try:
         check_bn_eval_used(opt)
-        saved = find_generator(experiment_dir(opt), load_label(opt), use_ema=not opt.no_ema,
+        saved = find_generator(run_folder(opt), load_label(opt), use_ema=not opt.no_ema,
                                model_suffix=opt.model_suffix)
         trained_as = (saved.options or {}).get("model")
         if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:

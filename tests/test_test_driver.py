@@ -100,3 +100,12 @@ def test_bn_eval_without_eval_is_refused(trained, tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--bn_eval precise only applies with --eval" in err
     assert not (tmp_path / "tiny").exists()
+
+
+def test_a_checkpoint_file_given_as_name_is_one_line(trained, tmp_path: Path, capsys):
+    data, checkpoints = trained
+    assert test_driver.main(["--dataroot", str(data), "--checkpoints_dir", str(checkpoints), "--name",
+                             "tiny/latest_net_G.pt", "--results_dir", str(tmp_path), "--gpu_ids", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"test.py: error: --name tiny/latest_net_G.pt: --name is the run's folder name, found under "
+                   f"--checkpoints_dir, not a file; for latest_net_G.pt give --checkpoints_dir {checkpoints} --name tiny")
