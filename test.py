@@ -167,8 +167,9 @@ def test_batch_size(opt: Options, net_G: torch.nn.Module) -> int:
     test mode): then every image runs alone, as the reference's test.py runs them, so that its
     result does not depend on which images share its batch."""
     if opt.batch_size > 1 and any(layer.pools_over_batch for layer in batchnorm_layers(net_G)):
-        log.info("--batch_size %d: each image runs alone, since the batch norm layers use batch statistics "
-                 "(add --eval to batch them)", opt.batch_size)
+        log.info("--batch_size %d: each image runs alone, since the batch norm layers use batch statistics (as in "
+                 "the reference's test.py); for a model trained with batches, --eval --bn_eval precise normalizes "
+                 "with statistics recomputed over training images", opt.batch_size)
         return 1
     return opt.batch_size
 
