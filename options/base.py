@@ -99,14 +99,13 @@ def add_load_options(g: argparse._ArgumentGroup) -> None:
                    help="which checkpoint to load: latest, best (--best_metric) or an epoch number")
     g.add_argument("--load_iter", type=non_negative_int, default=0,
                    help="if > 0, load the checkpoint saved at this iteration (iter_N) instead of --epoch")
-    add_model_suffix_option(g)
 
 
 def add_model_suffix_option(g: argparse._ArgumentGroup) -> None:
     # The reference's test model flag, so that its documented commands run unchanged.
     g.add_argument("--model_suffix", default="",
                    help="load the reference implementation's generator file <epoch>_net_G<suffix>.pth, "
-                        "e.g. _A for a CycleGAN's latest_net_G_A.pth (inference only)")
+                        "e.g. _A for a CycleGAN's latest_net_G_A.pth")
 
 
 def add_phase_option(g: argparse._ArgumentGroup, default: str) -> None:

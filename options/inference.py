@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from options.architecture import add_architecture_options
 from options.base import (HelpFormatter, OneLineParser, Options, add_experiment_options, add_load_options,
-                          add_model_option, choices_help)
+                          add_model_option, add_model_suffix_option, choices_help)
 from inference.translator import FIT_HELP, FIT_MODES
 from options.norm_behaviour import STANDALONE_BN_MODES, add_norm_behaviour_options
 from options.parse import apply_model_defaults, explicit_options, resolve_gpu_ids
@@ -23,6 +23,7 @@ def add_checkpoint_options(p: argparse.ArgumentParser, name_required: bool = Tru
     g = p.add_argument_group("checkpoint")
     add_experiment_options(g, name_default=None, name_required=name_required)
     add_load_options(g)
+    add_model_suffix_option(g)
 
 
 def add_fit_option(g: argparse._ArgumentGroup) -> None:

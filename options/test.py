@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from models.batchnorm import BN_EVAL_MODES
-from options.base import add_phase_option, positive_int
+from options.base import add_model_suffix_option, add_phase_option, positive_int
 from options.norm_behaviour import add_norm_behaviour_options
 from options.own_data import add_output_bits_option
 from reporting.sinks.wandb import add_wandb_options
@@ -15,6 +15,7 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--results_dir", default="./results", help="where result pages are written")
     g.add_argument("--aspect_ratio", type=float, default=1.0, help="width/height of the saved images")
     add_phase_option(g, "test")
+    add_model_suffix_option(g)   # test.py only: training never loads a reference file by suffix
     g.add_argument("--num_test", type=positive_int, default=50, help="how many test images to run")
     add_output_bits_option(g)
     g.add_argument("--fid", action="store_true",

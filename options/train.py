@@ -93,7 +93,7 @@ def resume_exempt() -> frozenset[str]:
     checkpoint's precision record, engine/execution.py). The rest are set by the parser."""
     process = {"name", "suffix", "checkpoints_dir", "dataroot", "shard_cache", "gpu_ids", "nproc", "dist_timeout",
                "num_threads", "verbose", "display_winsize", "save_latest_freq", "save_epoch_freq", "save_by_iter",
-               "continue_train", "overwrite", "epoch", "load_iter", "model_suffix", "max_steps"}
+               "continue_train", "overwrite", "epoch", "load_iter", "max_steps"}
     own_rule = {"amp"}
     parser_set = {"explicit", "is_train", "use_demo", "netG_from_checkpoint"}
     return frozenset(process | own_rule | parser_set | _names_of(_add_display_group)
