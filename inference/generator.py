@@ -79,14 +79,14 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
     check_bn_eval_used(opt)
     saved = find_generator(run_folder(opt), load_label(opt), use_ema=not getattr(opt, "no_ema", False),
                            model_suffix=opt.model_suffix)
-    from_ckpt = options_for(opt, saved)
+    spec = spec_for(opt, saved)
+    from_ckpt = options_for(opt, saved, spec)
     if saved.options and "model" in saved.options and "model" not in opt.explicit:
         from_ckpt["model"] = saved.options["model"]
     values = opt.as_dict() if hasattr(opt, "as_dict") else vars(opt)
     resolved = argparse.Namespace(**{**values, **from_ckpt})
 
     device = single_process_runtime(resolved.gpu_ids).device
-    spec = spec_for(opt, saved)
     trained_as = (saved.options or {}).get("model")
     typed = "model" in opt.explicit and trained_as not in (None, resolved.model)
     check_codec_channels(translate_io_of(resolved.model), spec.input_nc, spec.output_nc, str(saved.path),

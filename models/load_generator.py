@@ -61,12 +61,14 @@ def _reference_spec(saved: SavedGenerator, values: dict[str, Any]) -> GeneratorS
     return generator_spec({**values, **found})
 
 
-def options_for(opt: argparse.Namespace, saved: SavedGenerator) -> dict[str, Any]:
+def options_for(opt: argparse.Namespace, saved: SavedGenerator, spec: GeneratorSpec | None = None) -> dict[str, Any]:
     """Option values to use with this checkpoint: those describing its architecture (after
-    ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and the direction it was trained in unless typed; likewise
-    ``--preprocess pad``, where the run trained on padded images at their own size, which
-    inference must feed it the same way (any other preprocessing stays the command's)."""
-    spec = spec_for(opt, saved)
+    ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and the direction it was
+    trained in unless typed; likewise ``--preprocess pad``, where the run trained on padded
+    images at their own size, which inference must feed it the same way (any other
+    preprocessing stays the command's). ``spec``: ``spec_for``'s answer when the caller has it
+    (a reference file's is found by building a tiny network of every --netG)."""
+    spec = spec or spec_for(opt, saved)
     values = as_options(spec, "netG")
     if spec.dropout and "no_dropout" in _typed(opt) and hasattr(opt, "dropout") and opt.dropout is None:
         values["dropout"] = "off"
