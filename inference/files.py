@@ -1,7 +1,9 @@
 """Which files translate.py reads and where each result goes.
 
 An input file ``photo.jpg`` becomes ``<output>/photo.png``; a folder is read recursively and
-its subfolders are kept, so results line up with their inputs by name. No result may be
+its subfolders are kept, so results line up with their inputs by name. Two inputs of one stem in
+one folder (``a.jpg``, ``a.png``) are told apart by test.py's rule (reporting/results_layout.py):
+the later one's result is ``a_png.png``. No result may be
 written over an input of the same run: an --output inside --input is not read as input (a
 rerun would translate its own earlier results), and a run whose result would replace one of
 its inputs is refused before anything is written.
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reporting.result_files import result_suffix
+from reporting.results_layout import ResultNames
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,6 @@ def list_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]) -
 
 def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]) -> list[Job]:
     jobs: list[Job] = []
-    claimed: dict[Path, Path] = {}
     skipped: Counter[str] = Counter()
     output_resolved = output_dir.resolve()
     for dirpath, dirnames, filenames in os.walk(input_path, followlinks=True):
@@ -71,6 +73,7 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
                 continue
             kept.append(d)
         dirnames[:] = kept
+        names = ResultNames()   # per folder: results keep their inputs' folders, so only siblings clash
         for name in sorted(filenames):
             source = Path(dirpath) / name
             if name.startswith("."):
@@ -79,12 +82,7 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
                 skipped[source.suffix.lower() or "(no extension)"] += 1
                 continue
             relative = source.relative_to(input_path)
-            target = output_dir / relative.parent / f"{relative.stem}.png"
-            if target in claimed:
-                # photo.jpg and photo.png would overwrite each other's result.
-                raise TranslateInputError(f"{source}: its result {target} would overwrite that of "
-                                          f"{claimed[target]}; rename one of them")
-            claimed[target] = source
+            target = output_dir / relative.parent / f"{names.name_for(name)}.png"
             jobs.append(Job(source, target))
     if not jobs:
         raise TranslateInputError(f"{input_path}: no images in --input (accepted extensions: "

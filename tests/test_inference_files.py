@@ -1,5 +1,6 @@
 """translate.py never writes a result over one of its own inputs, does not read its own
---output inside --input, and says which files of a folder it skipped (inference/files.py)."""
+--output inside --input, names apart two inputs of one stem, and says which files of a folder it
+skipped (inference/files.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -86,3 +87,22 @@ def test_skipped_files_are_counted_by_extension(tmp_path: Path, caplog: pytest.L
     assert [r.getMessage() for r in caplog.records] == [
         f"skipped 4 file(s) in {folder} that are not images by their extension: (no extension) (1), .gif (2), "
         ".txt (1)"]
+
+
+def test_inputs_of_one_stem_get_results_of_their_own(ck: Path) -> None:
+    """a.jpg and a.png in one folder: each gets its own result, named by test.py's rule (the later
+    one's extension joins its stem), equal to what translating that file alone writes; an input
+    already called a_png.png is named apart in turn; a stem in another folder keeps its name."""
+    folder = ck / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name, seed in (("a.jpg", 0), ("a.png", 1), ("a_png.png", 2), ("sub/a.png", 3)):
+        rng_image((20, 16), "RGB", seed).save(folder / name)
+    out = ck / "out"
+    assert run(ck, "--name", "exp", "--input", str(folder), "--output", str(out)) == 0
+    results = snapshot(out)
+    assert set(results) == {"a.png", "a_png.png", "a_png_png.png", "sub/a.png"}
+    for source, result in (("a.jpg", "a.png"), ("a.png", "a_png.png"), ("a_png.png", "a_png_png.png"),
+                           ("sub/a.png", "sub/a.png")):
+        alone = ck / "alone" / source
+        assert run(ck, "--name", "exp", "--input", str(folder / source), "--output", str(alone)) == 0
+        assert snapshot(alone) == {Path(source).stem + ".png": results[result]}, source
