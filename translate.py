@@ -27,6 +27,7 @@ import torch
 
 from data import DataError
 from data.image_io import IMAGE_EXTENSIONS, open_image
+from data.orientation import exif_orientation, upright, upright_image
 from data.pixels import bits_of, read_pixels
 from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
@@ -54,6 +55,10 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
                    help="resize every image to load_size x load_size first, as the reference's test.py "
                         "does (default: keep each image's size, fitted per --fit)")
     add_fit_option(g)
+    g.add_argument("--exif_orientation", default="apply", choices=("apply", "ignore"),
+                   help="apply: turn each photo as its EXIF orientation tag says (a phone's portrait photo is "
+                        "stored sideways), as image viewers show it, and write the result upright; "
+                        "ignore: the stored pixels, as test.py reads data sets (default: %(default)s)")
     add_skip_bad_images_option(g)
     add_output_bits_option(g)
 
@@ -80,15 +85,19 @@ def build_translator(opt: Options) -> Translator:
     return translate
 
 
-def translate_file(translate: Translator, source: Path, target: Path, bits_option: str) -> Path:
-    """Translate one file; returns the file written (``target`` or, for TIFF results, its .tif)."""
+def translate_file(translate: Translator, source: Path, target: Path, bits_option: str, turn: bool = True) -> Path:
+    """Translate one file, turned upright by its EXIF tag when ``turn``; returns the file
+    written (``target`` or, for TIFF results, its .tif)."""
     if not translate.codec.any_channels:
         # A codec that rebuilds the picture from the input (colorization): 8-bit RGB, as before.
-        result = translate(open_image(source), str(source))
+        image = open_image(source)
+        result = translate(upright_image(image) if turn else image, str(source))
         target.parent.mkdir(parents=True, exist_ok=True)
         result.save(target)
         return target
     pixels = read_pixels(source, translate.input_nc)
+    if turn:
+        pixels = upright(pixels, exif_orientation(source))
     written, _ = save_result(translate.run(pixels), target.with_suffix(""), output_bits(bits_option, bits_of(pixels)))
     return written
 
@@ -103,7 +112,8 @@ def run(opt: Options) -> int:
         # images share --input.
         torch.manual_seed(opt.seed)
         try:
-            target = translate_file(translate, job.source, job.target, opt.output_bits)
+            target = translate_file(translate, job.source, job.target, opt.output_bits,
+                                    turn=opt.exif_orientation == "apply")
         except DataError as err:
             if not opt.skip_bad_images:
                 raise
