@@ -44,6 +44,7 @@ from engine.train_state import TrainState, check_finite, crossed
 from models import create_model
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
+from models.reference_compat import reference_run_options
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import format_options, parse_options
@@ -106,6 +107,15 @@ def resume_label(opt: Options, exp_dir: Path) -> str | None:
     if opt.continue_train == AUTO:
         return auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
     return label
+
+
+def recorded_options(opt: Options, exp_dir: Path, label: str) -> dict:
+    """The options checkpoint ``label`` trained with: a full checkpoint records them; the
+    reference's G and D files record none, but show their architecture in their weights."""
+    path, reference = full_path(exp_dir, label), reference_files(exp_dir, label)
+    if path.is_file() or reference is None:
+        return read_options(path)
+    return reference_run_options(*reference, vars(opt))
 
 
 def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path,
@@ -199,10 +209,9 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     exp_dir = experiment_dir(opt)
     # Every check that can refuse the run comes before its folder is touched (run_folder.py).
     label = resume_label(opt, exp_dir)
-    adopted: list[str] = []
-    changed: list[str] = []
-    if label is not None:   # the options the user did not type are the checkpoint's
-        opt, adopted, changed = resume_options(opt, read_options(full_path(exp_dir, label)))
+    # The options the user did not type are the checkpoint's (and checked once they are known).
+    recorded = recorded_options(opt, exp_dir, label) if label is not None else {}
+    opt, adopted, changed = resume_options(opt, recorded)
     dataset, loader = load_data(opt, runtime)
     val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)

@@ -24,6 +24,7 @@ the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -31,7 +32,7 @@ from torch import nn
 
 from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from models.networks.spec import DiscriminatorSpec, GeneratorSpec
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, load_file
 
 Tensor = torch.Tensor
 
@@ -103,7 +104,10 @@ def infer_reference_norm(layers: list[Layer]) -> str:
 
 
 def _structure(layers: list[Layer]) -> list[str]:
-    return [layer.kind for layer in layers if layer.kind != "stats"]
+    """The layer sequence: kinds, and each conv's kernel size (a 1x1 PatchGAN and a one-layer
+    4x4 one have the same kinds)."""
+    return [layer.kind + ("x".join(map(str, layer.tensors["weight"].shape[2:])) if layer.kind == "conv" else "")
+            for layer in layers if layer.kind != "stats"]
 
 
 def _convs(layers: list[Layer]) -> list[Layer]:
@@ -292,3 +296,52 @@ def convert_reference_discriminator(state: Mapping[str, Tensor], net: nn.Module)
     """``<epoch>_net_D.pth`` of the reference -> a state_dict for our ``net`` (its ``spec``: netD,
     ndf, n_layers_D, norm, input_nc + output_nc channels in)."""
     return convert_reference_state(state, net, net.spec.norm, _discriminator_hints(net.spec))
+
+
+def reference_discriminator_options(state: Mapping[str, Tensor], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The --netD, --n_layers_D and --ndf that describe a reference discriminator file, over
+    ``options`` (which give G's channels, from which D's input is derived). As for G, a value in
+    ``options`` that fits the file is kept (``basic`` for a 3-layer file rather than ``n_layers``)."""
+    state = strip_wrapper_prefix(state)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
+    layers = group_by_module(state)
+    convs = _convs(layers)
+    if not convs:
+        raise CheckpointError("not a discriminator of the reference implementation (no conv layers)")
+    first = convs[0].tensors["weight"]
+    found: dict[str, Any] = {"ndf": first.shape[0]}
+    norm = infer_reference_norm(layers)
+    if REFERENCE_NORM_OF.get(options.get("norm")) != norm:
+        raise CheckpointError(f"it was saved with {_NORM_EVIDENCE[norm]}, its generator with another norm")
+    tiny = {**options, "ndf": 2}
+    target = _structure(layers)
+    fits = [(name, n_layers) for name in DISCRIMINATORS.names() for n_layers in range(1, 9)
+            if _structure(group_by_module(DISCRIMINATORS.from_options(
+                {**tiny, "netD": name, "n_layers_D": n_layers}).build().state_dict())) == target]
+    if not fits:
+        raise CheckpointError(f"its {len(target)} layers with weights fit no --netD ({', '.join(DISCRIMINATORS.names())})")
+    asked = (options.get("netD"), options.get("n_layers_D"))
+    same_name = [fit for fit in fits if fit[0] == asked[0]]
+    found["netD"], found["n_layers_D"] = asked if asked in fits else (same_name or fits)[0]
+    if sum(name == found["netD"] for name, _ in fits) == 8:   # a layout --n_layers_D does not change
+        found["n_layers_D"] = asked[1]
+    channels = DISCRIMINATORS.from_options({**options, **found}).input_nc
+    if channels != first.shape[1]:
+        raise CheckpointError(f"it takes {first.shape[1]} channels in, but its generator's input and output "
+                              f"give {channels}")
+    return found
+
+
+def reference_run_options(g_path: Path, d_path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture options a reference run trained with, read from its G and D files (which
+    record no options): what a resume from them takes for every such option left untyped."""
+    g_state, d_state = load_file(g_path), load_file(d_path)   # each names its file in its errors
+    found: dict[str, Any] = {}
+    for path, read in ((g_path, lambda: reference_generator_options(read_reference_generator(g_state), options)),
+                       (d_path, lambda: reference_discriminator_options(d_state, {**options, **found}))):
+        try:
+            found.update(read())
+        except CheckpointError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+    return found

@@ -120,7 +120,10 @@ def parse_options(argv: Sequence[str] | None, is_train: bool,
     # At test time the checkpoint names the generator, so the size check waits for it: an untyped
     # --netG comes from it, and a typed one that contradicts it is that error, not the size's.
     opt.netG_from_checkpoint = not is_train
-    problem = first_problem(opt)
+    # A resume's cross-option checks wait for its checkpoint (options/train.resume_options): the
+    # options left untyped are the checkpoint's, and checking the parser's defaults for them
+    # would refuse a valid resume (a typed --crop_size 32 against the default --netG unet_256).
+    problem = None if is_train and opt.continue_train else first_problem(opt)
     if problem:
         parser.error(problem)
     return opt.freeze()

@@ -111,7 +111,8 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
     it was (an untyped ``--n_epochs`` would otherwise silently take the default and stretch the
     schedule). Returns them with the options taken from the checkpoint and the typed ones that
     differ from it, each as ``"name old -> new"``. Options the checkpoint does not know (added
-    since it was written) keep their values."""
+    since it was written) keep their values. ``saved`` is empty for a run that starts fresh; the
+    cross-option checks run here in every case (parsing defers them under --continue_train)."""
     typed, now = set(getattr(opt, "explicit", ())), options_dict(opt)
     if "recipe" in typed:   # a typed recipe is a deliberate change: its flags (or the defaults) apply
         typed |= recipe_options()
@@ -126,14 +127,13 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
         elif key != "recipe":   # left out, the checkpoint's recipe is an error (engine/checkpoint/resume.py)
             taken[key] = saved[key]
             adopted.append(f"{key} {saved[key]}")
-    if not taken:
-        return opt, adopted, changed
-    merged = Options(**{**opt.as_dict(), **taken})
-    problem = first_problem(merged)
+    merged = Options(**{**opt.as_dict(), **taken}) if taken else opt
+    problem = first_problem(merged)   # deferred from parsing under --continue_train (options/parse.py)
     if problem:
-        raise OptionError(f"{problem} (a resume takes the options you do not type from its checkpoint: "
-                          f"{', '.join(adopted)})")
-    return merged.freeze(), adopted, changed
+        source = (f" (a resume takes the options you do not type from its checkpoint: {', '.join(adopted)})"
+                  if adopted else "")
+        raise OptionError(problem + source)
+    return (merged.freeze() if taken else opt), adopted, changed
 
 
 def continue_mode(text: str) -> str:

@@ -1,13 +1,14 @@
 """Cross-option checks, each returning one line that names the option and what is wrong."""
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import argparse
 
 from data import PREPROCESS_MODES
 from models.losses import GAN_LOSSES
-from models.networks import GENERATORS, generator_spec, size_multiple
+from models.networks import DISCRIMINATORS, GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
 from options.highres import fix_global_problem
@@ -73,18 +74,31 @@ def _gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
     return None
 
 
-def _multiscale_fits_crop(opt: argparse.Namespace) -> str | None:
-    """Each scale of the multiscale D halves the pair: the coarsest must still give logits."""
-    if getattr(opt, "netD", None) != "multiscale" or not getattr(opt, "is_train", False):
+def _discriminator_fits_crop(opt: argparse.Namespace) -> str | None:
+    """Each stride-2 layer of a PatchGAN halves the crop, each scale of the multiscale D halves
+    it again: the coarsest must still give logits (else the first step fails deep in a conv, or
+    in an instance norm of one pixel)."""
+    if not getattr(opt, "is_train", False) or not hasattr(opt, "netD"):
         return None
-    if smallest_logit_side(opt.crop_size, opt.n_layers_D, opt.num_D) >= 1:
+    spec = DISCRIMINATORS.from_options(vars(opt))
+    n_layers = getattr(spec, "n_layers", None)
+    if n_layers is None:   # the pixel D keeps every pixel
         return None
-    return (f"--netD multiscale --num_D {opt.num_D}: the coarsest scale of a {opt.crop_size} px crop is too small "
-            f"for a PatchGAN of --n_layers_D {opt.n_layers_D}; use a lower --num_D or a larger --crop_size")
+    num_d = getattr(spec, "num_D", 1)
+    if smallest_logit_side(opt.crop_size, n_layers, num_d) >= 1:
+        return None
+    step = generator_spec(opt).size_multiple   # a crop the generator takes too
+    smallest = next(s for s in itertools.count(step, step) if smallest_logit_side(s, n_layers, num_d) >= 1)
+    layers = f"--n_layers_D {n_layers}" if opt.netD != "basic" else "3 layers"
+    scales = f" --num_D {num_d}" if opt.netD == "multiscale" else ""
+    what = "the coarsest scale of a" if num_d > 1 else "a"
+    return (f"--netD {opt.netD}{scales}: {what} {opt.crop_size} px crop is too small for a PatchGAN of {layers} "
+            f"(each halves it; no logits would be left); use --crop_size {smallest} or more, or fewer layers"
+            + (" or a lower --num_D" if num_d > 1 else ""))
 
 
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _lr_positive, _gradient_penalty_with_synced_bn, _multiscale_fits_crop, fix_global_problem]
+                       _lr_positive, _gradient_penalty_with_synced_bn, _discriminator_fits_crop, fix_global_problem]
 
 
 CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)

@@ -268,6 +268,30 @@ def test_a_crop_too_small_for_the_scales_is_one_line(tmp_path: Path, capsys) -> 
     assert err.count("\n") == 0 and "--num_D 2" in err and "32 px" in err
 
 
+@pytest.mark.parametrize("net_d,n_layers", [("basic", 3), ("n_layers", 1), ("n_layers", 4), ("n_layers", 5)])
+@pytest.mark.parametrize("side", [16, 20, 24, 32, 48, 64])
+def test_a_patchgan_too_deep_for_the_crop_is_refused_exactly_when_it_would_fail(
+        tmp_path: Path, capsys, net_d: str, n_layers: int, side: int) -> None:
+    """The oracle is the network itself, with instance norm (it fails on a one-pixel map too):
+    parsing refuses a crop exactly when a forward pass at that size has no logits to give. It used
+    to fail with a traceback at the first step (or inside --amp auto's probe)."""
+    net = build_discriminator(net_d, input_nc=6, ndf=2, n_layers=n_layers, norm="instance")
+    try:
+        works = net(torch.randn(1, 6, side, side)).numel() > 0
+    except (RuntimeError, ValueError):
+        works = False
+    args = tiny_args(tmp_path / "data", tmp_path / "ck") + [
+        "--netD", net_d, "--n_layers_D", str(n_layers), "--norm", "instance", "--load_size", str(side),
+        "--crop_size", str(side)]
+    if works:
+        parse_options(args, is_train=True)
+        return
+    with pytest.raises(SystemExit):
+        parse_options(args, is_train=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{side} px crop is too small" in err and f"--netD {net_d}" in err
+
+
 def test_amp_auto_probe_takes_a_multiscale_d(tmp_path: Path) -> None:
     from engine.amp_auto import probe_step
     from models import create_model

@@ -278,3 +278,61 @@ def test_continue_train_from_reference_g_and_d_files(tmp_path: Path) -> None:
     for name, net in (("G", net_g), ("D", net_d)):
         for key, value in net.state_dict().items():
             torch.testing.assert_close(saved["nets"][name][key], value, atol=1e-6, rtol=0, msg=f"{name}.{key}")
+
+
+# -- the architecture of a reference run, read from its G and D files for a resume ---------------
+@pytest.mark.parametrize("net_d,n_layers", [("basic", 3), ("n_layers", 2), ("n_layers", 5), ("pixel", 3)])
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_discriminator_architecture_is_read_from_its_weights(net_d: str, n_layers: int, norm: str) -> None:
+    from models.reference_compat import reference_discriminator_options
+
+    source = build_discriminator(net_d, input_nc=4, ndf=8, n_layers=n_layers, norm=norm)
+    ref = make_reference_state(source, net_d, n_layers, norm)
+    # The defaults asked (basic, 3 layers, width 64) are kept where the file fits them.
+    found = reference_discriminator_options(ref, {"norm": norm, "input_nc": 1, "output_nc": 3, "netD": "basic",
+                                                  "n_layers_D": 3, "ndf": 64})
+    assert found == {"ndf": 8, "netD": net_d, "n_layers_D": n_layers}
+
+
+def test_discriminator_of_other_channels_or_norm_is_refused() -> None:
+    from models.reference_compat import reference_discriminator_options
+
+    ref = make_reference_state(build_discriminator("basic", input_nc=6, ndf=4, norm="batch"), "basic", 3, "batch")
+    asked = {"norm": "batch", "input_nc": 1, "output_nc": 3, "netD": "basic", "n_layers_D": 3}
+    with pytest.raises(CheckpointError, match="takes 6 channels in, but its generator's input and output give 4"):
+        reference_discriminator_options(ref, asked)
+    with pytest.raises(CheckpointError, match="batch norm"):
+        reference_discriminator_options(ref, {**asked, "input_nc": 3, "norm": "instance"})
+
+
+def test_continue_train_from_reference_files_needs_no_architecture_flags(tmp_path: Path, capsys) -> None:
+    """The reference's resume command without --netG/--ngf/--ndf/--norm/--netD/--n_layers_D: every
+    one comes from the files (a ResNet without dropout, a 2-layer PatchGAN, instance norm), logged,
+    and the loaded weights are the files'."""
+    import train as train_driver
+    from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
+
+    data = make_aligned_dataset(tmp_path / "data", {"train": 4})
+    exp = tmp_path / "ck" / "tiny"
+    exp.mkdir(parents=True)
+    net_g = randomize(generator(opts(netG="resnet_6blocks", norm="instance", ngf=4), dropout=False), 1)
+    net_d = randomize(build_discriminator("n_layers", input_nc=6, ndf=8, n_layers=2, norm="instance"), 2)
+    torch.save(make_reference_state(net_g, "resnet_6blocks", 6, "instance"), exp / "latest_net_G.pth")
+    torch.save(make_reference_state(net_d, "n_layers", 2, "instance"), exp / "latest_net_D.pth")
+    args = without(tiny_args(data, tmp_path / "ck"), "--netG", "--ngf", "--ndf") + [
+        "--continue_train", "--epoch_count", "5", "--n_epochs", "5", "--n_epochs_decay", "0", "--max_steps", "1"]
+    # A typed flag the files contradict is one line naming the file and the right value; nothing written.
+    assert train_driver.main(args + ["--ndf", "16"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latest_net_D.pth" in err and "--ndf 8" in err
+    assert sorted(p.name for p in exp.iterdir()) == ["latest_net_D.pth", "latest_net_G.pth"]
+    assert train_driver.main(args + ["--lr", "1e-12"]) == 0
+    out = capsys.readouterr().out
+    for taken in ("ndf 8", "netD n_layers", "n_layers_D 2", "netG resnet_6blocks", "ngf 4", "norm instance",
+                  "no_dropout True"):
+        assert taken in out, taken
+    saved = torch.load(exp / "latest.pt", weights_only=True)
+    assert saved["specs"]["G"]["fields"]["dropout"] is False and saved["specs"]["D"]["fields"]["n_layers"] == 2
+    for name, net in (("G", net_g), ("D", net_d)):
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(saved["nets"][name][key], value, atol=1e-6, rtol=0, msg=f"{name}.{key}")

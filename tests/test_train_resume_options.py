@@ -94,3 +94,21 @@ def test_process_options_are_neither_taken_nor_warned_about(tmp_path: Path) -> N
     assert merged is opt and adopted == [] and changed == []
     assert {"use_wandb", "use_tensorboard", "display_freq", "channels_last"} <= resume_exempt()
     assert not {"n_epochs", "direction", "seed", "epoch_count", "batch_size"} & resume_exempt()
+
+
+def test_a_typed_size_is_checked_against_the_checkpoints_generator(data: Path, tmp_path: Path, capsys) -> None:
+    """The run trained --netG resnet_6blocks at 32 px; a resume that types --crop_size 32 but not
+    --netG trains on with the checkpoint's generator. Checking the typed size against the parser's
+    default --netG unet_256 (multiples of 256) refused this valid resume at parse time."""
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH
+    assert train_driver.main(args + ["--max_steps", "1"]) == 0
+    resumed = [a for i, a in enumerate(args) if a != "--netG" and (i == 0 or args[i - 1] != "--netG")]
+    assert "resnet_6blocks" not in resumed and "--crop_size" in resumed
+    assert train_driver.main(resumed + ["--max_steps", "2", "--continue_train"]) == 0
+    assert logged_steps(tmp_path / "ck" / "tiny") == [1, 2]
+    # Without a checkpoint to take it from, the same size check still refuses, in one line.
+    capsys.readouterr()
+    assert train_driver.main(resumed + ["--name", "fresh", "--continue_train", "auto"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--crop_size 32 does not fit --netG unet_256" in err
+    assert not (tmp_path / "ck" / "fresh").exists()
