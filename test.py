@@ -41,7 +41,7 @@ from reporting.result_files import save_test_image
 from reporting.results_layout import ResultNames, results_folder
 from reporting.logs import setup_logging
 from reporting.output_folder import printable_name, staged_folder
-from reporting.metrics import mean_metrics, set_metrics, written_metrics
+from reporting.metrics import mean_metrics, reported_set_keys, set_metrics, written_metrics
 from engine.rng import seed_everything
 from engine.speed import apply_backend_settings, backend_settings_from
 from util.errors import OptionError, UserError
@@ -143,7 +143,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
                             "only between runs on the same images", len(written_sets["fake_B"]))
             of_set = set_metrics(written_sets["fake_B"], written_sets["real_B"])
             # FID and KID describe the set: on the page they follow the per-image means.
-            summary = {**summary, "FID": of_set["FID"], "KID": of_set["KID"], "KID_std": of_set["KID_std"]}
+            summary = {**summary, **{key: of_set[key] for key in reported_set_keys()}}
         weights = "EMA weights" if saved.ema else ""
         behaviour = f"{behaviour}; {weights}" if weights else behaviour
         title = f"{opt.name}: {opt.phase}, checkpoint {label} ({behaviour})"

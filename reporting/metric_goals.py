@@ -1,17 +1,13 @@
-"""Which way each quality measure improves: the one table that the compare page's "best" marks
-and ``--best_metric`` read."""
+"""Which way each quality measure improves, read from the metrics registry
+(reporting/metrics.py): what the compare page's "best" marks and ``--best_metric`` use."""
 from __future__ import annotations
 
 from typing import Sequence
 
+from reporting.metrics import METRICS
+
 # metric (as test.py and validation name it) -> True when a higher value is better
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "L1": False,     # mean absolute difference of the 8-bit pixels, in [0, 1]
-    "PSNR": True,    # dB
-    "SSIM": True,
-    "FID": False,
-    "KID": False,
-}
+HIGHER_IS_BETTER: dict[str, bool] = {e.name: e.obj.higher_is_better for e in METRICS}
 
 
 def metric_key(name: str) -> str:

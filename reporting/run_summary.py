@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
+from reporting.metrics import SET, metric_names
 from reporting.results_layout import results_folder
 from util.errors import UserError
 
@@ -35,8 +36,8 @@ class RunSummary:
     @property
     def test_metrics(self) -> dict[str, float]:
         """The per-image means and, when test.py ran with --fid, the set's FID and KID."""
-        return {**self.test.get("mean", {}), **{k: v for k, v in self.test.get("set", {}).items()
-                                                if k in ("FID", "KID")}}
+        ranked = metric_names(SET)   # not KID_std or the subset counts beside them
+        return {**self.test.get("mean", {}), **{k: v for k, v in self.test.get("set", {}).items() if k in ranked}}
 
     def image_files(self, stem: str) -> dict[str, Path]:
         """Visual name (real_A, fake_B, real_B) -> file of one test image."""

@@ -16,6 +16,7 @@ import train as train_driver
 from reporting.html import format_value
 from reporting.loss_log import read_loss_log
 from reporting.metric_goals import HIGHER_IS_BETTER
+from reporting.metrics import IMAGE, SET, metric_names
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
 
 RUNS = {"base": [], "fast_lr": ["--lr", "0.002"], "wide": ["--ngf", "8"]}
@@ -93,13 +94,13 @@ def test_page_of_three_runs_in_chromium(chromium, three_runs, tmp_path: Path) ->
         assert len(losses) == 4 and len(vals) == 2
         mine = {(a["data-series"], len(re.findall(r"[ML]", a["d"]))) for a, _ in paths if a["data-series"] == name}
         assert {n for _, n in mine} == {4, 2}
-        # One path per chart: 4 losses, then L1, PSNR and SSIM.
-        assert len([a for a, _ in paths if a["data-series"] == name]) == 4 + 3
+        # One path per chart: 4 losses, then each per-image metric.
+        assert len([a for a, _ in paths if a["data-series"] == name]) == 4 + len(metric_names(IMAGE))
 
     # The table holds each run's metrics.json figures; the best of each column is marked.
     for name in RUNS:
         saved = json.loads((results / name / "test_latest" / "metrics.json").read_text())
-        figures = {**saved["mean"], "FID": saved["set"]["FID"], "KID": saved["set"]["KID"]}
+        figures = {**saved["mean"], **{k: saved["set"][k] for k in metric_names(SET)}}
         row = [a for a in dom.elements if a[0] == "tr" and a[1].get("data-run") == name]
         assert row
         cells = {a["data-metric"]: (a, text) for a, text in dom.find("td") if "data-metric" in a
@@ -111,7 +112,7 @@ def test_page_of_three_runs_in_chromium(chromium, three_runs, tmp_path: Path) ->
             assert text.startswith(format_value(value))
             pick = max if HIGHER_IS_BETTER[metric] else min
             best = pick(json.loads((results / n / "test_latest" / "metrics.json").read_text())["mean" if metric in
-                        ("L1", "PSNR", "SSIM") else "set"][metric] for n in RUNS)
+                        metric_names(IMAGE) else "set"][metric] for n in RUNS)
             assert ("best" in attrs.get("class", "")) == (value == best), (name, metric)
 
     # The options that differ, and only those.

@@ -13,6 +13,7 @@ import train as train_driver
 from engine.checkpoint import load_file
 from reporting.loss_log import read_loss_log
 from reporting.visdom_client import connect_visdom
+from reporting.metrics import IMAGE, metric_names
 from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args
 
 
@@ -45,9 +46,9 @@ def test_validation_reaches_every_display(visdom_server: int, tmp_path: Path) ->
 
     records = [r for r in read_loss_log(run / "loss_log.jsonl") if "metrics" in r]
     assert [(r["step"], r["split"], sorted(r["metrics"])) for r in records] == [
-        (2, "val", ["L1", "PSNR", "SSIM"]), (4, "val", ["L1", "PSNR", "SSIM"])]
+        (2, "val", sorted(metric_names(IMAGE))), (4, "val", sorted(metric_names(IMAGE)))]
     assert [r["epoch_frac"] for r in records] == pytest.approx([2 / 3, 4 / 3])
-    logged = {name: [r["metrics"][name] for r in records] for name in ("L1", "PSNR", "SSIM")}
+    logged = {name: [r["metrics"][name] for r in records] for name in metric_names(IMAGE)}
 
     client = connect_visdom("http://127.0.0.1", visdom_server, "val_e2e")
     window = json.loads(client.get_window_data("steered_1_val_metrics", env="val_e2e"))

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import test as test_driver
+from reporting.metrics import IMAGE, metric_names
 from tests.pipeline_helpers import train_tiny_run
 from tests.test_wandb import no_network, run_records   # noqa: F401 - the fixture keeps W&B offline
 
@@ -36,11 +37,11 @@ def test_results_table_and_means(tmp_path: Path) -> None:
     assert history[0]["test/results.nrows"] == 3
 
     table = json.loads((run_dirs[0] / "files" / history[0]["test/results.path"]).read_text())
-    assert table["columns"] == ["image", "real_A", "fake_B", "real_B", "L1", "PSNR", "SSIM"]
+    assert table["columns"] == ["image", "real_A", "fake_B", "real_B", *metric_names(IMAGE)]
     rows = {row[0]: row for row in table["data"]}
     assert rows.keys() == metrics["images"].keys()
     for name, row in rows.items():
-        assert row[4:] == pytest.approx([metrics["images"][name][m] for m in ("L1", "PSNR", "SSIM")])
+        assert row[4:] == pytest.approx([metrics["images"][name][m] for m in metric_names(IMAGE)])
 
     # The table's images are staged by W&B as PNG files: each written result is among them, pixel for pixel.
     staged = [np.asarray(Image.open(p)) for p in Path(tmp_path / "wandb_home").rglob("*")
