@@ -36,7 +36,7 @@ class LoadedGenerator:
     spec: GeneratorSpec       # what was built
     path: Path
     device: torch.device
-    behaviour: str            # e.g. "norm layers: eval, bn_eval=running; dropout off"
+    behaviour: str            # e.g. "batch norm: eval, bn_eval=running; dropout off"
 
     @property
     def translate_io(self) -> str:

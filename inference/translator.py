@@ -27,7 +27,7 @@ from data.image_io import pil_to_uint8
 from data.image_ops import resize_bicubic, to_unit
 from data.padding import crop_padding, pad_to_multiple
 from data.transforms import PREPROCESS_MODES, to_signed_unit, valid_size
-from models.batchnorm import set_bn_eval_mode
+from models.batchnorm import BatchNorm2d, set_bn_eval_mode
 from data.color import lab_tensors_to_rgb, normalize_l, rgb_to_lab
 from reporting.images import to_uint8
 from util.errors import OptionError
@@ -141,9 +141,54 @@ def check_bn_eval_used(opt: argparse.Namespace) -> None:
                           "image's own statistics and dropout is on, as in the paper); add --eval")
 
 
+_TORCH_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+BATCH_NORM = "batch norm"
+# Per-image statistics and nothing running: the same output in train and eval mode.
+_MODE_FREE = ("instance norm", "layer norm", "group norm")
+
+
+def _norm_kind(module: nn.Module) -> str | None:
+    if isinstance(module, (BatchNorm2d, *_TORCH_BATCH_NORMS)):
+        return BATCH_NORM
+    if isinstance(module, nn.InstanceNorm2d):
+        return "instance norm" if not module.track_running_stats else "instance norm with running statistics"
+    if isinstance(module, nn.GroupNorm):
+        return "layer norm" if module.num_groups == 1 else "group norm"
+    return None
+
+
+def _norm_kinds(net: nn.Module) -> list[str]:
+    """The kinds of norm layer ``net`` has, in the order met."""
+    kinds: list[str] = []
+    for module in net.modules():
+        kind = _norm_kind(module)
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
+def describe_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropout_on: bool) -> str:
+    """What the network does at test time, by what it has: batch norm's statistics only when it
+    has batch norm, per-image norms as the same in both modes, dropout only when it has
+    Dropout layers. Shown in logs, metrics.json and compare.py's table, so it must be true."""
+    parts = []
+    for kind in _norm_kinds(net):
+        if kind == BATCH_NORM:
+            parts.append(f"{kind}: eval, bn_eval={bn_eval}" if eval_mode else f"{kind}: batch statistics")
+        elif kind in _MODE_FREE:
+            parts.append(f"{kind}: per-image statistics (the same in train and eval mode)")
+        else:
+            parts.append(f"{kind}: {'eval' if eval_mode else 'train'} mode")
+    parts = parts or ["no norm layers"]
+    has_dropout = any(isinstance(m, nn.Dropout) for m in net.modules())
+    parts.append(("dropout on" if dropout_on else "dropout off") if has_dropout else "no dropout layers")
+    return "; ".join(parts)
+
+
 def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropout: str | None) -> str:
     """As test.py: by default the paper's mode (batch statistics, dropout on); ``eval_mode``
-    switches norm layers to eval (batch norm per ``bn_eval``) and dropout off."""
+    switches norm layers to eval (batch norm per ``bn_eval``) and dropout off. Returns
+    :func:`describe_behaviour`'s label."""
     net.train(not eval_mode)
     if eval_mode:
         set_bn_eval_mode(net, bn_eval)
@@ -151,8 +196,7 @@ def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropo
     for module in net.modules():
         if isinstance(module, nn.Dropout):
             module.train(dropout_on)
-    norms = f"eval, bn_eval={bn_eval}" if eval_mode else "train (batch statistics)"
-    return f"norm layers: {norms}; dropout {'on' if dropout_on else 'off'}"
+    return describe_behaviour(net, eval_mode, bn_eval, dropout_on)
 
 
 # -- the whole path -------------------------------------------------------------------------

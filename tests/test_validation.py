@@ -20,6 +20,7 @@ from models.load_generator import find_generator, load_into
 from options.configs import data_config
 from options.parse import parse_options
 from reporting.images import to_uint8
+from reporting.metrics import IMAGE, metric_names, reported_set_keys
 from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args
 
 CPU = Runtime(torch.device("cpu"))
@@ -88,7 +89,7 @@ def test_figures_equal_test_py_on_the_same_checkpoint(tmp_path: Path) -> None:
     validator = Validator(val_set(opt, "test"), ValidationConfig(eval_mode=True), CPU)
     figures = validator(model)
     assert figures == pytest.approx(expected["mean"], rel=1e-9)
-    assert validator.behaviour.startswith("norm layers: eval")
+    assert validator.behaviour.startswith("batch norm: eval")
 
     # L1 and PSNR once more by hand, from test.py's written images.
     l1, psnr = [], []
@@ -170,8 +171,8 @@ def test_two_ranks_split_the_set_and_give_the_figures_of_one(tmp_path: Path) -> 
     one = _validate_on_ranks(0, 1, str(data), str(tmp_path))
     two = run_distributed(_validate_on_ranks, 2, str(data), str(tmp_path), timeout_s=240)
     assert two[0] == two[1]
-    assert set(one) == {"L1", "PSNR", "SSIM", "FID", "KID", "KID_std"}
-    pixels = ("L1", "PSNR", "SSIM")
+    assert set(one) == {*metric_names(IMAGE), *reported_set_keys()}
+    pixels = metric_names(IMAGE)
     assert {k: two[0][k] for k in pixels} == pytest.approx({k: one[k] for k in pixels}, rel=1e-9)
     # Inception's float32 convolutions round differently with another batch make-up and thread count.
     assert two[0] == pytest.approx(one, rel=1e-5)
