@@ -28,6 +28,10 @@ MAX_GROUPS = 32  # the GroupNorm paper's default
 class NormSpec:
     make: NormLayer          # num_channels -> module
     conv_bias: bool          # does the conv before this norm need a bias?
+    # The fewest values per image and channel it normalizes: statistics of a single value are
+    # undefined for instance norm (torch refuses a 1x1 map), while the innermost U-Net features
+    # and a PatchGAN's last maps can be 1x1.
+    min_spatial: int = 1
 
 
 def default_num_groups(channels: int, max_groups: int = MAX_GROUPS) -> int:
@@ -49,7 +53,7 @@ NORMS.add("batch", NormSpec(lambda c: BatchNorm2d(c), conv_bias=False),
 NORMS.add("syncbatch", NormSpec(lambda c: SyncBatchNorm2d(c), conv_bias=False), aliases=("sync_batch",),
           help="batch norm whose training statistics pool the global batch of all processes (gloo or nccl)")
 NORMS.add("instance", NormSpec(lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False),
-                               conv_bias=True),
+                               conv_bias=True, min_spatial=2),
           help="per-image, per-channel statistics; no learned scale, no running stats")
 NORMS.add("group", NormSpec(lambda c: nn.GroupNorm(default_num_groups(c), c), conv_bias=False),
           help="per-image statistics over groups of channels (largest divisor of C up to 32 groups)")

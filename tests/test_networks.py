@@ -7,6 +7,8 @@ from torch import nn
 
 from models.init import INITS, init_weights
 from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, size_multiple
+from models.networks.multiscale import smallest_logit_side
+from models.networks.spec import NetSpec
 from models.norms import NORMS
 
 
@@ -29,16 +31,25 @@ def test_generator_forward_backward(net_g: str, norm: str) -> None:
     assert all(p.grad is not None for p in net.parameters())
 
 
+def logit_sides(spec: NetSpec, side: int) -> list[int]:
+    """The side of each scale's logit map for a ``side`` px input, from the spec's fields."""
+    n_layers = getattr(spec, "n_layers", None)
+    if n_layers is None:   # a D without stride-2 layers (pixel) keeps every pixel
+        return [side]
+    return [smallest_logit_side(side, n_layers, scales) for scales in range(1, getattr(spec, "num_D", 1) + 1)]
+
+
 @pytest.mark.parametrize("norm", NORMS.names())
 @pytest.mark.parametrize("net_d", DISCRIMINATORS.names())
 def test_discriminator_forward_backward(net_d: str, norm: str) -> None:
     torch.manual_seed(0)
-    net = build_discriminator(net_d, input_nc=4, ndf=4, n_layers=2, norm=norm, num_D=1)
+    spec = DISCRIMINATORS.spec(net_d, input_nc=4, ndf=4, n_layers=2, norm=norm, num_D=2)
+    net = spec.build()
     x = torch.randn(2, 4, 64, 64, requires_grad=True)
     y = net(x)
-    # The multiscale D returns one map per scale (one scale here).
-    expected = {"basic": (2, 1, 6, 6), "n_layers": (2, 1, 14, 14), "pixel": (2, 1, 64, 64),
-                "multiscale": [(2, 1, 14, 14)]}[net_d]
+    # A multiscale D (a spec with num_D) returns one map per scale, finest first.
+    sides = logit_sides(spec, 64)
+    expected = [(2, 1, s, s) for s in sides] if hasattr(spec, "num_D") else (2, 1, sides[0], sides[0])
     assert ([t.shape for t in y] if isinstance(y, list) else y.shape) == expected
     (sum(t.mean() for t in y) if isinstance(y, list) else y.mean()).backward()
     assert torch.isfinite(x.grad).all()

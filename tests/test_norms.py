@@ -1,4 +1,5 @@
-"""The norm registry: every entry builds for any width, says whether convs need a bias, has help."""
+"""The norm registry: every entry builds for any width, runs on the maps it says, its networks' convs
+have a bias exactly when it says, and it has help."""
 from __future__ import annotations
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 
 from models.batchnorm import BatchNorm2d
+from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
 from models.norms import NORMS, default_num_groups, norm_spec
 from models.sync_batchnorm import SyncBatchNorm2d
 
@@ -25,18 +27,34 @@ def test_every_norm_builds_and_runs_for_tiny_and_odd_widths(name: str, channels:
     assert torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize("name", [n for n in NORMS.names() if n != "instance"])
-def test_norms_accept_a_one_by_one_map(name: str) -> None:
-    """The innermost U-Net features and a PatchGAN's last maps can be 1x1 (instance norm has
-    no statistics of a single value and is the one exception, as in torch)."""
-    layer = norm_spec(name).make(8)
-    y = layer(torch.randn(2, 8, 1, 1))
-    assert torch.isfinite(y).all()
+@pytest.mark.parametrize("name", NORMS.names())
+def test_a_norm_runs_on_exactly_the_maps_its_entry_says(name: str) -> None:
+    """The innermost U-Net features and a PatchGAN's last maps can be 1x1; the entry's
+    min_spatial says whether the norm can take them (instance norm cannot, as in torch)."""
+    spec = norm_spec(name)
+    layer = spec.make(8)
+    assert torch.isfinite(layer(torch.randn(2, 8, 1, spec.min_spatial))).all()
+    if spec.min_spatial > 1:
+        with pytest.raises(ValueError):
+            layer(torch.randn(2, 8, 1, spec.min_spatial - 1))
 
 
-def test_conv_bias_is_stated_per_norm() -> None:
-    assert {entry.name: entry.obj.conv_bias for entry in NORMS} == {
-        "batch": False, "syncbatch": False, "instance": True, "group": False, "layer": False, "none": True}
+@pytest.mark.parametrize("name", NORMS.names())
+def test_the_conv_before_a_norm_has_a_bias_exactly_when_its_entry_says(name: str) -> None:
+    """Every conv of every registered network that the norm directly follows carries a bias iff
+    ``conv_bias``: the networks obey the entry."""
+    spec = norm_spec(name)
+    followed = 0
+    nets = [build_generator(g, input_nc=3, output_nc=3, ngf=4, norm=name) for g in GENERATORS.names()]
+    nets += [build_discriminator(d, input_nc=6, ndf=4, norm=name) for d in DISCRIMINATORS.names()]
+    for net in nets:
+        modules = [m for m in net.modules() if not list(m.children())]
+        norm_type = type(spec.make(4))
+        for conv, after in zip(modules, modules[1:]):
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(after) is norm_type:
+                followed += 1
+                assert (conv.bias is not None) == spec.conv_bias, (net.__class__.__name__, conv)
+    assert followed > 0 or name == "none"
 
 
 def test_every_norm_has_one_line_of_help_and_sync_batch_is_an_alias() -> None:

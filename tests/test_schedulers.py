@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train as train_driver
-from models.schedulers import EpochScheduler
+from models.schedulers import LR_POLICIES, EpochScheduler
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
 
 
@@ -38,6 +38,17 @@ HAND = {
     "step": [1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01],
     "cosine": [1, 0.961940, 0.853553, 0.691342, 0.5, 0.308658, 0.146447, 0.038060],
 }
+
+
+# The metric-driven policies' hand oracles are tests of their own below.
+METRIC_ORACLES = {"plateau"}
+
+
+def test_every_registered_policy_has_a_hand_oracle():
+    """A new --lr_policy cannot go in without its rates computed by hand here."""
+    by_epoch = {e.name for e in LR_POLICIES if not e.meta["needs_metric"]}
+    assert sorted(HAND) == sorted(by_epoch)
+    assert sorted(METRIC_ORACLES) == sorted(set(LR_POLICIES.names()) - by_epoch)
 
 
 @pytest.mark.parametrize("policy", sorted(HAND))
