@@ -129,7 +129,9 @@ def start_state(opt: Options, runtime: Runtime, model: BaseModel, exp_dir: Path,
         settled.append(settle_execution(opt, model, runtime.device, recorded))
     if label is not None:
         state = resume_training(exp_dir, label, model, opt, runtime.rank, runtime.world_size, on_execution=settle)
-        log.info("resumed from %s at epoch %d, step %d", label, state.epoch, state.step)
+        # The rate of the current schedule at this epoch (a resume that changes it says so here).
+        log.info("resumed from %s at epoch %d, step %d; learning rate %.7f", label, state.epoch, state.step,
+                 model.current_lr())
         return state, True, settled[0]
     if existing_checkpoints(exp_dir) and not opt.overwrite:
         raise CheckpointError(f"{exp_dir} already holds checkpoints; pass --continue_train to resume, "

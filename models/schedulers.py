@@ -5,6 +5,7 @@ Epochs are numbered from ``epoch_count`` (1 by default) to n_epochs + n_epochs_d
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 from torch.optim import Optimizer
@@ -70,16 +71,23 @@ class EpochScheduler:
                  epoch_count: int = 1, lr_decay_iters: int = 50) -> None:
         entry = LR_POLICIES.entry(policy)
         self.needs_metric: bool = entry.meta["needs_metric"]
+        # This run's initial rate (--lr), before the epoch policies scale it.
+        self.base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
         self.scheduler = entry.obj(optimizer, n_epochs, n_epochs_decay, epoch_count, lr_decay_iters)
         self.optimizer = optimizer
 
     def step(self, metric: float | None = None) -> None:
-        if self.needs_metric:
-            if metric is None:
-                raise ValueError("the plateau policy needs the epoch's loss to step")
-            self.scheduler.step(metric)
-        else:
-            self.scheduler.step()
+        with warnings.catch_warnings():
+            # A resume from a checkpoint saved at an epoch's last step ends that epoch before this
+            # process has taken a step of its own. torch sees a scheduler step before any optimizer
+            # step and warns that it skips a rate; the rates here are counted in epochs and right.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            if self.needs_metric:
+                if metric is None:
+                    raise ValueError("the plateau policy needs the epoch's loss to step")
+                self.scheduler.step(metric)
+            else:
+                self.scheduler.step()
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
@@ -88,4 +96,29 @@ class EpochScheduler:
         return self.scheduler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state)
+        """A checkpoint's schedule, loaded after its optimizer (whose saved rate this replaces).
+
+        The epochs stepped always carry over. ``plateau`` from a ``plateau`` checkpoint goes on
+        exactly: its rate is the optimizer's and its history (best loss, bad epochs) is the
+        checkpoint's. The epoch policies set the rate of the epoch in progress from this run's
+        options, so a resume that changes --n_epochs, --n_epochs_decay, --lr_policy or --lr
+        trains that epoch at the new schedule's rate rather than the saved one (0 after a
+        finished linear run); with the schedule unchanged it is the very number saved. A run
+        that switches to ``plateau`` starts it afresh at --lr."""
+        plateau_saved = "lr_lambdas" not in state
+        if self.needs_metric and plateau_saved:
+            self.scheduler.load_state_dict(state)
+            return
+        if plateau_saved or self.needs_metric:   # another policy's state: only its epoch count fits
+            self.scheduler.last_epoch = state["last_epoch"]
+        else:
+            self.scheduler.load_state_dict(state)
+        if self.needs_metric:
+            rates = list(self.base_lrs)
+        else:
+            self.scheduler.base_lrs = list(self.base_lrs)
+            epoch = self.scheduler.last_epoch
+            rates = [base * factor(epoch) for factor, base in zip(self.scheduler.lr_lambdas, self.base_lrs)]
+        for group, base, rate in zip(self.optimizer.param_groups, self.base_lrs, rates):
+            group["lr"], group["initial_lr"] = rate, base
+        self.scheduler._last_lr = list(rates)   # what get_last_lr() reports (torch keeps it there)

@@ -92,3 +92,96 @@ def test_training_logs_the_hand_computed_rates_from_epoch_count(tmp_path: Path):
     assert by_epoch == pytest.approx({3: 0.002, 4: 0.001}, rel=1e-6)
     state = torch.load(tmp_path / "ck" / "tiny" / "latest.pt", weights_only=True)["state"]
     assert state["epoch"] == 5 and state["step"] == 4
+
+
+DECAY_ITERS = 3   # the step policy's, as in HAND
+
+
+def saved_schedule(policy: str, n_epochs: int, n_epochs_decay: int, epochs_done: int, lr: float = 1.0,
+                   metrics: list[float] | None = None) -> tuple[dict, dict]:
+    """The optimizer and scheduler states of a run that has finished ``epochs_done`` epochs."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = EpochScheduler(policy, optimizer, n_epochs, n_epochs_decay, 1, DECAY_ITERS)
+    for i in range(epochs_done):
+        scheduler.step(metrics[i] if metrics else None)
+    return optimizer.state_dict(), scheduler.state_dict()
+
+
+def resumed(policy: str, n_epochs: int, n_epochs_decay: int, saved: tuple[dict, dict], lr: float = 1.0,
+            epoch_count: int = 1) -> EpochScheduler:
+    """What the resume does: a fresh optimizer and scheduler from this run's options, then the
+    checkpoint's optimizer state, then its scheduler state (models/base_model.load_state_dict)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = EpochScheduler(policy, optimizer, n_epochs, n_epochs_decay, epoch_count, DECAY_ITERS)
+    optimizer.load_state_dict(saved[0])
+    scheduler.load_state_dict(saved[1])
+    return scheduler
+
+
+@pytest.mark.parametrize("policy", sorted(HAND))
+def test_an_unchanged_resume_goes_on_at_the_saved_rate(policy: str):
+    """Resumed after e epochs with the same options: the rates of the rest are the full run's, to the bit."""
+    for done in range(0, 8):
+        scheduler = resumed(policy, 4, 4, saved_schedule(policy, 4, 4, done))
+        rest = []
+        for _ in range(done, 8):
+            rest.append(scheduler.lr())
+            scheduler.step()
+        assert rest == rates(policy, 4, 4, decay_iters=DECAY_ITERS)[done:]
+
+
+def test_extending_a_finished_linear_run_trains_at_the_new_schedules_rate():
+    """1 + 1 epochs done (the optimizer's saved rate after the last epoch: 1 - 2/2 = 0), resumed
+    with --n_epochs_decay 3: epochs 3 and 4 train at 1 - (3-1)/4 = 0.5 and 1 - (4-1)/4 = 0.25, by hand."""
+    saved = saved_schedule("linear", 1, 1, 2)
+    assert saved[0]["param_groups"][0]["lr"] == 0.0
+    scheduler = resumed("linear", 1, 3, saved)
+    got = []
+    for _ in range(2):
+        got.append(scheduler.lr())
+        scheduler.step()
+    assert got == pytest.approx([0.5, 0.25], abs=1e-12)
+
+
+def test_a_changed_policy_or_rate_applies_from_the_resumed_epoch():
+    """linear 4 + 4 for 5 epochs, resumed as cosine over 8 epochs at --lr 0.5: epoch 6 trains at
+    0.5 (1 + cos(5 pi / 8)) / 2 = 0.5 x 0.308658."""
+    scheduler = resumed("cosine", 4, 4, saved_schedule("linear", 4, 4, 5), lr=0.5)
+    assert scheduler.lr() == pytest.approx(0.5 * 0.308658, abs=1e-6)
+    scheduler.step()
+    assert scheduler.lr() == pytest.approx(0.5 * 0.146447, abs=1e-6)
+
+
+def test_plateau_keeps_its_saved_state_and_a_switch_to_it_starts_at_the_initial_rate():
+    losses = [1.0] + [0.995] * 6
+    saved = saved_schedule("plateau", 10, 0, 7, metrics=losses)
+    assert saved[0]["param_groups"][0]["lr"] == pytest.approx(0.2)  # dropped after the 7th epoch
+    scheduler = resumed("plateau", 10, 0, saved)
+    assert scheduler.lr() == pytest.approx(0.2) and scheduler.state_dict()["num_bad_epochs"] == 0
+    assert scheduler.state_dict()["best"] == 1.0
+    switched = resumed("plateau", 10, 0, saved_schedule("linear", 2, 2, 3))   # linear was at 1 - 1/3
+    assert switched.lr() == 1.0 and switched.state_dict()["last_epoch"] == 3
+
+
+def test_a_scheduler_step_before_any_optimizer_step_is_quiet():
+    """A resume from a 'latest' saved at an epoch's last step ends that epoch before it takes a
+    step: torch's "lr_scheduler.step() before optimizer.step()" warning would be false there."""
+    import warnings
+
+    scheduler = resumed("linear", 1, 1, saved_schedule("linear", 1, 1, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scheduler.step()
+    assert scheduler.lr() == pytest.approx(0.5)
+
+
+def test_a_resume_that_extends_a_finished_run_logs_the_new_rates(tmp_path: Path):
+    """train.py end to end: 1 + 1 epochs finished (the last at lr/2), then --continue_train
+    --n_epochs_decay 3: epochs 3 and 4 log 0.003 x 2/4 and 0.003 x 1/4, not the saved 0."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 2})
+    args = tiny_args(data, tmp_path / "ck") + ["--n_epochs", "1", "--lr", "0.003", "--print_freq", "2"]
+    assert train_driver.main(args + ["--n_epochs_decay", "1"]) == 0
+    assert train_driver.main(args + ["--n_epochs_decay", "3", "--continue_train"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "ck" / "tiny" / "loss_log.jsonl").read_text().splitlines()]
+    by_epoch = {r["epoch"]: r["lr"] for r in records}
+    assert by_epoch == pytest.approx({1: 0.003, 2: 0.0015, 3: 0.0015, 4: 0.00075}, rel=1e-6)
