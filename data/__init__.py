@@ -15,17 +15,20 @@ from data.image_io import DataError
 from data.paired import PairedDataset
 from data.shards import ShardDataset
 from data.registry import DATASETS
+from data.shard_format import ONE_FILE, PAIR_FILES
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 
-DATASETS.add("aligned", AlignedDataset,
+# shard_layout: which files make a sample in a shard set (datasets/make_shards.py); a mode without
+# one cannot be sharded.
+DATASETS.add("aligned", AlignedDataset, shard_layout=ONE_FILE,
              help="paired images stored side by side (A|B) in dataroot/phase; --direction BtoA swaps them")
-DATASETS.add("single", SingleDataset,
+DATASETS.add("single", SingleDataset, shard_layout=ONE_FILE,
              help="one folder of inputs (dataroot/phase, else dataroot, or one image file) for inference")
-DATASETS.add("paired", PairedDataset,
+DATASETS.add("paired", PairedDataset, shard_layout=PAIR_FILES,
              help="pairs from two folders matched by name: dataroot/A/phase + dataroot/B/phase, or "
                   "dataroot/phase_A + phase_B; A1, A2 ... stack into channels; 16-bit kept")
-DATASETS.add("colorization", ColorizationDataset,
+DATASETS.add("colorization", ColorizationDataset, shard_layout=ONE_FILE,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
 DATASETS.add("shards", ShardDataset,
              help="tar shards from datasets/make_shards.py (--dataroot: the folder or URL of <phase>.json); "

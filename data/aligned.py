@@ -1,16 +1,14 @@
 """Paired images stored side by side: each file holds A | B, split at the middle."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from torch.utils.data import Dataset
 
 from data.config import DataConfig
 from data.image_io import DataError, ImageSource, image_folder, pil_to_uint8
 from data.image_store import ImageStore, StoreFactory
 from data.pixels import open_eight_bit
-from data.transforms import SampleKey, augment, min_input_size, output_size, split_key, to_signed_unit
+from data.store_dataset import StoreDataset
+from data.transforms import SampleKey, Size, augment, min_input_size, split_key, to_signed_unit
 from util.errors import OptionError
 
 
@@ -29,7 +27,7 @@ def check_min_size(cfg: DataConfig, path: ImageSource, width: int, height: int) 
                         f"{cfg.crop_size} (--preprocess {cfg.preprocess})")
 
 
-class AlignedDataset(Dataset):
+class AlignedDataset(StoreDataset):
     """Reads ``dataroot/phase``; item ``{"A", "B", "A_paths", "B_paths"}``.
 
     The left half is A and the right half B; ``direction="BtoA"`` swaps them, and the
@@ -48,15 +46,8 @@ class AlignedDataset(Dataset):
                                     skip_bad=cfg.skip_bad_images, cache=cfg.cache,
                                     limit=cfg.max_dataset_size)
 
-    @property
-    def paths(self) -> list[Path]:
-        return self.store.paths
-
-    def sample_sizes(self) -> list[tuple[int, int]] | None:
-        """The (height, width) each sample's tensors have, for batching by size (None when the
-        store does not know its images' sizes before decoding them: shards)."""
-        sizes = getattr(self.store, "sizes", None)
-        return None if sizes is None else [output_size(self.cfg, h, w // 2) for h, w in sizes]
+    def stored_image_size(self, height: int, width: int) -> Size:
+        return height, width // 2   # A and B side by side
 
     def _check(self, path: ImageSource, width: int, height: int) -> None:
         if width % 2:
@@ -71,9 +62,6 @@ class AlignedDataset(Dataset):
         left, right = image.crop((0, 0, half, height)), image.crop((half, 0, 2 * half, height))
         a, b = (right, left) if self.cfg.direction == "BtoA" else (left, right)
         return pil_to_uint8(a, self.mode_A, path), pil_to_uint8(b, self.mode_B, path)
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from torch.utils.data import Dataset
 
 from data.aligned import check_min_size
 from data.config import DataConfig
 from data.image_io import DataError, ImageSource, list_files, read_header
 from data.image_store import ImageStore, StoreFactory
 from data.pixels import bits_of, common_depth, native_channels, read_pixels
-from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
+from data.store_dataset import StoreDataset
+from data.transforms import SampleKey, augment, split_key, to_signed_unit
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def stored_channels(dataroot: Path, phase: str) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-class PairedDataset(Dataset):
+class PairedDataset(StoreDataset):
     """Item ``{"A", "B", "A_paths", "B_paths", "A_bits", "B_bits", "A_size"}``; ``A_size`` is
     the stored (height, width), which test.py crops padded results back to."""
 
@@ -207,16 +207,6 @@ class PairedDataset(Dataset):
             raise DataError(f"{side} folders {', '.join(str(f) for f in self.folders[side])}: channels that do "
                             f"not add up to {option} {wanted}: {_listing(bad)}")
 
-    @property
-    def paths(self) -> list[Path]:
-        return self.store.paths
-
-    def sample_sizes(self) -> list[tuple[int, int]] | None:
-        """The (height, width) each sample's tensors have, for batching by size (None when the
-        store does not know its images' sizes: shards of an older format)."""
-        sizes = getattr(self.store, "sizes", None)
-        return None if sizes is None else [output_size(self.cfg, h, w) for h, w in sizes]
-
     def fields(self, index: int) -> dict[str, ImageSource]:
         """Sample ``index``'s files by field, as on disk (before --direction swaps the sides)."""
         return self._row_fields(self._row[self.store.paths[index]])
@@ -254,9 +244,6 @@ class PairedDataset(Dataset):
             raise DataError(f"{sides['A'][0]} is {a.shape[-1]}x{a.shape[-2]}, {sides['B'][0]} "
                             f"{b.shape[-1]}x{b.shape[-2]}: a pair must have one size")
         return a, b
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)

@@ -12,7 +12,7 @@ file, which is what batching by size needs before anything is decoded.
 The files are stored as they were (JPEG stays JPEG): the reader decodes them with the same
 code as the folder set, so both give the same pixels, and the shards are no larger than the
 folders. Which files make a sample, and how the dataset decodes them, is a :class:`ShardLayout`
-registered under the dataset mode.
+stated on the dataset mode's registry entry.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from webdataset import TarWriter
 
 from data.image_io import DataError, ImageBlob, read_header
 from data.image_store import Decoder
-from util.registry import Registry
+from data.registry import DATASETS
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)   # 1: no sizes
@@ -73,13 +73,22 @@ def _decode_pair(decode: Decoder, members: dict[str, ImageBlob]) -> tuple[torch.
     return decode(members)   # type: ignore[arg-type]  # the paired decoder takes the files by field
 
 
-SHARD_LAYOUTS: Registry[ShardLayout] = Registry("shard layout (the source --dataset_mode)")
-ONE_FILE = ShardLayout(_one_file, _decode_one_file)
-SHARD_LAYOUTS.add("aligned", ONE_FILE, help="the A|B file as it is")
-SHARD_LAYOUTS.add("colorization", ONE_FILE, help="the colour photo as it is")
-SHARD_LAYOUTS.add("single", ONE_FILE, help="the input image as it is")
-SHARD_LAYOUTS.add("paired", ShardLayout(_pair_files, _decode_pair),
-                  help="each file of the pair as it is, under A (or A1, A2, ...) and B (or B1, ...)")
+ONE_FILE = ShardLayout(_one_file, _decode_one_file)      # the sample's one file as it is (A|B, a photo)
+PAIR_FILES = ShardLayout(_pair_files, _decode_pair)    # each file under A (or A1, A2, ...) and B (or B1, ...)
+
+
+def shard_layouts() -> dict[str, ShardLayout]:
+    """The dataset modes a shard set can be made from, with their layouts: each mode states its
+    own as ``shard_layout=`` on its ``DATASETS`` entry (data/__init__.py), so a new mode is
+    sharded by adding it there, and one without it cannot be."""
+    return {e.name: e.meta["shard_layout"] for e in DATASETS if e.meta.get("shard_layout") is not None}
+
+
+def shard_layout(mode: str) -> ShardLayout:
+    layouts = shard_layouts()
+    if mode not in layouts:
+        raise DataError(f"--dataset_mode {mode} cannot be written into shards (these can: {', '.join(layouts)})")
+    return layouts[mode]
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ def write_shards(dataset: Dataset, mode: str, root: Path, phase: str, out_dir: P
     All files go to a hidden folder first and are moved in only once every shard is complete,
     the index last, so a failed run leaves no shard set behind that looks usable.
     """
-    layout = SHARD_LAYOUTS.get(mode)
+    layout = shard_layout(mode)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / index_name(phase)).exists():
         raise DataError(f"{out_dir / index_name(phase)}: already exists; choose another output folder")

@@ -40,7 +40,7 @@ from data.image_io import DataError, ImageBlob
 from data.image_store import Decoder, HeaderCheck
 from data.packed import PackedSamples
 from data.registry import DATASETS
-from data.shard_format import READABLE_VERSIONS, SECTION, SHARD_LAYOUTS, ShardLayout, index_name
+from data.shard_format import READABLE_VERSIONS, SECTION, ShardLayout, index_name, shard_layouts
 from util.errors import first_line
 
 logger = logging.getLogger(__name__)
@@ -269,10 +269,11 @@ def ShardDataset(cfg: DataConfig) -> Dataset:
     """The dataset the shard set was made from, reading its files from the shards."""
     meta, shards = load_index(cfg)
     mode = meta["dataset_mode"]
-    if mode not in SHARD_LAYOUTS.names():
+    layouts = shard_layouts()
+    if mode not in layouts:
         raise DataError(f"{index_location(cfg.dataroot, cfg.phase)}: made from --dataset_mode {mode}, "
-                        f"which this version cannot read (it reads {', '.join(SHARD_LAYOUTS.names())})")
-    store = partial(_make_store, shards, meta["names"], meta.get("sizes"), SHARD_LAYOUTS.get(mode), cfg)
+                        f"which this version cannot read (it reads {', '.join(layouts)})")
+    store = partial(_make_store, shards, meta["names"], meta.get("sizes"), layouts[mode], cfg)
     return DATASETS.get(mode)(cfg, store=store)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from data.aligned import channel_mode, check_min_size
 from data.config import DataConfig
 from data.image_io import ImageSource, image_folder
 from data.image_store import ImageStore, StoreFactory
 from data.pixels import bits_of, read_pixels
-from data.transforms import SampleKey, augment, output_size, split_key, to_signed_unit
+from data.store_dataset import StoreDataset
+from data.transforms import SampleKey, augment, split_key, to_signed_unit
 
 
 def input_files(cfg: DataConfig) -> tuple[Path, list[Path] | None]:
@@ -21,7 +21,7 @@ def input_files(cfg: DataConfig) -> tuple[Path, list[Path] | None]:
     return image_folder(cfg.dataroot, cfg.phase, phase_optional=True), None
 
 
-class SingleDataset(Dataset):
+class SingleDataset(StoreDataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself (or the
     one image file ``dataroot`` names), or from ``store`` (data/shards.py). A gets ``input_nc``
     channels."""
@@ -42,25 +42,12 @@ class SingleDataset(Dataset):
         """The PIL mode images are decoded to."""
         return channel_mode(cfg.input_nc, "--input_nc")
 
-    @property
-    def paths(self) -> list[Path]:
-        return self.store.paths
-
-    def sample_sizes(self) -> list[tuple[int, int]] | None:
-        """The (height, width) each sample's tensors have, for batching by size (None when the
-        store does not know its images' sizes before decoding them: shards)."""
-        sizes = getattr(self.store, "sizes", None)
-        return None if sizes is None else [output_size(self.cfg, h, w) for h, w in sizes]
-
     def _check(self, path: ImageSource, width: int, height: int) -> None:
         check_min_size(self.cfg, path, width, height)
 
     def _decode(self, path: ImageSource) -> tuple[torch.Tensor]:
         # 16-bit files stay 16-bit (data/pixels.py); 8-bit ones decode as they always did.
         return (read_pixels(path, 1 if self.mode_A == "L" else 3),)
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor | str]:
         index, seed = split_key(key)

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 from data import DataConfig, DataError, create_dataset
 from data.colorization import INPUT_NC, OUTPUT_NC
 from data.paired import has_phase, stored_channels
-from data.shard_format import SHARD_LAYOUTS, ShardLimits, index_name, write_shards
+from data.shard_format import ShardLimits, index_name, shard_layouts, write_shards
 
 DEFAULT_PHASES = ("train", "val", "test")
 # (dataroot, phase) -> the channel counts a mode's set is read with here: those it insists on
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataroot", type=Path, required=True, help="the dataset, as train.py reads it")
-    p.add_argument("--dataset_mode", default="aligned", choices=SHARD_LAYOUTS.choices(),
+    p.add_argument("--dataset_mode", default="aligned", choices=list(shard_layouts()),
                    help="how the project reads --dataroot (default aligned)")
     p.add_argument("--output", type=Path, required=True, help="folder for the shards and their index")
     p.add_argument("--phases", nargs="+", default=None,

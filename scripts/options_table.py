@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from data.registry import DATASETS
+from data.registry import DATASETS   # importing data.* fills it (data/__init__.py)
 from data.transforms import PREPROCESS_MODES
 from models import MODELS
 from models.init import INITS
@@ -22,8 +22,6 @@ from models.schedulers import LR_POLICIES
 from options.recipes import RECIPES
 from options.validation import BEST_METRICS
 from util.registry import Registry
-
-import data  # noqa: F401  (fills DATASETS)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""What the datasets reading an :class:`~data.image_store.ImageStore` (or a shard store) share:
+their files, their length and the size each sample's tensors will have."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from data.config import DataConfig
+from data.image_store import ImageStore
+from data.transforms import Size, output_size
+
+
+class StoreDataset(Dataset):
+    """A dataset whose samples are ``self.store``'s, one per file (set by the subclass)."""
+
+    cfg: DataConfig
+    store: ImageStore
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.store.paths
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def stored_image_size(self, height: int, width: int) -> Size:
+        """The (height, width) of one image of a sample stored as a ``height`` x ``width`` file."""
+        return height, width
+
+    def sample_sizes(self) -> list[Size] | None:
+        """The (height, width) each sample's tensors have, for batching by size (None when the
+        store does not know its images' sizes before decoding them: shards of an older format)."""
+        sizes = getattr(self.store, "sizes", None)
+        return None if sizes is None else [output_size(self.cfg, *self.stored_image_size(h, w)) for h, w in sizes]
