@@ -29,7 +29,7 @@ from torch import nn
 
 from engine.distributed import unwrap
 from engine.machine import signature
-from engine.speed import SpeedError, native_bf16
+from engine.speed import AMP_MODES, SpeedError, native_bf16
 from util import omp_env
 from util.interleave import rotated
 
@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 
 MARGIN = 0.05        # bf16 must save at least 5% of fp32's probe step: less is within the noise
 ROUNDS = 5           # timed steps per candidate, interleaved, after one warm-up each
-CANDIDATES = ("none", "bf16")
+CANDIDATES = tuple(e.name for e in AMP_MODES if e.meta.get("auto_candidate"))   # fp32 ("none") and bf16
 PIN_ENV = "PIX2PIX_AMP_AUTO"
-PINS = ("measure", "native", "none", "bf16")
+PINS = ("measure", "native", *CANDIDATES)   # measure: the probe; native: bf16 where the hardware has it
 CACHE_FILE = "amp_auto.json"
 
 
@@ -166,7 +166,7 @@ def choose_auto_amp(opt: Any, model: TrialModel, resolved: str, device: torch.de
     pin = os.environ.get(PIN_ENV, "measure").lower()
     if pin not in PINS:
         raise SpeedError(f"{PIN_ENV}={pin!r} is not one of {', '.join(PINS)}")
-    if pin in ("none", "bf16"):
+    if pin in CANDIDATES:
         return pin
     if pin == "native" or not native_bf16(device) or "D" not in model.nets:
         return "bf16" if native_bf16(device) else "none"   # emulated bf16 is always the slower

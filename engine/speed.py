@@ -27,12 +27,13 @@ class AmpMode:
     needs_scaler: bool          # fp16 gradients underflow without loss scaling; bf16 has fp32's range
 
 
+# auto_candidate: a mode --amp auto may settle on (engine/amp_auto.py times each against the others).
 AMP_MODES: Registry[AmpMode] = Registry("--amp")
 AMP_MODES.add("auto", AmpMode(None, False),
               help="training: bf16 where it is measured faster than fp32 for this run's networks (timed "
                    "once per machine and configuration, engine/amp_auto.py), else none")
-AMP_MODES.add("none", AmpMode(None, False), help="plain fp32")
-AMP_MODES.add("bf16", AmpMode(torch.bfloat16, False),
+AMP_MODES.add("none", AmpMode(None, False), auto_candidate=True, help="plain fp32")
+AMP_MODES.add("bf16", AmpMode(torch.bfloat16, False), auto_candidate=True,
               help="bfloat16 autocast (CPUs with AVX512-BF16/AMX, Ampere+ GPUs); no loss scaling needed")
 AMP_MODES.add("fp16", AmpMode(torch.float16, True),
               help="float16 autocast with a GradScaler per optimizer (GPUs; works but is slow on most CPUs)")

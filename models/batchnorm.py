@@ -39,12 +39,14 @@ if TYPE_CHECKING:   # a type hint only: precise_bn.py builds on this module
 
 logger = logging.getLogger(__name__)
 
+# needs_training_data: the mode measures statistics on training batches first, so only a command
+# that can read the training set offers it (test.py, validation; not translate, serve, export).
 BN_EVAL_MODES: Registry[str] = Registry("--bn_eval")
-BN_EVAL_MODES.add("running", "running",
+BN_EVAL_MODES.add("running", "running", needs_training_data=False,
                   help="normalize with the running averages kept during training (standard)")
-BN_EVAL_MODES.add("batch", "batch",
+BN_EVAL_MODES.add("batch", "batch", needs_training_data=False,
                   help="normalize with each test batch's own statistics, as the pix2pix paper does")
-BN_EVAL_MODES.add("precise", "precise",
+BN_EVAL_MODES.add("precise", "precise", needs_training_data=True,
                   help="normalize with population statistics recomputed over training batches "
                        "with frozen weights just before testing")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from models.networks import GENERATORS, generator_spec
+from models.networks.local_enhancer import LocalEnhancerSpec
 from options.base import non_negative_int
 
 
@@ -22,9 +24,11 @@ def add_highres_options(p: argparse.ArgumentParser) -> None:
 
 
 def fix_global_problem(opt: argparse.Namespace) -> str | None:
-    """--niter_fix_global and --init_global_from need a generator with a global part."""
+    """--niter_fix_global and --init_global_from need a generator with a global part: a
+    coarse-to-fine one (``LocalEnhancerSpec``), whichever preset names it."""
     for option in ("niter_fix_global", "init_global_from"):
         value = getattr(opt, option, None)
-        if value and opt.netG != "local":
-            return f"--{option} {value} applies to --netG local only, got --netG {opt.netG}"
+        if value and not isinstance(generator_spec(opt), LocalEnhancerSpec):
+            presets = " or ".join(e.name for e in GENERATORS if e.obj.spec is LocalEnhancerSpec)
+            return f"--{option} {value} applies to --netG {presets} only, got --netG {opt.netG}"
     return None

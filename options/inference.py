@@ -15,7 +15,7 @@ from options.architecture import add_architecture_options
 from options.base import (HelpFormatter, OneLineParser, Options, add_experiment_options, add_load_options,
                           add_model_option, add_model_suffix_option, choices_help)
 from inference.translator import FIT_HELP, FIT_MODES
-from options.norm_behaviour import STANDALONE_BN_MODES, add_norm_behaviour_options
+from options.norm_behaviour import add_norm_behaviour_options, standalone_bn_modes
 from options.parse import apply_model_defaults, explicit_options, resolve_gpu_ids
 
 
@@ -42,7 +42,7 @@ def build_inference_parser(prog: str, description: str, name_required: bool = Tr
     p = OneLineParser(prog=prog, formatter_class=HelpFormatter, description=description)
     add_checkpoint_options(p, name_required)
     add_network_options(p)
-    add_norm_behaviour_options(p, STANDALONE_BN_MODES, frozen=frozen)
+    add_norm_behaviour_options(p, standalone_bn_modes(), frozen=frozen)
     return p
 
 

@@ -7,8 +7,9 @@ from typing import Sequence
 
 from models.batchnorm import BN_EVAL_MODES
 
-# Batch norm modes that need nothing but the image itself ("precise" needs training data).
-STANDALONE_BN_MODES = [name for name in BN_EVAL_MODES.choices() if name != "precise"]
+def standalone_bn_modes() -> list[str]:
+    """Batch norm modes that need nothing but the image itself (translate, serve, export offer these)."""
+    return [e.name for e in BN_EVAL_MODES if not e.meta["needs_training_data"]]
 
 
 def add_norm_behaviour_options(p: argparse.ArgumentParser, bn_modes: Sequence[str],

@@ -178,3 +178,21 @@ def test_bad_combinations_are_one_line(wide_pairs: Path, tmp_path: Path, capsys,
         train_driver.main(args(wide_pairs, tmp_path, *extra))
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_the_global_options_follow_the_spec_not_the_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second coarse-to-fine preset takes --niter_fix_global and --init_global_from as --netG local
+    does; a generator without a global part is still refused, naming every preset that has one."""
+    from argparse import Namespace
+
+    from models.networks import GENERATORS
+    from models.networks.local_enhancer import LocalEnhancerSpec
+    from models.networks.spec import Preset
+    from options.highres import fix_global_problem
+    from util.registry import Entry
+
+    monkeypatch.setitem(GENERATORS._entries, "local_2x", Entry("local_2x", Preset(LocalEnhancerSpec,
+                                                                                  {"n_local_enhancers": 2})))
+    assert fix_global_problem(Namespace(netG="local_2x", niter_fix_global=1, init_global_from="g1")) is None
+    assert fix_global_problem(Namespace(netG="global", niter_fix_global=0, init_global_from="g1")) == \
+        "--init_global_from g1 applies to --netG local or local_2x only, got --netG global"

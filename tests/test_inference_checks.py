@@ -87,6 +87,20 @@ def test_bn_eval_help_describes_only_the_modes_offered() -> None:
     assert "precise:" in bn_help(build_parser(is_train=False))   # test.py has training data for it
 
 
+def test_a_mode_that_needs_training_data_is_offered_by_test_py_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which --bn_eval modes translate, serve and export offer follows each entry's
+    needs_training_data, not a list of names."""
+    from models.batchnorm import BN_EVAL_MODES
+    from util.registry import Entry
+
+    monkeypatch.setitem(BN_EVAL_MODES._entries, "measured", Entry("measured", "measured", "from training batches",
+                                                                  meta={"needs_training_data": True}))
+    monkeypatch.setitem(BN_EVAL_MODES._entries, "frozen", Entry("frozen", "frozen", "stored statistics",
+                                                                meta={"needs_training_data": False}))
+    choices = next(a.choices for a in build_inference_parser("translate.py", "")._actions if a.dest == "bn_eval")
+    assert choices == ["running", "batch", "frozen"]
+
+
 def test_a_name_that_is_a_checkpoint_file_points_at_its_folder(pix2pix: Path, capsys) -> None:
     tmp = pix2pix
     file = tmp / "ck" / "exp" / "latest_net_G.pt"
