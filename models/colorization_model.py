@@ -14,10 +14,9 @@ import torch
 
 from models.pix2pix_model import Pix2PixModel
 from data.color import lab_tensors_to_rgb
+from data.colorization import INPUT_NC, OUTPUT_NC
 from engine.distributed import Runtime
 from util.errors import OptionError
-
-INPUT_NC, OUTPUT_NC = 1, 2
 
 
 class ColorizationModel(Pix2PixModel):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from data.config import DataConfig
 from models.networks import generator_spec
@@ -12,14 +14,22 @@ def experiment_dir(opt: argparse.Namespace) -> Path:
     return Path(opt.checkpoints_dir) / opt.name
 
 
-def data_config(opt: argparse.Namespace, phase: str | None = None) -> DataConfig:
-    return DataConfig(
-        dataroot=opt.dataroot, phase=phase or opt.phase, direction=opt.direction,
-        input_nc=opt.input_nc, output_nc=opt.output_nc, preprocess=opt.preprocess,
-        load_size=opt.load_size, crop_size=opt.crop_size,
+def _derived_data_fields(opt: argparse.Namespace, phase: str | None) -> dict[str, Any]:
+    """The ``DataConfig`` fields that are not simply the option of the same name."""
+    return {
+        "phase": phase or opt.phase,
         # Test time never flips: results must be reproducible and comparable to real_B.
-        no_flip=opt.no_flip or not opt.is_train,
-        max_dataset_size=opt.max_dataset_size, size_divisor=generator_spec(opt).size_multiple,
-        skip_bad_images=opt.skip_bad_images, cache=getattr(opt, "cache_dataset", False),
-        shard_cache=getattr(opt, "shard_cache", None))
+        "no_flip": opt.no_flip or not opt.is_train,
+        "size_divisor": generator_spec(opt).size_multiple,
+        "cache": getattr(opt, "cache_dataset", False),
+    }
 
+
+def data_config(opt: argparse.Namespace, phase: str | None = None) -> DataConfig:
+    """Every other field is the option of its name, so a data option is a field in DataConfig
+    and a flag of that name, with nothing to copy here; a field whose option this command does
+    not have (``--shard_cache``) keeps its default."""
+    derived = _derived_data_fields(opt, phase)
+    same_name = {f.name: getattr(opt, f.name) for f in dataclasses.fields(DataConfig)
+                 if f.name not in derived and hasattr(opt, f.name)}
+    return DataConfig(**same_name, **derived)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from data.colorization import INPUT_NC, OUTPUT_NC
+
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "pix2pix": {"netG": "unet_256", "norm": "batch", "dataset_mode": "aligned", "gan_mode": "vanilla",
                 "pool_size": 0, "lambda_L1": 100.0},
     "colorization": {"netG": "unet_256", "norm": "batch", "dataset_mode": "colorization", "gan_mode": "vanilla",
-                     "pool_size": 0, "lambda_L1": 100.0, "input_nc": 1, "output_nc": 2},
+                     "pool_size": 0, "lambda_L1": 100.0, "input_nc": INPUT_NC, "output_nc": OUTPUT_NC},
     # Inference with the generator alone, on unpaired inputs.
     "test": {"netG": "unet_256", "norm": "batch", "dataset_mode": "single"},
 }

@@ -7,6 +7,7 @@ from typing import Callable
 import argparse
 
 from data import PREPROCESS_MODES
+from data.colorization import INPUT_NC, OUTPUT_NC
 from models.losses import GAN_LOSSES
 from models.networks import DISCRIMINATORS, GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
@@ -47,8 +48,8 @@ def _size_fits_generator(opt: argparse.Namespace) -> str | None:
 
 
 def _channels_match_model(opt: argparse.Namespace) -> str | None:
-    if opt.model == "colorization" and (opt.input_nc, opt.output_nc) != (1, 2):
-        return (f"--model colorization maps L to ab: it needs --input_nc 1 --output_nc 2, "
+    if opt.model == "colorization" and (opt.input_nc, opt.output_nc) != (INPUT_NC, OUTPUT_NC):
+        return (f"--model colorization maps L to ab: it needs --input_nc {INPUT_NC} --output_nc {OUTPUT_NC}, "
                 f"got {opt.input_nc} and {opt.output_nc}")
     return None
 
