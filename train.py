@@ -213,7 +213,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     label = resume_label(opt, exp_dir)
     # The options the user did not type are the checkpoint's (and checked once they are known).
     recorded = recorded_options(opt, exp_dir, label) if label is not None else {}
-    opt, adopted, changed = resume_options(opt, recorded)
+    opt, adopted, changed, steered = resume_options(opt, recorded)
     dataset, loader = load_data(opt, runtime)
     val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
@@ -225,6 +225,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     if changed:
         log.warning("resuming with options that differ from the checkpoint's: %s; the run is no longer the same "
                     "as an uninterrupted one", ", ".join(changed))
+    if steered:   # validation does not change what is trained
+        log.info("validation settings changed: %s", ", ".join(steered))
     if reached_max_steps(opt.max_steps, state.step):
         log.info("already at step %d (--max_steps %d): nothing to train; raise --max_steps to go on",
                  state.step, opt.max_steps)

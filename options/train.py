@@ -14,6 +14,7 @@ from options.own_data import add_l1_options
 from options.recipes import RECIPES
 from options.speed import add_speed_options
 from options.validate import first_problem
+from options.validation import add_validation_options
 from engine.checkpoint import options_dict
 from engine.distributed import DEFAULT_TIMEOUT_S
 from reporting.reporter import add_display_options
@@ -105,25 +106,36 @@ def recipe_options() -> set[str]:
     return {flag[2:] for recipe in RECIPES.values() for flag in recipe.flags if flag.startswith("--")}
 
 
-def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, list[str], list[str]]:
+@cache
+def validation_settings() -> frozenset[str]:
+    """Options that steer validation and the best checkpoint only (how often, on which images,
+    by which metric, G's test-time behaviour): training computes the same without them. A
+    resume takes them from its checkpoint like the rest, but a typed change is no reason to say
+    the run differs from an uninterrupted one."""
+    return frozenset(_names_of(add_validation_options))
+
+
+def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, list[str], list[str], list[str]]:
     """The options a resume trains with: every option the user did not type is the one the
     checkpoint recorded (``saved``), so that a plain ``--continue_train`` goes on with the run as
     it was (an untyped ``--n_epochs`` would otherwise silently take the default and stretch the
-    schedule). Returns them with the options taken from the checkpoint and the typed ones that
-    differ from it, each as ``"name old -> new"``. Options the checkpoint does not know (added
-    since it was written) keep their values. ``saved`` is empty for a run that starts fresh; the
-    cross-option checks run here in every case (parsing defers them under --continue_train)."""
+    schedule). Returns them with the options taken from the checkpoint, the typed ones that
+    differ from it and change training, and the typed validation settings that differ
+    (:func:`validation_settings`), each as ``"name old -> new"``. Options the checkpoint does not
+    know (added since it was written) keep their values. ``saved`` is empty for a run that
+    starts fresh; the cross-option checks run here in every case (parsing defers them under
+    --continue_train)."""
     typed, now = set(getattr(opt, "explicit", ())), options_dict(opt)
     if "recipe" in typed:   # a typed recipe is a deliberate change: its flags (or the defaults) apply
         typed |= recipe_options()
-    exempt = resume_exempt()
+    exempt, steering = resume_exempt(), validation_settings()
     taken: dict[str, Any] = {}
-    adopted, changed = [], []
+    adopted, changed, steered = [], [], []
     for key in sorted(now):
         if key in exempt or key not in saved or saved[key] == now[key]:
             continue
         if key in typed:
-            changed.append(f"{key} {saved[key]} -> {now[key]}")
+            (steered if key in steering else changed).append(f"{key} {saved[key]} -> {now[key]}")
         elif key != "recipe":   # left out, the checkpoint's recipe is an error (engine/checkpoint/resume.py)
             taken[key] = saved[key]
             adopted.append(f"{key} {saved[key]}")
@@ -133,7 +145,7 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
         source = (f" (a resume takes the options you do not type from its checkpoint: {', '.join(adopted)})"
                   if adopted else "")
         raise OptionError(problem + source)
-    return (merged.freeze() if taken else opt), adopted, changed
+    return (merged.freeze() if taken else opt), adopted, changed, steered
 
 
 def continue_mode(text: str) -> str:

@@ -90,8 +90,8 @@ def test_process_options_are_neither_taken_nor_warned_about(tmp_path: Path) -> N
                          "--continue_train"], is_train=True)
     saved = {**opt.as_dict(), "name": "y", "display_id": 3, "num_threads": 7, "compile": True, "amp": "bf16",
              "max_steps": 9}
-    merged, adopted, changed = resume_options(opt, saved)
-    assert merged is opt and adopted == [] and changed == []
+    merged, adopted, changed, steered = resume_options(opt, saved)
+    assert merged is opt and adopted == [] and changed == [] and steered == []
     assert {"use_wandb", "use_tensorboard", "display_freq", "channels_last"} <= resume_exempt()
     assert not {"n_epochs", "direction", "seed", "epoch_count", "batch_size"} & resume_exempt()
 
@@ -112,3 +112,32 @@ def test_a_typed_size_is_checked_against_the_checkpoints_generator(data: Path, t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--crop_size 32 does not fit --netG unet_256" in err
     assert not (tmp_path / "ck" / "fresh").exists()
+
+
+def test_typed_validation_settings_are_no_warning_and_untyped_ones_come_from_the_checkpoint(
+        tmp_path: Path, capsys) -> None:
+    """Validation steers nothing that is trained: a resume typing other --val_* / --best_metric
+    values lists them as validation settings, not as a run that differs; one typing none of them
+    validates as the checkpoint did."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 2, "val": 2})
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH
+    validation = ["--val_epoch_freq", "1", "--val_max_images", "1", "--best_metric", "psnr"]
+    assert train_driver.main(args + validation + ["--max_steps", "2"]) == 0
+    capsys.readouterr()
+    assert train_driver.main(args + ["--continue_train", "--max_steps", "3", "--val_max_images", "2",
+                                     "--val_freq", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "differ from the checkpoint's" not in out
+    assert "validation settings changed: val_freq 0 -> 1, val_max_images 1 -> 2" in out
+    assert "best_metric psnr" in out and "val_epoch_freq 1" in out   # taken from the checkpoint
+    # Validated at step 3 (--val_freq 1 typed now), on 2 images (typed), scored by PSNR (taken).
+    val = [json.loads(line) for line in (tmp_path / "ck" / "tiny" / "loss_log.jsonl").read_text().splitlines()
+           if "metrics" in line]
+    assert [r["step"] for r in val] == [2, 3] and "PSNR" in val[-1]["metrics"]
+    # A typed change of what is trained still warns, validation settings beside it listed apart.
+    assert train_driver.main(args + ["--continue_train", "--max_steps", "4", "--val_phase", "val",
+                                     "--lambda_L1", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.endswith("resuming with options that differ from the checkpoint's: lambda_L1 100.0 -> 50.0; "
+                           "the run is no longer the same as an uninterrupted one") for ln in lines)
+    assert not any("validation settings changed" in ln for ln in lines)   # val_phase val is the checkpoint's
