@@ -19,7 +19,8 @@ from util.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compare.py", description="Compare training runs on one self-contained page.")
+    p = argparse.ArgumentParser(prog="compare.py", description="Compare training runs on one self-contained page.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="experiment folders (checkpoints/<name>), two or more")
     p.add_argument("--results_dir", type=Path, default=Path("./results"), help="where test.py wrote its results")
     p.add_argument("--phase", default="test", help="the split test.py ran on")

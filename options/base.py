@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import NoReturn
 
 from data import DATASETS, PREPROCESS_MODES
@@ -39,9 +40,18 @@ class Options(argparse.Namespace):
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
 
+_SAYS_DEFAULT = re.compile(r"\bdefault:", re.IGNORECASE)
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, and keeps the line breaks of help texts that have them, so that each
     registered choice gets a line of its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # A help text that says its default in words ("default: all") shows no second one.
+        if action.help and _SAYS_DEFAULT.search(action.help):
+            return action.help
+        return super()._get_help_string(action)
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         lines: list[str] = []
