@@ -43,6 +43,14 @@ PINS = ("measure", "native", *CANDIDATES)   # measure: the probe; native: bf16 w
 CACHE_FILE = "amp_auto.json"
 
 
+def amp_pin(env: Mapping[str, str] = os.environ) -> str:
+    """``PIX2PIX_AMP_AUTO`` (``measure`` when unset), checked: the one place it is read."""
+    pin = env.get(PIN_ENV, "measure").lower()
+    if pin not in PINS:
+        raise SpeedError(f"{PIN_ENV}={pin!r} is not one of {', '.join(PINS)}")
+    return pin
+
+
 def cache_dir() -> Path:
     explicit = os.environ.get("PIX2PIX_CACHE_DIR")
     if explicit:
@@ -158,14 +166,14 @@ def write_cache(path: Path, key: str, entry: dict) -> None:
 
 # -- the entry point ----------------------------------------------------------------------------
 def choose_auto_amp(opt: Any, model: TrialModel, resolved: str, device: torch.device,
-                    timer: Callable[[], float] = time.perf_counter) -> str:
+                    timer: Callable[[], float] = time.perf_counter, pin: str | None = None) -> str:
     """The amp mode a training run uses: ``resolved`` unless ``--amp auto`` asked for a choice
-    (then the pinned, cached or measured one; every process of a DDP job gets rank 0's)."""
+    (then the pinned, cached or measured one; every process of a DDP job gets rank 0's).
+    ``pin``: :func:`amp_pin` as the caller read it (None: read it here)."""
     if getattr(opt, "amp", "none") != "auto":
         return resolved
-    pin = os.environ.get(PIN_ENV, "measure").lower()
-    if pin not in PINS:
-        raise SpeedError(f"{PIN_ENV}={pin!r} is not one of {', '.join(PINS)}")
+    if pin is None:
+        pin = amp_pin()
     if pin in CANDIDATES:
         return pin
     if pin == "native" or not native_bf16(device) or "D" not in model.nets:

@@ -26,16 +26,16 @@ import torch
 
 from engine import amp_auto
 from engine.checkpoint import UNRECORDED, Execution
-from util.omp_env import wait_policy
+from util.omp_env import POLICY_ENV, requested_policy, wait_policy
 
 log = logging.getLogger(__name__)
 
 
-def amp_source(opt: Any) -> str:
-    """What decides the precision of a fresh run: the typed mode, the probe, or a pin."""
+def amp_source(opt: Any, pin: str | None) -> str:
+    """What decides the precision of a fresh run: the typed mode, the probe, or ``pin``
+    (``amp_auto.amp_pin()``)."""
     if opt.amp != "auto":
         return f"--amp {opt.amp}"
-    pin = os.environ.get(amp_auto.PIN_ENV, "measure").lower()
     return "--amp auto" if pin == "measure" else f"--amp auto, pinned by {amp_auto.PIN_ENV}={pin}"
 
 
@@ -67,12 +67,13 @@ def settle_execution(opt: Any, model: Any, device: torch.device, recorded: Execu
         elif typed != recorded.amp:
             log.warning("--amp %s typed on a resume of a run trained in %s: it overrides the recorded precision, "
                         "and the run is no longer bit-identical to an uninterrupted one", typed, recorded.amp)
-    amp = amp_auto.choose_auto_amp(opt, model, model.amp, device)
+    pin = amp_auto.amp_pin() if opt.amp == "auto" else None   # read once, only where auto decides
+    amp = amp_auto.choose_auto_amp(opt, model, model.amp, device, pin=pin)
     model.set_amp(amp)
-    return Execution(model.amp, amp_source(opt), omp_wait)
+    return Execution(model.amp, amp_source(opt, pin), omp_wait)
 
 
 def resolved_options(execution: Execution) -> dict[str, str]:
     """For train_opt.txt: the value actually used beside each requested one."""
     return {"amp": f"{execution.amp} (decided by {execution.amp_source})",
-            "omp_wait": f"{execution.omp_wait} (PIX2PIX_OMP_POLICY={os.environ.get('PIX2PIX_OMP_POLICY', 'auto')})"}
+            "omp_wait": f"{execution.omp_wait} ({POLICY_ENV}={requested_policy(os.environ)})"}

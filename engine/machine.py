@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 
+from util import omp_env
+
 # /proc/cpuinfo flags that decide which kernels oneDNN can use (amx_*: Intel AMX tiles, the
 # bf16 matmul path that is ~4x the AVX-512 one; avx512_bf16: bf16 dot products on AVX-512).
 FEATURES = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
-OMP_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS", "PIX2PIX_OMP_POLICY")
+OMP_SETTINGS = (*omp_env.USER_KEYS, "OMP_NUM_THREADS", omp_env.POLICY_ENV)
 
 
 @lru_cache(maxsize=1)

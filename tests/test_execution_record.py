@@ -139,3 +139,33 @@ def test_a_resume_of_an_fp16_run_gets_its_loss_scalers_back(tmp_path: Path) -> N
     assert cut["execution"]["amp"] == "fp16" and set(cut["scalers"]) == {"G", "D"}
     torch.testing.assert_close(cut["scalers"], full["scalers"], rtol=0, atol=0)
     torch.testing.assert_close(cut["nets"], full["nets"], rtol=0, atol=0)
+
+
+def test_the_pin_is_read_once_and_checked_before_anything_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import amp_auto
+    from engine.speed import SpeedError
+
+    reads = []
+    read = amp_auto.amp_pin
+    monkeypatch.setattr(amp_auto, "amp_pin", lambda *a: reads.append(1) or read(*a))
+    monkeypatch.setenv("PIX2PIX_AMP_AUTO", "None")
+    opt, model = tiny()
+    assert settle_execution(opt, model, CPU, None).amp_source == "--amp auto, pinned by PIX2PIX_AMP_AUTO=none"
+    assert reads == [1]
+    monkeypatch.setenv("PIX2PIX_AMP_AUTO", "fastest")
+    opt, model = tiny()
+    before = model.amp
+    with pytest.raises(SpeedError, match=r"^PIX2PIX_AMP_AUTO='fastest' is not one of measure, native, none, bf16$"):
+        settle_execution(opt, model, CPU, None)
+    assert model.amp == before
+
+
+def test_train_opt_shows_the_omp_policy_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.execution import resolved_options
+
+    monkeypatch.setenv("PIX2PIX_OMP_POLICY", "Passive")
+    assert resolved_options(Execution("none", "--amp none", "PASSIVE"))["omp_wait"] == \
+        "PASSIVE (PIX2PIX_OMP_POLICY=passive)"
+    monkeypatch.delenv("PIX2PIX_OMP_POLICY")
+    assert resolved_options(Execution("none", "--amp none", "default"))["omp_wait"] == \
+        "default (PIX2PIX_OMP_POLICY=auto)"

@@ -31,6 +31,7 @@ import time
 from typing import Callable, Mapping
 
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+POLICY_ENV = "PIX2PIX_OMP_POLICY"
 POLICIES = ("auto", "default", "passive")
 # How loaded the machine was as this process started ("busy": oversubscribed, "quiet"), as
 # set_omp_wait_policy read it before torch loaded; None when it did not run. --amp auto keeps
@@ -54,12 +55,19 @@ def choose_omp_wait(env: Mapping[str, str], busy: Callable[[], float], cpus: int
     CPU). Oversubscribed means the others leave fewer free cores than we bring threads."""
     if any(key in env for key in USER_KEYS):
         return {}
-    policy = env.get("PIX2PIX_OMP_POLICY", "auto").lower()
-    if policy not in POLICIES:
-        raise ValueError(f"PIX2PIX_OMP_POLICY={policy!r} is not one of {', '.join(POLICIES)}")
+    policy = requested_policy(env)
     if policy == "passive" or (policy == "auto" and oversubscribed(busy(), threads, cpus)):
         return {"OMP_WAIT_POLICY": "PASSIVE"}
     return {}
+
+
+def requested_policy(env: Mapping[str, str]) -> str:
+    """``PIX2PIX_OMP_POLICY`` as set in ``env`` (``auto`` when unset): the one place it is read.
+    Raises ValueError for a value that is none of ``POLICIES``."""
+    policy = env.get(POLICY_ENV, "auto").lower()
+    if policy not in POLICIES:
+        raise ValueError(f"{POLICY_ENV}={policy!r} is not one of {', '.join(POLICIES)}")
+    return policy
 
 
 def oversubscribed(others: float, threads: int, cpus: int) -> bool:
