@@ -241,7 +241,8 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
         describe_run(opt, runtime, model, dataset, loader)
 
     with ExitStack() as cleanup:
-        reporter = build_reporter(opt, exp_dir, enabled=runtime.is_main)  # every display, main process only
+        # Every display, main process only; a resume's displays drop what came after its step.
+        reporter = build_reporter(opt, exp_dir, enabled=runtime.is_main, resumed_at=state.step if resumed else None)
         cleanup.callback(reporter.close)
         saver = Saver(opt, runtime, exp_dir, cleanup.enter_context(stop_signals()), execution)
         run = Run(opt, runtime, exp_dir, loader, reporter, saver)

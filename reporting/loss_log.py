@@ -4,6 +4,11 @@ Plots, the HTML page and the TensorBoard mirror are all drawn from this file, so
 place a run's numbers live. Each record is written and flushed on its own, so a crash loses at
 most the line being written; the reader forgives exactly that one torn last line.
 
+A resumed run goes on from its checkpoint's step: :func:`drop_after` takes the records after that
+step (written by a process that was killed later, or before a resume from an earlier
+checkpoint) out of the log, into ``loss_log.dropped.jsonl``, so that every step is in the log
+once and the curves drawn from it do not double back.
+
 Record schema: a training point, whose other top-level numbers are timings in seconds::
 
     {"epoch": int, "epoch_iter": int, "step": int, "epoch_frac": float, "lr": float,
@@ -27,6 +32,7 @@ from util.errors import UserError
 log = logging.getLogger(__name__)
 
 LOSS_LOG_NAME = "loss_log.jsonl"
+DROPPED_NAME = "loss_log.dropped.jsonl"   # beside it: what resumes took out, kept to be read
 # The keys of a training point that are neither timings nor losses.
 _POINT_FIELDS = frozenset({"epoch", "epoch_iter", "step", "epoch_frac", "lr", "losses"})
 
@@ -89,6 +95,44 @@ class LossLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def drop_after(path: Path, step: int) -> int:
+    """Take the records with a ``step`` after ``step`` out of the log at ``path``, and a torn
+    line with them; returns how many lines went. They are appended to ``DROPPED_NAME`` beside
+    it, then the log is replaced whole (a kill at any point leaves either log, never half
+    of one)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        (dropped if _later(line, step) else kept).append(line)
+    if not dropped:
+        return 0
+    with (path.parent / DROPPED_NAME).open("a", encoding="utf-8") as f:
+        f.write("".join(f"{line}\n" for line in dropped))
+        f.flush()
+        os.fsync(f.fileno())
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with staged.open("w", encoding="utf-8") as f:
+        f.write("".join(f"{line}\n" for line in kept))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staged, path)
+    return len(dropped)
+
+
+def _later(line: str, step: int) -> bool:
+    """A record after ``step``, or a torn line (the reader would skip it anyway)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return _looks_torn(line)
+    value = record.get("step") if isinstance(record, dict) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > step
 
 
 def read_loss_log(path: Path) -> list[dict[str, Any]]:

@@ -66,8 +66,11 @@ def add_display_options(group: argparse._ArgumentGroup) -> None:
         entry.obj.add_options(group)
 
 
-def build_reporter(opt: argparse.Namespace, exp_dir: Path, enabled: bool = True) -> Reporter:
-    """A reporter with each display that ``opt`` switches on; with ``enabled=False``, none."""
+def build_reporter(opt: argparse.Namespace, exp_dir: Path, enabled: bool = True,
+                   resumed_at: int | None = None) -> Reporter:
+    """A reporter with each display that ``opt`` switches on; with ``enabled=False``, none.
+    ``resumed_at``: the step a resumed run goes on from (``Sink.resume``, called in display
+    order, so the loss log is cut before the displays that read it)."""
     if not enabled:
         return Reporter([])
     sinks: list[Sink] = []
@@ -76,6 +79,8 @@ def build_reporter(opt: argparse.Namespace, exp_dir: Path, enabled: bool = True)
             sink = entry.obj.build(opt, Path(exp_dir))
             if sink is not None:
                 sinks.append(sink)
+                if resumed_at is not None:
+                    sink.resume(resumed_at)
     except BaseException:
         for sink in sinks:   # a display that cannot start (--use_tensorboard without the package)
             sink.close()

@@ -67,6 +67,11 @@ class ImagesPoint:
 class Sink:
     """A display. Each method is called on the main process only; the defaults ignore the report."""
 
+    def resume(self, step: int) -> None:
+        """The run resumes from a checkpoint at ``step``: called once, before any report, so a
+        display that keeps the run's history can drop what came after that step (written by a
+        process killed later, or before a resume from an earlier checkpoint) or show it again."""
+
     def scalars(self, point: TrainPoint) -> None:
         pass
 

@@ -57,6 +57,11 @@ class HTMLPageSink(Sink):
     def metrics(self, point: MetricsPoint) -> None:
         self.write_page()
 
+    def resume(self, step: int) -> None:
+        # Redrawn from the loss log as the resume cut it (the loss log's sink comes first).
+        if (self.web_dir / "index.html").is_file():
+            self.write_page()
+
     def write_page(self) -> Path:
         page = HTMLPage(self.web_dir, f"Experiment name = {self.cfg.name}", refresh=60)
         for header, plot in self._draw_plots():

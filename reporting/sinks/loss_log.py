@@ -8,15 +8,26 @@ their own, told apart by their ``metrics`` key (readers of losses skip them)::
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from reporting.loss_log import LOSS_LOG_NAME, LossLog
+from reporting.loss_log import DROPPED_NAME, LOSS_LOG_NAME, LossLog, drop_after
 from reporting.sink import SINKS, MetricsPoint, Sink, SinkSpec, TrainPoint
+
+
+log = logging.getLogger(__name__)
 
 
 class LossLogSink(Sink):
     def __init__(self, path: Path) -> None:
         self._log = LossLog(path)
+
+    def resume(self, step: int) -> None:
+        # Before the first record of this process: the log then holds each step once.
+        dropped = drop_after(self._log.path, step)
+        if dropped:
+            log.info("%s: %d record(s) after step %d, which this run trains again, moved to %s",
+                     self._log.path.name, dropped, step, DROPPED_NAME)
 
     def scalars(self, point: TrainPoint) -> None:
         self._log.append({"epoch": point.epoch, "epoch_iter": point.epoch_iter, "step": point.step,
@@ -39,4 +50,4 @@ def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink:
     return LossLogSink(exp_dir / LOSS_LOG_NAME)
 
 
-SINKS.add("loss_log", SinkSpec(_add_options, _build, order=0, outputs=(LOSS_LOG_NAME,)), help=f"<experiment>/{LOSS_LOG_NAME}")
+SINKS.add("loss_log", SinkSpec(_add_options, _build, order=0, outputs=(LOSS_LOG_NAME, DROPPED_NAME)), help=f"<experiment>/{LOSS_LOG_NAME}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
 from util.errors import UserError
@@ -36,7 +36,20 @@ class TensorBoardSink(Sink):
         except ImportError as err:  # raised by torch when the tensorboard package is missing
             raise TensorBoardMissingError(_missing_message()) from err
         self.log_dir = Path(log_dir)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        self._writer_class = SummaryWriter
+        self._purge_step: int | None = None
+        self._opened: Any | None = None   # opened at the first record, once a resume has said its step
+
+    @property
+    def _writer(self) -> Any:
+        if self._opened is None:
+            self._opened = self._writer_class(log_dir=str(self.log_dir), purge_step=self._purge_step)
+        return self._opened
+
+    def resume(self, step: int) -> None:
+        # TensorBoard hides what the earlier event files hold from this step on: the stretch
+        # after the checkpoint that a killed process (or an abandoned branch) wrote.
+        self._purge_step = step + 1
 
     def scalars(self, point: TrainPoint) -> None:
         self._add_scalars(point.scalars(), point.step)
@@ -54,7 +67,8 @@ class TensorBoardSink(Sink):
             self._writer.add_scalar(tag, value, global_step=step)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._opened is not None:
+            self._opened.close()
 
 
 def _add_options(g: argparse._ArgumentGroup) -> None:
