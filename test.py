@@ -24,11 +24,10 @@ from data.loader import create_dataloader
 from data.pixels import read_pixels
 from data.results import as_stored, visual_bits
 from models import MODELS, create_model
-from models.batchnorm import batchnorm_layers
-from models.precise_bn import recompute_bn_stats
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for
 from inference.generator import run_folder
-from inference.translator import check_bn_eval_used, set_inference_behaviour
+from inference.split_inference import batch_size_for, prepare_generator, seed_inference, training_inputs
+from inference.translator import check_bn_eval_used
 from options.base import Options
 from options.configs import data_config, experiment_dir
 from options.parse import parse_options
@@ -42,7 +41,7 @@ from reporting.results_layout import ResultNames, results_folder
 from reporting.logs import setup_logging
 from reporting.output_folder import printable_name, staged_folder
 from reporting.metrics import mean_metrics, reported_set_keys, set_metrics, written_metrics
-from engine.rng import seed_everything
+from engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from engine.speed import apply_backend_settings, backend_settings_from
 from util.errors import OptionError, UserError
 
@@ -77,16 +76,19 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     if saved.execution is not None:  # e.g. "trained in bf16 (decided by --amp auto), OpenMP wait PASSIVE"
         log.info("%s", saved.execution.describe())
 
+    train_batches = None
     if opt.eval and opt.bn_eval == "precise":
-        # Population statistics over training images, seen as at test time (no flips, no dropout).
+        # Population statistics over training images, seen as at test time (no flips).
         train_set = create_dataset(opt.dataset_mode, data_config(opt, phase="train"))
-        batches = (b["A"].to(runtime.device) for b in create_dataloader(
-            train_set, opt.batch_size, shuffle=True, num_workers=opt.num_threads, seed=opt.seed))
-        net_G.eval()
-        recompute_bn_stats(net_G, batches, num_batches=opt.bn_precise_batches)
-    behaviour = set_inference_behaviour(net_G, opt.eval, opt.bn_eval, opt.dropout)
-    loader = create_dataloader(dataset, test_batch_size(opt, net_G), shuffle=False, num_workers=opt.num_threads,
-                               seed=opt.seed)
+        train_batches = training_inputs(train_set, opt.batch_size, opt.seed, runtime.device, opt.num_threads)
+    behaviour = prepare_generator(net_G, opt.eval, opt.bn_eval, opt.dropout, opt.seed, train_batches,
+                                  opt.bn_precise_batches)
+    batch_size = batch_size_for(opt.batch_size, net_G)
+    if batch_size != opt.batch_size:
+        log.info("--batch_size %d: each image runs alone, since the batch norm layers use batch statistics (as in "
+                 "the reference's test.py); for a model trained with batches, --eval --bn_eval precise normalizes "
+                 "with statistics recomputed over training images", opt.batch_size)
+    loader = create_dataloader(dataset, batch_size, shuffle=False, num_workers=opt.num_threads, seed=opt.seed)
 
     final_dir = results_folder(opt.results_dir, opt.name, opt.phase, opt.epoch, opt.load_iter)
     names = ResultNames()
@@ -98,6 +100,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         all_metrics: list[dict[str, float]] = []
         written_sets: dict[str, list] = {"fake_B": [], "real_B": []}   # for --fid, as written
         sections = []
+        seed_inference(opt.seed)   # as validation does, so that --epoch best draws its dropout masks
         for batch in loader:
             model.set_input(batch)
             if opt.inspect_layers and not sections:
@@ -106,8 +109,10 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
                 def first_pass() -> torch.Tensor | None:
                     fake = net_G(model.inputs["A"])
                     return F.l1_loss(fake, model.inputs["B"]) if "B" in model.inputs else None
+                saved_rng = capture_rng_state()   # the inspection's dropout draws leave the results alone
                 sections.append(inspect_generator(net_G, opt.inspect_layers.split(","), first_pass,
                                                   image_dir / "layers", page_dir))
+                restore_rng_state(saved_rng)
             model.test()
             visuals = model.current_visuals()
             for i, path in enumerate(model.image_paths):
@@ -160,18 +165,6 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         log.info("mean " + "  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     log.info("results page: %s", final_dir / index.name)
     return final_dir
-
-
-def test_batch_size(opt: Options, net_G: torch.nn.Module) -> int:
-    """--batch_size, unless G's norm layers normalize by the batch's statistics (the paper's
-    test mode): then every image runs alone, as the reference's test.py runs them, so that its
-    result does not depend on which images share its batch."""
-    if opt.batch_size > 1 and any(layer.pools_over_batch for layer in batchnorm_layers(net_G)):
-        log.info("--batch_size %d: each image runs alone, since the batch norm layers use batch statistics (as in "
-                 "the reference's test.py); for a model trained with batches, --eval --bn_eval precise normalizes "
-                 "with statistics recomputed over training images", opt.batch_size)
-        return 1
-    return opt.batch_size
 
 
 def main(argv: Sequence[str] | None = None) -> int:

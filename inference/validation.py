@@ -1,5 +1,8 @@
 """Validation during training: G run on a held-out split in the test-time behaviour the user
-chose, scored as test.py scores (L1, PSNR, SSIM on the 8-bit pixels, FID/KID of the set).
+chose, scored as test.py scores (every per-image metric of reporting/metrics.py on the 8-bit
+pixels, FID/KID of the set). It runs G as test.py does (inference/split_inference.py: the batch size,
+precise statistics, where the dropout draws are seeded), so ``test.py --epoch best`` with the
+flags options/validation.py logs reproduces the recorded figures exactly.
 
 Validation must leave training exactly as it was: it runs a copy of G (a batch-norm layer in
 train mode would otherwise move its running statistics), reads the split through a loader of
@@ -17,7 +20,7 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch
@@ -29,21 +32,20 @@ from data import DataError
 from data.transforms import SampleKey, sample_seed
 from engine.distributed import Runtime, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
-from inference.translator import set_inference_behaviour
+from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_inference
 from inference.val_fid import RealFeatureCache
 from models.batchnorm import BatchNorm2d
-from models.precise_bn import recompute_bn_stats
 from models.sync_batchnorm import SyncBatchNorm2d
 from reporting.fid import inception_features, score_features
 from reporting.images import to_uint8
-from reporting.metrics import written_metrics
+from reporting.metrics import IMAGE, metric_names, written_metrics
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel
 
 log = logging.getLogger(__name__)
 
-PIXEL_METRICS = ("L1", "PSNR", "SSIM")
+PIXEL_METRICS = metric_names(IMAGE)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class ValidationConfig:
     use_ema: bool = True               # the moving average of G when training keeps one
     fid: bool = False                  # --val_fid: FID and KID of the set
     max_images: int | None = None      # --val_max_images: the first N images of the split
-    batch_size: int = 1
+    batch_size: int = 1                # test.py's --batch_size: kept unless a norm layer pools over the batch
     seed: int = 0                      # the crops of the split, and the test-time dropout draws
     precise_batches: int = 50          # --bn_precise_batches, for --bn_eval precise
 
@@ -81,20 +83,15 @@ def _broadcast_buffers(net: nn.Module, runtime: Runtime) -> None:
 
 
 class Validator:
-    """``validator(model) -> {"L1", "PSNR", "SSIM"[, "FID", "KID", "KID_std"]}``, the same
+    """``validator(model) -> {every per-image metric[, "FID", "KID", "KID_std"]}``, the same
     figures on every rank. ``train_batches`` gives training inputs (A) for ``--bn_eval precise``."""
 
     def __init__(self, dataset: Dataset, cfg: ValidationConfig, runtime: Runtime, cache_dir: Path | None = None,
-                 train_batches: Callable[[], Iterable[torch.Tensor]] | None = None) -> None:
+                 train_batches: TrainBatches | None = None) -> None:
         if len(dataset) == 0:
             raise DataError("the validation split holds no images")
-        self.cfg, self.runtime, self.train_batches = cfg, runtime, train_batches
+        self.dataset, self.cfg, self.runtime, self.train_batches = dataset, cfg, runtime, train_batches
         self.count = min(len(dataset), cfg.max_images or len(dataset))
-        keys = [SampleKey(i, sample_seed(cfg.seed, 0, i))
-                for i in _rank_indices(self.count, cfg.batch_size, runtime.rank, runtime.world_size)]
-        # A generator of its own: an iterator of a loader without one draws its base seed from torch's.
-        self.loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=keys, num_workers=0,
-                                 collate_fn=default_collate, generator=torch.Generator().manual_seed(cfg.seed))
         self.fid_cache = None
         if cfg.fid and runtime.is_main:
             paths = [Path(p) for p in getattr(dataset, "paths", [])][:self.count]
@@ -103,26 +100,31 @@ class Validator:
         self.behaviour = ""
         self.device = str(runtime.device)   # Inception runs where G runs
 
+    def loader(self, batch_size: int) -> DataLoader:
+        """This rank's share of the split in batches of ``batch_size``, each image cropped as
+        test.py's loader crops it (the seed of (--seed, epoch 0, index))."""
+        keys = [SampleKey(i, sample_seed(self.cfg.seed, 0, i))
+                for i in _rank_indices(self.count, batch_size, self.runtime.rank, self.runtime.world_size)]
+        # A generator of its own: an iterator of a loader without one draws its base seed from torch's.
+        return DataLoader(self.dataset, batch_size=batch_size, sampler=keys, num_workers=0,
+                          collate_fn=default_collate, generator=torch.Generator().manual_seed(self.cfg.seed))
+
     def generator_copy(self, model: "BaseModel") -> nn.Module:
         ema = getattr(model, "ema", None)
         source = ema.net if (self.cfg.use_ema and ema is not None) else unwrap(model.nets["G"])
         net = copy.deepcopy(source)
         _local_batch_norm(net)
         _broadcast_buffers(net, self.runtime)
-        if self.cfg.eval_mode and self.cfg.bn_eval == "precise":
-            if self.train_batches is None:
-                raise ValueError("--bn_eval precise needs training batches to measure the statistics on")
-            set_inference_behaviour(net, self.cfg.eval_mode, "running", self.cfg.dropout)
-            recompute_bn_stats(net, (a.to(self.runtime.device) for a in self.train_batches()),
-                               num_batches=self.cfg.precise_batches)
+        batches = self.train_batches if self.cfg.eval_mode and self.cfg.bn_eval == "precise" else None
+        self.behaviour = prepare_generator(net, self.cfg.eval_mode, self.cfg.bn_eval, self.cfg.dropout, self.cfg.seed,
+                                           batches, self.cfg.precise_batches)
+        if batches is not None:
             _broadcast_buffers(net, self.runtime)
-        self.behaviour = set_inference_behaviour(net, self.cfg.eval_mode, self.cfg.bn_eval, self.cfg.dropout)
         return net
 
     def __call__(self, model: "BaseModel") -> dict[str, float]:
         saved_rng = capture_rng_state()
         try:
-            torch.manual_seed(self.cfg.seed)   # test-time dropout draws the same at every validation
             return self._run(model)
         finally:
             restore_rng_state(saved_rng)
@@ -133,6 +135,8 @@ class Validator:
         # view, so the model's own current images (shown on the pages) stay the training ones.
         view = copy.copy(model)
         view.nets = {"G": self.generator_copy(model)}
+        batch_size = batch_size_for(self.cfg.batch_size, view.nets["G"])
+        loader = self.loader(batch_size)
         view.amp = "none"   # fp32, as test.py runs by default: the figures are test.py's
         # Rank 0 holds the real features (from the cache file or the first validation).
         need_real = self.cfg.fid and bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
@@ -141,7 +145,8 @@ class Validator:
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
         order: list[int] = []
-        for keys, batch in zip(_chunks(self.loader.sampler, self.cfg.batch_size), self.loader):
+        seed_inference(self.cfg.seed)   # as test.py: the same dropout masks
+        for keys, batch in zip(_chunks(loader.sampler, batch_size), loader):
             view.set_input(batch)
             view.test()
             visuals = view.current_visuals()

@@ -1,35 +1,45 @@
 """The validation and best-checkpoint options of train.py, their cross-checks, and what they
-configure (the validation split and ``inference.validation.ValidationConfig``)."""
+configure (the validation split and ``inference.validation.ValidationConfig``).
+
+Validation reads the split as test.py reads it by default (``--load_size`` = ``--crop_size``:
+the whole resized image, no flips, test.py's crops for the same ``--seed``) and runs G as
+test.py runs it, so its figures are those of one test.py command: :func:`reproducing_test_command`, logged
+at the start of the run. :func:`validation_settings` is what the best checkpoint records, so a
+resume that validates otherwise starts a new best instead of comparing unlike figures."""
 from __future__ import annotations
 
 import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+import shlex
+from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from data import DataError, create_dataset
 from data.config import DataConfig
-from data.loader import create_dataloader
 from engine.best import BestKeeper, read_best
 from engine.distributed import Runtime, gather_to_all
 from engine.saver import Saver
+from inference.split_inference import training_inputs
 from inference.validation import ValidationConfig, Validator
 from inference.validation_hook import ReportMetrics, ValidationHook
 from models.batchnorm import BN_EVAL_MODES
-from options.base import non_negative_int, positive_int
+from options.base import OneLineParser, add_base_options, non_negative_int, positive_int
 from options.configs import data_config
 from options.norm_behaviour import add_norm_behaviour_options
+from options.test import add_test_options
 from reporting.fid import extractor_path
-from reporting.metric_goals import HIGHER_IS_BETTER
+from reporting.metrics import METRICS, SET, metric_names
 
 log = logging.getLogger("train")
 
-BEST_METRICS = [m.lower() for m in HIGHER_IS_BETTER]
-SET_METRICS = ("fid", "kid")   # need --val_fid
+BEST_METRICS = [m.lower() for m in metric_names()]
+SET_METRICS = [m.lower() for m in metric_names(SET)]   # need --val_fid
+# --best_metric none: no best checkpoint (a resume takes --best_metric from its checkpoint
+# unless typed, so switching it off needs a value of its own).
+NO_BEST = "none"
 
 
 def add_validation_options(p: argparse.ArgumentParser) -> None:
@@ -44,10 +54,11 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val_fid", action="store_true",
                    help="also FID and KID of the validation set (the real images' statistics are computed "
                         "once per run and cached in the experiment folder)")
-    goals = ", ".join(f"{m.lower()} {'higher' if up else 'lower'}" for m, up in HIGHER_IS_BETTER.items())
-    g.add_argument("--best_metric", default=None, choices=BEST_METRICS,
+    goals = ", ".join(f"{e.name.lower()} {e.obj.goal}" for e in METRICS)
+    g.add_argument("--best_metric", default=None, choices=[*BEST_METRICS, NO_BEST],
                    help=f"keep best.pt / best_net_G.pt, the checkpoint that scored best on this validation "
-                        f"metric ({goals} is better); use it with --epoch best")
+                        f"metric ({goals} is better; {', '.join(SET_METRICS)} need --val_fid); use it with "
+                        f"--epoch best. {NO_BEST}: keep none (what a resume types to stop keeping one)")
     # How G runs when validated: the flags test.py has, with the same meaning.
     group = add_norm_behaviour_options(p, BN_EVAL_MODES.choices())
     group.add_argument("--bn_precise_batches", type=positive_int, default=50,
@@ -58,8 +69,14 @@ def validating(opt: argparse.Namespace) -> bool:
     return bool(getattr(opt, "val_freq", 0) or getattr(opt, "val_epoch_freq", 0))
 
 
-def _best_needs_validation(opt: argparse.Namespace) -> str | None:
+def best_metric(opt: argparse.Namespace) -> str | None:
+    """The metric the best checkpoint is chosen by, or None (no --best_metric, or none)."""
     metric = getattr(opt, "best_metric", None)
+    return None if metric in (None, NO_BEST) else metric
+
+
+def _best_needs_validation(opt: argparse.Namespace) -> str | None:
+    metric = best_metric(opt)
     if metric is None:
         return None
     if not validating(opt):
@@ -78,9 +95,15 @@ def _val_fid_needs_validation(opt: argparse.Namespace) -> str | None:
 VALIDATION_CHECKS = [_best_needs_validation, _val_fid_needs_validation]
 
 
+def split_data_config(opt: argparse.Namespace, phase: str) -> DataConfig:
+    """A split as test.py reads it by default: ``--load_size`` is ``--crop_size`` (test.py's
+    default; the training --load_size would score seeded crops of larger images, not whole
+    images), no flips, every image (test.py's --max_dataset_size is unset)."""
+    return replace(data_config(opt, phase=phase), load_size=opt.crop_size, no_flip=True, max_dataset_size=None)
+
+
 def val_data_config(opt: argparse.Namespace) -> DataConfig:
-    """The validation split as test.py reads a split: no flips."""
-    return replace(data_config(opt, phase=opt.val_phase), no_flip=True, max_dataset_size=None)
+    return split_data_config(opt, opt.val_phase)
 
 
 def val_folder_problem(opt: argparse.Namespace) -> str | None:
@@ -91,6 +114,47 @@ def val_folder_problem(opt: argparse.Namespace) -> str | None:
     flag = "--val_freq" if opt.val_freq else "--val_epoch_freq"
     return (f"{flag}: no validation split {folder} (make one, e.g. with datasets/combine_A_and_B.py, "
             "or name another folder of --dataroot with --val_phase)")
+
+
+def validation_settings(opt: argparse.Namespace, count: int) -> dict[str, Any]:
+    """What decides validation's figures, by test.py's option names: recorded with the best
+    checkpoint, which is compared only with figures of the same settings."""
+    eval_mode = bool(opt.eval)
+    return {"dataroot": str(Path(opt.dataroot).resolve()), "phase": opt.val_phase, "num_test": count,
+            "dataset_mode": opt.dataset_mode, "preprocess": opt.preprocess, "crop_size": opt.crop_size,
+            "seed": opt.seed, "batch_size": opt.batch_size, "eval": eval_mode,
+            "bn_eval": opt.bn_eval if eval_mode else None,
+            "dropout": opt.dropout or ("off" if eval_mode else "on"), "no_ema": bool(opt.no_ema),
+            "bn_precise_batches": opt.bn_precise_batches if eval_mode and opt.bn_eval == "precise" else None}
+
+
+def _test_defaults() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="test.py")
+    add_base_options(parser)
+    add_test_options(parser)
+    return parser
+
+
+def reproducing_test_command(opt: argparse.Namespace, count: int) -> str:
+    """The test.py command whose metrics.json holds exactly the figures validation records for
+    the checkpoint ``best`` (every per-image mean, and FID/KID with --val_fid): test.py's
+    defaults where they are validation's, the rest typed."""
+    defaults = _test_defaults()
+    flags = ["--dataroot", opt.dataroot, "--name", opt.name, "--epoch", "best", "--phase", opt.val_phase,
+             "--num_test", str(count)]
+    for name in ("checkpoints_dir", "dataset_mode", "preprocess", "crop_size", "seed", "batch_size"):
+        if getattr(opt, name) != defaults.get_default(name):
+            flags += [f"--{name}", str(getattr(opt, name))]
+    if opt.eval:
+        flags.append("--eval")
+        if opt.bn_eval != defaults.get_default("bn_eval"):
+            flags += ["--bn_eval", opt.bn_eval]
+        if opt.bn_eval == "precise" and opt.bn_precise_batches != defaults.get_default("bn_precise_batches"):
+            flags += ["--bn_precise_batches", str(opt.bn_precise_batches)]
+    if opt.dropout is not None:
+        flags += ["--dropout", opt.dropout]
+    flags += ["--no_ema"] * bool(opt.no_ema) + ["--fid"] * bool(opt.val_fid)
+    return shlex.join(["python", "test.py", *flags])
 
 
 def validation_config(opt: argparse.Namespace) -> ValidationConfig:
@@ -121,20 +185,21 @@ def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Pa
     if dataset is None:
         return None
 
-    def train_batches() -> Iterator[torch.Tensor]:   # --bn_eval precise: training images as at test time
-        train_set = create_dataset(opt.dataset_mode, replace(data_config(opt), no_flip=True))
-        loader = create_dataloader(train_set, opt.batch_size, shuffle=True, num_workers=0, seed=opt.seed)
-        return (batch["A"] for batch in loader)
-
+    train_batches = None
+    if opt.eval and opt.bn_eval == "precise":   # training images as test.py reads them for it
+        train_set = create_dataset(opt.dataset_mode, split_data_config(opt, "train"))
+        train_batches = training_inputs(train_set, opt.batch_size, opt.seed, runtime.device)
     validator = Validator(dataset, validation_config(opt), runtime, cache_dir=exp_dir, train_batches=train_batches)
     best = None
-    if opt.best_metric:
+    metric = best_metric(opt)
+    if metric:
         # A fresh run starts without a best: the previous run's best.pt was moved aside with its files.
         previous = gather_to_all(read_best(exp_dir) if resumed and runtime.is_main else None, runtime)[0]
-        best = BestKeeper(opt.best_metric, previous)
+        best = BestKeeper(metric, previous, validation_settings(opt, validator.count))
     log.info("validating on %d images of %s every %s%s", validator.count, Path(opt.dataroot) / opt.val_phase,
              " and ".join(filter(None, [f"{opt.val_freq} samples" if opt.val_freq else "",
                                         f"{opt.val_epoch_freq} epochs" if opt.val_epoch_freq else ""])),
-             f"; best checkpoint by {opt.best_metric}" if best else "")
+             f"; best checkpoint by {metric}" if best else "")
+    log.info("these figures are test.py's for the same checkpoint: %s", reproducing_test_command(opt, validator.count))
     return ValidationHook(validator, opt.val_freq, opt.val_epoch_freq, report, saver, best, runtime.world_size,
                           rank_samples_per_epoch)

@@ -46,7 +46,11 @@ def test_best_is_the_lowest_validation_l1_with_its_step_recorded_in_both_files(s
     assert winner["step"] != 6   # the best is not simply the last state
     full, generator = load_file(ck / "tiny" / "best.pt"), load_file(ck / "tiny" / "best_net_G.pt")
     expected = {"metric": "L1", "value": winner["metrics"]["L1"], "step": winner["step"], "epoch": winner["epoch"]}
-    assert full["best"] == expected and generator["best"] == expected
+    assert full["best"] == generator["best"]
+    assert {k: full["best"][k] for k in expected} == expected
+    settings = full["best"]["settings"]   # what the figure was measured under
+    assert {k: settings[k] for k in ("phase", "num_test", "crop_size", "eval", "dropout", "batch_size")} == {
+        "phase": "val", "num_test": 3, "crop_size": 32, "eval": False, "dropout": "on", "batch_size": 1}
     assert full["state"]["step"] == winner["step"]
 
 

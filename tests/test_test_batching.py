@@ -11,7 +11,7 @@ from PIL import Image
 
 import test as test_driver
 from models.networks import build_generator
-from options.parse import parse_options
+from inference.split_inference import batch_size_for
 from inference.translator import set_inference_behaviour
 from tests.pipeline_helpers import train_tiny_run
 
@@ -45,7 +45,6 @@ def test_batch_statistics_run_each_image_alone(tiny_run: tuple[Path, Path], tmp_
     ("none", False, "running", 4),
 ])
 def test_batch_size_kept_where_no_layer_pools(norm: str, eval_mode: bool, bn_eval: str, expected: int) -> None:
-    opt = parse_options(["--dataroot", "x", "--batch_size", "4"], is_train=False)
     net = build_generator("unet_128", input_nc=3, output_nc=3, ngf=2, norm=norm, dropout=False)
     set_inference_behaviour(net, eval_mode, bn_eval, None)
-    assert test_driver.test_batch_size(opt, net) == expected
+    assert batch_size_for(4, net) == expected

@@ -107,7 +107,7 @@ def test_max_images_takes_the_first_images_of_the_split(tmp_path: Path) -> None:
     data = make_aligned_dataset(tmp_path / "data", {"val": 4})
     opt, model = tiny_model(data, tmp_path / "ck")
     two = Validator(val_set(opt), ValidationConfig(eval_mode=True, max_images=2), CPU)
-    assert [k.index for k in two.loader.sampler] == [0, 1]
+    assert [k.index for k in two.loader(1).sampler] == [0, 1]
     first_two = make_aligned_dataset(tmp_path / "data2", {"val": 2})   # the same seed: the same 2 images
     opt2, _ = tiny_model(first_two, tmp_path / "ck")
     alone = Validator(val_set(opt2), ValidationConfig(eval_mode=True), CPU)
