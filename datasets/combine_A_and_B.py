@@ -30,6 +30,7 @@ from typing import Sequence
 from PIL import Image, UnidentifiedImageError
 
 from data.image_io import DataError, has_image_extension, list_files, to_mode
+from util.argtypes import int_range
 from util.errors import UserError
 
 SHOWN_NAMES = 5   # how many unmatched names an error message lists
@@ -161,23 +162,13 @@ def combine_folders(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | N
     return len(pairs)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Combine same-named A and B images into aligned A|B images (A left, B right).")
     parser.add_argument("--fold_A", type=Path, required=True, help="folder of A images, with split subfolders or not")
     parser.add_argument("--fold_B", type=Path, required=True, help="folder of B images, same layout and names")
     parser.add_argument("--fold_AB", type=Path, required=True, help="output folder")
-    parser.add_argument("--num_imgs", type=_positive, default=None, help="at most this many pairs per split")
+    parser.add_argument("--num_imgs", type=int_range(1), default=None, help="at most this many pairs per split")
     parser.add_argument("--use_AB", action="store_true", help="pair X_A.* with X_B.*, write X.*")
     parser.add_argument("--no_multiprocessing", action="store_true", help="combine in this process only")
     args = parser.parse_args(argv)

@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from util.argtypes import int_range
+
 logger = logging.getLogger(__name__)
 
 # Bump whenever the pictures change, so existing demo folders are regenerated.
@@ -248,24 +250,12 @@ def ensure_demo_dataset(root: Path = DEFAULT_ROOT, n_train: int = 400, n_test: i
     return root
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the built-in sketch -> shaded shapes demo dataset.")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="output folder (default: %(default)s)")
-    parser.add_argument("--n_train", type=_at_least(1), default=400, help="training pairs (default: %(default)s)")
-    parser.add_argument("--n_test", type=_at_least(0), default=20, help="test pairs (default: %(default)s)")
-    parser.add_argument("--size", type=_at_least(32), default=128,
+    parser.add_argument("--n_train", type=int_range(1), default=400, help="training pairs (default: %(default)s)")
+    parser.add_argument("--n_test", type=int_range(0), default=20, help="test pairs (default: %(default)s)")
+    parser.add_argument("--size", type=int_range(32), default=128,
                         help="height and width of each half in px (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)

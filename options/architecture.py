@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 from models.networks import DISCRIMINATORS, GENERATORS
 from models.networks.spec import SpecRegistry, flag_name, flag_of
 from options.base import choices_help, positive_int
-
-
-def _bounded_int(minimum: int | None, maximum: int | None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
-        return value
-    parse.__name__ = "int"
-    return parse
+from util.argtypes import int_range
 
 
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field) -> None:
@@ -42,7 +29,7 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field) -> None:
         kwargs.update(choices=flag.choices.choices(), help=choices_help(flag.choices, flag.help))
     elif f.type in (int, "int"):
         plain = flag.minimum == 1 and flag.maximum is None
-        kwargs["type"] = positive_int if plain else _bounded_int(flag.minimum, flag.maximum)
+        kwargs["type"] = positive_int if plain else int_range(flag.minimum, flag.maximum)
     group.add_argument(option, **kwargs)
 
 
