@@ -27,6 +27,7 @@ from torch import nn
 
 from inference.translator import CODECS, DEFAULT_FIT, FIT_MODES, Translator, check_codec_channels
 from util.errors import UserError, first_line
+from util.file_modes import umask_mode
 
 FORMAT = "pix2pix-generator-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
@@ -115,6 +116,7 @@ def _temporary_beside(path: Path) -> Iterator[str]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        umask_mode(fd)
         os.close(fd)
         yield tmp
         done = True

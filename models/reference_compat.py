@@ -23,6 +23,7 @@ the same way.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -30,8 +31,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
-from models.networks.spec import DiscriminatorSpec, GeneratorSpec
+from models.networks import DISCRIMINATORS, GENERATORS, build_discriminator
+from models.networks.spec import DiscriminatorSpec, GeneratorSpec, as_options, flag_name, flag_of
 from engine.checkpoint import CheckpointError, load_file
 
 Tensor = torch.Tensor
@@ -52,6 +53,11 @@ REFERENCE_UPSAMPLE = "deconv"
 # A reference residual block is pad, conv, norm, ReLU, [Dropout], pad, conv, norm (define_G
 # always pads by reflection), so its second conv sits this many modules after its first.
 _BLOCK_CONV_GAP = {4: False, 5: True}   # gap -> dropout
+# The generator families the reference implementation has.
+REFERENCE_FAMILIES = ("unet", "resnet")
+# Depths tried for a preset's free depth option (from its minimum): a U-Net of 12 halvings
+# takes 4096 px sides, beyond any reference model.
+_DEPTHS_TRIED = 12
 
 
 @dataclass
@@ -170,10 +176,30 @@ def convert_reference_state(state: Mapping[str, Tensor], net: nn.Module, norm: s
                               f"({err}){advice}") from None
 
 
-def _matching_names(ref_layers: list[Layer], build: Callable[[str], nn.Module], names: list[str]) -> list[str]:
-    """Registered names whose (tiny) network has the reference file's layer sequence."""
+def _generator_fits(ref_layers: list[Layer], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The --netG values whose (tiny) network has the reference file's layer sequence: every
+    preset with the options' other values first; failing that, each preset's free depth option
+    tried in turn (a file of ``--netG unet --num_downs 6`` fits no preset at the default 8)."""
     target = _structure(ref_layers)
-    return [name for name in names if _structure(group_by_module(build(name).state_dict())) == target]
+    tiny = {**options, "ngf": 2}   # width 2 is enough to compare layer sequences
+
+    def fits(values: Mapping[str, Any]) -> bool:
+        return _structure(group_by_module(GENERATORS.from_options({**tiny, **values}).build().state_dict())) == target
+    found = [{"netG": name} for name in GENERATORS.names() if fits({"netG": name})]
+    if found:
+        return found
+    for name in GENERATORS.names():
+        preset = GENERATORS.get(name)
+        if preset.spec.family not in REFERENCE_FAMILIES:
+            continue   # pix2pixHD's widen with depth: deep ones are huge, and the reference has none
+        for f in dataclasses.fields(preset.spec):
+            flag = flag_of(f)
+            if (flag is None or not flag.shape or flag.minimum is None or f.name in preset.fixed
+                    or type(f.default) is not int):
+                continue
+            found += [{"netG": name, flag_name(f): v} for v in range(flag.minimum, flag.minimum + _DEPTHS_TRIED)
+                      if fits({"netG": name, flag_name(f): v})]
+    return found
 
 
 def _generator_hints(spec: GeneratorSpec) -> Callable[[list[Layer]], list[str]]:
@@ -185,16 +211,13 @@ def _generator_hints(spec: GeneratorSpec) -> Callable[[list[Layer]], list[str]]:
         found = {"ngf": first["weight"].shape[0], "input_nc": first["weight"].shape[1]}
         if "bias" in last:   # the last layer of every generator keeps its bias
             found["output_nc"] = last["bias"].shape[0]
-        norm = infer_reference_norm(ref_layers)
-        # Width 2 is enough to compare layer sequences and costs nothing to build.
-        names = _matching_names(
-            ref_layers, lambda n: build_generator(n, input_nc=found["input_nc"], output_nc=found.get("output_nc", 3),
-                                                  ngf=2, norm=norm, dropout=False),
-            GENERATORS.names())
-        asked = {"ngf": spec.ngf, "input_nc": spec.input_nc, "output_nc": spec.output_nc}
-        if names and spec.name not in names:
-            found["netG"] = names[0]
-        return [f"--{k} {v}" for k, v in found.items() if asked.get(k, spec.name) != v]
+        asked = as_options(spec, "netG")
+        fits = _generator_fits(ref_layers, {**asked, "input_nc": found["input_nc"],
+                                            "output_nc": found.get("output_nc", spec.output_nc),
+                                            "norm": infer_reference_norm(ref_layers)})
+        if fits and not any(fit["netG"] == spec.name and len(fit) == 1 for fit in fits):
+            found.update(next((fit for fit in fits if fit["netG"] == spec.name), fits[0]))
+        return [f"--{k} {v}" for k, v in found.items() if asked.get(k) != v]
     return diagnose
 
 
@@ -275,14 +298,11 @@ def reference_generator_options(read: ReferenceGenerator, options: Mapping[str, 
                              "upsample": REFERENCE_UPSAMPLE}
     if read.dropout is not None:
         found["no_dropout"] = not read.dropout
-    # Width 2 is enough to compare layer sequences and costs nothing to build.
-    tiny = {**options, **found, "ngf": 2}
-    names = _matching_names(read.layers, lambda n: GENERATORS.from_options({**tiny, "netG": n}).build(),
-                            GENERATORS.names())
-    if not names:
+    fits = _generator_fits(read.layers, {**options, **found})
+    if not fits:
         raise CheckpointError(f"its {len(_structure(read.layers))} layers with weights fit no --netG "
-                              f"({', '.join(GENERATORS.names())})")
-    found["netG"] = options.get("netG") if options.get("netG") in names else names[0]
+                              f"({', '.join(GENERATORS.names())}) at any depth")
+    found.update(next((fit for fit in fits if fit["netG"] == options.get("netG")), fits[0]))
     return found
 
 

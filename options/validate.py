@@ -59,9 +59,23 @@ def _aspect_ratio_positive(opt: argparse.Namespace) -> str | None:
     return None if ratio > 0 else f"--aspect_ratio must be positive, got {ratio}"
 
 
-def _lr_positive(opt: argparse.Namespace) -> str | None:
-    lr = getattr(opt, "lr", 1.0)
-    return None if lr > 0 else f"--lr must be positive, got {lr}"
+# Number options whose range torch would otherwise refuse mid-run with a traceback (Adam's
+# betas, the normal init's std), or that would silently train the wrong way (a negative loss
+# weight rewards moving away from the target): option -> (accepts, what it must be).
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "positive"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "init_gain": (lambda v: v >= 0, "0 or more"),
+    "lambda_L1": (lambda v: v >= 0, "0 or more"),
+}
+
+
+def _numbers_in_range(opt: argparse.Namespace) -> str | None:
+    for name, (accepts, requirement) in _RANGES.items():
+        value = getattr(opt, name, None)
+        if value is not None and not accepts(value):
+            return f"--{name} must be {requirement}, got {value:g}"
+    return None
 
 
 def _gradient_penalty_with_synced_bn(opt: argparse.Namespace) -> str | None:
@@ -99,7 +113,7 @@ def _discriminator_fits_crop(opt: argparse.Namespace) -> str | None:
 
 
 CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _lr_positive, _gradient_penalty_with_synced_bn, _discriminator_fits_crop, fix_global_problem]
+                       _numbers_in_range, _gradient_penalty_with_synced_bn, _discriminator_fits_crop, fix_global_problem]
 
 
 CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)

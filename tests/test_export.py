@@ -54,6 +54,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.M
 EXPORT_WARNINGS: list[str] = []
 
 
+def test_the_export_gets_the_umasks_mode(exported) -> None:
+    """Written through a temporary file (mkstemp: 0600) and a rename, the file must still get
+    the mode a plain open gives under the umask, readable by the accounts that should read it."""
+    import stat
+
+    tmp, _ = exported
+    onnx_file = next((tmp / "ck" / "exp").glob("*.onnx"))
+    with open(tmp / "plain", "w"):   # the oracle: the OS's mode for a new file here
+        pass
+    assert stat.S_IMODE(onnx_file.stat().st_mode) == stat.S_IMODE((tmp / "plain").stat().st_mode)
+
+
 def test_export_prints_no_future_warning_of_torch(exported) -> None:
     assert not [w for w in EXPORT_WARNINGS if w.startswith("FutureWarning")]
 

@@ -336,3 +336,30 @@ def test_continue_train_from_reference_files_needs_no_architecture_flags(tmp_pat
     for name, net in (("G", net_g), ("D", net_d)):
         for key, value in net.state_dict().items():
             torch.testing.assert_close(saved["nets"][name][key], value, atol=1e-6, rtol=0, msg=f"{name}.{key}")
+
+
+# -- a U-Net of a depth no preset has (the reference's --netG unet_N, our --netG unet --num_downs) --
+def unet_reference_of_depth(depth: int) -> dict:
+    net = randomize(build_generator("unet", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=False,
+                                    num_downs=depth), 3)
+    return make_reference_state(net, "unet_256", depth, "batch")
+
+
+def test_a_depth_no_preset_has_is_read_from_the_weights() -> None:
+    from models.reference_compat import read_reference_generator, reference_generator_options
+
+    found = reference_generator_options(read_reference_generator(unet_reference_of_depth(6)),
+                                        {"netG": "unet_256", "norm": "batch", "num_downs": 8, "no_dropout": False})
+    assert (found["netG"], found["num_downs"], found["ngf"]) == ("unet", 6, 4)
+
+
+@pytest.mark.parametrize("asked,hint", [
+    (dict(netG="resnet_6blocks"), "--netG unet --num_downs 6"),
+    (dict(netG="unet", num_downs=7), "--num_downs 6"),
+])
+def test_a_wrong_generator_or_depth_is_named(asked: dict, hint: str) -> None:
+    net = build_generator(asked["netG"], input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=False,
+                          **({"num_downs": asked["num_downs"]} if "num_downs" in asked else {}))
+    with pytest.raises(CheckpointError) as refused:
+        convert_reference_generator(unet_reference_of_depth(6), net)
+    assert str(refused.value).endswith(f": use {hint}")

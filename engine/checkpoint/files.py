@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from util.errors import UserError
+from util.file_modes import umask_mode
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def save_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask_mode(fd)
         with os.fdopen(fd, "wb") as f:
             writer = _WholeWrites(f)
             try:
