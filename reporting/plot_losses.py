@@ -1,21 +1,15 @@
-"""Draw a run's loss curves from its ``loss_log.jsonl`` to a PNG.
+"""Draw a run's loss curves from its ``loss_log.jsonl`` records to a PNG.
 
-Library use: ``plot_loss_curves(records, out_png)``; the training page calls it for the plot at
-its top, and ``plot_panels`` for its learning-rate, timing and metrics curves. Command line::
-
-    python -m reporting.plot_losses checkpoints/facades_pix2pix            # -> .../web/loss_curves.png
-    python -m reporting.plot_losses checkpoints/facades_pix2pix/loss_log.jsonl -o losses.png
+``plot_loss_curves(records, out_png)``: the training page calls it for the plot at its top, and
+``plot_panels`` for its learning-rate, timing and metrics curves; ``scripts/plot_losses.py`` is
+its command line.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from reporting.loss_log import LOSS_LOG_NAME, LossLogError, loss_names, read_loss_log
-
-DEFAULT_PNG = Path("web") / "loss_curves.png"
+from reporting.loss_log import loss_names
 
 
 def plot_loss_curves(records: list[dict[str, Any]], out_png: Path, title: str = "") -> Path:
@@ -87,39 +81,3 @@ def _save(fig: Any, out_png: Path) -> Path:
     fig.savefig(tmp, format="png")
     tmp.replace(out_png)
     return out_png
-
-
-def resolve_log_path(target: Path) -> Path:
-    """Accept an experiment folder or the log file itself."""
-    return target / LOSS_LOG_NAME if target.is_dir() else target
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m reporting.plot_losses", description="Draw a run's loss curves to a PNG.")
-    parser.add_argument("target", type=Path, help="experiment folder or its loss_log.jsonl")
-    parser.add_argument("-o", "--out", type=Path, default=None,
-                        help=f"PNG to write (default: <experiment>/{DEFAULT_PNG.as_posix()})")
-    args = parser.parse_args(argv)
-
-    log_path = resolve_log_path(args.target)
-    try:
-        records = read_loss_log(log_path)
-    except LossLogError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not records:
-        print(f"error: {log_path}: the loss log has no records yet", file=sys.stderr)
-        return 2
-    out = args.out if args.out is not None else log_path.parent / DEFAULT_PNG
-    try:
-        written = plot_loss_curves(records, out, title=log_path.parent.name)
-    except OSError as err:
-        print(f"error: -o {out}: cannot write the PNG ({err.strerror or err})", file=sys.stderr)
-        return 2
-    print(f"wrote {written}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -187,3 +187,27 @@ def test_checker_ignores_type_checking_imports_and_lists_unplaced_packages(tmp_p
                       "stray/__init__.py": "import low\n"})
     assert layering_problems(tmp_path, tmp_path / "doc.md") == [
         "package stray/ is in no layer of doc.md: add it to the list"]
+
+
+def printing_modules(root: Path, doc: Path) -> list[str]:
+    """Library modules (every layer below the drivers) that call the bare ``print``: a command
+    line belongs to a driver or a script, and library code logs."""
+    library = set().union(*read_layers(doc, root))
+    found = []
+    for path in python_files(root):
+        if path.relative_to(root).parts[0] not in library:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                found.append(f"{module_name(path, root)}:{node.lineno}")
+    return found
+
+
+def test_library_layers_do_not_print():
+    assert printing_modules(ROOT, ROOT / "docs" / "ARCHITECTURE.md") == []
+
+
+def test_the_print_check_finds_a_print(tmp_path: Path):
+    _write(tmp_path, {"doc.md": DOC, "run.py": "print('driver')\n", "high/__init__.py": "",
+                      "low/__init__.py": "", "low/a.py": "def main():\n    print('x')\n"})
+    assert printing_modules(tmp_path, tmp_path / "doc.md") == ["low.a:2"]

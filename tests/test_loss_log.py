@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from reporting.loss_log import LossLog, LossLogError, loss_names, read_loss_log
-from reporting.plot_losses import main as plot_main, plot_loss_curves
+from reporting.plot_losses import plot_loss_curves
+from scripts.plot_losses import main as plot_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,7 @@ def test_cli_writes_the_default_png_for_an_experiment_dir(tmp_path: Path, capsys
 
 
 def test_cli_bad_input_is_one_line_and_nonzero_exit(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "reporting.plot_losses", str(tmp_path / "nope.jsonl")],
+    result = subprocess.run([sys.executable, "scripts/plot_losses.py", str(tmp_path / "nope.jsonl")],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

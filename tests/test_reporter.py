@@ -11,11 +11,11 @@ from PIL import Image
 
 from options.parse import parse_options
 from reporting.loss_log import LOSS_LOG_NAME, loss_names, lr_series, metric_series, read_loss_log, timing_series
-from reporting.plot_losses import main as plot_main
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint
 from reporting.sinks.html_page import HTMLPageSink, PageConfig
 from reporting.sinks.loss_log import LossLogSink
+from scripts.plot_losses import main as plot_main
 from tests.pipeline_helpers import tiny_args
 from util.registry import Entry
 
