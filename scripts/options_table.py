@@ -20,7 +20,8 @@ from models.networks import DISCRIMINATORS, GENERATORS
 from models.norms import NORMS
 from models.schedulers import LR_POLICIES
 from options.recipes import RECIPES
-from options.validation import BEST_METRICS
+from options.validation import BEST_METRICS, NO_BEST
+from reporting.metrics import METRICS, SET
 from util.registry import Registry
 
 
@@ -57,8 +58,10 @@ ROWS: tuple[Row, ...] = (
         "paper": " (default: no flags)",
         "quality": " (`train.py --help` lists their flags; see [Recipes](#recipes---recipe))",
     }),
-    Row("--best_metric", BEST_METRICS, {"l1": " (lower)", "ssim": " (higher)",
-                                        "kid": " (lower is better; need `--val_fid`)"}),
+    Row("--best_metric", [*BEST_METRICS, NO_BEST], {
+        **{e.name.lower(): f" ({e.obj.goal}{'; needs `--val_fid`' if e.obj.scope == SET else ''})" for e in METRICS},
+        NO_BEST: " (keep no best checkpoint)",
+    }),
     Row("--preprocess", PREPROCESS_MODES, {"pad": " (reflect, any size)"}),
 )
 
