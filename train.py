@@ -167,15 +167,18 @@ def log_losses(run: Run, model: BaseModel, state: TrainState, losses: dict[str, 
 
 
 def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: dict[str, torch.Tensor], before: int,
-                    t_step: float, t_data: float, bar: EpochProgress) -> None:
+                    t_step: float, t_data: float, bar: EpochProgress, last: bool = False) -> None:
     """What happens between steps, each at its own frequency. Every rank crosses the same
-    thresholds: ``state.samples`` counts the global batch."""
+    thresholds: ``state.samples`` counts the global batch. ``last``: the run's last step, whose
+    images every display gets (once), so the page shows where the run ended."""
     opt = run.opt
     if crossed(before, state.samples, opt.print_freq):
         log_losses(run, model, state, losses, (time.perf_counter() - t_step) / opt.batch_size, t_step - t_data, bar)
-    if crossed(before, state.samples, opt.display_freq):
-        run.reporter.report_images(model.current_visuals(), state.epoch, state.step,
-                                   snapshot=crossed(before, state.samples, opt.update_html_freq))
+    # Live displays every --display_freq samples, a page snapshot every --update_html_freq.
+    show = last or crossed(before, state.samples, opt.display_freq)
+    keep = last or crossed(before, state.samples, opt.update_html_freq)
+    if show or keep:
+        run.reporter.report_images(model.current_visuals(), state.epoch, state.step, snapshot=keep, live=show)
         barrier(run.runtime)
     if run.validation is not None:
         run.validation.after_step(before, model, state, losses)
@@ -254,7 +257,9 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
             epoch_loss_sum, epoch_steps = torch.zeros((), device=runtime.device), 0
             model.train()
             model.begin_epoch(state.epoch)
-            bar = EpochProgress(len(loader), state.epoch, run.last_epoch, enabled=runtime.is_main)
+            batches = len(loader)   # what is left of this epoch (all of it unless resumed inside it)
+            bar = EpochProgress(batches, state.epoch, run.last_epoch, enabled=runtime.is_main)
+            stopping = epoch_ends = False
             t_data = time.perf_counter()
             for batch_data in loader:
                 before, t_step = state.samples, time.perf_counter()
@@ -264,16 +269,21 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
                 epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
                 epoch_steps += 1
                 bar.update()
-                report_and_save(run, model, state, losses, before, t_step, t_data, bar)
-                if run.saver.stop_if_asked(model, state, losses):
-                    bar.close()
-                    return finish(run, model, state)
+                epoch_ends = epoch_steps == batches
+                last = reached_max_steps(opt.max_steps, state.step) or (epoch_ends and state.epoch == run.last_epoch)
+                report_and_save(run, model, state, losses, before, t_step, t_data, bar, last)
+                if run.saver.stop_if_asked(model, state, losses, epoch_ends):
+                    stopping = True
+                    break
                 t_data = time.perf_counter()
             bar.close()
+            if stopping and not epoch_ends:
+                return finish(run, model, state)
+            # A --max_steps stop on an epoch's last step ends that epoch first, as a run going on would.
             end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
-        # The last page shows the final state even when no display step fell on the end.
-        if losses:
-            reporter.report_images(model.current_visuals(), state.epoch - 1, state.step, snapshot=True)
+            if stopping:
+                run.saver.stop_after_epoch(model, state, losses)
+                return finish(run, model, state)
         return finish(run, model, state)
 
 

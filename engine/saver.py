@@ -34,7 +34,9 @@ class Saver:
                  execution: Execution) -> None:
         self.opt, self.runtime, self.exp_dir, self.stop = opt, runtime, exp_dir, stop
         self.execution = execution
-        self.latest_at_step = -1  # no second save of 'latest' for the same step
+        # (epoch, step) of the last 'latest': none saved twice for one state. The epoch tells
+        # apart the two states of an epoch's last step, before and after the epoch's end.
+        self.latest_at: tuple[int, int] | None = None
 
     def save(self, model: Any, state: TrainState, label: str, losses: Mapping[str, torch.Tensor],
              extra: Mapping[str, Any] | None = None) -> None:
@@ -49,19 +51,24 @@ class Saver:
             save_training(self.exp_dir, label, model, state, self.opt, self.execution, rng_per_rank, extra)
         barrier(self.runtime)
         if label == "latest":
-            self.latest_at_step = state.step
+            self.latest_at = (state.epoch, state.step)
 
     def save_latest(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> None:
-        if self.latest_at_step != state.step:
+        if self.latest_at != (state.epoch, state.step):
             self.save(model, state, "latest", losses)
 
-    def stop_if_asked(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> bool:
+    def stop_if_asked(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor],
+                      epoch_ends: bool = False) -> bool:
         """After a step: end the run on --max_steps (returns True) or on a stop signal (raises
-        TrainingStopped), in both cases with 'latest' saved."""
+        TrainingStopped), in both cases with 'latest' saved. A --max_steps stop at a step that
+        ends its epoch (``epoch_ends``) saves nothing yet: the caller ends the epoch first (its
+        validation, its '<epoch>' save, the schedule's step), then calls :meth:`stop_after_epoch`."""
         signum = agreed_stop(self.stop, self.runtime)
         reached_max = reached_max_steps(self.opt.max_steps, state.step)
         if signum is None and not reached_max:
             return False
+        if signum is None and epoch_ends:
+            return True
         self.save_latest(model, state, losses)
         if signum is None:
             log.info("stopped after --max_steps %d; resume with --continue_train", self.opt.max_steps)
@@ -69,3 +76,10 @@ class Saver:
         raise TrainingStopped(signum, f"stopped by {signal_name(signum)} after step {state.step} (epoch "
                                       f"{state.epoch}) with 'latest' saved in {self.exp_dir}; resume with the same "
                                       "command and --continue_train (or --continue_train auto)")
+
+    def stop_after_epoch(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> None:
+        """The --max_steps stop of :meth:`stop_if_asked` at an epoch's last step, once that epoch
+        has ended: 'latest' holds the state after its end, so a resume starts the next epoch."""
+        self.save_latest(model, state, losses)
+        log.info("stopped after --max_steps %d, at the end of epoch %d; resume with --continue_train",
+                 self.opt.max_steps, state.epoch - 1)

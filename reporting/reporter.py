@@ -45,12 +45,12 @@ class Reporter:
             sink.metrics(point)
 
     def report_images(self, visuals: Mapping[str, torch.Tensor], epoch: int, step: int,
-                      snapshot: bool) -> None:
+                      snapshot: bool, live: bool = True) -> None:
         """The current visuals, (N, C, H, W) each; the first sample of each is shown.
-        ``snapshot``: also keep them on the HTML page."""
-        if not self.sinks:
+        ``snapshot``: keep them on the HTML page; ``live``: show them on the live displays."""
+        if not self.sinks or not (snapshot or live):
             return
-        point = ImagesPoint(epoch=epoch, step=step, images=first_samples(visuals), snapshot=snapshot)
+        point = ImagesPoint(epoch=epoch, step=step, images=first_samples(visuals), snapshot=snapshot, live=live)
         for sink in self.sinks:
             sink.images(point)
 

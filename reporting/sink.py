@@ -57,11 +57,13 @@ class ImagesPoint:
     """The first sample of each current visual, (C, H, W) in [-1, 1] with C = 1 or 3.
 
     ``snapshot`` asks the displays that keep a history of images (the HTML page) to keep this
-    one; the live displays show every point."""
+    one (--update_html_freq); ``live``, the displays that show the current images (visdom,
+    TensorBoard, W&B) to show it (--display_freq). Each display acts on its own flag only."""
     epoch: int
     step: int
     images: Mapping[str, torch.Tensor]
     snapshot: bool
+    live: bool = True
 
 
 class Sink:

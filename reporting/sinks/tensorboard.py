@@ -59,6 +59,8 @@ class TensorBoardSink(Sink):
         self._writer.flush()  # rare and worth seeing at once
 
     def images(self, point: ImagesPoint) -> None:
+        if not point.live:
+            return
         for label, image in point.images.items():
             self._writer.add_image(f"images/{label}", to_unit_rgb(image), global_step=point.step, dataformats="CHW")
 

@@ -67,6 +67,8 @@ class VisdomSink(Sink):
                      f"{point.split} metrics", "value")
 
     def images(self, point: ImagesPoint) -> None:
+        if not point.live:
+            return
         self._reconnect_if_due()
         grid = np.stack([to_unit_rgb(image).numpy().astype(np.float32) for image in point.images.values()])
         ncols = self.cfg.ncols if self.cfg.ncols > 0 else len(point.images)

@@ -91,7 +91,7 @@ class WandbSink(Sink):
         self._log(point.scalars(), point.step)
 
     def images(self, point: ImagesPoint) -> None:
-        if self._run is None:
+        if self._run is None or not point.live:
             return
         shown = [to_unit_rgb(image) for image in point.images.values()]
         caption = " | ".join(point.images)
