@@ -5,6 +5,7 @@ there is none.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import logging
 import warnings
 from types import ModuleType
@@ -55,8 +56,13 @@ def visdom_client_class(visdom: ModuleType) -> type:
     return _QuickVisdom
 
 
-def connect_visdom(server: str, port: int, env: str) -> Any | None:
-    """A visdom client that raises instead of retrying, or None after one warning."""
+def visdom_installed() -> bool:
+    return importlib.util.find_spec("visdom") is not None
+
+
+def connect_visdom(server: str, port: int, env: str, look_again_s: float | None = None) -> Any | None:
+    """A visdom client that raises instead of retrying, or None after one warning.
+    ``look_again_s``: the caller looks for a server again this often (the warning says so)."""
     try:
         import visdom
     except ImportError:
@@ -66,9 +72,11 @@ def connect_visdom(server: str, port: int, env: str) -> Any | None:
 
     status = probe_http(server, port)
     if status is None:
-        log.warning("no visdom server answers at %s:%d; training goes on without live display. "
+        later = (f", and the display starts once one answers there (looked for every {look_again_s:g} s)"
+                 if look_again_s is not None else "")
+        log.warning("no visdom server answers at %s:%d; training goes on without live display%s. "
                     "Start one with: %s   (or pass --display_id 0)",
-                    server, port, visdom_server_command(port))
+                    server, port, later, visdom_server_command(port))
         return None
     if status != 200:
         hint = " (tornado 6.6 or newer makes visdom 0.2.4 answer 403: pip install 'tornado<6.6')" \

@@ -278,13 +278,16 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "visdom" in r.getMessage()]
         assert len(warnings) == 1 and "stopped answering" in warnings[0], warnings
         assert any("live display is back" in r.getMessage() for r in caplog.records)
-        # The restarted server (an empty one) received the points of steps 5 to 8.
+        # The restarted server (an empty one) shows the whole run: the curves are drawn again
+        # from the loss log when the display comes back, then go on point by point.
         with warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore", DeprecationWarning)  # visdom's own logger.warn call
             client = visdom.Visdom(server="http://127.0.0.1", port=server.port, use_incoming_socket=False)
         losses = json.loads(client.get_window_data("shown_1_losses", env="faults"))
-        xs = [x for trace in losses["content"]["data"] for x in trace["x"]]
-        assert xs and min(xs) > 1.0  # epoch fractions after step 4 (the end of epoch 1)
+        logged = [r["epoch_frac"] for r in map(json.loads, (tmp_path / "shown" / "loss_log.jsonl").read_text().splitlines())
+                  if "losses" in r]
+        assert len(logged) == STEPS
+        assert {trace["name"]: trace["x"] for trace in losses["content"]["data"]}["G_L1"] == logged
     finally:
         server.kill()
     assert_same_training(weights(tmp_path / "shown" / "latest.pt"), oracle)

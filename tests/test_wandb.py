@@ -169,3 +169,26 @@ def test_under_ddp_one_run_is_logged_by_the_main_process(tiny_data: Path, tmp_pa
     # losses are the mean over both ranks, as in the loss log.
     assert sorted(rows) == [r["step"] for r in log_lines] == [1, 2]
     assert [rows[r["step"]]["loss/G_L1"] for r in log_lines] == pytest.approx([r["losses"]["G_L1"] for r in log_lines])
+
+
+def test_a_resumed_run_goes_on_in_the_same_wandb_run(tiny_data: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Steps 1-2, then a resume for 3-4: offline, each process writes its own folder, both of one
+    W&B run id (the second marked as a resume), which `wandb sync` uploads as one run; a fresh
+    run (--overwrite) gets a new id."""
+    args = wandb_args(tiny_data, tmp_path / "ck", "--print_freq", "2")
+    assert train_driver.main(args + ["--max_steps", "2"]) == 0
+    with caplog.at_level(logging.INFO):
+        assert train_driver.main(args + ["--continue_train"]) == 0
+    run_dirs = sorted((tmp_path / "ck" / "wb" / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 2, run_dirs
+    runs = [next(r["run"] for r in run_records(d) if r["type"] == "run") for d in run_dirs]
+    assert runs[0]["run_id"] == runs[1]["run_id"] and runs[1].get("resume") is True and not runs[0].get("resume")
+    assert all(d.name.endswith(f"-{runs[0]['run_id']}") for d in run_dirs)
+    steps = [sorted(r["history"]["step"]["num"] for r in run_records(d) if r["type"] == "history") for d in run_dirs]
+    assert steps == [[1, 2], [3, 4]]
+    assert any(f"going on with W&B run {runs[0]['run_id']}" in r.getMessage() for r in caplog.records)
+
+    assert train_driver.main(args + ["--overwrite"]) == 0
+    fresh = list((tmp_path / "ck" / "wb" / "wandb").glob("offline-run-*"))
+    assert len(fresh) == 1 and not fresh[0].name.endswith(runs[0]["run_id"])
