@@ -16,9 +16,9 @@ import compare
 from options.parse import parse_options
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--display_port", "99999", "argument --display_port: must be a port number from 1 to 65535, got 99999"),
-    ("--display_port", "0", "argument --display_port: must be a port number from 1 to 65535, got 0"),
-    ("--display_port", "abc", "argument --display_port: must be a port number from 1 to 65535, got 'abc'"),
+    ("--display_port", "99999", "argument --display_port: must be between 1 and 65535, got 99999"),
+    ("--display_port", "0", "argument --display_port: must be between 1 and 65535, got 0"),
+    ("--display_port", "abc", "argument --display_port: expected an integer, got 'abc'"),
     ("--display_ncols", "x", "argument --display_ncols: must be a positive integer, got 'x'"),
     ("--batch_size", "x", "argument --batch_size: must be a positive integer, got 'x'"),
     ("--max_steps", "1.5", "argument --max_steps: must be 0 or more, got '1.5'"),

@@ -21,6 +21,7 @@ import numpy as np
 from reporting import visdom_client
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, lr_series, metric_series, read_loss_log, timing_series
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
+from util.argtypes import int_range, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -195,33 +196,12 @@ class VisdomSink(Sink):
 
 
 def _add_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--display_ncols", type=_positive_int, default=4, help="images per row in the visdom grid")
+    g.add_argument("--display_ncols", type=positive_int, default=4, help="images per row in the visdom grid")
     g.add_argument("--display_id", type=int, default=1,
                    help="visdom window id; 0 or less (the reference's -1 included) turns visdom off")
     g.add_argument("--display_server", default="http://localhost", help="visdom server address")
     g.add_argument("--display_env", default="main", help="visdom environment")
-    g.add_argument("--display_port", type=_port, default=8097, help="visdom server port (1 to 65535)")
-
-
-def _whole(text: str, wanted: str) -> int:
-    try:
-        return int(text)
-    except ValueError:   # argparse would name this function in its message
-        raise argparse.ArgumentTypeError(f"must be {wanted}, got '{text}'") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _whole(text, "a positive integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _whole(text, "a port number from 1 to 65535")
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
-    return value
+    g.add_argument("--display_port", type=int_range(1, 65535), default=8097, help="visdom server port (1 to 65535)")
 
 
 def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
