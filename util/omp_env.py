@@ -21,6 +21,17 @@ quiet machine. Where /proc/stat is missing the load average stands in.
 
 Whatever the user set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME) is left alone;
 PIX2PIX_OMP_POLICY=default|passive|auto overrides the choice (auto: the rule above).
+
+The same call also asks MKL for reproducible arithmetic (``REPRODUCIBLE_MATH``), which it too
+reads only before its first call. Without it, two identical seeded CPU runs with 2 threads
+could end with other weights (1e-6 apart after 8 steps): MKL's sgemm, called inside a torch
+parallel region (``_slow_conv2d_backward`` of the U-Net's tiny layers, models/networks/conv.py,
+runs its GEMM so at batch 1), now and then summed in another order for the same inputs (the
+first call of a process, and more often on a busy machine). MKL_CBWR=AUTO fixes one code path
+for this CPU (Intel's "conditional numerical reproducibility"); MKL_DYNAMIC=FALSE and
+OMP_DYNAMIC=FALSE keep the number of threads from changing with the load, the other two
+conditions Intel lists for it. tests/test_determinism_under_load.py checks all three. A value
+the user set is kept.
 """
 from __future__ import annotations
 
@@ -33,6 +44,11 @@ from typing import Callable, Mapping
 USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 POLICY_ENV = "PIX2PIX_OMP_POLICY"
 POLICIES = ("auto", "default", "passive")
+# MKL's conditional numerical reproducibility: the same bits from run to run on one machine
+# with a fixed thread count (torch's own set_num_threads turns MKL_DYNAMIC off too, but a run
+# that keeps the default thread count never calls it). No measurable cost here
+# (benchmarks/README.md, "Reproducible MKL").
+REPRODUCIBLE_MATH = {"MKL_CBWR": "AUTO", "MKL_DYNAMIC": "FALSE", "OMP_DYNAMIC": "FALSE"}
 # How loaded the machine was as this process started ("busy": oversubscribed, "quiet"), as
 # set_omp_wait_policy read it before torch loaded; None when it did not run. --amp auto keeps
 # its decisions apart by it (engine/amp_auto.py).
@@ -68,6 +84,11 @@ def requested_policy(env: Mapping[str, str]) -> str:
     if policy not in POLICIES:
         raise ValueError(f"{POLICY_ENV}={policy!r} is not one of {', '.join(POLICIES)}")
     return policy
+
+
+def reproducible_math(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``REPRODUCIBLE_MATH`` to add to ``env``: those the user has not set."""
+    return {key: value for key, value in REPRODUCIBLE_MATH.items() if key not in env}
 
 
 def oversubscribed(others: float, threads: int, cpus: int) -> bool:
@@ -116,12 +137,14 @@ def machine_busy() -> float:
 
 
 def set_omp_wait_policy() -> dict[str, str] | None:
-    """Apply :func:`choose_omp_wait` to this process and record ``start_load``; returns what
-    was added, or None when it is too late (torch, and with it the OpenMP runtime, is already
-    loaded; once torch has run, its own spinning threads would count as other work)."""
+    """Apply :func:`choose_omp_wait` and :func:`reproducible_math` to this process and record
+    ``start_load``; returns what the waiting rule added, or None when it is too late (torch,
+    and with it the OpenMP runtime and MKL, is already loaded; once torch has run, its own
+    spinning threads would count as other work)."""
     global start_load
     if "torch" in sys.modules:
         return None
+    os.environ.update(reproducible_math(os.environ))
     cpus = usable_cpus()
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or cpus
     others = machine_busy()   # read once: start_load needs it whatever the policy
