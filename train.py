@@ -57,7 +57,7 @@ from reporting.sink import display_outputs
 from reporting.progress import EpochProgress
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import TrainPoint
-from util.errors import UserError
+from util.errors import OptionError, UserError
 
 log = logging.getLogger("train")
 
@@ -233,6 +233,15 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     if reached_max_steps(opt.max_steps, state.step):
         log.info("already at step %d (--max_steps %d): nothing to train; raise --max_steps to go on",
                  state.step, opt.max_steps)
+        return state, model
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    if state.epoch > last_epoch:
+        schedule = f"--n_epochs {opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay} = {last_epoch} epochs"
+        if not resumed:   # nothing would be written: a mistake, not a finished run
+            raise OptionError(f"nothing to train: the run would start at epoch {state.epoch} (--epoch_count), "
+                              f"after the schedule's last ({schedule})")
+        log.info("training already complete: the checkpoint is at the end of epoch %d, the schedule's last (%s); "
+                 "raise --n_epochs or --n_epochs_decay to go on", state.epoch - 1, schedule)
         return state, model
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.

@@ -20,7 +20,9 @@ def linear_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     """LR multiplier during 1-based ``epoch``: 1 for the first n_epochs, then a straight line
     that would reach 0 one epoch after the last, so the last epoch still learns (at
     1/(n_epochs_decay+1) of the rate) and a one-epoch run never trains at lr 0."""
-    return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
+    # Never below 0: an epoch past the schedule's end (a resume that shortened it) does not
+    # turn into gradient ascent.
+    return max(0.0, 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1))
 
 
 def _linear(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):

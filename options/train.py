@@ -134,6 +134,12 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
     for key in sorted(now):
         if key in exempt or key not in saved or saved[key] == now[key]:
             continue
+        if key == "epoch_count" and key in typed:
+            # The checkpoint records where it stopped; a second starting epoch would shift its
+            # schedule (linear at epoch 7 + 2 epochs done: a negative rate).
+            raise OptionError(f"--epoch_count {now[key]}: this checkpoint records its own epoch and step, and its "
+                              f"schedule counts from --epoch_count {saved[key]}; leave --epoch_count out (it is for "
+                              "the reference's files, which record no counters)")
         if key in typed:
             (steered if key in steering else changed).append(f"{key} {saved[key]} -> {now[key]}")
         elif key != "recipe":   # left out, the checkpoint's recipe is an error (engine/checkpoint/resume.py)

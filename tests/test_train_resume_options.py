@@ -141,3 +141,67 @@ def test_typed_validation_settings_are_no_warning_and_untyped_ones_come_from_the
     assert any(ln.endswith("resuming with options that differ from the checkpoint's: lambda_L1 100.0 -> 50.0; "
                            "the run is no longer the same as an uninterrupted one") for ln in lines)
     assert not any("validation settings changed" in ln for ln in lines)   # val_phase val is the checkpoint's
+
+
+def test_a_typed_epoch_count_on_a_checkpoint_with_counters_is_refused(data: Path, tmp_path: Path, capsys) -> None:
+    """The reference's resume habit (--continue_train --epoch_count N) on one of our checkpoints:
+    the checkpoint records its epoch, so a second starting epoch only shifted the schedule (a
+    linear one to a negative rate: --epoch_count 7 after 2 epochs of 2 + 2 trained at -3.3e-4)."""
+    args = tiny(data, tmp_path / "ck") + ["--n_epochs", "2", "--n_epochs_decay", "2"]
+    assert train_driver.main(args + ["--max_steps", "2"]) == 0
+    exp = tmp_path / "ck" / "tiny"
+    before = snapshot(exp)
+    capsys.readouterr()
+    assert train_driver.main(args + ["--continue_train", "--epoch_count", "7"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epoch_count 7: this checkpoint records its own epoch" in err
+    assert snapshot(exp) == before
+
+
+def test_the_linear_factor_never_goes_below_zero() -> None:
+    from models.schedulers import linear_factor
+
+    # 2 + 2 epochs: 1, 1, 2/3, 1/3, then (past the end) 0, never negative.
+    assert [linear_factor(e, 2, 2) for e in range(1, 8)] == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3, 0.0, 0.0, 0.0],
+                                                                         abs=1e-15)
+    assert min(linear_factor(e, 2, 2) for e in range(1, 20)) == 0.0
+
+
+def test_a_finished_run_resumed_says_so_and_writes_nothing(data: Path, tmp_path: Path, capsys) -> None:
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH   # 1 + 1 epochs of 2 steps
+    assert train_driver.main(args) == 0
+    exp = tmp_path / "ck" / "tiny"
+    before = snapshot(exp)
+    capsys.readouterr()
+    assert train_driver.main(args + ["--continue_train"]) == 0
+    out = capsys.readouterr().out
+    assert ("training already complete: the checkpoint is at the end of epoch 2, the schedule's last "
+            "(--n_epochs 1 + --n_epochs_decay 1 = 2 epochs); raise --n_epochs or --n_epochs_decay to go on") in out
+    assert snapshot(exp) == before and logged_steps(exp) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("schedule", [["--n_epochs", "0", "--n_epochs_decay", "0"],
+                                      ["--n_epochs", "1", "--n_epochs_decay", "1", "--epoch_count", "3"]])
+def test_a_fresh_run_with_nothing_to_train_is_refused(data: Path, tmp_path: Path, capsys, schedule: list[str]) -> None:
+    assert train_driver.main(tiny(data, tmp_path / "ck") + schedule) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to train: the run would start at epoch" in err
+    assert not (tmp_path / "ck" / "tiny").exists()
+
+
+def test_a_missing_checkpoint_is_named_as_the_user_asked_for_it(data: Path, tmp_path: Path, capsys) -> None:
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH
+    assert train_driver.main(args + ["--max_steps", "1"]) == 0
+    capsys.readouterr()
+    assert train_driver.main(args + ["--continue_train", "--load_iter", "7"]) == 1
+    err = capsys.readouterr().err
+    assert "iter_7.pt: no such checkpoint to resume from (--continue_train --load_iter 7); saved: latest" in err
+
+
+def test_a_reference_g_file_without_its_d_file_names_the_missing_file(data: Path, tmp_path: Path, capsys) -> None:
+    exp = tmp_path / "ck" / "tiny"
+    exp.mkdir(parents=True)
+    torch.save({"model.0.weight": torch.zeros(4, 3, 7, 7)}, exp / "latest_net_G.pth")
+    assert train_driver.main(tiny(data, tmp_path / "ck") + ["--continue_train"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{exp / 'latest_net_D.pth'}: missing beside the reference's latest_net_G.pth" in err

@@ -50,6 +50,12 @@ def iter_label(samples: int) -> str:
     return f"iter_{samples}"
 
 
+def label_option(label: str) -> str:
+    """The option that selects ``label``, as a user types it (the inverse of :func:`load_label`)."""
+    prefix = iter_label(0).removesuffix("0")
+    return f"--load_iter {label.removeprefix(prefix)}" if label.startswith(prefix) else f"--epoch {label}"
+
+
 def load_label(opt: argparse.Namespace) -> str:
     """The label --epoch / --load_iter select."""
     return iter_label(opt.load_iter) if opt.load_iter > 0 else str(opt.epoch)

@@ -13,7 +13,7 @@ from pathlib import Path
 import argparse
 from typing import Callable
 
-from engine.checkpoint.files import CheckpointError, full_path, iter_label, load_file, reference_paths
+from engine.checkpoint.files import CheckpointError, full_path, iter_label, label_option, load_file, reference_paths
 from engine.checkpoint.format import Execution, is_full_checkpoint, kind_of, upgrade
 from engine.rng import restore_rng_state, seed_everything
 from engine.train_state import TrainState
@@ -118,8 +118,12 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
             on_execution(None)
         return resume_from_reference(exp_dir, label, model, opt, rank)
     if not path.is_file():
+        g_file, d_file = reference_paths(exp_dir, label)
+        if g_file.is_file():   # half of the reference's pair: say which half is missing
+            raise CheckpointError(f"{d_file}: missing beside the reference's {g_file.name}; going on with training "
+                                  "needs both G and D (test.py, translate.py and serve.py need only G)")
         saved = sorted(p.stem for p in exp_dir.glob("*.pt") if "_net_" not in p.name)
-        raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train --epoch {label}); "
+        raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train {label_option(label)}); "
                               f"saved: {', '.join(saved) or 'none'}")
     try:
         raw = load_file(path, map_location=model.device)
