@@ -5,6 +5,7 @@ and W&B's server address points at a loopback port where nothing listens."""
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import subprocess
@@ -184,7 +185,9 @@ def test_a_resumed_run_goes_on_in_the_same_wandb_run(tiny_data: Path, tmp_path: 
     assert len(run_dirs) == 2, run_dirs
     runs = [next(r["run"] for r in run_records(d) if r["type"] == "run") for d in run_dirs]
     assert runs[0]["run_id"] == runs[1]["run_id"] and runs[1].get("resume") is True and not runs[0].get("resume")
-    assert all(d.name.endswith(f"-{runs[0]['run_id']}") for d in run_dirs)
+    # wandb names a folder <mode>-<second started>-<id>, plus "-<n>" when a folder of that name
+    # exists already (two processes started within one second).
+    assert all(re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{runs[0]['run_id']}(-\d+)?", d.name) for d in run_dirs)
     steps = [sorted(r["history"]["step"]["num"] for r in run_records(d) if r["type"] == "history") for d in run_dirs]
     assert steps == [[1, 2], [3, 4]]
     assert any(f"going on with W&B run {runs[0]['run_id']}" in r.getMessage() for r in caplog.records)
