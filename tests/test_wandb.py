@@ -5,9 +5,9 @@ and W&B's server address points at a loopback port where nothing listens."""
 from __future__ import annotations
 
 import json
-import re
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
