@@ -28,6 +28,7 @@ from inference.sketch_page import PageSettings, SketchHandler, build_page
 from options.base import Options, positive_int
 from options.inference import add_fit_option, parse_inference_options
 from reporting.logs import setup_logging
+from util.argtypes import port_number
 from util.errors import UserError
 
 log = logging.getLogger("serve")
@@ -35,13 +36,6 @@ log = logging.getLogger("serve")
 
 class ServeError(UserError, ValueError):
     """The page cannot be served; one line that names the option."""
-
-
-def port_number(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text}")
-    return value
 
 
 def add_serve_options(p: argparse.ArgumentParser) -> None:

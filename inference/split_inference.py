@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from data.loader import create_dataloader
 from inference.translator import set_inference_behaviour
 from models.batchnorm import batchnorm_layers
-from models.precise_bn import recompute_bn_stats
+from models.precise_bn import PRECISE_BATCHES, recompute_bn_stats
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def training_inputs(train_set: Dataset, batch_size: int, seed: int, device: torc
 
 
 def prepare_generator(net: nn.Module, eval_mode: bool, bn_eval: str, dropout: str | None, seed: int,
-                      train_batches: TrainBatches | None = None, precise_batches: int = 50) -> str:
+                      train_batches: TrainBatches | None = None,
+                      precise_batches: int = PRECISE_BATCHES) -> str:
     """Put ``net`` in its test-time behaviour and return the label; with ``--eval --bn_eval
     precise``, first measure the population statistics over ``precise_batches`` training
     batches, in the behaviour G is then run in (dropout on or off as at test time), its dropout

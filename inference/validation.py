@@ -35,6 +35,7 @@ from engine.rng import capture_rng_state, restore_rng_state
 from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_inference
 from inference.val_fid import RealFeatureCache
 from models.batchnorm import BatchNorm2d
+from models.precise_bn import PRECISE_BATCHES
 from models.sync_batchnorm import SyncBatchNorm2d
 from reporting.fid import inception_features, score_features
 from reporting.images import to_uint8
@@ -58,7 +59,7 @@ class ValidationConfig:
     max_images: int | None = None      # --val_max_images: the first N images of the split
     batch_size: int = 1                # test.py's --batch_size: kept unless a norm layer pools over the batch
     seed: int = 0                      # the crops of the split, and the test-time dropout draws
-    precise_batches: int = 50          # --bn_precise_batches, for --bn_eval precise
+    precise_batches: int = PRECISE_BATCHES   # --bn_precise_batches, for --bn_eval precise
 
 
 def _rank_indices(count: int, batch_size: int, rank: int, world_size: int) -> list[int]:

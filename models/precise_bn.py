@@ -46,9 +46,14 @@ class PooledMoments:
         return self.m2 / (self.count - 1)
 
 
+# Training batches measured by default (--bn_precise_batches): enough that the statistics stop
+# moving at the paper's batch size, a few seconds of forward passes.
+PRECISE_BATCHES = 50
+
+
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, batches: Iterable[Any],
-                       forward: Callable[[Any], Any] | None = None, num_batches: int = 50) -> int:
+                       forward: Callable[[Any], Any] | None = None, num_batches: int = PRECISE_BATCHES) -> int:
     """Replace the running statistics of every BatchNorm2d in ``model`` by population statistics.
 
     "Precise" means: for each layer, the exact mean and unbiased variance of all the values

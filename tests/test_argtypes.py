@@ -52,3 +52,16 @@ def test_the_tools_and_options_use_the_shared_types(capsys: pytest.CaptureFixtur
         with pytest.raises(SystemExit):
             main(args)
         assert capsys.readouterr().err.strip().endswith(message)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--port", "abc"], "argument --port: expected an integer, got 'abc'"),
+    (["--port", "70000"], "argument --port: must be between 1 and 65535, got 70000"),
+])
+def test_serve_port_is_one_line_without_internal_names(argv: list[str], message: str, capsys) -> None:
+    import serve
+
+    with pytest.raises(SystemExit) as stop:
+        serve.parse(["--name", "x", *argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err and "port_number" not in err

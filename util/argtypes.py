@@ -68,3 +68,7 @@ def int_range(minimum: int | None = None, maximum: int | None = None) -> Callabl
         return value
     parse.__name__ = "int"   # what argparse and --help call the type
     return parse
+
+
+# A TCP port (serve.py's --port, visdom's --display_port).
+port_number = int_range(1, 65535)

@@ -21,7 +21,7 @@ import numpy as np
 from reporting import visdom_client
 from reporting.loss_log import LOSS_LOG_NAME, LossLogError, lr_series, metric_series, read_loss_log, timing_series
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
-from util.argtypes import int_range, positive_int
+from util.argtypes import port_number, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _add_options(g: argparse._ArgumentGroup) -> None:
                    help="visdom window id; 0 or less (the reference's -1 included) turns visdom off")
     g.add_argument("--display_server", default="http://localhost", help="visdom server address")
     g.add_argument("--display_env", default="main", help="visdom environment")
-    g.add_argument("--display_port", type=int_range(1, 65535), default=8097, help="visdom server port (1 to 65535)")
+    g.add_argument("--display_port", type=port_number, default=8097, help="visdom server port (1 to 65535)")
 
 
 def _build(opt: argparse.Namespace, exp_dir: Path) -> Sink | None:
