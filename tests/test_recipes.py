@@ -160,8 +160,10 @@ def test_resume_without_the_recipe_says_which_to_add(quality_run: dict, capsys: 
     assert "\n" not in err
     # A typed --recipe is a deliberate choice: here it changes the decoder, which the spec check refuses.
     assert train_driver.main(args + ["--recipe", "paper", "--max_steps", "3", "--continue_train"]) == 1
+    # The message names the recipe typed, not only a flag the user never typed.
     assert capsys.readouterr().err.strip().endswith(
-        f"checkpoint was trained with --upsample {QUALITY_UPSAMPLE}, you asked for --upsample deconv")
+        f"checkpoint was trained with --upsample {QUALITY_UPSAMPLE}, you asked for --upsample deconv "
+        "(--recipe paper sets it; the checkpoint was trained with --recipe quality)")
 
 
 def upsamplers(net: nn.Module) -> list[str]:

@@ -96,6 +96,15 @@ def recipe_forgotten(saved: dict, opt: argparse.Namespace) -> str | None:
     return f"checkpoint was trained with --recipe {trained}; add --recipe {trained} to resume it"
 
 
+def recipe_switched(saved: dict, opt: argparse.Namespace) -> str:
+    """Where a typed ``--recipe`` other than the checkpoint's is behind an architecture the
+    checkpoint does not have, the words that say so (the user typed the recipe, not its flags)."""
+    trained, now = saved.get("recipe"), getattr(opt, "recipe", None)
+    if now is None or trained == now or "recipe" not in getattr(opt, "explicit", ()):
+        return ""
+    return f" (--recipe {now} sets it; the checkpoint was trained with --recipe {trained or 'none'})"
+
+
 def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0,
                     world_size: int = 1,
                     on_execution: Callable[[Execution | None], None] | None = None) -> TrainState:
@@ -134,9 +143,10 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     if kind_of(raw) != "full":
         raise CheckpointError(f"{path}: not a full training checkpoint of this program")
     ckpt = upgrade(raw, path, model.architecture_from_options)
-    problem = recipe_forgotten(ckpt.get("options") or {}, opt) or model.architecture_mismatch(ckpt["specs"])
+    saved_options = ckpt.get("options") or {}
+    problem = recipe_forgotten(saved_options, opt) or model.architecture_mismatch(ckpt["specs"])
     if problem:
-        raise CheckpointError(f"{path}: {problem}")
+        raise CheckpointError(f"{path}: {problem}{recipe_switched(saved_options, opt)}")
     if on_execution is not None:
         on_execution(Execution.from_dict(ckpt["execution"]))
     try:
