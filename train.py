@@ -240,8 +240,10 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
         if not resumed:   # nothing would be written: a mistake, not a finished run
             raise OptionError(f"nothing to train: the run would start at epoch {state.epoch} (--epoch_count), "
                               f"after the schedule's last ({schedule})")
-        log.info("training already complete: the checkpoint is at the end of epoch %d, the schedule's last (%s); "
-                 "raise --n_epochs or --n_epochs_decay to go on", state.epoch - 1, schedule)
+        where = (f"at the end of epoch {state.epoch - 1}, the schedule's last" if state.epoch_samples == 0
+                 else f"in epoch {state.epoch} (step {state.step}), past the schedule's last")
+        log.info("training already complete: the checkpoint is %s (%s); raise --n_epochs or --n_epochs_decay to "
+                 "go on", where, schedule)
         return state, model
     # Each network in its own DDP (a no-op in one process); checkpoints are taken from the
     # unwrapped modules, so they load in runs of any size.
@@ -291,7 +293,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
             # A --max_steps stop on an epoch's last step ends that epoch first, as a run going on would.
             end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
             if stopping:
-                run.saver.stop_after_epoch(model, state, losses)
+                run.saver.stop_after_epoch(model, state, losses, finished=state.epoch > run.last_epoch)
                 return finish(run, model, state)
         return finish(run, model, state)
 

@@ -77,9 +77,11 @@ class Saver:
                                       f"{state.epoch}) with 'latest' saved in {self.exp_dir}; resume with the same "
                                       "command and --continue_train (or --continue_train auto)")
 
-    def stop_after_epoch(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor]) -> None:
+    def stop_after_epoch(self, model: Any, state: TrainState, losses: Mapping[str, torch.Tensor],
+                         finished: bool = False) -> None:
         """The --max_steps stop of :meth:`stop_if_asked` at an epoch's last step, once that epoch
-        has ended: 'latest' holds the state after its end, so a resume starts the next epoch."""
+        has ended: 'latest' holds the state after its end, so a resume starts the next epoch
+        (``finished``: that was the schedule's last, and there is nothing left to resume)."""
         self.save_latest(model, state, losses)
-        log.info("stopped after --max_steps %d, at the end of epoch %d; resume with --continue_train",
-                 self.opt.max_steps, state.epoch - 1)
+        then = "the schedule's last: training complete" if finished else "resume with --continue_train"
+        log.info("stopped after --max_steps %d, at the end of epoch %d, %s", self.opt.max_steps, state.epoch - 1, then)

@@ -24,6 +24,7 @@ the same way.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -36,6 +37,7 @@ from models.networks.spec import DiscriminatorSpec, GeneratorSpec, as_options, f
 from engine.checkpoint import CheckpointError, load_file
 
 Tensor = torch.Tensor
+log = logging.getLogger(__name__)
 
 # The reference norm each of our norms reproduces exactly (same parameters, same math).
 # The reference has only batch, instance and none; our group and layer norms have no equivalent.
@@ -364,4 +366,9 @@ def reference_run_options(g_path: Path, d_path: Path, options: Mapping[str, Any]
             found.update(read())
         except CheckpointError as err:
             raise CheckpointError(f"{path}: {err}") from None
+    if "no_dropout" not in found:   # a U-Net: its weights do not show it
+        dropout = "off" if options.get("no_dropout") else "on"
+        log.info("%s: a U-Net's weights do not record whether it trained with dropout; training goes on with "
+                 "dropout %s (%s)", g_path.name, dropout,
+                 "--no_dropout" if dropout == "off" else "add --no_dropout if it trained without")
     return found

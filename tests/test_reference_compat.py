@@ -363,3 +363,20 @@ def test_a_wrong_generator_or_depth_is_named(asked: dict, hint: str) -> None:
     with pytest.raises(CheckpointError) as refused:
         convert_reference_generator(unet_reference_of_depth(6), net)
     assert str(refused.value).endswith(f": use {hint}")
+
+
+def test_a_reference_unets_unknown_dropout_is_said_on_resume(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from models.reference_compat import reference_run_options
+
+    d_net = randomize(build_discriminator("basic", input_nc=6, ndf=4, norm="batch"), 4)
+    torch.save(unet_reference_of_depth(6), tmp_path / "latest_net_G.pth")
+    torch.save(make_reference_state(d_net, "basic", 3, "batch"), tmp_path / "latest_net_D.pth")
+    options = {"netG": "unet_256", "num_downs": 8, "norm": "batch", "no_dropout": False, "netD": "basic",
+               "n_layers_D": 3, "input_nc": 3, "output_nc": 3, "ndf": 64, "ngf": 64}
+    with caplog.at_level(logging.INFO):
+        found = reference_run_options(tmp_path / "latest_net_G.pth", tmp_path / "latest_net_D.pth", options)
+    assert (found["netG"], found["num_downs"], found["ndf"]) == ("unet", 6, 4) and "no_dropout" not in found
+    assert ("latest_net_G.pth: a U-Net's weights do not record whether it trained with dropout; training goes on "
+            "with dropout on (add --no_dropout if it trained without)") in caplog.text

@@ -205,3 +205,20 @@ def test_a_reference_g_file_without_its_d_file_names_the_missing_file(data: Path
     assert train_driver.main(tiny(data, tmp_path / "ck") + ["--continue_train"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{exp / 'latest_net_D.pth'}: missing beside the reference's latest_net_G.pth" in err
+
+
+def test_the_last_step_of_the_schedule_by_max_steps_says_training_is_complete(data: Path, tmp_path: Path,
+                                                                               capsys) -> None:
+    args = tiny(data, tmp_path / "ck") + TRAINED_WITH   # 4 steps in all
+    assert train_driver.main(args + ["--max_steps", "4"]) == 0
+    assert ("stopped after --max_steps 4, at the end of epoch 2, the schedule's last: training complete"
+            in capsys.readouterr().out)
+
+
+def test_a_shortened_schedule_names_where_a_mid_epoch_checkpoint_is(data: Path, tmp_path: Path, capsys) -> None:
+    args = tiny(data, tmp_path / "ck")
+    assert train_driver.main(args + TRAINED_WITH + ["--max_steps", "3"]) == 0   # 1 step into epoch 2
+    capsys.readouterr()
+    assert train_driver.main(args + ["--continue_train", "--n_epochs", "1", "--n_epochs_decay", "0"]) == 0
+    assert ("training already complete: the checkpoint is in epoch 2 (step 3), past the schedule's last "
+            "(--n_epochs 1 + --n_epochs_decay 0 = 1 epochs)") in capsys.readouterr().out
