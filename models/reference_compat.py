@@ -55,6 +55,8 @@ REFERENCE_UPSAMPLE = "deconv"
 # A reference residual block is pad, conv, norm, ReLU, [Dropout], pad, conv, norm (define_G
 # always pads by reflection), so its second conv sits this many modules after its first.
 _BLOCK_CONV_GAP = {4: False, 5: True}   # gap -> dropout
+# PatchGAN depths tried when reading a reference discriminator's layout.
+_MAX_D_LAYERS = 8
 # The generator families the reference implementation has.
 REFERENCE_FAMILIES = ("unet", "resnet")
 # Depths tried for a preset's free depth option (from its minimum): a U-Net of 12 halvings
@@ -99,6 +101,14 @@ def strip_wrapper_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return dict(state)
 
 
+def reference_layers(state: Mapping[str, Tensor]) -> list[Layer]:
+    """The layers of a reference file's state_dict (a DataParallel prefix stripped)."""
+    state = strip_wrapper_prefix(state)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
+    return group_by_module(state)
+
+
 def infer_reference_norm(layers: list[Layer]) -> str:
     """batch, instance or none, from the keys alone."""
     if any(layer.kind == "norm" and "running_mean" in layer.tensors for layer in layers):
@@ -116,6 +126,10 @@ def _structure(layers: list[Layer]) -> list[str]:
     4x4 one have the same kinds)."""
     return [layer.kind + ("x".join(map(str, layer.tensors["weight"].shape[2:])) if layer.kind == "conv" else "")
             for layer in layers if layer.kind != "stats"]
+
+
+def _layout(net: nn.Module) -> list[str]:
+    return _structure(group_by_module(net.state_dict()))
 
 
 def _convs(layers: list[Layer]) -> list[Layer]:
@@ -160,10 +174,7 @@ def convert_reference_state(state: Mapping[str, Tensor], net: nn.Module, norm: s
 
     ``diagnose`` turns the reference layers into "use --option value" hints for the error.
     """
-    state = strip_wrapper_prefix(state)
-    if not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
-    ref_layers = group_by_module(state)
+    ref_layers = reference_layers(state)
     ref_norm = infer_reference_norm(ref_layers)
     wanted = REFERENCE_NORM_OF.get(norm)
     if wanted != ref_norm:
@@ -186,7 +197,7 @@ def _generator_fits(ref_layers: list[Layer], options: Mapping[str, Any]) -> list
     tiny = {**options, "ngf": 2}   # width 2 is enough to compare layer sequences
 
     def fits(values: Mapping[str, Any]) -> bool:
-        return _structure(group_by_module(GENERATORS.from_options({**tiny, **values}).build().state_dict())) == target
+        return _layout(GENERATORS.from_options({**tiny, **values}).build()) == target
     found = [{"netG": name} for name in GENERATORS.names() if fits({"netG": name})]
     if found:
         return found
@@ -223,6 +234,15 @@ def _generator_hints(spec: GeneratorSpec) -> Callable[[list[Layer]], list[str]]:
     return diagnose
 
 
+def _discriminator_fits(ref_layers: list[Layer]) -> list[tuple[str, int]]:
+    """The (--netD, --n_layers_D) pairs whose (tiny) network has the reference file's layer
+    sequence, in registry order (a layout that --n_layers_D does not change fits with every
+    count)."""
+    norm, target = infer_reference_norm(ref_layers), _structure(ref_layers)
+    return [(name, n_layers) for name in DISCRIMINATORS.names() for n_layers in range(1, _MAX_D_LAYERS + 1)
+            if _layout(build_discriminator(name, input_nc=1, ndf=2, n_layers=n_layers, norm=norm)) == target]
+
+
 def _discriminator_hints(spec: DiscriminatorSpec) -> Callable[[list[Layer]], list[str]]:
     def diagnose(ref_layers: list[Layer]) -> list[str]:
         convs = _convs(ref_layers)
@@ -232,17 +252,14 @@ def _discriminator_hints(spec: DiscriminatorSpec) -> Callable[[list[Layer]], lis
         ndf = convs[0].tensors["weight"].shape[0]
         if ndf != spec.ndf:
             hints.append(f"--ndf {ndf}")
-        norm = infer_reference_norm(ref_layers)
         in_nc = convs[0].tensors["weight"].shape[1]
         if in_nc != spec.input_nc:
             hints.append(f"--input_nc/--output_nc summing to {in_nc}")
-        candidates = [(name, n) for name in DISCRIMINATORS.names() for n in range(1, 9)]
-        for name, n_layers in candidates:
-            net = build_discriminator(name, input_nc=in_nc, ndf=2, n_layers=n_layers, norm=norm)
-            if _structure(group_by_module(net.state_dict())) == _structure(ref_layers):
-                if name != spec.name or (name == "n_layers" and n_layers != getattr(spec, "n_layers", None)):
-                    hints.append(f"--netD {name}" + (f" --n_layers_D {n_layers}" if name == "n_layers" else ""))
-                break
+        fits = _discriminator_fits(ref_layers)
+        if fits:
+            name, n_layers = fits[0]
+            if name != spec.name or (name == "n_layers" and n_layers != getattr(spec, "n_layers", None)):
+                hints.append(f"--netD {name}" + (f" --n_layers_D {n_layers}" if name == "n_layers" else ""))
         return hints
     return diagnose
 
@@ -276,10 +293,7 @@ def _block_dropout(layers: list[Layer]) -> bool | None:
 
 
 def read_reference_generator(state: Mapping[str, Tensor]) -> ReferenceGenerator:
-    state = strip_wrapper_prefix(state)
-    if not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
-    layers = group_by_module(state)
+    layers = reference_layers(state)
     convs = _convs(layers)
     if not convs or "bias" not in convs[-1].tensors:   # every generator's last conv keeps its bias
         raise CheckpointError("not a generator of the reference implementation (no conv layers, "
@@ -324,10 +338,7 @@ def reference_discriminator_options(state: Mapping[str, Tensor], options: Mappin
     """The --netD, --n_layers_D and --ndf that describe a reference discriminator file, over
     ``options`` (which give G's channels, from which D's input is derived). As for G, a value in
     ``options`` that fits the file is kept (``basic`` for a 3-layer file rather than ``n_layers``)."""
-    state = strip_wrapper_prefix(state)
-    if not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError("reference checkpoint: not a state_dict of tensors")
-    layers = group_by_module(state)
+    layers = reference_layers(state)
     convs = _convs(layers)
     if not convs:
         raise CheckpointError("not a discriminator of the reference implementation (no conv layers)")
@@ -336,17 +347,14 @@ def reference_discriminator_options(state: Mapping[str, Tensor], options: Mappin
     norm = infer_reference_norm(layers)
     if REFERENCE_NORM_OF.get(options.get("norm")) != norm:
         raise CheckpointError(f"it was saved with {_NORM_EVIDENCE[norm]}, its generator with another norm")
-    tiny = {**options, "ndf": 2}
-    target = _structure(layers)
-    fits = [(name, n_layers) for name in DISCRIMINATORS.names() for n_layers in range(1, 9)
-            if _structure(group_by_module(DISCRIMINATORS.from_options(
-                {**tiny, "netD": name, "n_layers_D": n_layers}).build().state_dict())) == target]
+    fits = _discriminator_fits(layers)
     if not fits:
-        raise CheckpointError(f"its {len(target)} layers with weights fit no --netD ({', '.join(DISCRIMINATORS.names())})")
+        raise CheckpointError(f"its {len(_structure(layers))} layers with weights fit no --netD "
+                              f"({', '.join(DISCRIMINATORS.names())})")
     asked = (options.get("netD"), options.get("n_layers_D"))
     same_name = [fit for fit in fits if fit[0] == asked[0]]
     found["netD"], found["n_layers_D"] = asked if asked in fits else (same_name or fits)[0]
-    if sum(name == found["netD"] for name, _ in fits) == 8:   # a layout --n_layers_D does not change
+    if sum(name == found["netD"] for name, _ in fits) == _MAX_D_LAYERS:   # a layout --n_layers_D does not change
         found["n_layers_D"] = asked[1]
     channels = DISCRIMINATORS.from_options({**options, **found}).input_nc
     if channels != first.shape[1]:
