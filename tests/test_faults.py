@@ -20,6 +20,7 @@ import torch
 import engine.checkpoint.files as checkpoint_module
 import engine.checkpoint.format as checkpoint_format
 import train as train_script
+import training.loop as training_loop
 from tests.test_ddp import REPO, train_args, write_pairs
 
 STEPS = 8  # 2 epochs of 4 steps
@@ -58,14 +59,14 @@ def uninterrupted(pairs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 def signal_at_step(monkeypatch: pytest.MonkeyPatch, step: int, signum: int) -> None:
     """Send ``signum`` to this process right after optimization step ``step``, as a scheduler would."""
-    real = train_script.report_and_save
+    real = training_loop.report_and_save
 
     def report_then_signal(run, model, state, *rest) -> None:
         real(run, model, state, *rest)
         if state.step == step:
             os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(train_script, "report_and_save", report_then_signal)
+    monkeypatch.setattr(training_loop, "report_and_save", report_then_signal)
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138)])
@@ -142,7 +143,7 @@ def test_auto_falls_back_to_the_newest_loadable_checkpoint(pairs: Path, tmp_path
 
 def poison_generator_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     """A real divergence: G's weights turn NaN before step ``step``, so its loss is NaN."""
-    real = train_script.report_and_save
+    real = training_loop.report_and_save
 
     def report(run, model, state, *rest) -> None:
         if state.step == step - 1:
@@ -150,7 +151,7 @@ def poison_generator_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None
                 next(iter(model.nets["G"].parameters())).fill_(float("nan"))
         real(run, model, state, *rest)
 
-    monkeypatch.setattr(train_script, "report_and_save", report)
+    monkeypatch.setattr(training_loop, "report_and_save", report)
 
 
 def test_nan_loss_stops_without_overwriting_the_last_good_checkpoint(
@@ -261,7 +262,7 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
     from support.visdom_server import VisdomServer
     server = VisdomServer(tmp_path / "visdom")
     server.start()
-    real = train_script.report_and_save
+    real = training_loop.report_and_save
 
     def report_then_break_the_server(run, model, state, *rest) -> None:
         real(run, model, state, *rest)
@@ -270,7 +271,7 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
         elif state.step == 4:
             server.start()
 
-    monkeypatch.setattr(train_script, "report_and_save", report_then_break_the_server)
+    monkeypatch.setattr(training_loop, "report_and_save", report_then_break_the_server)
     try:
         argv = args(pairs, tmp_path, "shown", "--display_id", "1", "--display_port", str(server.port),
                     "--display_server", "http://127.0.0.1", "--display_env", "faults", "--display_freq", "2")

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import train as train_script
+import training.loop as training_loop
 from engine.distributed import Runtime
 from engine.stop import TrainingStopped
 from options.parse import parse_options
@@ -44,14 +45,14 @@ def _stop_one_rank_then_resume(rank: int, world_size: int, pairs: str, ckpt: str
     train_script.train(parse_options(ddp_args(root, out, "full"), is_train=True), runtime)
 
     # SIGTERM reaches rank 1 only, after its step 3: both ranks must stop after that step.
-    real = train_script.report_and_save
+    real = training_loop.report_and_save
 
     def report_then_signal(run, model, state, *rest) -> None:
         real(run, model, state, *rest)
         if rank == 1 and state.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    train_script.report_and_save = report_then_signal
+    training_loop.report_and_save = report_then_signal
     stopped = None
     try:
         train_script.train(parse_options(ddp_args(root, out, "cut", "--save_latest_freq", "1000"), is_train=True),
@@ -59,7 +60,7 @@ def _stop_one_rank_then_resume(rank: int, world_size: int, pairs: str, ckpt: str
     except TrainingStopped as stop:
         stopped = (stop.signum, str(stop))
     finally:
-        train_script.report_and_save = real
+        training_loop.report_and_save = real
     at_stop = torch.load(out / "cut" / "latest.pt", weights_only=True)["state"]["step"] if rank == 0 else None
     train_script.train(parse_options(ddp_args(root, out, "cut", "--continue_train"), is_train=True), runtime)
     return {"stopped": stopped, "step_at_stop": at_stop}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import train as train_driver
+import training.loop as training_loop
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
 from reporting.visdom_client import connect_visdom
 
@@ -78,14 +79,14 @@ def test_a_server_started_during_the_run_gets_the_display(unused_loopback_port: 
 
     monkeypatch.setattr(visdom_sink, "RECONNECT_EVERY_S", 0.0)   # look at every point
     server = VisdomServer(tmp_path / "visdom", port=unused_loopback_port)
-    real = train_driver.report_and_save
+    real = training_loop.report_and_save
 
     def report_then_start_a_server(run, model, state, *rest) -> None:
         real(run, model, state, *rest)
         if state.step == 2:
             server.start()
 
-    monkeypatch.setattr(train_driver, "report_and_save", report_then_start_a_server)
+    monkeypatch.setattr(training_loop, "report_and_save", report_then_start_a_server)
     try:
         with caplog.at_level(logging.INFO):
             assert train_driver.main(_display_args(tiny_data, tmp_path / "ck", unused_loopback_port)) == 0

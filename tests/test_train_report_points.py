@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import train as train_driver
+from reporting.reporter import Reporter
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
 from tests.test_faults import assert_same_training, weights
 
@@ -34,14 +35,14 @@ def test_page_snapshots_and_live_images_each_follow_their_own_frequency(data: Pa
     """4 steps an epoch, 3 epochs, batch 1: --update_html_freq 3 keeps steps 3, 6, 9 and 12 (the
     page's epochs 1, 2, 3); --display_freq 5 shows steps 5 and 10, and the last step 12 once."""
     kept: list[int] = []
-    real = train_driver.Reporter.report_images
+    real = Reporter.report_images
 
     def spy(self, visuals, epoch, step, snapshot, live=True):
         if snapshot:
             kept.append(step)
         return real(self, visuals, epoch, step, snapshot, live)
 
-    monkeypatch.setattr(train_driver.Reporter, "report_images", spy)
+    monkeypatch.setattr(Reporter, "report_images", spy)
     args = tiny_args(data, tmp_path) + ["--n_epochs", "3", "--n_epochs_decay", "0", "--display_freq", "5",
                                         "--update_html_freq", "3", "--use_tensorboard"]
     assert train_driver.main(args) == 0

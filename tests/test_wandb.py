@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import train as train_driver
+import training.loop as training_loop
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import MetricsPoint
 from reporting.sinks import wandb as wandb_sink
@@ -58,14 +59,14 @@ def run_records(run_dir: Path) -> list[dict]:
 
 def test_offline_run_holds_losses_lr_timings_metrics_images_and_options(
         tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    real = train_driver.report_and_save
+    real = training_loop.report_and_save
 
     def report_then_validate(run, model, state, *rest) -> None:
         real(run, model, state, *rest)
         if state.step == 2:  # what validation during training does: one metrics dict per run of it
             run.reporter.report_metrics(state.step, {"L1": 0.25, "PSNR": 14.5})
 
-    monkeypatch.setattr(train_driver, "report_and_save", report_then_validate)
+    monkeypatch.setattr(training_loop, "report_and_save", report_then_validate)
     with caplog.at_level(logging.INFO):
         assert train_driver.main(wandb_args(tiny_data, tmp_path / "ck")) == 0
 

@@ -1,0 +1,160 @@
+"""The loop over epochs and steps, and what happens between steps, each at its own frequency:
+loss lines, displays, validation, checkpoints; at an epoch's end the schedule and its saves."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from data.loader import set_loader_epoch
+from engine.checkpoint import iter_label
+from engine.distributed import Runtime, barrier, check_ranks_agree, mean_across_ranks, unwrap
+from engine.saver import Saver, reached_max_steps
+from engine.train_state import TrainState, check_finite, crossed
+from inference.validation_hook import ValidationHook
+from models.base_model import BaseModel
+from models.sync_batchnorm import SyncBatchNorm2d
+from options.base import Options
+from reporting.progress import EpochProgress
+from reporting.reporter import Reporter
+from reporting.sink import TrainPoint
+
+log = logging.getLogger("train")
+
+Losses = dict[str, torch.Tensor]
+
+
+def broadcast_buffers(net: nn.Module) -> bool:
+    """Only buffers that drift apart between processes need rank 0's copy at every forward:
+    plain batch norm's running statistics. Synced BN keeps them equal everywhere, and instance
+    or group norm have none."""
+    has_buffers = any(True for _ in net.buffers())
+    return has_buffers and not any(isinstance(m, SyncBatchNorm2d) for m in net.modules())
+
+
+@dataclass
+class Run:
+    """What the loop needs besides the model and the counters, built once before it starts."""
+    opt: Options
+    runtime: Runtime
+    exp_dir: Path
+    loader: DataLoader
+    reporter: Reporter
+    saver: Saver
+    validation: ValidationHook | None = None
+
+    @property
+    def last_epoch(self) -> int:
+        return self.opt.n_epochs + self.opt.n_epochs_decay
+
+
+def describe_run(opt: Options, runtime: Runtime, model: BaseModel, dataset: Dataset, loader: DataLoader) -> None:
+    log.info("%d training images, %d steps per epoch, %d process(es) x batch %d", len(dataset), len(loader),
+             runtime.world_size, opt.batch_size)
+    for line in model.describe():
+        log.info(line)
+    for name, net in model.nets.items():
+        log.debug("net %s:\n%s", name, unwrap(net))  # --verbose: the whole structure
+
+
+def log_losses(run: Run, model: BaseModel, state: TrainState, losses: Losses, seconds_per_sample: float,
+               data_seconds: float, bar: EpochProgress) -> None:
+    shown = mean_across_ranks(losses, run.runtime)  # the step's only sync (host and ranks)
+    values = {k: float(v) for k, v in shown.items()}
+    check_finite(shown, state.step)
+    run.reporter.report_losses(TrainPoint(
+        epoch=state.epoch, epoch_iter=state.epoch_samples * run.runtime.world_size, step=state.step,
+        epoch_frac=state.epoch_frac(run.runtime.world_size, run.loader.sampler.num_samples), lr=model.current_lr(),
+        losses=values, timings={"time_per_sample": seconds_per_sample, "data_time": data_seconds}))
+    if run.runtime.is_main:
+        log.info("(epoch %d, step %d, %.3fs/sample) %s", state.epoch, state.step, seconds_per_sample,
+                 " ".join(f"{k}: {v:.3f}" for k, v in values.items()))
+    bar.show_losses(values)
+
+
+def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: Losses, before: int,
+                    t_step: float, t_data: float, bar: EpochProgress, last: bool = False) -> None:
+    """What happens between steps, each at its own frequency. Every rank crosses the same
+    thresholds: ``state.samples`` counts the global batch. ``last``: the run's last step, whose
+    images every display gets (once), so the page shows where the run ended."""
+    opt = run.opt
+    if crossed(before, state.samples, opt.print_freq):
+        log_losses(run, model, state, losses, (time.perf_counter() - t_step) / opt.batch_size, t_step - t_data, bar)
+    # Live displays every --display_freq samples, a page snapshot every --update_html_freq.
+    show = last or crossed(before, state.samples, opt.display_freq)
+    keep = last or crossed(before, state.samples, opt.update_html_freq)
+    if show or keep:
+        run.reporter.report_images(model.current_visuals(), state.epoch, state.step, snapshot=keep, live=show)
+        barrier(run.runtime)
+    if run.validation is not None:
+        run.validation.after_step(before, model, state, losses)
+    if crossed(before, state.samples, opt.save_latest_freq):
+        run.saver.save_latest(model, state, losses)
+        if opt.save_by_iter:
+            run.saver.save(model, state, iter_label(state.samples), losses)
+
+
+def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: Losses, epoch_loss_sum: torch.Tensor,
+              epoch_steps: int) -> None:
+    # The plateau policy needs one metric for all ranks, or their learning rates drift apart.
+    epoch_mean = {"loss": epoch_loss_sum / max(epoch_steps, 1)}
+    lr = model.step_schedulers(float(mean_across_ranks(epoch_mean, run.runtime)["loss"]))
+    finished = state.epoch
+    state.next_epoch()
+    log.info("end of epoch %d / %d, learning rate now %.7f", finished, run.last_epoch, lr)
+    if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
+        run.saver.save(model, state, "latest", losses)
+        run.saver.save(model, state, str(finished), losses)
+    if run.validation is not None:
+        run.validation.after_epoch(finished, model, state, losses)
+
+
+def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
+    if run.runtime.distributed:
+        digest = check_ranks_agree(model.nets, run.runtime)
+        log.info("all %d processes hold identical weights (sha256 %s)", run.runtime.world_size, digest[:16])
+    return state, model
+
+
+def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
+    """From ``state`` to the schedule's end, ``--max_steps``, or a stop signal (the saver's)."""
+    opt, loader = run.opt, run.loader
+    losses: Losses = {}
+    while state.epoch <= run.last_epoch:
+        set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
+        epoch_loss_sum, epoch_steps = torch.zeros((), device=run.runtime.device), 0
+        model.train()
+        model.begin_epoch(state.epoch)
+        batches = len(loader)   # what is left of this epoch (all of it unless resumed inside it)
+        bar = EpochProgress(batches, state.epoch, run.last_epoch, enabled=run.runtime.is_main)
+        stopping = epoch_ends = False
+        t_data = time.perf_counter()
+        for batch_data in loader:
+            before, t_step = state.samples, time.perf_counter()
+            model.set_input(batch_data)
+            losses = model.train_step()  # one D update, then one G update
+            state.advance(opt.batch_size, run.runtime.world_size)
+            epoch_loss_sum += losses["G_L1"] + losses["G_GAN"]
+            epoch_steps += 1
+            bar.update()
+            epoch_ends = epoch_steps == batches
+            last = reached_max_steps(opt.max_steps, state.step) or (epoch_ends and state.epoch == run.last_epoch)
+            report_and_save(run, model, state, losses, before, t_step, t_data, bar, last)
+            if run.saver.stop_if_asked(model, state, losses, epoch_ends):
+                stopping = True
+                break
+            t_data = time.perf_counter()
+        bar.close()
+        if stopping and not epoch_ends:
+            return finish(run, model, state)
+        # A --max_steps stop on an epoch's last step ends that epoch first, as a run going on would.
+        end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
+        if stopping:
+            run.saver.stop_after_epoch(model, state, losses, finished=state.epoch > run.last_epoch)
+            return finish(run, model, state)
+    return finish(run, model, state)
