@@ -9,7 +9,9 @@ Images are named after their input's file stem (``x.png`` -> ``x_fake_B.png``). 
 unique in a split (``sub1/x.png`` and ``sub2/x.png``; ``a.png`` and ``a.jpg``), and two inputs
 under one name would leave one set of results on disk while the page and the metrics counted
 two; so a later input whose stem is taken gets what tells it apart in its name: its folder
-(``sub2_x``) or, beside the first, its extension (``a_jpg``).
+(``sub2_x``) or, beside the first, its extension (``a_jpg``). Names are told apart without regard
+to case (``A.png`` and ``a.png`` -> ``A``, ``a_png``): results copied to macOS or Windows, whose
+file systems fold case, would otherwise overwrite one another.
 """
 from __future__ import annotations
 
@@ -27,12 +29,12 @@ class ResultNames:
     """A distinct, readable name for each input path, in the order they are asked for."""
 
     def __init__(self) -> None:
-        self._owner: dict[str, PurePath] = {}   # name -> the path it was given to
+        self._owner: dict[str, PurePath] = {}   # name, case folded -> the path it was given to
 
     def name_for(self, path: str) -> str:
         mine = PurePath(path)
-        for candidate in _candidates(mine, self._owner.get(mine.stem)):
-            if self._owner.setdefault(candidate, mine) == mine:
+        for candidate in _candidates(mine, self._owner.get(mine.stem.casefold())):
+            if self._owner.setdefault(candidate.casefold(), mine) == mine:
                 return candidate
         raise AssertionError("unreachable: the numbered candidates never run out")
 

@@ -28,6 +28,15 @@ def test_names_by_hand() -> None:
     assert names.name_for("/d/A/test/y.png") == "y"
 
 
+def test_names_differ_beyond_case() -> None:
+    # macOS and Windows fold case: A.png's and a.png's results must not share a file there.
+    names = ResultNames()
+    given = [names.name_for(p) for p in ("/d/t/A.png", "/d/t/a.png", "/d/t/a.PNG", "/d/t/a.Png", "/d/t/B.png")]
+    assert given == ["A", "a_png", "t_a", "d_t_a", "B"]   # a_PNG is a_png folded: a folder instead
+    assert len({n.casefold() for n in given}) == len(given)
+    assert names.name_for("/d/t/a.png") == "a_png"   # the same path keeps its name
+
+
 def test_folder_names_follow_the_reference() -> None:
     # The reference: f"{phase}_{epoch}", and f"_iter{load_iter}" appended when load_iter > 0.
     assert results_folder("r", "run", "test", "latest") == Path("r/run/test_latest")
