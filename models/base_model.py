@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, ContextManager, TypeVar
 
@@ -15,7 +16,7 @@ from models.init import init_weights
 from models.networks import ROLES, architecture_from_options
 from models.networks.spec import mismatch
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
-from models.schedulers import EpochScheduler
+from models.schedulers import EpochScheduler, Schedule
 from engine.distributed import Runtime, unwrap
 from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, make_grad_scaler,
                           resolve_amp, to_channels_last)
@@ -93,9 +94,8 @@ class BaseModel:
 
     def make_schedulers(self) -> None:
         opt = self.opt
-        self.schedulers = {name: EpochScheduler(opt.lr_policy, o, opt.n_epochs, opt.n_epochs_decay,
-                                                opt.epoch_count, opt.lr_decay_iters)
-                           for name, o in self.optimizers.items()}
+        schedule = Schedule(**{f.name: getattr(opt, f.name) for f in fields(Schedule)})
+        self.schedulers = {name: EpochScheduler(opt.lr_policy, o, schedule) for name, o in self.optimizers.items()}
 
     def trial_copy(self: ModelT, amp: str) -> ModelT:
         """A twin that trains in ``amp`` on deep copies of the plain networks (no DDP, no

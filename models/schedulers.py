@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 from torch.optim import Optimizer
@@ -13,7 +14,20 @@ from torch.optim import lr_scheduler
 
 from util.registry import Registry
 
-SchedulerFactory = Callable[[Optimizer, int, int, int, int], object]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The numbers the policies read, each field filled from the option of its name
+    (models/base_model.py); a policy with a number of its own adds a field here and its flag,
+    not a parameter to every factory."""
+    n_epochs: int
+    n_epochs_decay: int
+    epoch_count: int = 1        # the first epoch this run trains (a reference run going on)
+    lr_decay_iters: int = 50    # the step policy's period in epochs
+
+
+SchedulerFactory = Callable[[Optimizer, Schedule], object]
 
 
 def linear_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -25,9 +39,9 @@ def linear_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     return max(0.0, 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1))
 
 
-def _linear(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+def _linear(opt: Optimizer, s: Schedule):
     # LambdaLR's counter k starts at 0 for the first epoch trained, which is epoch_count.
-    return lr_scheduler.LambdaLR(opt, lambda k: linear_factor(epoch_count + k, n_epochs, n_epochs_decay))
+    return lr_scheduler.LambdaLR(opt, lambda k: linear_factor(s.epoch_count + k, s.n_epochs, s.n_epochs_decay))
 
 
 def step_factor(epoch: int, decay_iters: int) -> float:
@@ -44,17 +58,17 @@ def cosine_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
 
 # The epoch-driven policies are LambdaLRs of the epoch number, so that a run that starts at
 # --epoch_count e (going on from the reference's files) is at epoch e of its schedule.
-def _step(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
-    return lr_scheduler.LambdaLR(opt, lambda k: step_factor(epoch_count + k, decay_iters))
+def _step(opt: Optimizer, s: Schedule):
+    return lr_scheduler.LambdaLR(opt, lambda k: step_factor(s.epoch_count + k, s.lr_decay_iters))
 
 
-def _plateau(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
+def _plateau(opt: Optimizer, s: Schedule):
     # Driven by the loss, not the epoch number: --epoch_count does not enter.
     return lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
 
 
-def _cosine(opt: Optimizer, n_epochs: int, n_epochs_decay: int, epoch_count: int, decay_iters: int):
-    return lr_scheduler.LambdaLR(opt, lambda k: cosine_factor(epoch_count + k, n_epochs, n_epochs_decay))
+def _cosine(opt: Optimizer, s: Schedule):
+    return lr_scheduler.LambdaLR(opt, lambda k: cosine_factor(s.epoch_count + k, s.n_epochs, s.n_epochs_decay))
 
 
 LR_POLICIES: Registry[SchedulerFactory] = Registry("--lr_policy")
@@ -69,13 +83,12 @@ LR_POLICIES.add("cosine", _cosine, needs_metric=False, help="cosine annealing to
 class EpochScheduler:
     """One scheduler per optimizer, stepped at the end of each epoch."""
 
-    def __init__(self, policy: str, optimizer: Optimizer, n_epochs: int, n_epochs_decay: int,
-                 epoch_count: int = 1, lr_decay_iters: int = 50) -> None:
+    def __init__(self, policy: str, optimizer: Optimizer, schedule: Schedule) -> None:
         entry = LR_POLICIES.entry(policy)
         self.needs_metric: bool = entry.meta["needs_metric"]
         # This run's initial rate (--lr), before the epoch policies scale it.
         self.base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
-        self.scheduler = entry.obj(optimizer, n_epochs, n_epochs_decay, epoch_count, lr_decay_iters)
+        self.scheduler = entry.obj(optimizer, schedule)
         self.optimizer = optimizer
 
     def step(self, metric: float | None = None) -> None:

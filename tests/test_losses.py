@@ -9,7 +9,7 @@ from torch import nn
 
 from models.losses import GAN_LOSSES, gradient_penalty
 from models.networks import build_discriminator
-from models.schedulers import LR_POLICIES, EpochScheduler, linear_factor
+from models.schedulers import LR_POLICIES, EpochScheduler, Schedule, linear_factor
 
 
 @pytest.mark.parametrize("mode", GAN_LOSSES.names())
@@ -122,7 +122,7 @@ def test_linear_policy_never_trains_at_zero() -> None:
 @pytest.mark.parametrize("policy", LR_POLICIES.names())
 def test_schedulers_step_per_epoch(policy: str) -> None:
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
-    sched = EpochScheduler(policy, opt, n_epochs=2, n_epochs_decay=2, lr_decay_iters=1)
+    sched = EpochScheduler(policy, opt, Schedule(n_epochs=2, n_epochs_decay=2, lr_decay_iters=1))
     lrs = [sched.lr()]
     # plateau needs more than its patience (5) to react; the others run the planned 4 epochs.
     for _ in range(8 if policy == "plateau" else 4):
@@ -130,7 +130,7 @@ def test_schedulers_step_per_epoch(policy: str) -> None:
         lrs.append(sched.lr())
     assert lrs[0] == 1.0 and all(lr >= 0 for lr in lrs)
     assert lrs[-1] < 1.0
-    restored = EpochScheduler(policy, torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0), 2, 2,
-                              lr_decay_iters=1)
+    restored = EpochScheduler(policy, torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0),
+                              Schedule(2, 2, lr_decay_iters=1))
     restored.load_state_dict(sched.state_dict())
     assert restored.state_dict()["last_epoch"] == sched.state_dict()["last_epoch"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train as train_driver
-from models.schedulers import LR_POLICIES, EpochScheduler
+from models.schedulers import LR_POLICIES, EpochScheduler, Schedule
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args
 
 
@@ -19,7 +19,7 @@ def rates(policy: str, n_epochs: int, n_epochs_decay: int, epoch_count: int = 1,
           metrics: list[float] | None = None) -> list[float]:
     """The rate in force during each epoch from epoch_count to the last (base rate 1)."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = EpochScheduler(policy, optimizer, n_epochs, n_epochs_decay, epoch_count, decay_iters)
+    scheduler = EpochScheduler(policy, optimizer, Schedule(n_epochs, n_epochs_decay, epoch_count, decay_iters))
     out = []
     for i, _ in enumerate(range(epoch_count, n_epochs + n_epochs_decay + 1)):
         out.append(scheduler.lr())
@@ -77,7 +77,7 @@ def test_plateau_by_hand():
 def test_plateau_needs_the_loss():
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     with pytest.raises(ValueError, match="plateau"):
-        EpochScheduler("plateau", optimizer, 2, 2).step()
+        EpochScheduler("plateau", optimizer, Schedule(2, 2)).step()
 
 
 def test_training_logs_the_hand_computed_rates_from_epoch_count(tmp_path: Path):
@@ -101,7 +101,7 @@ def saved_schedule(policy: str, n_epochs: int, n_epochs_decay: int, epochs_done:
                    metrics: list[float] | None = None) -> tuple[dict, dict]:
     """The optimizer and scheduler states of a run that has finished ``epochs_done`` epochs."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    scheduler = EpochScheduler(policy, optimizer, n_epochs, n_epochs_decay, 1, DECAY_ITERS)
+    scheduler = EpochScheduler(policy, optimizer, Schedule(n_epochs, n_epochs_decay, 1, DECAY_ITERS))
     for i in range(epochs_done):
         scheduler.step(metrics[i] if metrics else None)
     return optimizer.state_dict(), scheduler.state_dict()
@@ -112,7 +112,7 @@ def resumed(policy: str, n_epochs: int, n_epochs_decay: int, saved: tuple[dict, 
     """What the resume does: a fresh optimizer and scheduler from this run's options, then the
     checkpoint's optimizer state, then its scheduler state (models/base_model.load_state_dict)."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    scheduler = EpochScheduler(policy, optimizer, n_epochs, n_epochs_decay, epoch_count, DECAY_ITERS)
+    scheduler = EpochScheduler(policy, optimizer, Schedule(n_epochs, n_epochs_decay, epoch_count, DECAY_ITERS))
     optimizer.load_state_dict(saved[0])
     scheduler.load_state_dict(saved[1])
     return scheduler
