@@ -23,8 +23,8 @@ from data import create_dataset
 from data.loader import create_dataloader
 from data.pixels import read_pixels
 from data.results import as_stored, visual_bits
-from models import MODELS, create_model
-from models.load_generator import SavedGenerator, find_generator, load_into, options_for
+from models import create_model
+from models.load_generator import SavedGenerator, find_generator, load_into, options_for, trained_option
 from inference.generator import run_folder
 from inference.split_inference import batch_size_for, prepare_generator, seed_inference, training_inputs
 from inference.translator import check_bn_eval_used
@@ -175,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_bn_eval_used(opt)
         saved = find_generator(run_folder(opt), load_label(opt), use_ema=not opt.no_ema,
                                model_suffix=opt.model_suffix)
-        trained_as = (saved.options or {}).get("model")
-        if "model" not in opt.explicit and trained_as in MODELS and trained_as != opt.model:
+        trained_as = trained_option(opt, saved, "model")
+        if trained_as is not None and trained_as != opt.model:
             # The checkpoint's model brings its own defaults (data mode, channels): parse again.
             where = (experiment_dir(opt), load_label(opt))
             opt = parse_options(["--model", trained_as, *argv], is_train=False)

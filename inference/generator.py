@@ -81,8 +81,6 @@ def load_generator(opt: argparse.Namespace) -> LoadedGenerator:
                            model_suffix=opt.model_suffix)
     spec = spec_for(opt, saved)
     from_ckpt = options_for(opt, saved, spec)
-    if saved.options and "model" in saved.options and "model" not in opt.explicit:
-        from_ckpt["model"] = saved.options["model"]
     values = opt.as_dict() if hasattr(opt, "as_dict") else vars(opt)
     resolved = argparse.Namespace(**{**values, **from_ckpt})
 

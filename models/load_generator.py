@@ -12,20 +12,21 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
 from data.transforms import PREPROCESS_MODES
 from engine.checkpoint import CheckpointError, SavedGenerator
 from engine.checkpoint import find_generator as find_in_folder
+from models import MODELS
 from models.networks import GENERATORS, architecture_from_options, generator_spec
 from models.networks.spec import GeneratorSpec, as_options, typed_mismatch
 from models.reference_compat import (convert_reference_generator, read_reference_generator,
                                      reference_generator_options)
 from util.errors import first_line
 
-__all__ = ["SavedGenerator", "find_generator", "spec_for", "options_for", "load_into"]
+__all__ = ["SavedGenerator", "find_generator", "spec_for", "options_for", "trained_option", "load_into"]
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +62,44 @@ def _reference_spec(saved: SavedGenerator, values: dict[str, Any]) -> GeneratorS
     return generator_spec({**values, **found})
 
 
+def _pads(trained: Any) -> bool:
+    return trained in PREPROCESS_MODES and PREPROCESS_MODES.get(trained).pads
+
+
+# Options the run trained with that inference takes from its checkpoint unless typed, each
+# where its test says: the direction G translates in; the model, whose data mode and channels
+# decide how images become G's input (test.py parses again with it); and --preprocess pad,
+# where G learnt on reflect-padded images at their own size (any other preprocessing stays the
+# command's: it only resized or cropped training images).
+FROM_THE_RUN: dict[str, Callable[[Any], bool]] = {
+    "direction": lambda trained: True,
+    "model": lambda trained: trained in MODELS,
+    "preprocess": _pads,
+}
+
+
+def trained_option(opt: argparse.Namespace, saved: SavedGenerator, name: str) -> Any | None:
+    """The value of ``name`` (a key of FROM_THE_RUN) inference takes from ``saved``'s run: None
+    where it was typed, the file records none, or its test says the command's value stands."""
+    trained = (saved.options or {}).get(name)
+    if name in _typed(opt) or trained is None or not FROM_THE_RUN[name](trained):
+        return None
+    return trained
+
+
 def options_for(opt: argparse.Namespace, saved: SavedGenerator, spec: GeneratorSpec | None = None) -> dict[str, Any]:
     """Option values to use with this checkpoint: those describing its architecture (after
-    ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and the direction it was
-    trained in unless typed; likewise ``--preprocess pad``, where the run trained on padded
-    images at their own size, which inference must feed it the same way (any other
-    preprocessing stays the command's). ``spec``: ``spec_for``'s answer when the caller has it
+    ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and those FROM_THE_RUN
+    says inference takes from the run. ``spec``: ``spec_for``'s answer when the caller has it
     (a reference file's is found by building a tiny network of every --netG)."""
     spec = spec or spec_for(opt, saved)
     values = as_options(spec, "netG")
     if spec.dropout and "no_dropout" in _typed(opt) and hasattr(opt, "dropout") and opt.dropout is None:
         values["dropout"] = "off"
-    if saved.options and "direction" in saved.options and "direction" not in _typed(opt):
-        values["direction"] = saved.options["direction"]
-    trained = (saved.options or {}).get("preprocess")
-    if trained in PREPROCESS_MODES and PREPROCESS_MODES.get(trained).pads and "preprocess" not in _typed(opt):
-        values["preprocess"] = trained
+    for name in FROM_THE_RUN:
+        trained = trained_option(opt, saved, name)
+        if trained is not None:
+            values[name] = trained
     return values
 
 
