@@ -17,6 +17,7 @@ import test as test_driver
 import train as train_driver
 import translate
 from engine.checkpoint import load_file
+from engine.checkpoint.format import sealed
 from inference.generator import load_generator, translator_for
 from reporting.loss_log import read_loss_log
 from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
@@ -119,14 +120,14 @@ def test_resume_keeps_the_best_so_far(steered, tmp_path: Path) -> None:
     # A best-so-far no later score can beat: resuming leaves both files as they are.
     state = load_file(best)
     state["best"] = {**state["best"], "value": 0.0}
-    torch.save(state, best)
+    torch.save(sealed(state), best)   # an edit with its digest: not damage
     before = {p: p.read_bytes() for p in (best, ck / "tiny" / "best_net_G.pt")}
     assert train_driver.main(args + ["--max_steps", "4", "--continue_train"]) == 0
     assert all(p.read_bytes() == content for p, content in before.items())
 
     # One that any score beats: the first validation after the resume replaces it.
     state["best"] = {**state["best"], "value": 1.0}
-    torch.save(state, best)
+    torch.save(sealed(state), best)   # an edit with its digest: not damage
     assert train_driver.main(args + ["--max_steps", "5", "--continue_train"]) == 0
     assert load_file(best)["best"]["step"] == 5
 

@@ -69,7 +69,7 @@ def test_a_version_2_file_of_an_auto_run_reads_as_not_recorded(tmp_path: Path) -
     for use_ema, name in ((False, "latest_net_G.pt"), (True, "latest.pt")):   # the EMA is in the full file
         saved = find_generator(tmp_path / "v2", "latest", lambda options: pytest.fail("v2 has specs"), use_ema)
         assert saved.path.name == name and saved.spec["name"] == "unet_128" and saved.execution.amp == UNRECORDED
-    assert FULL_FORMAT.endswith("/3") and GENERATOR_FORMAT.endswith("/3")
+    assert FULL_FORMAT.endswith("/4") and GENERATOR_FORMAT.endswith("/4")
 
 
 def test_a_fresh_run_records_what_it_decided(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from PIL import Image
 import test as test_driver
 import train as train_driver
 from engine.checkpoint import load_file
+from engine.checkpoint.format import sealed
 from options.parse import parse_options
 from options.validation import reproducing_test_command
 from reporting.loss_log import read_loss_log
@@ -85,7 +86,7 @@ def test_a_resume_validating_otherwise_starts_a_new_best_and_none_stops_keeping_
     # A best-so-far that no later score can beat, unless it is set aside.
     state = load_file(best)
     state["best"] = {**state["best"], "value": 0.0}
-    torch.save(state, best)
+    torch.save(sealed(state), best)   # an edit with its digest: not damage
 
     caplog.clear()
     with caplog.at_level(logging.INFO):

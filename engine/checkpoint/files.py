@@ -1,4 +1,5 @@
-"""Checkpoint files on disk: their names, the atomic write, and the safe read.
+"""Checkpoint files on disk: their names, the atomic write, and the safe read (which checks a
+file's content digest, engine/checkpoint/digest.py, before anything uses what it holds).
 
 Nothing here knows what a file holds (engine/checkpoint/format.py does).
 """
@@ -11,10 +12,11 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from engine.checkpoint.digest import DIGEST_KEY, DigestTypeError, content_digest
 from util.errors import UserError
 from util.file_modes import umask_mode
 
@@ -28,6 +30,17 @@ PAUSE_IN_SAVE_ENV = "PIX2PIX_TEST_PAUSE_IN_SAVE"
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the requested model."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A file whose contents are not what was written: its content digest does not match."""
+
+    @classmethod
+    def at(cls, path: Path, how: str = "digest mismatch") -> DamagedCheckpointError:
+        # A factory, not __init__: the message stays the one argument, as pickling (a rank's
+        # error sent to the launching process) expects.
+        return cls(f"{path}: damaged ({how}: its contents changed after it was written, on disk or in a copy); "
+                   "use another checkpoint (another --epoch, e.g. best) or copy it again")
 
 
 def full_path(exp_dir: Path, label: str) -> Path:
@@ -141,7 +154,36 @@ def read_options(path: Path) -> dict:
     return options if isinstance(options, dict) else {}
 
 
+# Files read without a digest to check, each said once (at info level) per process.
+_UNVERIFIED: set[Path] = set()
+
+
 def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """The file's contents, checked against the digest it carries (DamagedCheckpointError
+    otherwise); files that carry none (earlier versions', the reference's) load unchecked."""
+    contents = _load(path, map_location)
+    if isinstance(contents, Mapping):
+        check_digest(contents, path)
+    return contents
+
+
+def check_digest(contents: Mapping[str, Any], path: Path) -> None:
+    recorded = contents.get(DIGEST_KEY)
+    if recorded is None:
+        if path not in _UNVERIFIED:
+            _UNVERIFIED.add(path)
+            log.info("%s carries no content digest (written by an earlier version of this program or by the "
+                     "reference implementation): loaded without checking its contents", path)
+        return
+    try:
+        matches = content_digest(contents) == recorded
+    except DigestTypeError:   # a value no writer of ours stores: not what was written either
+        matches = False
+    if not matches:
+        raise DamagedCheckpointError.at(path)
+
+
+def _load(path: Path, map_location: str | torch.device) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:

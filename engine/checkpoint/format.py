@@ -2,14 +2,16 @@
 
 Two kinds of file, each written and read here:
 
-- full (``<label>.pt``, format ``pix2pix-app/full/3``): ``specs`` (each network's architecture
+- full (``<label>.pt``, format ``pix2pix-app/full/4``): ``specs`` (each network's architecture
   spec as plain values, models/networks/spec.py), the model's state (``nets``, ``optimizers``,
   ``schedulers``, ``scalers``, and per model e.g. ``image_pool``, ``ema``), the counters
   (``state``), every process's RNG streams, the ``options`` the run was started with, and
   ``execution`` (:class:`Execution`: the precision the weights were trained in, what decided it,
   and how OpenMP threads waited).
-- generator (``<label>_net_G.pt``, format ``pix2pix-app/G/3``): ``spec`` (G's), ``net_G`` (its
+- generator (``<label>_net_G.pt``, format ``pix2pix-app/G/4``): ``spec`` (G's), ``net_G`` (its
   weights), ``options`` and ``execution``.
+- both: ``digest``, the sha256 of everything else in the file (engine/checkpoint/digest.py),
+  which the read (files.py ``load_file``) checks before anything uses the weights.
 - ``best.pt`` / ``best_net_G.pt`` (``--best_metric``, engine/best.py) are these two kinds with
   one more entry, ``best``: the metric, its value, the step and the epoch that chose the state.
 
@@ -17,7 +19,9 @@ Older files are upgraded on reading. Version 1 (``.../full/1``, ``.../G/1``) kep
 options: the caller hands down ``specs_of_options`` (the model layer's parser, which the engine
 may not import), which turns their options into specs. Versions 1 and 2 have no ``execution``:
 it is filled from their options where those say it (a typed ``--amp none|bf16|fp16``) and is
-``not recorded`` elsewhere. Only these fields change, so an older file resumes bit-exactly.
+``not recorded`` elsewhere. Versions 1 to 3 have no ``digest``: they load unchecked (said once,
+at info level), while a version 4 file without one is refused as damaged. Only these fields
+change, so an older file resumes bit-exactly.
 """
 from __future__ import annotations
 
@@ -28,11 +32,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from engine.checkpoint.files import CheckpointError, full_path, generator_path, load_file, save_atomic
+from engine.checkpoint.digest import DIGEST_KEY, TensorDigests, content_digest
+from engine.checkpoint.files import (CheckpointError, DamagedCheckpointError, full_path, generator_path, load_file,
+                                     save_atomic)
 from engine.rng import capture_rng_state
 from engine.train_state import TrainState
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FULL_FORMAT = f"pix2pix-app/full/{FORMAT_VERSION}"
 GENERATOR_FORMAT = f"pix2pix-app/G/{FORMAT_VERSION}"
 # Earlier versions this program still reads, by kind.
@@ -90,12 +96,19 @@ def options_dict(opt: argparse.Namespace) -> dict:
 
 
 def write_generator(path: Path, net_state: Mapping[str, torch.Tensor], spec: dict, options: dict,
-                    execution: Execution | None = None, extra: Mapping[str, Any] | None = None) -> None:
+                    execution: Execution | None = None, extra: Mapping[str, Any] | None = None,
+                    known: TensorDigests | None = None) -> None:
     """``execution`` None: a generator not trained by this program's loop (a test's, an
     export's), for which the options say what there is to say."""
     execution = execution or Execution.from_options(options)
-    save_atomic({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options,
-                 "execution": execution.as_dict(), **(extra or {})}, path)
+    save_atomic(sealed({"format": GENERATOR_FORMAT, "spec": spec, "net_G": dict(net_state), "options": options,
+                        "execution": execution.as_dict(), **(extra or {})}, known), path)
+
+
+def sealed(payload: Mapping[str, Any], known: TensorDigests | None = None) -> dict:
+    """``payload`` with its content digest, which every read checks (``known``: the digests of
+    tensors already hashed for the other file of the same save)."""
+    return {**payload, DIGEST_KEY: content_digest(payload, known)}
 
 
 def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt: argparse.Namespace,
@@ -113,9 +126,10 @@ def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt:
     payload = {"format": FULL_FORMAT, "specs": specs, "state": asdict(state), "world_size": len(rng_per_rank),
                "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "options": options,
                "execution": execution.as_dict(), **model.state_dict(), **(extra or {})}
-    writes = ((full_path(exp_dir, label), lambda p: save_atomic(payload, p)),
+    known: TensorDigests = {}   # G's weights, hashed for the full file, are the generator file's
+    writes = ((full_path(exp_dir, label), lambda p: save_atomic(sealed(payload, known), p)),
               (generator_path(exp_dir, label), lambda p: write_generator(p, payload["nets"]["G"], specs["G"],
-                                                                         options, execution, extra)))
+                                                                         options, execution, extra, known)))
     for path, write in writes:
         try:
             write(path)
@@ -133,13 +147,25 @@ def kind_of(ckpt: Mapping[str, Any]) -> str | None:
     return None
 
 
+def require_digest(ckpt: Mapping[str, Any], path: Path) -> None:
+    """A file of the current version was written with its digest (which the read checked): one
+    without it is not what this program wrote."""
+    kind = kind_of(ckpt)
+    if kind is not None and ckpt["format"] == CURRENT[kind] and DIGEST_KEY not in ckpt:
+        raise DamagedCheckpointError.at(path, f"no digest in a {ckpt['format']} file")
+
+
 def upgrade(ckpt: dict, path: Path, specs_of_options: SpecsOfOptions) -> dict:
     """``ckpt`` in the current format: a version 1 file gets the specs its options describe,
-    versions 1 and 2 the execution their options tell (:meth:`Execution.from_options`)."""
+    versions 1 and 2 the execution their options tell (:meth:`Execution.from_options`); versions
+    1 to 3 have no digest, and keep none (it describes a file, not what was read from one)."""
+    require_digest(ckpt, path)
     kind = kind_of(ckpt)
     if kind is None or ckpt["format"] == CURRENT[kind]:
         return ckpt
-    upgraded = {**ckpt, "format": CURRENT[kind], "execution": Execution.from_options(ckpt["options"]).as_dict()}
+    upgraded = {**ckpt, "format": CURRENT[kind]}
+    if "execution" not in ckpt:   # versions 1 and 2
+        upgraded["execution"] = Execution.from_options(ckpt["options"]).as_dict()
     spec_key = "specs" if kind == "full" else "spec"
     if spec_key not in ckpt:   # version 1
         try:
@@ -163,6 +189,8 @@ def read(path: Path, kind: str, specs_of_options: SpecsOfOptions,
 def is_full_checkpoint(path: Path) -> bool:
     """Does ``path`` load as a full checkpoint (any version)?"""
     try:
-        return kind_of(load_file(path)) == "full"
+        ckpt = load_file(path)
+        require_digest(ckpt, path)
+        return kind_of(ckpt) == "full"
     except CheckpointError:
         return False
