@@ -26,7 +26,7 @@ from data.results import as_stored, visual_bits
 from models import create_model
 from models.load_generator import SavedGenerator, find_generator, load_into, options_for, trained_option
 from inference.generator import run_folder
-from inference.split_inference import batch_size_for, prepare_generator, seed_inference, training_inputs
+from inference.split_inference import batch_size_for, prepare_generator, seed_batch, training_inputs
 from inference.translator import check_bn_eval_used
 from options.base import Options
 from options.configs import data_config, experiment_dir
@@ -100,9 +100,10 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
         all_metrics: list[dict[str, float]] = []
         written_sets: dict[str, list] = {"fake_B": [], "real_B": []}   # for --fid, as written
         sections = []
-        seed_inference(opt.seed)   # as validation does, so that --epoch best draws its dropout masks
-        for batch in loader:
+        for batch_index, batch in enumerate(loader):
             model.set_input(batch)
+            # As validation seeds the batch, on whichever rank: --epoch best draws its dropout masks.
+            seed_batch(opt.seed, batch_index)
             if opt.inspect_layers and not sections:
                 from reporting.inspection import inspect_generator
 

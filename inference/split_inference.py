@@ -1,6 +1,8 @@
 """How test.py runs G over a split, in the one place validation reads it from: the batch size
 (every image alone where a norm layer pools over the batch), the test-time behaviour with
-``--bn_eval precise``'s statistics measured first, and where the dropout draws are seeded.
+``--bn_eval precise``'s statistics measured first, and how each batch's dropout draws are
+seeded (by its position in the split, so that ranks running every world_size-th batch draw
+what one process draws).
 
 validation (inference/validation.py) and test.py both call these, so that ``test.py --epoch
 best`` scores exactly what validation recorded.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -61,8 +64,17 @@ def prepare_generator(net: nn.Module, eval_mode: bool, bn_eval: str, dropout: st
     return set_inference_behaviour(net, eval_mode, bn_eval, dropout)
 
 
-def seed_inference(seed: int) -> None:
-    """Right before G runs over the split, in test.py and in validation alike: the dropout masks
-    of the paper's test mode are then the same in both, whatever ran before (building the
-    model, measuring precise statistics)."""
-    torch.manual_seed(seed)
+def batch_seed(seed: int, batch_index: int) -> int:
+    """A well-mixed 64-bit seed of (``seed``, the batch's position in the split) alone: the
+    child ``batch_index`` of ``seed`` (as ``SeedSequence(seed).spawn`` numbers them), apart
+    from the crops' seeds (data.transforms.sample_seed)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(batch_index,)).generate_state(1, dtype=np.uint64)[0])
+
+
+def seed_batch(seed: int, batch_index: int) -> None:
+    """Right before G runs on the split's batch ``batch_index`` (0, 1, ... in the split's
+    order), in test.py and in validation alike: its dropout masks (the paper's test mode keeps
+    dropout on) are then the same in both, whatever ran before (building the model, measuring
+    precise statistics, other batches) and whichever rank of a several-process validation runs
+    the batch (each takes every world_size-th one)."""
+    torch.manual_seed(batch_seed(seed, batch_index))

@@ -1,8 +1,9 @@
 """Validation during training: G run on a held-out split in the test-time behaviour the user
 chose, scored as test.py scores (every per-image metric of reporting/metrics.py on the 8-bit
-pixels, FID/KID of the set). It runs G as test.py does (inference/split_inference.py: the batch size,
-precise statistics, where the dropout draws are seeded), so ``test.py --epoch best`` with the
-flags options/validation.py logs reproduces the recorded figures exactly.
+pixels, FID/KID of the set). It runs G as test.py does (inference/split_inference.py: the batch
+size, precise statistics, each batch's dropout draws seeded by its position in the split), so
+``test.py --epoch best`` with the flags options/validation.py logs reproduces the recorded figures
+exactly.
 
 Validation must leave training exactly as it was: it runs a copy of G (a batch-norm layer in
 train mode would otherwise move its running statistics), reads the split through a loader of
@@ -11,8 +12,10 @@ afterwards (dropout at test time draws from torch's), so the weights and streams
 are bit-identical with or without it.
 
 Under several processes each rank takes every world_size-th batch of the split (batches of the
-same images as one process would form, so batch statistics agree), the per-image sums are
-reduced, and the Inception features are gathered in the split's order for FID/KID.
+same images as one process would form, so batch statistics agree, and each seeded by its
+position in the split, so the dropout masks are test.py's whichever rank draws them), the
+per-image sums are reduced, and the Inception features are gathered in the split's order for
+FID/KID.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from data import DataError
 from data.transforms import SampleKey, sample_seed
 from engine.distributed import Runtime, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
-from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_inference
+from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_batch
 from inference.val_fid import RealFeatureCache
 from models.batchnorm import BatchNorm2d
 from models.precise_bn import PRECISE_BATCHES
@@ -146,9 +149,11 @@ class Validator:
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
         order: list[int] = []
-        seed_inference(self.cfg.seed)   # as test.py: the same dropout masks
         for keys, batch in zip(_chunks(loader.sampler, batch_size), loader):
             view.set_input(batch)
+            # The split's batches start at multiples of batch_size: this is test.py's batch
+            # keys[0].index // batch_size, seeded as test.py seeds it.
+            seed_batch(self.cfg.seed, keys[0].index // batch_size)
             view.test()
             visuals = view.current_visuals()
             fakes = [to_uint8(x) for x in visuals["fake_B"]]
