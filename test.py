@@ -13,6 +13,7 @@ set_omp_wait_policy()
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -67,7 +68,10 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     if opt.use_demo:
         from datasets.make_demo import ensure_demo_dataset
         ensure_demo_dataset(opt.dataroot)
+    # The first --num_test images only: no later file is read, and the batches are validation's
+    # (which scores the split's first --val_max_images), also where the count ends inside a batch.
     cfg = data_config(opt)
+    cfg = replace(cfg, max_dataset_size=min(opt.num_test, cfg.max_dataset_size or opt.num_test))
     dataset = create_dataset(opt.dataset_mode, cfg)
     seed_everything(opt.seed)
     model = create_model(opt, runtime)

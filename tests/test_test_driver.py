@@ -109,3 +109,16 @@ def test_a_checkpoint_file_given_as_name_is_one_line(trained, tmp_path: Path, ca
     err = capsys.readouterr().err.strip()
     assert err == (f"test.py: error: --name tiny/latest_net_G.pt: --name is the run's folder name, found under "
                    f"--checkpoints_dir, not a file; for latest_net_G.pt give --checkpoints_dir {checkpoints} --name tiny")
+
+
+def test_num_test_reads_only_the_first_images(trained, tmp_path: Path):
+    """--num_test N is the split's first N images: a damaged file after them is never opened
+    (it stopped the run before), and the batches are those validation scores."""
+    data, checkpoints = trained
+    split = tmp_path / "data"
+    (split / "test").mkdir(parents=True)
+    for name in ("000.png", "001.png"):
+        (split / "test" / name).write_bytes((data / "test" / name).read_bytes())
+    (split / "test" / "002.png").write_bytes(b"not a png")   # sorts last
+    page = _test(split, checkpoints, tmp_path / "r", "--num_test", "2", "--batch_size", "2")
+    assert sorted(json.loads((page / "metrics.json").read_text())["images"]) == ["000", "001"]
