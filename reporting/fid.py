@@ -119,19 +119,31 @@ def features_of_files(paths: Sequence[Path], device: str = "cpu") -> np.ndarray:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets.
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets (one row each).
 
-    Tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a^(1/2) S_b
-    S_a^(1/2), a symmetric positive semi-definite matrix: symmetric eigensolvers only, so no
-    complex round-off and no failure when fewer images than features make S singular."""
+    Tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b. With
+    centred rows X_a, X_b, S = X^T X / (n - 1), and the nonzero eigenvalues of S_a S_b are those
+    of (X_a X_b^T)(X_a X_b^T)^T / ((n_a - 1)(n_b - 1)): the trace is the sum of the singular
+    values of the n_a x n_b matrix X_a X_b^T, scaled. For sets smaller than the features (2048)
+    that is far less work than any d x d root (0.02 s against 2.3 s for 14 images on 2 cores),
+    and exact. Larger sets take the d x d route: the square roots of the eigenvalues of the
+    symmetric S_a^(1/2) S_b S_a^(1/2), symmetric solvers only, so no complex round-off and no
+    failure where S is singular."""
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    vals, vecs = np.linalg.eigh(cov_a)
-    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    middle = root_a @ cov_b @ root_a
-    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    distance = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
-    # A squared distance: round-off can take identical sets a hair below 0 (-1e-4 at 2048-d).
+    x_a, x_b = a - mu_a, b - mu_b
+    (n_a, d), n_b = a.shape, len(b)
+    scale = (n_a - 1) * (n_b - 1)
+    traces = (x_a * x_a).sum() / (n_a - 1) + (x_b * x_b).sum() / (n_b - 1)
+    if min(n_a, n_b) ** 2 * max(n_a, n_b) <= d ** 3:
+        trace_root = np.linalg.svd(x_a @ x_b.T, compute_uv=False).sum() / np.sqrt(scale)
+    else:
+        cov_a, cov_b = x_a.T @ x_a / (n_a - 1), x_b.T @ x_b / (n_b - 1)
+        vals, vecs = np.linalg.eigh(cov_a)
+        root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+        middle = root_a @ cov_b @ root_a
+        trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    distance = float(((mu_a - mu_b) ** 2).sum() + traces - 2 * trace_root)
+    # A squared distance: round-off can take identical sets a hair below 0.
     return max(distance, 0.0)
 
 

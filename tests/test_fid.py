@@ -96,11 +96,14 @@ def test_an_image_of_299_is_not_resized() -> None:
 
 def test_frechet_distance_matches_the_scipy_formula() -> None:
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(60, 8)), rng.normal(0.3, 1.5, size=(50, 8)) @ rng.normal(size=(8, 8))
-    mu_a, mu_b, s_a, s_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(s_a @ s_b).real
-    expected = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * root)
-    assert fid.frechet_distance(a, b) == pytest.approx(expected, rel=1e-8)
+    # Sets larger than their features (the d x d route) and smaller (the n_a x n_b one, where both
+    # covariances are singular, as for test sets of fewer than 2048 images).
+    for n_a, n_b, d in ((60, 50, 8), (12, 9, 40)):
+        a, b = rng.normal(size=(n_a, d)), rng.normal(0.3, 1.5, size=(n_b, d)) @ rng.normal(size=(d, d))
+        mu_a, mu_b, s_a, s_b = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        root = scipy.linalg.sqrtm(s_a @ s_b).real
+        expected = ((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * root)
+        assert fid.frechet_distance(a, b) == pytest.approx(expected, rel=1e-8), (n_a, n_b, d)
 
 
 def test_a_set_against_itself_scores_zero(clean_features) -> None:
