@@ -85,6 +85,13 @@ class BestKeeper:
             self.best = previous
             log.info("best checkpoint so far: %s", previous.describe())
 
+    def replays_best(self, metrics: Mapping[str, float], step: int) -> bool:
+        """Whether ``metrics`` at ``step`` are the recorded best's own figure: a resume from a
+        checkpoint older than ``best.pt`` trains that step again and scores it again (a tie,
+        not an improvement), and the validations since the best count from there, as they did
+        in the run that recorded it."""
+        return self.best is not None and self.best.step == step and float(metrics[self.metric]) == self.best.value
+
     def consider(self, metrics: Mapping[str, float], step: int, epoch: int, save: SaveBest) -> bool:
         """Save ``best`` when ``metrics`` beat the best so far; returns whether it did. Every
         rank holds the same metrics, so every rank takes the same branch."""

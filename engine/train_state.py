@@ -21,6 +21,10 @@ class TrainState:
     epoch_samples: int = 0   # samples this process has taken from the current epoch
     step: int = 0            # optimization steps done
     samples: int = 0         # samples seen by all processes together
+    # Validations since the one that set the best --best_metric figure (0: the last one did);
+    # --early_stop ends the run when it reaches N. Saved with the counters, so a resume from any
+    # checkpoint goes on counting where that state was.
+    validations_since_best: int = 0
 
     def advance(self, local_batch: int, world_size: int) -> None:
         self.step += 1

@@ -60,6 +60,9 @@ def add_validation_options(p: argparse.ArgumentParser) -> None:
                    help=f"keep best.pt / best_net_G.pt, the checkpoint that scored best on this validation "
                         f"metric ({goals} is better; {', '.join(SET_METRICS)} need --val_fid); use it with "
                         f"--epoch best. {NO_BEST}: keep none (what a resume types to stop keeping one)")
+    g.add_argument("--early_stop", type=non_negative_int, default=0, metavar="N",
+                   help="end the run (as a finished one: 'latest' saved, exit 0) once N validations in a row "
+                        "have not beaten --best_metric's best (a tie does not); a resume counts on. 0: off")
     # How G runs when validated: the flags test.py has, with the same meaning.
     group = add_norm_behaviour_options(p, BN_EVAL_MODES.choices())
     group.add_argument("--bn_precise_batches", type=positive_int, default=PRECISE_BATCHES,
@@ -93,7 +96,20 @@ def _val_fid_needs_validation(opt: argparse.Namespace) -> str | None:
     return None
 
 
-VALIDATION_CHECKS = [_best_needs_validation, _val_fid_needs_validation]
+def _early_stop_needs_best(opt: argparse.Namespace) -> str | None:
+    n = getattr(opt, "early_stop", 0)
+    if not n:
+        return None
+    if not validating(opt):
+        return (f"--early_stop {n} needs validation: add --val_freq N (samples) or --val_epoch_freq N (epochs), "
+                "and --best_metric")
+    if best_metric(opt) is None:
+        return (f"--early_stop {n} needs --best_metric (the metric whose best it watches"
+                f"{'' if opt.best_metric is None else ', not none'})")
+    return None
+
+
+VALIDATION_CHECKS = [_best_needs_validation, _val_fid_needs_validation, _early_stop_needs_best]
 
 
 def split_data_config(opt: argparse.Namespace, phase: str) -> DataConfig:
@@ -197,10 +213,11 @@ def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Pa
         # A fresh run starts without a best: the previous run's best.pt was moved aside with its files.
         previous = gather_to_all(read_best(exp_dir) if resumed and runtime.is_main else None, runtime)[0]
         best = BestKeeper(metric, previous, validation_settings(opt, validator.count))
-    log.info("validating on %d images of %s every %s%s", validator.count, Path(opt.dataroot) / opt.val_phase,
+    log.info("validating on %d images of %s every %s%s%s", validator.count, Path(opt.dataroot) / opt.val_phase,
              " and ".join(filter(None, [f"{opt.val_freq} samples" if opt.val_freq else "",
                                         f"{opt.val_epoch_freq} epochs" if opt.val_epoch_freq else ""])),
-             f"; best checkpoint by {metric}" if best else "")
+             f"; best checkpoint by {metric}" if best else "",
+             f", early stop after {opt.early_stop} validations without a better one" if opt.early_stop else "")
     log.info("these figures are test.py's for the same checkpoint: %s", reproducing_test_command(opt, validator.count))
     return ValidationHook(validator, opt.val_freq, opt.val_epoch_freq, report, saver, best, runtime.world_size,
-                          rank_samples_per_epoch)
+                          rank_samples_per_epoch, early_stop=opt.early_stop)

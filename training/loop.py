@@ -47,6 +47,7 @@ class Run:
     reporter: Reporter
     saver: Saver
     validation: ValidationHook | None = None
+    images_at: tuple[int, bool, bool] = (-1, False, False)   # (step, shown live, kept as a snapshot)
 
     @property
     def last_epoch(self) -> int:
@@ -77,6 +78,20 @@ def log_losses(run: Run, model: BaseModel, state: TrainState, losses: Losses, se
     bar.show_losses(values)
 
 
+def report_images(run: Run, model: BaseModel, epoch: int, step: int, live: bool, snapshot: bool) -> None:
+    """Images to the displays, each kind at most once per step (``run.images_at``)."""
+    done_live, done_snapshot = run.images_at[1:] if run.images_at[0] == step else (False, False)
+    live, snapshot = live and not done_live, snapshot and not done_snapshot
+    if live or snapshot:
+        run.reporter.report_images(model.current_visuals(), epoch, step, snapshot=snapshot, live=live)
+        barrier(run.runtime)
+    run.images_at = (step, done_live or live, done_snapshot or snapshot)
+
+
+def stopping_early(run: Run) -> bool:
+    return run.validation is not None and run.validation.stopping
+
+
 def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: Losses, before: int,
                     t_step: float, t_data: float, bar: EpochProgress, last: bool = False) -> None:
     """What happens between steps, each at its own frequency. Every rank crosses the same
@@ -88,9 +103,7 @@ def report_and_save(run: Run, model: BaseModel, state: TrainState, losses: Losse
     # Live displays every --display_freq samples, a page snapshot every --update_html_freq.
     show = last or crossed(before, state.samples, opt.display_freq)
     keep = last or crossed(before, state.samples, opt.update_html_freq)
-    if show or keep:
-        run.reporter.report_images(model.current_visuals(), state.epoch, state.step, snapshot=keep, live=show)
-        barrier(run.runtime)
+    report_images(run, model, state.epoch, state.step, live=show, snapshot=keep)
     if run.validation is not None:
         run.validation.after_step(before, model, state, losses)
     if crossed(before, state.samples, opt.save_latest_freq):
@@ -107,11 +120,13 @@ def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: Losses, epo
     finished = state.epoch
     state.next_epoch()
     log.info("end of epoch %d / %d, learning rate now %.7f", finished, run.last_epoch, lr)
+    # Validated before the saves, so that they hold its count for --early_stop (a resume from
+    # them does not validate this epoch's end again).
+    if run.validation is not None:
+        run.validation.after_epoch(finished, model, state, losses)
     if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
         run.saver.save(model, state, "latest", losses)
         run.saver.save(model, state, str(finished), losses)
-    if run.validation is not None:
-        run.validation.after_epoch(finished, model, state, losses)
 
 
 def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
@@ -122,7 +137,10 @@ def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, B
 
 
 def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
-    """From ``state`` to the schedule's end, ``--max_steps``, or a stop signal (the saver's)."""
+    """From ``state`` to the schedule's end, ``--max_steps``, a stop signal (the saver's), or
+    ``--early_stop`` (the validation hook's ``stopping``: every rank sets it at the same step),
+    which ends the run as ``--max_steps`` does: the step's images shown, 'latest' saved, and at an
+    epoch's last step that epoch ended first."""
     opt, loader = run.opt, run.loader
     losses: Losses = {}
     while state.epoch <= run.last_epoch:
@@ -145,15 +163,23 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
             epoch_ends = epoch_steps == batches
             last = reached_max_steps(opt.max_steps, state.step) or (epoch_ends and state.epoch == run.last_epoch)
             report_and_save(run, model, state, losses, before, t_step, t_data, bar, last)
-            if run.saver.stop_if_asked(model, state, losses, epoch_ends):
+            if stopping_early(run):
+                report_images(run, model, state.epoch, state.step, live=True, snapshot=True)
+            if run.saver.stop_if_asked(model, state, losses, epoch_ends) or stopping_early(run):
                 stopping = True
                 break
             t_data = time.perf_counter()
         bar.close()
         if stopping and not epoch_ends:
+            run.saver.save_latest(model, state, losses)   # --early_stop (--max_steps saved it already)
             return finish(run, model, state)
-        # A --max_steps stop on an epoch's last step ends that epoch first, as a run going on would.
+        # A stop on an epoch's last step ends that epoch first, as a run going on would.
+        last_step, ended_epoch = state.step, state.epoch
         end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
+        if stopping_early(run):   # at this step, or by the epoch's own validation
+            report_images(run, model, ended_epoch, last_step, live=True, snapshot=True)
+            run.saver.save_latest(model, state, losses)
+            return finish(run, model, state)
         if stopping:
             run.saver.stop_after_epoch(model, state, losses, finished=state.epoch > run.last_epoch)
             return finish(run, model, state)

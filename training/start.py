@@ -71,6 +71,11 @@ def nothing_left(opt: Options, state: TrainState, resumed: bool) -> bool:
         log.info("already at step %d (--max_steps %d): nothing to train; raise --max_steps to go on",
                  state.step, opt.max_steps)
         return True
+    if opt.early_stop and state.validations_since_best >= opt.early_stop:   # 0 in a fresh run
+        log.info("training already complete: stopped early at step %d, %d validations without a better %s "
+                 "(--early_stop %d); raise --early_stop or set it to 0 to go on",
+                 state.step, state.validations_since_best, opt.best_metric, opt.early_stop)
+        return True
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     if state.epoch <= last_epoch:
         return False
