@@ -10,6 +10,7 @@ its inputs is refused before anything is written.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import Counter
@@ -62,7 +63,9 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
     jobs: list[Job] = []
     skipped: Counter[str] = Counter()
     output_resolved = output_dir.resolve()
+    out_folders = {input_path: output_dir}   # each input folder's results folder
     for dirpath, dirnames, filenames in os.walk(input_path, followlinks=True):
+        here = out_folders[Path(dirpath)]
         kept = []
         for d in sorted(dirnames):
             if d.startswith("."):
@@ -73,7 +76,15 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
                 continue
             kept.append(d)
         dirnames[:] = kept
-        names = ResultNames()   # per folder: results keep their inputs' folders, so only siblings clash
+        # Results keep their inputs' folders, so only siblings clash; sibling folders whose names
+        # differ only in case (Sub/, sub/) would be one folder on macOS or Windows: numbered apart.
+        taken: set[str] = set()
+        for d in kept:
+            candidates = itertools.chain([d], (f"{d}_{i}" for i in itertools.count(2)))
+            out_name = next(n for n in candidates if n.casefold() not in taken)
+            taken.add(out_name.casefold())
+            out_folders[Path(dirpath) / d] = here / out_name
+        names = ResultNames()
         for name in sorted(filenames):
             source = Path(dirpath) / name
             if name.startswith("."):
@@ -81,8 +92,7 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
             if source.suffix.lower() not in extensions:
                 skipped[source.suffix.lower() or "(no extension)"] += 1
                 continue
-            relative = source.relative_to(input_path)
-            target = output_dir / relative.parent / f"{names.name_for(name)}.png"
+            target = here / f"{names.name_for(name)}.png"
             jobs.append(Job(source, target))
     if not jobs:
         raise TranslateInputError(f"{input_path}: no images in --input (accepted extensions: "

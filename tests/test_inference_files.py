@@ -106,3 +106,17 @@ def test_inputs_of_one_stem_get_results_of_their_own(ck: Path) -> None:
         alone = ck / "alone" / source
         assert run(ck, "--name", "exp", "--input", str(folder / source), "--output", str(alone)) == 0
         assert snapshot(alone) == {Path(source).stem + ".png": results[result]}, source
+
+
+def test_no_two_results_differ_only_in_case(tmp_path: Path) -> None:
+    """Sibling folders or files whose names differ only in case would be one on macOS or Windows:
+    every result path is distinct case-folded, and each keeps its input's name where it can."""
+    folder = tmp_path / "in"
+    for name in ("A.png", "a.png", "Sub/x.png", "sub/x.png", "sub/X.png", "Sub/deep/y.png"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        rng_image((8, 8), "RGB").save(folder / name)
+    jobs = list_jobs(folder, tmp_path / "out", EXTENSIONS)
+    targets = {str(j.source.relative_to(folder)): str(j.target.relative_to(tmp_path / "out")) for j in jobs}
+    assert targets == {"A.png": "A.png", "a.png": "a_png.png", "Sub/x.png": "Sub/x.png",
+                       "Sub/deep/y.png": "Sub/deep/y.png", "sub/X.png": "sub_2/X.png", "sub/x.png": "sub_2/x_png.png"}
+    assert len({t.casefold() for t in targets.values()}) == len(targets)
