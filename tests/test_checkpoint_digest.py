@@ -23,14 +23,16 @@ from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, DamagedCheckpointE
                                find_generator, load_file, write_generator)
 from engine.checkpoint.digest import DIGEST_KEY, content_digest
 from models.networks import architecture_from_options
+from scripts import reseal_checkpoint as reseal_script
 from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args, without
 
 V3 = Path(__file__).parent / "fixtures" / "checkpoints_v3" / "v3"   # written at 75d7cda (fixtures/README.md)
 
 
 def damaged_line(path: Path) -> str:
-    return (f"{path}: damaged (digest mismatch: its contents changed after it was written, on disk or in a copy); "
-            "use another checkpoint (another --epoch, e.g. best) or copy it again")
+    return (f"{path}: damaged (digest mismatch: its contents changed after it was written, on disk, in a copy or "
+            "by an edit); use another checkpoint (another --epoch, e.g. best) or copy it again; a file you edited on "
+            f"purpose: python scripts/reseal_checkpoint.py {path}")
 
 
 def flip_tensor_byte(path: Path) -> str:
@@ -165,7 +167,7 @@ def test_a_version_3_checkpoint_resumes_and_is_saved_with_a_digest(tmp_path: Pat
     assert saved[DIGEST_KEY] == content_digest(saved)
 
 
-def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_writes_nothing(run, capsys) -> None:
+def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_writes_nothing(run, capsys, caplog) -> None:
     data, ck = run
     damaged = ck / "tiny" / "latest.pt"
     flip_tensor_byte(damaged)
@@ -176,8 +178,12 @@ def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_writes_nothing(run, 
     assert err == (f"train.py: error: {damaged_line(damaged)}; the newest loadable checkpoint is 1.pt: resume "
                    "with --continue_train --epoch 1\n")
     assert snapshot(ck) == before
-    # --continue_train auto takes the newest checkpoint that is whole, with a warning.
-    assert auto_resume_label(ck / "tiny", "latest", has_reference_files=False) == "1"
+    # --continue_train auto takes the newest checkpoint that is whole, with a warning saying why.
+    with caplog.at_level(logging.WARNING, logger="engine.checkpoint.resume"):
+        assert auto_resume_label(ck / "tiny", "latest", has_reference_files=False) == "1"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{damaged} does not load (damaged: its content digest does not match); resuming from 1.pt, the newest "
+        "checkpoint that does"]
 
 
 def test_inference_drivers_refuse_a_damaged_generator_with_one_line(run, tmp_path: Path, capsys) -> None:
@@ -204,3 +210,31 @@ def test_a_generator_written_outside_training_is_sealed_too(tmp_path: Path) -> N
     write_generator(tmp_path / "latest_net_G.pt", net.state_dict(), {"name": "x"}, {"amp": "none"})
     saved = load_file(tmp_path / "latest_net_G.pt")
     assert saved["format"] == GENERATOR_FORMAT and saved[DIGEST_KEY] == content_digest(saved)
+
+
+def test_a_file_edited_on_purpose_is_refused_until_resealed(run, tmp_path: Path, capsys) -> None:
+    """An edit made with torch.load / torch.save (a changed option) reads as damage; the script
+    the message names seals it anew, after which it loads with the edit; a foreign file or one of
+    an earlier version (no digest to renew) is one line, exit 1, and left as it was."""
+    data, ck = run
+    path = ck / "tiny" / "latest_net_G.pt"
+    edited = torch.load(path, weights_only=True)
+    edited["options"]["dataroot"] = "/elsewhere"
+    torch.save(edited, path)
+    with pytest.raises(DamagedCheckpointError):
+        load_file(path)
+    assert reseal_script.main([str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: sealed ({GENERATOR_FORMAT})\n"
+    loaded = load_file(path)
+    assert loaded["options"]["dataroot"] == "/elsewhere" and loaded[DIGEST_KEY] == content_digest(loaded)
+    assert_same(loaded["net_G"], edited["net_G"])
+    foreign = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(2)}, foreign)
+    old = next(V3.glob("*_net_G.pt"))
+    for path, why in ((foreign, "not a checkpoint or generator file of this program"),
+                      (old, "carries no digest and loads as it is")):
+        before = path.read_bytes()
+        assert reseal_script.main([str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"reseal_checkpoint.py: error: {path}: ") and why in err and err.count("\n") == 1
+        assert path.read_bytes() == before

@@ -39,8 +39,9 @@ class DamagedCheckpointError(CheckpointError):
     def at(cls, path: Path, how: str = "digest mismatch") -> DamagedCheckpointError:
         # A factory, not __init__: the message stays the one argument, as pickling (a rank's
         # error sent to the launching process) expects.
-        return cls(f"{path}: damaged ({how}: its contents changed after it was written, on disk or in a copy); "
-                   "use another checkpoint (another --epoch, e.g. best) or copy it again")
+        return cls(f"{path}: damaged ({how}: its contents changed after it was written, on disk, in a copy or by "
+                   "an edit); use another checkpoint (another --epoch, e.g. best) or copy it again; a file you "
+                   f"edited on purpose: python scripts/reseal_checkpoint.py {path}")
 
 
 def full_path(exp_dir: Path, label: str) -> Path:
@@ -181,6 +182,11 @@ def check_digest(contents: Mapping[str, Any], path: Path) -> None:
         matches = False
     if not matches:
         raise DamagedCheckpointError.at(path)
+
+
+def load_unchecked(path: Path) -> Any:
+    """The file's contents without checking its digest: only for sealing an edited file anew."""
+    return _load(path, "cpu")
 
 
 def _load(path: Path, map_location: str | torch.device) -> Any:

@@ -34,7 +34,7 @@ import torch
 
 from engine.checkpoint.digest import DIGEST_KEY, TensorDigests, content_digest
 from engine.checkpoint.files import (CheckpointError, DamagedCheckpointError, full_path, generator_path, load_file,
-                                     save_atomic)
+                                     load_unchecked, save_atomic)
 from engine.rng import capture_rng_state
 from engine.train_state import TrainState
 
@@ -138,6 +138,20 @@ def save_training(exp_dir: Path, label: str, model: Any, state: TrainState, opt:
                                   "have replaced is intact and no partial file is left") from None
 
 
+def reseal(path: Path) -> str:
+    """Seal ``path``, a file of the current version edited on purpose (its options, say), with
+    the digest of what it holds now; returns its format. Earlier versions carry no digest and
+    load as they are; other files are not this program's to seal."""
+    contents = load_unchecked(path)
+    kind = kind_of(contents)
+    if kind is None:
+        raise CheckpointError(f"{path}: not a checkpoint or generator file of this program (no pix2pix-app format)")
+    if contents["format"] != CURRENT[kind]:
+        raise CheckpointError(f"{path}: a {contents['format']} file carries no digest and loads as it is")
+    save_atomic(sealed({k: v for k, v in contents.items() if k != DIGEST_KEY}), path)
+    return contents["format"]
+
+
 def kind_of(ckpt: Mapping[str, Any]) -> str | None:
     """``full``, ``G`` (any version this program reads), or None."""
     fmt = ckpt.get("format") if isinstance(ckpt, Mapping) else None
@@ -186,11 +200,18 @@ def read(path: Path, kind: str, specs_of_options: SpecsOfOptions,
     return upgrade(ckpt, path, specs_of_options)
 
 
-def is_full_checkpoint(path: Path) -> bool:
-    """Does ``path`` load as a full checkpoint (any version)?"""
+def full_checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` does not load as a full checkpoint (any version), in a few words; None when it does."""
     try:
         ckpt = load_file(path)
         require_digest(ckpt, path)
-        return kind_of(ckpt) == "full"
-    except CheckpointError:
-        return False
+    except DamagedCheckpointError:
+        return "damaged: its content digest does not match"
+    except CheckpointError as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None if kind_of(ckpt) == "full" else "not a full checkpoint"
+
+
+def is_full_checkpoint(path: Path) -> bool:
+    """Does ``path`` load as a full checkpoint (any version)?"""
+    return full_checkpoint_problem(path) is None

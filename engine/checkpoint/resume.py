@@ -14,7 +14,7 @@ import argparse
 from typing import Callable
 
 from engine.checkpoint.files import CheckpointError, full_path, iter_label, label_option, load_file, reference_paths
-from engine.checkpoint.format import Execution, is_full_checkpoint, kind_of, upgrade
+from engine.checkpoint.format import Execution, full_checkpoint_problem, is_full_checkpoint, kind_of, upgrade
 from engine.rng import restore_rng_state, seed_everything
 from engine.train_state import TrainState
 from util.errors import first_line
@@ -61,13 +61,15 @@ def auto_resume_label(exp_dir: Path, label: str, has_reference_files: bool) -> s
     """The label ``--continue_train auto`` resumes from, or None to start fresh."""
     wanted = full_path(exp_dir, label)
     if wanted.is_file():
-        if loads(wanted):
+        problem = full_checkpoint_problem(wanted)
+        if problem is None:
             return label
         fallback = newest_loadable(exp_dir, skip=wanted)
         if fallback is None:
-            raise CheckpointError(f"{wanted}: not a loadable checkpoint, and no other one in {exp_dir} loads; "
-                                  "--overwrite starts again")
-        log.warning("%s does not load; resuming from %s, the newest checkpoint that does", wanted, fallback.name)
+            raise CheckpointError(f"{wanted}: not a loadable checkpoint ({problem}), and no other one in {exp_dir} "
+                                  "loads; --overwrite starts again")
+        log.warning("%s does not load (%s); resuming from %s, the newest checkpoint that does", wanted, problem,
+                    fallback.name)
         return fallback.stem
     if has_reference_files:
         return label
