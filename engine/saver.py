@@ -15,6 +15,7 @@ from engine.distributed import Runtime, barrier, gather_to_all, mean_across_rank
 from engine.rng import capture_rng_state
 from engine.stop import StopRequest, TrainingStopped, agreed_stop, signal_name
 from engine.checkpoint import Execution, save_training
+from engine.checkpoint.files import prune_numbered
 from engine.train_state import TrainState, check_finite, check_finite_weights
 
 log = logging.getLogger("train")
@@ -49,6 +50,11 @@ class Saver:
         rng_per_rank = gather_to_all(capture_rng_state(), self.runtime)
         if self.runtime.is_main:
             save_training(self.exp_dir, label, model, state, self.opt, self.execution, rng_per_rank, extra)
+            # Only once the new save is whole on disk.
+            removed = prune_numbered(self.exp_dir, label, self.opt.keep_checkpoints)
+            if removed:
+                log.info("removed %s (--keep_checkpoints %d)", ", ".join(p.name for p in removed),
+                         self.opt.keep_checkpoints)
         barrier(self.runtime)
         if label == "latest":
             self.latest_at = (state.epoch, state.step)

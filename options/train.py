@@ -28,6 +28,10 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_latest_freq", type=positive_int, default=5000, help="save 'latest' every N samples")
     g.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save '<epoch>' every N epochs")
     g.add_argument("--save_by_iter", action="store_true", help="also keep each 'latest' save as iter_<N>")
+    g.add_argument("--keep_checkpoints", type=non_negative_int, default=0, metavar="N",
+                   help="keep only the N newest '<epoch>' saves (and, with --save_by_iter, the N newest iter_<N>), "
+                        "removing older ones once a new one is written; 'latest' and 'best' always stay "
+                        "(0: keep every save, as the reference does)")
     g.add_argument("--continue_train", nargs="?", const=True, default=False, type=continue_mode, metavar="auto",
                    help="resume from the checkpoint named by --epoch; 'auto': resume when the experiment folder "
                         "holds a checkpoint (the newest loadable one if that is damaged), else start fresh, "
@@ -94,7 +98,7 @@ def resume_exempt() -> frozenset[str]:
     checkpoint's precision record, engine/execution.py). The rest are set by the parser."""
     process = {"name", "suffix", "checkpoints_dir", "dataroot", "shard_cache", "gpu_ids", "nproc", "dist_timeout",
                "num_threads", "verbose", "display_winsize", "save_latest_freq", "save_epoch_freq", "save_by_iter",
-               "continue_train", "overwrite", "epoch", "load_iter", "max_steps"}
+               "keep_checkpoints", "continue_train", "overwrite", "epoch", "load_iter", "max_steps"}
     own_rule = {"amp"}
     parser_set = {"explicit", "is_train", "use_demo", "netG_from_checkpoint"}
     return frozenset(process | own_rule | parser_set | _names_of(_add_display_group)

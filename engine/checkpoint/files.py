@@ -79,6 +79,37 @@ def existing_checkpoints(exp_dir: Path) -> list[Path]:
     return sorted(exp_dir.glob("*.pt"))
 
 
+def numbered_kind(label: str) -> tuple[str, int] | None:
+    """(``epoch`` or ``iter``, its number) of a numbered label (``12``, ``iter_4800``); None for
+    ``latest``, ``best`` and the like."""
+    prefix = iter_label(0)[:-1]
+    if label.isdigit():
+        return "epoch", int(label)
+    if label.startswith(prefix) and label[len(prefix):].isdigit():
+        return "iter", int(label[len(prefix):])
+    return None
+
+
+def prune_numbered(exp_dir: Path, label: str, keep: int) -> list[Path]:
+    """After ``label`` (a numbered save) was written: remove the files of the same kind's saves
+    numbered below the ``keep`` highest up to ``label``'s number; returns the files removed.
+    Saves numbered above it (left by a later state that a resume went back from) are not this
+    run's to judge yet: a run going on writes over them."""
+    mine = numbered_kind(label)
+    if mine is None or keep < 1:
+        return []
+    labels = {p.stem.removesuffix("_net_G") for p in exp_dir.glob("*.pt")}
+    same = sorted(n for kind, n in filter(None, map(numbered_kind, labels)) if kind == mine[0] and n <= mine[1])
+    removed = []
+    for number in same[:-keep]:
+        old = str(number) if mine[0] == "epoch" else iter_label(number)
+        for path in (full_path(exp_dir, old), generator_path(exp_dir, old)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename over the
     target: a crash leaves either the old file or the new one, never half of one."""
