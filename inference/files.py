@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reporting.result_files import result_suffix
-from reporting.results_layout import ResultNames
+from reporting.results_layout import ResultNames, folded
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def _folder_jobs(input_path: Path, output_dir: Path, extensions: Collection[str]
         taken: set[str] = set()
         for d in kept:
             candidates = itertools.chain([d], (f"{d}_{i}" for i in itertools.count(2)))
-            out_name = next(n for n in candidates if n.casefold() not in taken)
-            taken.add(out_name.casefold())
+            out_name = next(n for n in candidates if folded(n) not in taken)
+            taken.add(folded(out_name))
             out_folders[Path(dirpath) / d] = here / out_name
         names = ResultNames()
         for name in sorted(filenames):

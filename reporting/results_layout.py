@@ -10,14 +10,22 @@ unique in a split (``sub1/x.png`` and ``sub2/x.png``; ``a.png`` and ``a.jpg``), 
 under one name would leave one set of results on disk while the page and the metrics counted
 two; so a later input whose stem is taken gets what tells it apart in its name: its folder
 (``sub2_x``) or, beside the first, its extension (``a_jpg``). Names are told apart without regard
-to case (``A.png`` and ``a.png`` -> ``A``, ``a_png``): results copied to macOS or Windows, whose
-file systems fold case, would otherwise overwrite one another.
+to case or Unicode form (``A.png`` and ``a.png`` -> ``A``, ``a_png``; an accent composed or
+combining): results copied to macOS or Windows, whose file systems fold both, would otherwise
+overwrite one another.
 """
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from pathlib import Path, PurePath
 from typing import Iterator
+
+
+def folded(name: str) -> str:
+    """``name`` as file systems that fold case and Unicode forms (macOS, Windows) see it: two
+    names with one folded form would be one file there."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def results_folder(results_dir: str | Path, name: str, phase: str, epoch: str, load_iter: int = 0) -> Path:
@@ -29,12 +37,12 @@ class ResultNames:
     """A distinct, readable name for each input path, in the order they are asked for."""
 
     def __init__(self) -> None:
-        self._owner: dict[str, PurePath] = {}   # name, case folded -> the path it was given to
+        self._owner: dict[str, PurePath] = {}   # name, folded -> the path it was given to
 
     def name_for(self, path: str) -> str:
         mine = PurePath(path)
-        for candidate in _candidates(mine, self._owner.get(mine.stem.casefold())):
-            if self._owner.setdefault(candidate.casefold(), mine) == mine:
+        for candidate in _candidates(mine, self._owner.get(folded(mine.stem))):
+            if self._owner.setdefault(folded(candidate), mine) == mine:
                 return candidate
         raise AssertionError("unreachable: the numbered candidates never run out")
 

@@ -35,6 +35,8 @@ def test_names_differ_beyond_case() -> None:
     assert given == ["A", "a_png", "t_a", "d_t_a", "B"]   # a_PNG is a_png folded: a folder instead
     assert len({n.casefold() for n in given}) == len(given)
     assert names.name_for("/d/t/a.png") == "a_png"   # the same path keeps its name
+    # é composed (NFC, as Linux tools write it) and combining (NFD, as macOS writes it) is one name there.
+    assert [names.name_for(p) for p in ("/d/t/caf\u00e9.png", "/d/t/cafe\u0301.png")] == ["caf\u00e9", "cafe\u0301_png"]
 
 
 def test_folder_names_follow_the_reference() -> None:
