@@ -121,8 +121,6 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
             model.test()
             visuals = model.current_visuals()
             for i, path in enumerate(model.image_paths):
-                if len(rows) >= opt.num_test:
-                    break
                 stem = names.name_for(path)
                 images, written = {}, {}
                 for name, batch_images in visuals.items():
@@ -139,8 +137,6 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
                         for name in written_sets:
                             written_sets[name].append(written[name])
                 rows.append(ResultRow(printable_name(stem), images, metrics))
-            if len(rows) >= opt.num_test:
-                break
 
         summary = mean_metrics(all_metrics)
         of_set: dict[str, float] = {}

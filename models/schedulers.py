@@ -15,7 +15,6 @@ from torch.optim import lr_scheduler
 from util.registry import Registry
 
 
-
 @dataclass(frozen=True)
 class Schedule:
     """The numbers the policies read, each field filled from the option of its name

@@ -125,9 +125,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     centred rows X_a, X_b, S = X^T X / (n - 1), and the nonzero eigenvalues of S_a S_b are those
     of (X_a X_b^T)(X_a X_b^T)^T / ((n_a - 1)(n_b - 1)): the trace is the sum of the singular
     values of the n_a x n_b matrix X_a X_b^T, scaled: for sets smaller than the features (2048)
-    far less work than any d x d root, and exact. Larger sets take the d x d route: the square roots of the eigenvalues of the
-    symmetric S_a^(1/2) S_b S_a^(1/2), symmetric solvers only, so no complex round-off and no
-    failure where S is singular."""
+    far less work than any d x d root, and exact. Larger sets take the d x d route: the square
+    roots of the eigenvalues of the symmetric S_a^(1/2) S_b S_a^(1/2), symmetric solvers only, so
+    no complex round-off and no failure where S is singular."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     x_a, x_b = a - mu_a, b - mu_b
     (n_a, d), n_b = a.shape, len(b)

@@ -66,8 +66,8 @@ def iter_label(samples: int) -> str:
 
 def label_option(label: str) -> str:
     """The option that selects ``label``, as a user types it (the inverse of :func:`load_label`)."""
-    prefix = iter_label(0).removesuffix("0")
-    return f"--load_iter {label.removeprefix(prefix)}" if label.startswith(prefix) else f"--epoch {label}"
+    numbered = numbered_kind(label)
+    return f"--load_iter {numbered[1]}" if numbered and numbered[0] == "iter" else f"--epoch {label}"
 
 
 def load_label(opt: argparse.Namespace) -> str:
@@ -82,11 +82,11 @@ def existing_checkpoints(exp_dir: Path) -> list[Path]:
 def numbered_kind(label: str) -> tuple[str, int] | None:
     """(``epoch`` or ``iter``, its number) of a numbered label (``12``, ``iter_4800``); None for
     ``latest``, ``best`` and the like."""
-    prefix = iter_label(0)[:-1]
+    prefix = iter_label(0).removesuffix("0")
     if label.isdigit():
         return "epoch", int(label)
-    if label.startswith(prefix) and label[len(prefix):].isdigit():
-        return "iter", int(label[len(prefix):])
+    if label.startswith(prefix) and label.removeprefix(prefix).isdigit():
+        return "iter", int(label.removeprefix(prefix))
     return None
 
 

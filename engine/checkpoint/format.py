@@ -148,7 +148,7 @@ def reseal(path: Path) -> str:
         raise CheckpointError(f"{path}: not a checkpoint or generator file of this program (no pix2pix-app format)")
     if contents["format"] != CURRENT[kind]:
         raise CheckpointError(f"{path}: a {contents['format']} file carries no digest and loads as it is")
-    save_atomic(sealed({k: v for k, v in contents.items() if k != DIGEST_KEY}), path)
+    save_atomic(sealed(contents), path)   # sealed() replaces the old digest
     return contents["format"]
 
 

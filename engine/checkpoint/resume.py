@@ -13,7 +13,7 @@ from pathlib import Path
 import argparse
 from typing import Callable
 
-from engine.checkpoint.files import CheckpointError, full_path, iter_label, label_option, load_file, reference_paths
+from engine.checkpoint.files import CheckpointError, full_path, label_option, load_file, reference_paths
 from engine.checkpoint.format import Execution, full_checkpoint_problem, is_full_checkpoint, kind_of, upgrade
 from engine.rng import restore_rng_state, seed_everything
 from engine.train_state import TrainState
@@ -40,14 +40,6 @@ def newest_loadable(exp_dir: Path, skip: Path | None = None) -> Path | None:
         if path != skip and loads(path):
             return path
     return None
-
-
-def label_option(label: str) -> str:
-    """The command-line words that select a checkpoint label."""
-    prefix = iter_label(0)[:-1]
-    if label.startswith(prefix):
-        return f"--load_iter {label[len(prefix):]}"
-    return f"--epoch {label}"
 
 
 def resume_hint(exp_dir: Path, skip: Path) -> str:
