@@ -175,6 +175,18 @@ def loss_names(records: list[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
+def loss_series(records: list[dict[str, Any]]) -> Series:
+    """Each loss (first-seen order) against the fractional epoch; null (non-finite) values left out."""
+    series: Series = {}
+    for record in records:
+        if "epoch_frac" not in record:
+            continue
+        for name, value in record.get("losses", {}).items():
+            if value is not None:
+                series.setdefault(name, []).append((record["epoch_frac"], float(value)))
+    return series
+
+
 def timing_series(records: list[dict[str, Any]]) -> Series:
     """Each timing of the training points (seconds) against the fractional epoch."""
     series: Series = {}

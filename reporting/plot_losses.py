@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from reporting.loss_log import loss_names
+from reporting.loss_log import loss_series
 
 
 def plot_loss_curves(records: list[dict[str, Any]], out_png: Path, title: str = "") -> Path:
@@ -22,9 +22,7 @@ def plot_loss_curves(records: list[dict[str, Any]], out_png: Path, title: str = 
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for name in loss_names(records):
-        points = [(r["epoch_frac"], r["losses"][name]) for r in records
-                  if r.get("losses", {}).get(name) is not None and "epoch_frac" in r]
+    for name, points in loss_series(records).items():
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, label=name, linewidth=1.2, marker="." if len(points) < 30 else None)

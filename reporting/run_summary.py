@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reporting.loss_log import LOSS_LOG_NAME, LossLogError, read_loss_log
+from reporting.loss_log import LOSS_LOG_NAME, LossLogError, loss_series, metric_series, read_loss_log
 from reporting.metrics import SET, metric_names
 from reporting.results_layout import results_folder
 from util.errors import UserError
@@ -61,20 +61,8 @@ def read_options(path: Path) -> dict[str, str]:
 
 def curves(records: list[dict]) -> tuple[dict[str, Points], dict[str, Points]]:
     """Loss points and validation points of a loss log, each against the fractional epoch."""
-    losses: dict[str, Points] = {}
-    validation: dict[str, Points] = {}
-    for record in records:
-        x = record.get("epoch_frac")
-        if x is None:
-            continue
-        if "metrics" in record and record.get("split", "val") == "val":
-            target, values = validation, record["metrics"]
-        else:
-            target, values = losses, record.get("losses", {})
-        for name, value in values.items():
-            if value is not None:
-                target.setdefault(name, []).append((float(x), float(value)))
-    return losses, validation
+    validation = {name: splits["val"] for name, splits in metric_series(records).items() if "val" in splits}
+    return loss_series(records), validation
 
 
 def load_run(folder: Path, results_dir: Path, phase: str, epoch: str, load_iter: int = 0) -> RunSummary:

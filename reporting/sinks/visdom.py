@@ -19,7 +19,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from reporting import visdom_client
-from reporting.loss_log import LOSS_LOG_NAME, LossLogError, lr_series, metric_series, read_loss_log, timing_series
+from reporting.loss_log import (LOSS_LOG_NAME, LossLogError, Series, loss_series, lr_series, metric_series,
+                                read_loss_log, timing_series)
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint, to_unit_rgb
 from util.argtypes import port_number, positive_int
 
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 # again (one quick probe, at a display or a loss point), so that a server started or restarted
 # later gets the display.
 RECONNECT_EVERY_S = 30.0
-
-Series = dict[str, list[tuple[float, float]]]
 
 
 @dataclass(frozen=True)
@@ -128,13 +127,7 @@ class VisdomSink(Sink):
         except LossLogError as err:
             log.warning("visdom: curves not redrawn (%s)", err)
             return False
-        losses: Series = {}
-        for record in records:
-            if "epoch_frac" in record:
-                for name, value in record.get("losses", {}).items():
-                    if value is not None:
-                        losses.setdefault(name, []).append((record["epoch_frac"], float(value)))
-        self._draw(self.loss_window, losses, "loss over time", "loss")
+        self._draw(self.loss_window, loss_series(records), "loss over time", "loss")
         self._draw(self.lr_window, lr_series(records), "learning rate", "lr")
         self._draw(self.timing_window, timing_series(records), "timings", "seconds")
         by_split: dict[str, Series] = {}
