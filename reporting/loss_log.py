@@ -166,15 +166,6 @@ def _looks_torn(line: str) -> bool:
     return stripped.startswith("{") and not stripped.endswith("}")
 
 
-def loss_names(records: list[dict[str, Any]]) -> list[str]:
-    """Every loss name seen, in first-seen order (records may differ, e.g. after a resume)."""
-    names: dict[str, None] = {}
-    for record in records:
-        for name in record.get("losses", {}):
-            names.setdefault(name, None)
-    return list(names)
-
-
 def loss_series(records: list[dict[str, Any]]) -> Series:
     """Each loss (first-seen order) against the fractional epoch; null (non-finite) values left out."""
     series: Series = {}

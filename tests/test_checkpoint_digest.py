@@ -22,6 +22,7 @@ import translate
 from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, DamagedCheckpointError, auto_resume_label,
                                find_generator, load_file, write_generator)
 from engine.checkpoint.digest import DIGEST_KEY, content_digest
+from engine.checkpoint.format import full_checkpoint_problem
 from models.networks import architecture_from_options
 from scripts import reseal_checkpoint as reseal_script
 from tests.pipeline_helpers import assert_same, make_aligned_dataset, tiny_args, without
@@ -123,6 +124,12 @@ def test_a_current_format_file_without_its_digest_is_refused(run) -> None:
     torch.save(saved, path)
     with pytest.raises(DamagedCheckpointError, match=r"damaged \(no digest in a pix2pix-app/G/4 file"):
         find_generator(run[1] / "tiny", "latest", architecture_from_options)
+    # --continue_train auto passes over a full file without its digest, and says that is why.
+    full = run[1] / "tiny" / "latest.pt"
+    saved = torch.load(full, weights_only=True)
+    del saved[DIGEST_KEY]
+    torch.save(saved, full)
+    assert full_checkpoint_problem(full) == "damaged: no digest in a pix2pix-app/full/4 file"
 
 
 def test_files_of_earlier_versions_and_the_reference_load_and_say_so_once(tmp_path: Path, run,
@@ -182,7 +189,7 @@ def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_writes_nothing(run, 
     with caplog.at_level(logging.WARNING, logger="engine.checkpoint.resume"):
         assert auto_resume_label(ck / "tiny", "latest", has_reference_files=False) == "1"
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"{damaged} does not load (damaged: its content digest does not match); resuming from 1.pt, the newest "
+        f"{damaged} does not load (damaged: digest mismatch); resuming from 1.pt, the newest "
         "checkpoint that does"]
 
 

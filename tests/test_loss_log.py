@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from reporting.loss_log import LossLog, LossLogError, loss_names, read_loss_log
+from reporting.loss_log import LossLog, LossLogError, loss_series, read_loss_log
 from reporting.plot_losses import plot_loss_curves
 from scripts.plot_losses import main as plot_main
 
@@ -64,9 +64,9 @@ def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path: Path) 
         read_loss_log(tmp_path / "missing.jsonl")
 
 
-def test_loss_names_keep_first_seen_order() -> None:
+def test_loss_series_keep_first_seen_order() -> None:
     records = [record(1, G_GAN=1.0, G_L1=2.0), record(2, G_GAN=1.0, D_real=0.5)]
-    assert loss_names(records) == ["G_GAN", "G_L1", "D_real"]
+    assert list(loss_series(records)) == ["G_GAN", "G_L1", "D_real"]
 
 
 def test_plot_draws_each_loss_in_its_own_colour(tmp_path: Path) -> None:

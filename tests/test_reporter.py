@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from options.parse import parse_options
-from reporting.loss_log import LOSS_LOG_NAME, loss_names, lr_series, metric_series, read_loss_log, timing_series
+from reporting.loss_log import LOSS_LOG_NAME, loss_series, lr_series, metric_series, read_loss_log, timing_series
 from reporting.reporter import Reporter, build_reporter
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec, TrainPoint
 from reporting.sinks.html_page import HTMLPageSink, PageConfig
@@ -41,7 +41,7 @@ def test_loss_log_lines_keep_their_schema_and_metrics_are_lines_of_their_own(tmp
     assert lines[3] == {"epoch": 1, "step": 2, "epoch_frac": 0.75, "split": "val", "metrics": {"L1": 0.2, "PSNR": None}}
 
     records = read_loss_log(tmp_path / LOSS_LOG_NAME)
-    assert loss_names(records) == ["G_GAN", "G_L1"]
+    assert list(loss_series(records)) == ["G_GAN", "G_L1"]
     assert lr_series(records) == {"lr": [(0.25, 2e-4), (0.5, 1e-4)]}
     assert timing_series(records) == {"time_per_sample": [(0.25, 0.5), (0.5, 1.0)], "data_time": [(0.25, 0.01), (0.5, 0.01)]}
     assert metric_series(records) == {"L1": {"val": [(0.25, 0.3), (0.75, 0.2)]}, "PSNR": {"val": [(0.25, 12.0)]}}

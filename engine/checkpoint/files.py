@@ -39,9 +39,13 @@ class DamagedCheckpointError(CheckpointError):
     def at(cls, path: Path, how: str = "digest mismatch") -> DamagedCheckpointError:
         # A factory, not __init__: the message stays the one argument, as pickling (a rank's
         # error sent to the launching process) expects.
-        return cls(f"{path}: damaged ({how}: its contents changed after it was written, on disk, in a copy or by "
-                   "an edit); use another checkpoint (another --epoch, e.g. best) or copy it again; a file you "
-                   f"edited on purpose: python scripts/reseal_checkpoint.py {path}")
+        err = cls(f"{path}: damaged ({how}: its contents changed after it was written, on disk, in a copy or by "
+                  "an edit); use another checkpoint (another --epoch, e.g. best) or copy it again; a file you "
+                  f"edited on purpose: python scripts/reseal_checkpoint.py {path}")
+        err.how = how   # kept in __dict__, which pickling carries with the message
+        return err
+
+    how: str = "digest mismatch"
 
 
 def full_path(exp_dir: Path, label: str) -> Path:

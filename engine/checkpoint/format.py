@@ -205,8 +205,8 @@ def full_checkpoint_problem(path: Path) -> str | None:
     try:
         ckpt = load_file(path)
         require_digest(ckpt, path)
-    except DamagedCheckpointError:
-        return "damaged: its content digest does not match"
+    except DamagedCheckpointError as err:
+        return f"damaged: {err.how}"
     except CheckpointError as err:
         return str(err).removeprefix(f"{path}: ")
     return None if kind_of(ckpt) == "full" else "not a full checkpoint"
