@@ -66,6 +66,40 @@ def test_page_shows_loss_schedule_and_metrics_curves(tmp_path: Path) -> None:
         assert (np.abs(pixels - colour).sum(axis=1) < 30).sum() > 10, colour
 
 
+def test_the_page_redraws_a_plot_only_when_what_it_shows_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot and a metrics report of one step rewrite the page twice: the second write draws
+    only the metrics plot; every plot still shows the log's latest numbers (a fresh drawing of the
+    final log is byte for byte the page's)."""
+    from reporting.sinks import html_page
+    drawn: list[str] = []
+    for name in ("plot_loss_curves", "plot_panels"):
+        real = getattr(html_page, name)
+        monkeypatch.setattr(html_page, name, lambda *a, _real=real, **k: drawn.append(Path(a[1]).name) or _real(*a, **k))
+    page = HTMLPageSink(PageConfig(name="val", exp_dir=tmp_path, winsize=32))
+    reporter = Reporter([LossLogSink(tmp_path / LOSS_LOG_NAME), page])
+    reporter.report_losses(point(1))
+    page.write_page()
+    assert drawn == ["loss_curves.png", "schedule_curves.png"]
+    reporter.report_metrics(1, {"PSNR": 12.0})
+    assert drawn[2:] == ["metrics_curves.png"]
+    page.write_page()
+    assert drawn[3:] == []
+    reporter.report_losses(point(2))
+    reporter.report_metrics(2, {"PSNR": 13.0})
+    assert drawn[3:] == ["loss_curves.png", "schedule_curves.png", "metrics_curves.png"]
+    (tmp_path / "web" / "loss_curves.png").unlink()   # a file gone from disk is drawn again
+    page.write_page()
+    assert drawn[6:] == ["loss_curves.png"]
+    reporter.close()
+    records = read_loss_log(tmp_path / LOSS_LOG_NAME)
+    fresh = tmp_path / "fresh"
+    from reporting.plot_losses import plot_loss_curves, plot_panels
+    plot_loss_curves(records, fresh / "loss.png", title="val")
+    plot_panels(metric_series(records), fresh / "metrics.png")
+    assert (fresh / "loss.png").read_bytes() == (tmp_path / "web" / "loss_curves.png").read_bytes()
+    assert (fresh / "metrics.png").read_bytes() == (tmp_path / "web" / "metrics_curves.png").read_bytes()
+
+
 class Recorder(Sink):
     def __init__(self) -> None:
         self.seen: list[object] = []

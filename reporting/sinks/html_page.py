@@ -12,10 +12,12 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from reporting.html import HTMLPage, ImageCell
 from reporting.images import save_image
-from reporting.loss_log import LOSS_LOG_NAME, LossLogError, lr_series, metric_series, read_loss_log, timing_series
+from reporting.loss_log import (LOSS_LOG_NAME, LossLogError, loss_series, lr_series, metric_series, read_loss_log,
+                                timing_series)
 from reporting.plot_losses import plot_loss_curves, plot_panels
 from reporting.sink import SINKS, ImagesPoint, MetricsPoint, Sink, SinkSpec
 
@@ -43,6 +45,7 @@ class HTMLPageSink(Sink):
         self.image_dir = self.web_dir / "images"
         self.image_dir.mkdir(parents=True, exist_ok=True)
         self._label_order: list[str] = []
+        self._drawn: dict[str, object] = {}   # each plot's file name -> the data it shows
 
     def images(self, point: ImagesPoint) -> None:
         if not point.snapshot:
@@ -83,16 +86,30 @@ class HTMLPageSink(Sink):
             log.warning("loss plot skipped: %s", err)
             return []
         plots = []
+        losses = loss_series(records)
         if any("losses" in record for record in records):
-            plots.append(("loss curves", plot_loss_curves(records, self.web_dir / LOSS_PLOT_NAME, title=self.cfg.name)))
+            plots.append(("loss curves", self._plot(LOSS_PLOT_NAME, losses, lambda path: plot_loss_curves(
+                records, path, title=self.cfg.name))))
         schedule = {"learning rate": lr_series(records), "seconds per sample": timing_series(records)}
         schedule = {title: lines for title, lines in schedule.items() if lines}
         if schedule:
-            plots.append(("learning rate and timings", plot_panels(schedule, self.web_dir / SCHEDULE_PLOT_NAME)))
+            plots.append(("learning rate and timings",
+                          self._plot(SCHEDULE_PLOT_NAME, schedule, lambda path: plot_panels(schedule, path))))
         metrics = metric_series(records)
         if metrics:
-            plots.append(("metrics", plot_panels(metrics, self.web_dir / METRICS_PLOT_NAME)))
+            plots.append(("metrics", self._plot(METRICS_PLOT_NAME, metrics, lambda path: plot_panels(metrics, path))))
         return plots
+
+    def _plot(self, name: str, shown: object, draw: Callable[[Path], Path]) -> Path:
+        """``draw`` the plot ``name`` unless it already shows ``shown``: a snapshot and a metrics
+        report of one step rewrite the page twice, and drawing is most of a page's cost (~0.2 s a
+        plot)."""
+        path = self.web_dir / name
+        if self._drawn.get(name) == shown and path.is_file():
+            return path
+        drawn = draw(path)
+        self._drawn[name] = shown
+        return drawn
 
     def _saved_snapshots(self) -> dict[int, list[str]]:
         # Read back from disk rather than remembered, so a resumed run's page keeps the
