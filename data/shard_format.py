@@ -44,6 +44,11 @@ def shard_name(phase: str, number: int) -> str:
     return f"{phase}-{number:06d}.tar"
 
 
+def shard_glob(phase: str) -> str:
+    """A pattern that matches every shard name of ``phase``."""
+    return f"{phase}-{'[0-9]' * 6}.tar"
+
+
 def sample_key(index: int) -> str:
     # No dot: WebDataset splits a member name into key and field at the first dot.
     return f"{index:08d}"

@@ -21,14 +21,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 from data import DataConfig, DataError, create_dataset
 from data.colorization import INPUT_NC, OUTPUT_NC
 from data.paired import has_phase, stored_channels
-from data.shard_format import ShardLimits, index_name, shard_layouts, write_shards
+from data.shard_format import ShardLimits, index_name, shard_glob, shard_layouts, write_shards
 
 DEFAULT_PHASES = ("train", "val", "test")
 # (dataroot, phase) -> the channel counts a mode's set is read with here: those it insists on
@@ -73,13 +72,15 @@ def make_shards(dataroot: Path, mode: str, output: Path, phases: Sequence[str], 
 
     Every phase is written into a hidden folder beside ``output`` and moved in only once all are
     complete (the indexes last), so a failure in a later phase leaves ``output`` as it was, and
-    the same command can simply be run again.
+    the same command can simply be run again. The hidden folder has one fixed name per output,
+    cleared at the start, so a killed run's copy of the set is removed by the next run rather
+    than left behind (one run per output at a time).
     """
-    for phase in phases:
-        if (output / index_name(phase)).exists():
-            raise DataError(f"{output / index_name(phase)}: already exists; choose another output folder")
+    _refuse_existing_indexes(output, phases, dataroot, mode)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    staging = staging_folder(output)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
         indexes = {}
         for phase in phases:
@@ -89,12 +90,34 @@ def make_shards(dataroot: Path, mode: str, output: Path, phases: Sequence[str], 
                              preprocess="none", max_dataset_size=max_dataset_size, skip_bad_images=skip_bad_images)
             indexes[phase] = write_shards(create_dataset(mode, cfg), mode, dataroot, phase, staging, limits)
         output.mkdir(parents=True, exist_ok=True)
-        indexes_last = sorted(staging.iterdir(), key=lambda path: path.suffix == ".json")
+        for phase in phases:
+            # Shards of a phase without an index are a killed run's: none may outlive this set.
+            for stale in output.glob(shard_glob(phase)):
+                stale.unlink()
+        indexes_last = sorted(staging.iterdir(), key=lambda path: (path.suffix == ".json", path.name))
         for path in indexes_last:
             os.replace(path, output / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return indexes
+
+
+def staging_folder(output: Path) -> Path:
+    return output.parent / f".{output.name}.partial"
+
+
+def _refuse_existing_indexes(output: Path, phases: Sequence[str], dataroot: Path, mode: str) -> None:
+    """An index is never overwritten. When only some phases of the set are there (a run killed
+    while moving its indexes in, or a set to extend), say which phases would complete it."""
+    present = [phase for phase in phases if (output / index_name(phase)).exists()]
+    if not present:
+        return
+    message = f"{output / index_name(present[0])}: already exists; choose another output folder"
+    wanted = list(dict.fromkeys([*phases, *default_phases(dataroot, mode)]))
+    missing = [phase for phase in wanted if not (output / index_name(phase)).exists()]
+    if missing:
+        message += f", or add the phases it lacks with --phases {' '.join(missing)}"
+    raise DataError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
