@@ -7,7 +7,10 @@ a wids dataset description (``wids_version``, ``shardlist`` with each shard's ``
 which is what lets the reader (data/shards.py) fetch sample *i* directly, plus a ``pix2pix``
 section: the format version, the dataset mode the files are read as, each sample's name and
 (since version 2) each sample's stored (height, width), read from the header of its first
-file, which is what batching by size needs before anything is decoded.
+file, which is what batching by size needs before anything is decoded. Since version 3 each
+shard's entry also holds the ``sha256`` of its bytes: a cached copy of a shard read from a URL
+is checked against it, since a set rewritten at the same URL often has shards of the same size
+(tar pads to 10 KiB records).
 
 The files are stored as they were (JPEG stays JPEG): the reader decodes them with the same
 code as the folder set, so both give the same pixels, and the shards are no larger than the
@@ -16,6 +19,7 @@ stated on the dataset mode's registry entry.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,9 +35,16 @@ from data.image_io import DataError, ImageBlob, read_header
 from data.image_store import Decoder
 from data.registry import DATASETS
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)   # 1: no sizes
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)   # 1: no sizes; 2: no shard digests
 SECTION = "pix2pix"
+DIGEST = "sha256"   # the key of a shard's digest in its shardlist entry (wids ignores it)
+
+
+def file_digest(path: Path) -> str:
+    """The hex digest of a file's bytes, as the index records it."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, DIGEST).hexdigest()
 
 
 def index_name(phase: str) -> str:
@@ -180,4 +191,5 @@ def _write_tars(dataset: Dataset, layout: ShardLayout, root: Path, phase: str, f
         writer.close()
     for shard in shards:
         shard["filesize"] = (folder / shard["url"]).stat().st_size
+        shard[DIGEST] = file_digest(folder / shard["url"])
     return shards, names, sizes

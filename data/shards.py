@@ -11,20 +11,25 @@ workers, and an exact mid-epoch resume are the same as for a folder. A remote sh
 downloaded whole, once, into ``shard_cache`` (wids fetches it with curl) and then read from
 there; a local shard is read in place. Over HTTP(S) the index and the shards are fetched here
 rather than by wids (whose curl saves an error page as if it were the file): an error status
-stops with one line naming the URL and the status, and nothing is cached.
+stops with one line naming the URL and the status, and nothing is cached. A download must have
+the index's size (else the Content-Length) and, for an index of version 3, its sha256, or it is
+tried again and then refused; a cached copy is checked against the index of each run, so a set
+rewritten at the same URL is fetched again.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import io
 import logging
 import json
 import os
-import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,12 +45,15 @@ from data.image_io import DataError, ImageBlob
 from data.image_store import Decoder, HeaderCheck
 from data.packed import PackedSamples
 from data.registry import DATASETS
-from data.shard_format import READABLE_VERSIONS, SECTION, ShardLayout, index_name, shard_layouts
-from util.errors import first_line
+from data.shard_format import DIGEST, READABLE_VERSIONS, SECTION, ShardLayout, file_digest, index_name, shard_layouts
+from util.errors import OptionError, first_line
 
 logger = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_S = 60   # seconds without an answer before a fetch gives up
+DOWNLOAD_TRIES = 3     # a shard download cut short is tried this many times in all
+RETRY_PAUSE_S = 1.0    # before the second try; doubled before each further one
+CHUNK_BYTES = 1 << 20
 
 # Open shards kept per process; wids warns above 200 (each holds a file and a memory map).
 MAX_OPEN_SHARDS = 200
@@ -86,6 +94,9 @@ def load_index(cfg: DataConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if sizes is not None and (len(sizes) != total or not all(isinstance(s, list) and len(s) == 2 for s in sizes)):
         raise DataError(f"{where}: the index's sizes are not one (height, width) for each of its {total} samples")
     for shard in shards:
+        digest = shard.get(DIGEST)
+        if meta["format_version"] >= 3 and not (isinstance(digest, str) and len(digest) == 64):
+            raise DataError(f"{where}: shard {shard['url']} has no {DIGEST} digest, which a version-3 index records")
         _check_local_shard(shard, where)
     return meta, shards
 
@@ -119,18 +130,93 @@ def _fetched(url: str) -> Any:
         raise DataError(f"{url}: cannot be fetched ({getattr(err, 'reason', None) or first_line(err)})") from None
 
 
-def download(url: str, local: Path) -> None:
-    """Fetch ``url`` into ``local``, which appears only once complete (a temporary file beside it
-    is renamed): an error status leaves nothing behind to be taken for the shard."""
+@dataclass(frozen=True)
+class ShardRecord:
+    """What the index says a shard's bytes are (None: an older index that does not say)."""
+    filesize: int | None = None
+    sha256: str | None = None   # since index version 3
+
+
+def download(url: str, local: Path, record: ShardRecord = ShardRecord()) -> None:
+    """Fetch ``url`` into ``local``, which appears only once complete and as the index records
+    it (a temporary file beside it is renamed): an error status, a download cut short or one
+    with another digest leaves nothing behind to be taken for the shard. A download cut short
+    is tried again (``DOWNLOAD_TRIES`` in all); the others fail at once, since they would come
+    back the same."""
     partial_file = local.with_name(f".{local.name}.{os.getpid()}.partial")
     try:
-        with _fetched(url) as answer, open(partial_file, "wb") as out:
-            shutil.copyfileobj(answer, out)
+        for attempt in range(1, DOWNLOAD_TRIES + 1):
+            received, wanted, digest = _fetch_into(url, partial_file, record.filesize)
+            if wanted is None or received >= wanted:
+                break
+            if attempt == DOWNLOAD_TRIES:
+                raise DataError(f"{url}: download cut short ({received} of {wanted} bytes, {DOWNLOAD_TRIES} tries)")
+            logger.warning("%s: download cut short (%d of %d bytes); trying again", url, received, wanted)
+            time.sleep(RETRY_PAUSE_S * 2 ** (attempt - 1))
+        if record.filesize is not None and received != record.filesize:
+            raise DataError(f"{url}: {received} bytes downloaded, but the index records {record.filesize}; "
+                            "the shard was rewritten after its index (make the shard set again)")
+        if record.sha256 is not None and digest != record.sha256:
+            raise DataError(f"{url}: digest mismatch (the download's {DIGEST} is {digest[:16]}..., the index "
+                            f"records {record.sha256[:16]}...); the shard was rewritten after its index, "
+                            "or the server sends something else")
         os.replace(partial_file, local)
+        _remember_digest(local, digest)
     except OSError as err:
         raise DataError(f"{url}: cannot be fetched ({first_line(err)})") from None
     finally:
         partial_file.unlink(missing_ok=True)
+
+
+def _fetch_into(url: str, path: Path, filesize: int | None) -> tuple[int, int | None, str]:
+    """(bytes received, bytes expected: the index's size, else the Content-Length, else None, and
+    the hex digest of what was received). A connection lost mid-body counts as cut short:
+    http.client itself does not raise when a body ends early."""
+    received, digest = 0, hashlib.new(DIGEST)
+    with _fetched(url) as answer, open(path, "wb") as out:
+        length = answer.headers.get("Content-Length")
+        announced = int(length) if length is not None and length.isdigit() else None
+        with contextlib.suppress(http.client.IncompleteRead, ConnectionError, TimeoutError):
+            while chunk := answer.read(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+    known = [size for size in (filesize, announced) if size is not None]
+    return received, max(known) if known else None, digest.hexdigest()
+
+
+def _verified_name(local: Path) -> Path:
+    return local.with_name(f"{local.name}.verified")
+
+
+def _remember_digest(local: Path, digest: str) -> None:
+    """Note ``local``'s digest beside it, keyed by its size and mtime, so that the next check of
+    the copy (each process, each run) does not read the whole shard again."""
+    stat = local.stat()
+    note = _verified_name(local)
+    temporary = note.with_name(f".{note.name}.{os.getpid()}")
+    temporary.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, DIGEST: digest}))
+    os.replace(temporary, note)
+
+
+def _digest_of(local: Path) -> str:
+    stat = local.stat()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        note = json.loads(_verified_name(local).read_text())
+        if note["size"] == stat.st_size and note["mtime_ns"] == stat.st_mtime_ns:
+            return str(note[DIGEST])
+    digest = file_digest(local)
+    _remember_digest(local, digest)
+    return digest
+
+
+def cached_copy_is_current(local: Path, record: ShardRecord) -> bool:
+    """Whether the cached ``local`` is the shard the index describes: its digest where the index
+    records one (version 3), else only its size (versions 1 and 2: a set rewritten at the same
+    URL with shards of the same size goes unnoticed)."""
+    if record.filesize is not None and local.stat().st_size != record.filesize:
+        return False
+    return record.sha256 is None or _digest_of(local) == record.sha256
 
 
 class ShardFiles:
@@ -138,15 +224,15 @@ class ShardFiles:
 
     A remote shard is downloaded to ``cache_dir``, under a name that includes a hash of its
     folder's URL (two sets may both have ``train-000000.tar``). wids downloads only what is not
-    there yet, so a copy whose size is not the index's (cut short, an error page, or a set
-    rewritten at the same URL) is removed first. A local shard gets a link there instead of a
-    copy: wids takes a lock file beside the local name, and the shard's own folder may be
-    read-only.
+    there yet, so a copy that is not the index's shard (cut short, an error page, or a set
+    rewritten at the same URL: see :func:`cached_copy_is_current`) is removed first. A local
+    shard gets a link there instead of a copy: wids takes a lock file beside the local name, and
+    the shard's own folder may be read-only.
     """
 
-    def __init__(self, cache_dir: Path, sizes: dict[str, int]) -> None:
+    def __init__(self, cache_dir: Path, records: dict[str, ShardRecord]) -> None:
         self.cache_dir = cache_dir
-        self.sizes = sizes    # url -> bytes, from the index
+        self.records = records    # url -> what the index says of its bytes
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, url: str) -> str:
@@ -159,10 +245,12 @@ class ShardFiles:
             # Under wids' own download lock, so that a copy another worker is still writing is
             # not taken for a bad one.
             with ULockFile(f"{local}.lock"):
-                if local.exists() and local.stat().st_size != self.sizes.get(url, local.stat().st_size):
+                record = self.records.get(url, ShardRecord())
+                if local.exists() and not cached_copy_is_current(local, record):
                     local.unlink()
+                    _verified_name(local).unlink(missing_ok=True)
                 if _is_http(url) and not local.exists():
-                    download(url, local)   # wids then finds the copy; other schemes it fetches itself
+                    download(url, local, record)   # wids then finds the copy; other schemes it fetches itself
         return str(local)
 
 
@@ -170,20 +258,42 @@ def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"pix2pix_shards_{os.getuid()}"
 
 
+def usable_cache_dir(shard_cache: Path | None) -> Path:
+    """The shard cache folder, created if need be, once it is known to be a writable folder: a
+    local set needs it too (its links), and a bad one would otherwise show at the first sample
+    as an error about a shard."""
+    folder = shard_cache or default_cache_dir()
+    option = f"--shard_cache {folder}" if shard_cache is not None else \
+        f"{folder} (the default --shard_cache)"
+    if folder.exists() and not folder.is_dir():
+        raise OptionError(f"{option}: not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OptionError(f"{option}: cannot be created ({err.strerror or first_line(err)})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OptionError(f"{option}: not writable")
+    return folder
+
+
 class ShardStore:
     """What :class:`data.image_store.ImageStore` is to a folder, for a shard set: ``paths`` (each
     sample's original name), ``sizes`` (each sample's stored (height, width); None for an index
-    of format 1, which has none), ``len`` and ``load(index)``."""
+    of format 1, which has none, and then ``no_sizes`` says so), ``len`` and ``load(index)``."""
 
     def __init__(self, shards: list[dict[str, Any]], names: list[str], layout: ShardLayout,
                  decode: Decoder, check: HeaderCheck, *, cache_dir: Path, skip_bad: bool = False,
-                 cache: bool = False, limit: int | None = None, sizes: list[list[int]] | None = None) -> None:
+                 cache: bool = False, limit: int | None = None, sizes: list[list[int]] | None = None,
+                 index: str = "the shard index") -> None:
         self._shards = shards
+        self._names = names
         self._layout = layout
         self._decode = decode
         self._check = check
         self._cache_dir = cache_dir
-        self._sizes = {shard["url"]: shard["filesize"] for shard in shards if "filesize" in shard}
+        self._records = {shard["url"]: ShardRecord(shard.get("filesize"), shard.get(DIGEST)) for shard in shards}
+        self.no_sizes = (f"{index}: a version-1 shard index records no image sizes (remake the shard set "
+                         "with datasets/make_shards.py to record them)")
         self._reader: ShardListDataset | None = None
         self._reader_pid = -1
         total = len(names)
@@ -225,16 +335,21 @@ class ShardStore:
         if self._reader is None or self._reader_pid != os.getpid():
             with contextlib.redirect_stderr(io.StringIO()):   # wids prints a summary line on creation
                 self._reader = ShardListDataset(
-                    self._shards, localname=ShardFiles(self._cache_dir, self._sizes), transformations=[],
+                    self._shards, localname=ShardFiles(self._cache_dir, self._records), transformations=[],
                     lru_size=min(len(self._shards), MAX_OPEN_SHARDS))
             self._reader_pid = os.getpid()
         return self._reader
 
     def _load_from_shards(self, index: int) -> tuple[torch.Tensor, ...]:
         members = self.members(index)
-        for blob in members.values():
-            self._check(blob, *blob.size())
-        return self._layout.decode(self._decode, members)
+        try:
+            for blob in members.values():
+                self._check(blob, *blob.size())
+            return self._layout.decode(self._decode, members)
+        except DataError as err:
+            # The member (train-000000.tar:00000006.image.jpg) says where the bytes are; the
+            # sample's original name is what the user can find and fix.
+            raise DataError(f"{self._names[index]}: {err}") from None
 
     def members(self, index: int) -> dict[str, ImageBlob]:
         """The stored files of sample ``index`` of the shard set, by field."""
@@ -267,17 +382,14 @@ class ShardStore:
 
 def ShardDataset(cfg: DataConfig) -> Dataset:
     """The dataset the shard set was made from, reading its files from the shards."""
+    cache_dir = usable_cache_dir(cfg.shard_cache)
     meta, shards = load_index(cfg)
     mode = meta["dataset_mode"]
     layouts = shard_layouts()
     if mode not in layouts:
         raise DataError(f"{index_location(cfg.dataroot, cfg.phase)}: made from --dataset_mode {mode}, "
                         f"which this version cannot read (it reads {', '.join(layouts)})")
-    store = partial(_make_store, shards, meta["names"], meta.get("sizes"), layouts[mode], cfg)
+    store = partial(ShardStore, shards, meta["names"], layouts[mode], cache_dir=cache_dir,
+                    skip_bad=cfg.skip_bad_images, cache=cfg.cache, limit=cfg.max_dataset_size,
+                    sizes=meta.get("sizes"), index=index_location(cfg.dataroot, cfg.phase))
     return DATASETS.get(mode)(cfg, store=store)
-
-
-def _make_store(shards: list[dict[str, Any]], names: list[str], sizes: list[list[int]] | None,
-                layout: ShardLayout, cfg: DataConfig, decode: Decoder, check: HeaderCheck) -> ShardStore:
-    return ShardStore(shards, names, layout, decode, check, cache_dir=cfg.shard_cache or default_cache_dir(),
-                      skip_bad=cfg.skip_bad_images, cache=cfg.cache, limit=cfg.max_dataset_size, sizes=sizes)

@@ -7,8 +7,9 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from data.config import DataConfig
+from data.image_io import DataError
 from data.image_store import ImageStore
-from data.transforms import Size, output_size
+from data.transforms import PREPROCESS_MODES, Size, output_size
 
 
 class StoreDataset(Dataset):
@@ -29,7 +30,15 @@ class StoreDataset(Dataset):
         return height, width
 
     def sample_sizes(self) -> list[Size] | None:
-        """The (height, width) each sample's tensors have, for batching by size (None when the
-        store does not know its images' sizes before decoding them: shards of an older format)."""
+        """The (height, width) each sample's tensors have, for batching by size (asked only for
+        batches of more than one image). When the store does not know its images' sizes before
+        decoding them (shards of an older format): None if a crop makes every sample one size,
+        else a DataError saying why, since batches of mixed sizes cannot be stacked."""
         sizes = getattr(self.store, "sizes", None)
-        return None if sizes is None else [output_size(self.cfg, *self.stored_image_size(h, w)) for h, w in sizes]
+        if sizes is None:
+            if PREPROCESS_MODES.get(self.cfg.preprocess).crops:
+                return None
+            raise DataError(f"{self.store.no_sizes}; --preprocess {self.cfg.preprocess} keeps each image's "
+                            "own size, so batches of more than one need them: use --batch_size 1 or a "
+                            "--preprocess with a crop")
+        return [output_size(self.cfg, *self.stored_image_size(h, w)) for h, w in sizes]

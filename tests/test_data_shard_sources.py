@@ -38,7 +38,7 @@ def test_an_http_error_for_a_shard_is_one_line_and_nothing_is_cached(tmp_path: P
                 dataset[1]
             assert str(err.value) == f"{url}/train-000001.tar: HTTP error 404 (File not found)"
         dataset[2]
-    assert sorted(p.name.split("__")[1] for p in cache.iterdir() if not p.name.endswith(".lock")) == \
+    assert sorted(p.name.split("__")[1] for p in cache.iterdir() if not p.name.endswith((".lock", ".verified"))) == \
         ["train-000000.tar", "train-000002.tar"]
 
 

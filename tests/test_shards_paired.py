@@ -4,6 +4,7 @@ samples tensor for tensor, the same size-grouped batches, the same weights after
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def test_shards_of_paired_folders_give_the_folder_samples(scans: tuple[Path, Pat
 def test_the_index_records_each_sample_size_and_keeps_the_files_unchanged(scans: tuple[Path, Path]) -> None:
     root, shards = scans
     meta = json.loads((shards / "train.json").read_text())["pix2pix"]
-    assert meta["format_version"] == 2 and meta["dataset_mode"] == "paired"
+    assert meta["format_version"] == 3 and meta["dataset_mode"] == "paired"
+    shardlist = json.loads((shards / "train.json").read_text())["shardlist"]
+    assert [s["sha256"] for s in shardlist] == \
+        [hashlib.sha256((shards / s["url"]).read_bytes()).hexdigest() for s in shardlist]
     assert meta["names"] == [f"A1/train/scan{i}.tif" for i in range(5)]
     assert meta["sizes"] == [list(size) for size in SIZES["train"]]
     sharded = create_dataset("shards", cfg(shards, "train", "AtoB", shard_cache=shards / "cache"))
@@ -118,12 +122,13 @@ def test_an_index_of_format_1_still_reads_without_sizes(scans: tuple[Path, Path]
     (old / "train.json").write_text(json.dumps(index))
     new = create_dataset("shards", cfg(shards, "train", "AtoB", shard_cache=tmp_path / "c"))
     older = create_dataset("shards", cfg(old, "train", "AtoB", shard_cache=tmp_path / "c"))
-    assert older.sample_sizes() is None
+    with pytest.raises(DataError, match="a version-1 shard index records no image sizes"):
+        older.sample_sizes()   # asked for batches of 2 or more: pad keeps mixed sizes
     assert torch.equal(older[3]["A"], new[3]["A"])
-    index["pix2pix"]["format_version"] = 3
+    index["pix2pix"]["format_version"] = 4
     (old / "train.json").write_text(json.dumps(index))
     with pytest.raises(DataError, match=r"train\.json: not a pix2pix shard index this version reads "
-                                        r"\(format version 3; it reads 1, 2\)"):
+                                        r"\(format version 4; it reads 1, 2, 3\)"):
         create_dataset("shards", cfg(old, "train", "AtoB", shard_cache=tmp_path / "c"))
 
 
