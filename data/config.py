@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.image_io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from data.transforms import PREPROCESS_MODES
 from util.errors import OptionError
 
@@ -31,6 +32,7 @@ class DataConfig:
     skip_bad_images: bool = False
     cache: bool = False              # decode every image once and keep it in memory
     shard_cache: Path | None = None  # where shards read from URLs are downloaded (None: temp dir)
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS   # larger images are refused; 0: no limit
 
     def __post_init__(self) -> None:
         # Coerce str -> Path here so callers may pass either, while the value stays frozen.
@@ -39,6 +41,7 @@ class DataConfig:
         if self.shard_cache is not None:
             object.__setattr__(self, "shard_cache", Path(self.shard_cache))
         self.validate()
+        self.apply_limits()
 
     def validate(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
@@ -51,6 +54,8 @@ class DataConfig:
                             ("size_divisor", self.size_divisor)):
             if value < 1:
                 raise OptionError(f"{name} must be positive, not {value}")
+        if self.max_image_pixels < 0:
+            raise OptionError(f"--max_image_pixels must be 0 (no limit) or more, not {self.max_image_pixels}")
         if self.max_dataset_size is not None and self.max_dataset_size < 1:
             raise OptionError(f"--max_dataset_size must be positive, not {self.max_dataset_size}")
         mode = PREPROCESS_MODES.get(self.preprocess)
@@ -62,3 +67,14 @@ class DataConfig:
             if mode.uses_load_size and self.load_size < self.crop_size:
                 raise OptionError(f"--load_size {self.load_size} is smaller than --crop_size "
                                   f"{self.crop_size} (--preprocess {self.preprocess})")
+
+    def apply_limits(self) -> None:
+        """Make this process's readers use the config's pixel limit (Pillow keeps it per process)."""
+        set_max_image_pixels(self.max_image_pixels)
+
+    def __setstate__(self, state: dict) -> None:
+        # A loader worker started by spawn (macOS, Windows) unpickles the dataset's config with
+        # Pillow's default limit in place: it takes the config's again.
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.apply_limits()

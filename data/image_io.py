@@ -60,6 +60,8 @@ class ImageBlob:
                 return img.size
         except DataError:
             raise
+        except Image.DecompressionBombError as err:
+            raise DataError(refused_bomb(self, err)) from None
         except Exception as err:  # noqa: BLE001 - any reader failure means a bad member
             size = tiff_size(self)   # as for a file: TIFFs Pillow cannot open (many channels)
             if size is None:
@@ -90,15 +92,21 @@ def list_files(root: Path) -> list[Path]:
     decides which images ``max_dataset_size`` keeps.
     """
     found: list[Path] = []
-    visited: dict[tuple[int, int], str] = {}
+    folder_ids: dict[str, tuple[int, int]] = {}   # each folder walked so far -> (device, inode)
     for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable_folder, followlinks=True):
-        # Links are followed (datasets are often assembled from links), so a link to a folder
-        # above would make the walk go round until the path is too long, listing every image
-        # once per turn: refuse it instead.
+        # Links are followed (datasets are often assembled from links). A link to a folder it
+        # sits in would make the walk go round until the path is too long, listing every image
+        # once per turn: refuse that. A folder reached through two links to one place (cityA,
+        # cityB) is no loop: it is listed under both names, as `find -L` lists it.
         info = os.stat(dirpath)
-        seen = visited.setdefault((info.st_dev, info.st_ino), dirpath)
-        if seen != dirpath:
-            raise DataError(f"{dirpath}: symbolic link loop (the same folder as {seen})")
+        folder_ids[dirpath] = here = (info.st_dev, info.st_ino)
+        ancestor = os.path.dirname(dirpath)
+        while ancestor in folder_ids and ancestor != dirpath:
+            if folder_ids[ancestor] == here:
+                raise DataError(f"{dirpath}: symbolic link loop (a link to {ancestor}, a folder it is inside)")
+            ancestor, previous = os.path.dirname(ancestor), ancestor
+            if ancestor == previous:
+                break
         # Pruning in place stops os.walk from descending into hidden folders (.git, .ipynb...).
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(Path(dirpath) / f for f in filenames if not f.startswith(".") and has_image_extension(Path(f)))
@@ -156,7 +164,7 @@ def read_header(path: Path) -> tuple[int, int]:
     except DataError:
         raise
     except Image.DecompressionBombError as err:
-        raise DataError(f"{path}: refused: {first_line(err)}") from None
+        raise DataError(refused_bomb(path, err)) from None
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         size = tiff_size(path)   # TIFFs Pillow cannot open (many channels) are read by data/pixels.py
         if size is None:
@@ -179,13 +187,31 @@ def tiff_size(path: ImageSource) -> tuple[int, int] | None:
         return None
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485   # Pillow's own default (Image.MAX_IMAGE_PIXELS)
+_RAISE_LIMIT = "--max_image_pixels N raises the limit, 0 removes it"
+
+
+def set_max_image_pixels(limit: int) -> None:
+    """Set the largest image (in pixels) any reader here, Pillow's included, decodes; 0 for no
+    limit. Pillow keeps it per process: the dataset config applies it again in each loader
+    worker that unpickles it (data/config.py)."""
+    Image.MAX_IMAGE_PIXELS = limit or None
+
+
 def check_pixel_count(path: ImageSource, width: int, height: int) -> None:
-    """Refuse images over PIL's decompression-bomb threshold before decoding them: a small
-    file can declare 30000 x 30000 pixels, 2.7 GB once decoded to RGB."""
+    """Refuse images over the pixel limit (``--max_image_pixels``, Pillow's decompression-bomb
+    threshold) before decoding them: a small file can declare 30000 x 30000 pixels, 2.7 GB once
+    decoded to RGB."""
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
         raise DataError(f"{path}: {width} x {height} pixels is over the limit of {limit} pixels per image "
-                        "(a decompression bomb, or an image far larger than training needs); refused")
+                        f"(a decompression bomb, or an image far larger than training needs); refused "
+                        f"({_RAISE_LIMIT})")
+
+
+def refused_bomb(path: ImageSource, err: Exception) -> str:
+    """The line for an image Pillow refuses to open (over twice the pixel limit)."""
+    return f"{path}: refused: {first_line(err)} ({_RAISE_LIMIT})"
 
 
 def open_image(path: ImageSource) -> Image.Image:
@@ -203,13 +229,21 @@ def open_image(path: ImageSource) -> Image.Image:
             return img.copy()
     except DataError:
         raise
-    except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, bombs)
+    except Image.DecompressionBombError as err:
+        raise DataError(refused_bomb(path, err)) from None
+    except Exception as err:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError)
         raise DataError(f"{path}: cannot decode image ({reason(err)})") from None
 
 
 def unsupported_int32(path: ImageSource) -> str:
     return (f"{path}: 32-bit integer samples are not supported (8- or 16-bit integers, or floating "
             "point in [0, 1]); convert the file to 16-bit")
+
+
+def unsupported_signed(path: ImageSource, bits: int) -> str:
+    return (f"{path}: signed {bits}-bit integer samples are not supported (unsigned 8- or 16-bit "
+            "integers, or floating point in [0, 1]); shift and scale them to unsigned 16-bit "
+            "(0..65535) with the window that matters for the data")
 
 
 def check_float_range(values: np.ndarray, path: ImageSource) -> None:
@@ -257,10 +291,10 @@ def _wide_to_l(img: Image.Image, path: ImageSource | str) -> Image.Image:
         # data/pixels.py keeps floating-point samples at full precision.
         check_float_range(values, path)
         scale = 255.0
-    elif img.mode == "I" and values.size and values.max() <= 255:
-        scale = 1.0       # a 32-bit container holding 8-bit values
     else:
-        scale = 255.0 / 65535.0   # 16-bit samples
+        # 16-bit samples, "I" included: Pillow's netpbm of maxval > 255, scaled to 0..65535. The
+        # depth is the file's, never guessed from its values (a dark 16-bit frame stays 16-bit).
+        scale = 255.0 / 65535.0
     return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
 
 

@@ -5,6 +5,8 @@ with the photo the user sees.
 
 Data sets are read as stored (test.py and training, as the reference does): a pair's A and B
 may come from tools that disagree about the tag, and turning one of them would misalign the pair.
+The paired dataset reads the tags from the headers (:func:`header_orientation`) to say so when
+the two files of a pair carry different ones.
 """
 from __future__ import annotations
 
@@ -41,9 +43,21 @@ def exif_orientation(path: ImageSource) -> int:
     return value if value in _TURNS else 1
 
 
-def _pillow_tag(path: ImageSource) -> int | None:
+def header_orientation(path: ImageSource) -> int:
+    """:func:`exif_orientation` from the header alone, cheap enough for every file of a data set
+    at start-up: a PNG's eXIf chunk placed after its pixel data is not seen (Pillow would decode
+    the whole image to find it)."""
+    value = _pillow_tag(path, decode=False)
+    if value is None and path.suffix.lower() in TIFF_EXTENSIONS:
+        value = _tifffile_tag(path)
+    return value if value in _TURNS else 1
+
+
+def _pillow_tag(path: ImageSource, decode: bool = True) -> int | None:
     try:
         with quiet_readers(), Image.open(readable(path)) as img:
+            if not decode and img.format == "PNG" and "exif" not in img.info:
+                return 1
             return img.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - no header Pillow reads: another reader may
         return None

@@ -32,7 +32,8 @@ from data.aligned import check_min_size
 from data.config import DataConfig
 from data.image_io import DataError, ImageSource, list_files, read_header
 from data.image_store import ImageStore, StoreFactory
-from data.pixels import bits_of, common_depth, native_channels, read_pixels
+from data.orientation import header_orientation
+from data.pixels import bits_of, channel_layout, common_depth, native_channels, read_pixels
 from data.store_dataset import StoreDataset
 from data.transforms import SampleKey, augment, split_key, to_signed_unit
 
@@ -179,21 +180,39 @@ class PairedDataset(StoreDataset):
         return kept
 
     def _check_sizes(self) -> None:
-        wrong = []
+        """Every pair's files have one size; pairs whose files carry different EXIF orientation
+        tags are named (datasets read pixels as stored, data/orientation.py): in the size error
+        when they explain it, else in one warning, since a viewer shows such a pair turned."""
+        wrong, turned, turned_wrong = [], [], []
         for a_parts, b_parts in zip(self.parts["A"], self.parts["B"]):
-            sizes = [(p, read_header(p)) for p in a_parts + b_parts]
+            files = a_parts + b_parts
+            sizes = [(p, read_header(p)) for p in files]
             first = sizes[0][1]
-            wrong += [f"{p} is {w}x{h}, {sizes[0][0].name} {first[0]}x{first[1]}"
-                      for p, (w, h) in sizes[1:] if (w, h) != first]
+            mismatched = [f"{p} is {w}x{h}, {sizes[0][0].name} {first[0]}x{first[1]}"
+                          for p, (w, h) in sizes[1:] if (w, h) != first]
+            wrong += mismatched
+            tags = [header_orientation(p) for p in files]
+            if len(set(tags)) > 1:
+                tagged = ", ".join(f"{p.name} {tag}" for p, tag in zip(files, tags))
+                (turned_wrong if mismatched else turned).append(tagged)
         if wrong:
-            raise DataError(f"pairs of different sizes (width x height): {_listing(wrong)}")
+            hint = (f"; their EXIF orientation tags differ ({_listing(turned_wrong)}): datasets read pixels as "
+                    "stored, ignoring the tag, so save both files upright (PIL.ImageOps.exif_transpose)"
+                    if turned_wrong else "")
+            raise DataError(f"pairs of different sizes (width x height): {_listing(wrong)}{hint}")
+        if turned:
+            logger.warning("%d pair(s) whose files carry different EXIF orientation tags (%s): datasets read pixels "
+                           "as stored, ignoring the tag, so where a viewer shows such a pair aligned it trains "
+                           "turned; save both files upright (PIL.ImageOps.exif_transpose)", len(turned),
+                           _listing(turned))
 
     def _check_channels(self, side: str, wanted: int, option: str) -> None:
         """Every file's channels, from its header, against what decoding it will need."""
-        counts = [[native_channels(p) for p in parts] for parts in zip(*self.parts[side])]
+        layouts = [[channel_layout(p) for p in parts] for parts in zip(*self.parts[side])]
+        counts = [[layout.count for layout in column] for column in layouts]
         if len(counts) == 1:
-            convertible = {wanted} | ({1, 3} if wanted in (1, 3) else set())
-            bad = [f"{parts[0].name} has {c}" for parts, c in zip(self.parts[side], counts[0]) if c not in convertible]
+            bad = [f"{parts[0].name} has {layout.count}{' (with alpha)' if layout.alpha else ''}"
+                   for parts, layout in zip(self.parts[side], layouts[0]) if not layout.gives(wanted)]
             if bad:
                 raise DataError(f"{self.folders[side][0]}: channel counts that cannot give {option} {wanted}: "
                                 f"{_listing(bad)}")

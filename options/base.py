@@ -11,6 +11,7 @@ import re
 from typing import NoReturn
 
 from data import DATASETS, PREPROCESS_MODES
+from data.image_io import DEFAULT_MAX_IMAGE_PIXELS
 from models import MODELS
 from models.init import INITS
 from options.numbers import non_negative_int, positive_int  # noqa: F401 - re-exported: the options import them from here
@@ -158,6 +159,9 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--display_winsize", type=positive_int, default=256, help="display size of images on pages")
     g.add_argument("--cache_dataset", action="store_true",
                    help="decode every image once and keep it in memory (small sets such as facades)")
+    g.add_argument("--max_image_pixels", type=non_negative_int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                   help="refuse images of more pixels, as decompression bombs (default: Pillow's %(default)s, "
+                        "about 9459 x 9459); 0: no limit")
     add_skip_bad_images_option(g)
 
     add_load_options(p.add_argument_group("loading"))
