@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from data.image_io import DataError, has_image_extension, list_files, to_mode
+from data.image_io import DataError, has_image_extension, list_files, read_header, to_mode
+from data.pixels import open_eight_bit_as
 from util.argtypes import int_range
 from util.errors import UserError
 
@@ -83,10 +84,9 @@ def _few(names: Sequence[str]) -> str:
 
 def _size(path: Path) -> tuple[int, int]:
     try:
-        with Image.open(path) as image:   # reads the header only
-            return image.size
-    except (UnidentifiedImageError, OSError) as error:
-        raise CombineError(f"cannot read image {path}: {error}") from None
+        return read_header(path)   # the loader's header reader: TIFFs only tifffile opens included
+    except DataError as error:
+        raise CombineError(str(error)) from None
 
 
 def plan_pairs(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | None = None,
@@ -127,17 +127,16 @@ def plan_pairs(fold_A: Path, fold_B: Path, fold_AB: Path, num_imgs: int | None =
 def combine_pair(pair: Pair) -> str | None:
     """Write one A|B image; return an error line instead of raising, so pool workers report cleanly."""
     try:
-        with Image.open(pair.path_A) as image_A, Image.open(pair.path_B) as image_B:
-            # Keep 8-bit gray or RGB as they are when both agree; anything else
-            # (palette, RGBA, 16-bit, CMYK, mixed) becomes RGB so the halves can be pasted together.
-            mode = image_A.mode if image_A.mode == image_B.mode and image_A.mode in ("L", "RGB") else "RGB"
-            image_A, image_B = to_mode(image_A, mode, pair.path_A), to_mode(image_B, mode, pair.path_B)
-            width, height = image_A.size
-            combined = Image.new(mode, (2 * width, height))
-            combined.paste(image_A, (0, 0))
-            combined.paste(image_B, (width, 0))
-    except (UnidentifiedImageError, OSError, DataError) as error:
-        return f"cannot read {pair.path_A} or {pair.path_B}: {error}"
+        image_A, image_B = open_eight_bit_as(pair.path_A), open_eight_bit_as(pair.path_B)
+        # Two gray halves stay gray; gray with colour becomes RGB so the halves can be pasted together.
+        mode = "L" if image_A.mode == image_B.mode == "L" else "RGB"
+        image_A, image_B = to_mode(image_A, mode, pair.path_A), to_mode(image_B, mode, pair.path_B)
+        width, height = image_A.size
+        combined = Image.new(mode, (2 * width, height))
+        combined.paste(image_A, (0, 0))
+        combined.paste(image_B, (width, 0))
+    except DataError as error:   # the message starts with the file's path
+        return str(error)
     try:
         pair.path_AB.parent.mkdir(parents=True, exist_ok=True)
         combined.save(pair.path_AB, quality=95)   # quality only matters for JPEG

@@ -10,7 +10,8 @@ on the right (B), so `--direction AtoB` trains sketch -> photo.
 
 Layout: subfolders of --input (train, val, test, ...) are mirrored under --output; a flat
 folder of photos becomes the single split --split (default train). Outputs are PNG unless
---format jpg, named after the photo.
+--format jpg, named after the photo; photos of one stem (`a.jpg`, `a.png`) are told apart as
+translate.py tells them apart (`a.png`, `a_png.png`), so no result replaces another.
 
 Runs as a script once the project is installed (`pip install -e .`, which install.sh does), or
 from the project root as `python -m datasets.make_edges`. Photos are decoded to 8-bit RGB by the
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from scipy import ndimage
 from skimage.color import rgb2gray
 from skimage.feature import canny
 
 from data.image_io import IMAGE_EXTENSIONS, DataError, to_mode
+from data.pixels import open_eight_bit_as
+from reporting.results_layout import ResultNames
 from util.errors import UserError
 
 # use_quantiles -> (low, high). Absolute ones are scikit-image's own defaults; the quantile ones
@@ -96,11 +99,9 @@ def load_photo(path: Path, from_aligned: bool = False, photo_half: str = "B",
                size: int | None = None) -> Image.Image:
     """The photo to draw: the whole file, or one half of an aligned A|B image; resized if asked."""
     try:
-        with Image.open(path) as image:
-            image.load()   # decoded now: an RGB file comes back as this very image, used after close
-            photo = to_mode(image, "RGB", path)
-    except (UnidentifiedImageError, OSError, DataError) as error:
-        raise EdgesError(f"cannot read image {path}: {error}") from None
+        photo = open_eight_bit_as(path, "RGB")
+    except DataError as error:   # the message starts with the file's path
+        raise EdgesError(str(error)) from None
     if from_aligned:
         width, height = photo.size
         if width % 2:
@@ -144,9 +145,10 @@ def make_edges_dataset(input_dir: Path, output_dir: Path, settings: EdgeSettings
         target = Path(output_dir) / split_name
         target.mkdir(parents=True, exist_ok=True)
         photos = _images(folder)
+        names = ResultNames()   # a.jpg -> a.png, a.png -> a_png.png: translate.py's rule
         for path in photos:
             photo = load_photo(path, from_aligned, photo_half, size)
-            aligned_pair(detect_edges(photo, settings), photo).save(target / f"{path.stem}{suffix}",
+            aligned_pair(detect_edges(photo, settings), photo).save(target / f"{names.name_for(path.name)}{suffix}",
                                                                    **save_options)
         count += len(photos)
         if progress is not None:

@@ -52,7 +52,7 @@ def _combine(path: Path) -> list:
         (folder / side / "x.png").write_bytes(path.read_bytes())
     assert combine_A_and_B.main(["--fold_A", str(folder / "A"), "--fold_B", str(folder / "B"),
                                  "--fold_AB", str(folder / "AB")]) == 0
-    pair = Image.open(folder / "AB" / "x.png")
+    pair = Image.open(folder / "AB" / "x.png").convert("RGB")   # a gray pair is written gray
     half = pair.width // 2
     left = [pair.getpixel((x, 0)) for x in range(half)]
     assert left == [pair.getpixel((x + half, 0)) for x in range(half)]
