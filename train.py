@@ -22,7 +22,7 @@ from typing import Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
-from data import create_dataset
+from data import create_dataset, targets_problem
 from data.loader import create_dataloader
 from engine.distributed import Runtime, barrier, ddp_wrapper, distributed_runtime, launch_env, peer_failures_reported
 from engine.launch import LaunchError, end_rank, launch, processes_to_start
@@ -44,9 +44,10 @@ from inference.val_fid import CACHE_FOLDER as VAL_FID_FOLDER
 from reporting.logs import setup_logging
 from reporting.reporter import build_reporter
 from reporting.sink import display_outputs
-from training.loop import Run, broadcast_buffers, describe_run, run_epochs
+from training.loop import BadDataStop, Run, broadcast_buffers, describe_run, run_epochs
+from training.sizes import check_sample_sizes
 from training.start import nothing_left, recorded_options, resume_label, start_state
-from util.errors import UserError
+from util.errors import OptionError, UserError
 
 log = logging.getLogger("train")
 
@@ -58,6 +59,10 @@ def load_data(opt: Options, runtime: Runtime) -> tuple[Dataset, DataLoader]:
             ensure_demo_dataset(opt.dataroot)
         barrier(runtime)  # the other ranks read the demo set only once it is complete
     dataset = create_dataset(opt.dataset_mode, data_config(opt))
+    # A shard set names its mode in its index: one made from `single` is known only once read.
+    problem = targets_problem(dataset, f"--dataroot {opt.dataroot} (shards made from --dataset_mode single)")
+    if problem:
+        raise OptionError(problem)
     loader = create_dataloader(dataset, opt.batch_size, shuffle=not opt.serial_batches, num_workers=opt.num_threads,
                                seed=opt.seed, rank=runtime.rank, world_size=runtime.world_size,
                                pin_memory=runtime.device.type == "cuda")
@@ -72,6 +77,7 @@ def train(opt: Options, runtime: Runtime) -> tuple[TrainState, BaseModel]:
     recorded = recorded_options(opt, exp_dir, label) if label is not None else {}
     opt, adopted, changed, steered = resume_options(opt, recorded)
     dataset, loader = load_data(opt, runtime)
+    check_sample_sizes(opt, dataset)   # before the networks are built: they are probed on shapes only
     val_split = validation_split(opt)
     apply_backend_settings(backend_settings_from(opt), runtime.device)
     seed_everything(opt.seed)  # the same initial weights on every process
@@ -115,6 +121,10 @@ def run_process(opt: Options) -> int:
             where, is_main = runtime.label, runtime.is_main
             setup_logging(is_main=runtime.is_main, verbose=opt.verbose)
             train(opt, runtime)
+    except BadDataStop as stopped:   # every rank raises it, after their common save: said once
+        if is_main:
+            print(f"train.py: error: {stopped}", file=sys.stderr)
+        return 1
     except UserError as err:   # one line per process; anything else is a bug and keeps its traceback
         print(f"train.py: error{where}: {err}", file=sys.stderr)
         return 1

@@ -6,13 +6,15 @@ Build a dataset with ``create_dataset(mode, DataConfig(...))`` and a loader with
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch.utils.data import Dataset
 
 from data.aligned import AlignedDataset
 from data.colorization import ColorizationDataset
-from data.config import DataConfig
+from data.config import DataConfig, is_url
 from data.image_io import DataError
-from data.paired import PairedDataset
+from data.paired import PairedDataset, side_folders
 from data.shards import ShardDataset
 from data.registry import DATASETS
 from data.shard_format import ONE_FILE, PAIR_FILES
@@ -30,14 +32,48 @@ DATASETS.add("paired", PairedDataset, shard_layout=PAIR_FILES,
                   "dataroot/phase_A + phase_B; A1, A2 ... stack into channels; 16-bit kept")
 DATASETS.add("colorization", ColorizationDataset, shard_layout=ONE_FILE,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
-DATASETS.add("shards", ShardDataset,
+DATASETS.add("shards", ShardDataset, reads_urls=True,
              help="tar shards from datasets/make_shards.py (--dataroot: the folder or URL of <phase>.json); "
                   "samples as the mode they were made from gives them")
 
 
 def create_dataset(mode: str, cfg: DataConfig) -> Dataset:
     """Build the dataset registered as ``mode``; bad files raise :class:`DataError`."""
-    return DATASETS.get(mode)(cfg)
+    entry = DATASETS.entry(mode)
+    if is_url(cfg.dataroot) and not entry.meta.get("reads_urls", False):
+        # Only a shard set is read over the network; the folder modes would fail on the str.
+        raise DataError(f"--dataroot {cfg.dataroot}: a URL is read only with --dataset_mode shards (a shard set "
+                        f"made with datasets/make_shards.py), not with --dataset_mode {entry.name}")
+    try:
+        return entry.obj(cfg)
+    except DataError as err:
+        hint = _paired_layout_hint(entry.name, cfg)
+        if hint is None:
+            raise
+        raise DataError(f"{err}; {hint}") from None
 
 
-__all__ = ["DATASETS", "PREPROCESS_MODES", "DataConfig", "DataError", "create_dataset"]
+def targets_problem(dataset_or_mode: object, what: str) -> str | None:
+    """Why ``what`` (a dataset, or a mode's class) cannot train: its items hold no target ``B``."""
+    if getattr(dataset_or_mode, "has_targets", True):
+        return None
+    trainable = ", ".join(e.name for e in DATASETS if getattr(e.obj, "has_targets", False))
+    return (f"{what} gives inputs only, no targets; training needs pairs: --dataset_mode {trainable}, or shards "
+            "made from one of them (single is for test.py)")
+
+
+def _paired_layout_hint(mode: str, cfg: DataConfig) -> str | None:
+    """A folder in the two-folder layout read with another mode (the default ``aligned``, or test.py,
+    whose checkpoint does not record the mode) fails on a missing ``<phase>`` folder: say which mode
+    reads it."""
+    if mode == "paired" or not isinstance(cfg.dataroot, Path) or (cfg.dataroot / cfg.phase).is_dir():
+        return None
+    try:
+        for side in ("A", "B"):
+            side_folders(cfg.dataroot, cfg.phase, side)
+    except DataError:
+        return None
+    return "it holds pairs in two folders (A and B): add --dataset_mode paired"
+
+
+__all__ = ["DATASETS", "PREPROCESS_MODES", "DataConfig", "DataError", "create_dataset", "targets_problem"]

@@ -22,6 +22,8 @@ INPUT_NC, OUTPUT_NC = 1, 2
 class ColorizationDataset(SingleDataset):
     """Reads ``dataroot/phase`` when that folder exists, otherwise ``dataroot`` itself."""
 
+    has_targets = True   # ab, split off each photo
+
     def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         if (cfg.input_nc, cfg.output_nc) != (INPUT_NC, OUTPUT_NC):
             raise OptionError(f"--dataset_mode colorization gives L (1 channel) in and ab (2 channels) "

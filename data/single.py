@@ -26,6 +26,8 @@ class SingleDataset(StoreDataset):
     one image file ``dataroot`` names), or from ``store`` (data/shards.py). A gets ``input_nc``
     channels."""
 
+    has_targets = False
+
     def __init__(self, cfg: DataConfig, store: StoreFactory | None = None) -> None:
         self.cfg = cfg
         self.mode_A = self.decode_mode(cfg)

@@ -3,6 +3,7 @@ their files, their length and the size each sample's tensors will have."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from torch.utils.data import Dataset
 
@@ -17,6 +18,8 @@ class StoreDataset(Dataset):
 
     cfg: DataConfig
     store: ImageStore
+    # Whether items hold a target "B" beside the input "A": what training needs (test.py does not).
+    has_targets: ClassVar[bool] = True
 
     @property
     def paths(self) -> list[Path]:

@@ -6,13 +6,13 @@ from typing import Callable
 
 import argparse
 
-from data import PREPROCESS_MODES
+from data import DATASETS, PREPROCESS_MODES, targets_problem
 from data.colorization import INPUT_NC, OUTPUT_NC
 from models.losses import GAN_LOSSES
 from models.networks import DISCRIMINATORS, GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
-from options.highres import fix_global_problem
+from options.highres import fix_global_problem, fix_global_processes_problem
 from options.validation import VALIDATION_CHECKS
 from reporting.sink import display_problem
 
@@ -95,6 +95,8 @@ def _discriminator_fits_crop(opt: argparse.Namespace) -> str | None:
     in an instance norm of one pixel)."""
     if not getattr(opt, "is_train", False) or not hasattr(opt, "netD"):
         return None
+    if not PREPROCESS_MODES.get(opt.preprocess).crops:
+        return None   # no crop: each sample keeps its size, checked once the dataset is read (training/sizes.py)
     spec = DISCRIMINATORS.from_options(vars(opt))
     n_layers = getattr(spec, "n_layers", None)
     if n_layers is None:   # the pixel D keeps every pixel
@@ -112,8 +114,17 @@ def _discriminator_fits_crop(opt: argparse.Namespace) -> str | None:
             + (" or a lower --num_D" if num_d > 1 else ""))
 
 
-CHECKS: list[Check] = [_crop_not_above_load, _size_fits_generator, _channels_match_model, _aspect_ratio_positive,
-                       _numbers_in_range, _gradient_penalty_with_synced_bn, _discriminator_fits_crop, fix_global_problem]
+def _training_data_has_targets(opt: argparse.Namespace) -> str | None:
+    """A mode without targets fails at the first step (no "B" to compare with), after the folder
+    is written; refused here. Shards name their mode in their index: train.py checks them once read."""
+    if not getattr(opt, "is_train", False):
+        return None
+    return targets_problem(DATASETS.get(opt.dataset_mode), f"--dataset_mode {opt.dataset_mode}")
+
+
+CHECKS: list[Check] = [_training_data_has_targets, _crop_not_above_load, _size_fits_generator, _channels_match_model,
+                       _aspect_ratio_positive, _numbers_in_range, _gradient_penalty_with_synced_bn,
+                       _discriminator_fits_crop, fix_global_problem, fix_global_processes_problem]
 
 
 CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)

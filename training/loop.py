@@ -6,14 +6,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from data.image_io import DataError
 from data.loader import set_loader_epoch
 from engine.checkpoint import iter_label
-from engine.distributed import Runtime, barrier, check_ranks_agree, mean_across_ranks, unwrap
+from engine.distributed import Runtime, barrier, check_ranks_agree, gather_to_all, mean_across_ranks, unwrap
 from engine.saver import Saver, reached_max_steps
 from engine.train_state import TrainState, check_finite, crossed
 from inference.validation_hook import ValidationHook
@@ -23,6 +25,7 @@ from options.base import Options
 from reporting.progress import EpochProgress
 from reporting.reporter import Reporter
 from reporting.sink import TrainPoint
+from util.errors import UserError
 
 log = logging.getLogger("train")
 
@@ -136,6 +139,56 @@ def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, B
     return state, model
 
 
+class BadDataStop(UserError):
+    """A sample whose pixels could not be decoded (damage a header does not show: a truncated
+    file, NaN in a float TIFF) stopped the run, with the steps trained so far saved as 'latest'.
+    Every rank raises it with the same message; train.py prints it once, from rank 0."""
+
+
+def _batches(loader: DataLoader) -> Iterator[tuple[Any, DataError | None]]:
+    """The loader's batches, each with None; a batch that could not be decoded ends them with
+    (None, its DataError), so that the loop can save before it stops."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except DataError as err:
+            yield None, err
+            return
+        yield batch, None
+
+
+def bad_data_anywhere(error: DataError | None, runtime: Runtime) -> bool:
+    """Did any rank fail to decode its batch? Under DDP the others would otherwise wait for it
+    in the step's gradient all-reduce until --dist_timeout: one number per step, like the stop
+    signal's (engine/stop.py), makes every rank stop before the same step."""
+    if not runtime.distributed:
+        return error is not None
+    flag = {"bad": torch.tensor(float(error is not None), device=runtime.device)}
+    return float(mean_across_ranks(flag, runtime)["bad"]) > 0
+
+
+def stop_on_bad_data(run: Run, model: BaseModel, state: TrainState, losses: Losses, error: DataError | None,
+                     trained: bool) -> None:
+    """Save 'latest' as a stop signal does (every rank, the same step: a consistent state) when
+    this run trained a step, then raise :class:`BadDataStop` naming the file on every rank."""
+    if trained:
+        run.saver.save_latest(model, state, losses)
+    found = [(rank, message) for rank, message in enumerate(gather_to_all(str(error) if error else None, run.runtime))
+             if message is not None]
+    rank, message = found[0]
+    where = f" (rank {rank})" if run.runtime.distributed else ""
+    remedy = ("replace or remove that file (or add --skip_bad_images, which decodes every file at start-up and leaves "
+              "out bad ones)")
+    if trained:
+        raise BadDataStop(f"{message}{where}; 'latest' saved after step {state.step} (epoch {state.epoch}) in "
+                          f"{run.exp_dir}: {remedy}, then resume with --continue_train")
+    raise BadDataStop(f"{message}{where}; no step trained in this run, nothing saved: {remedy}, then run the "
+                      "command again")
+
+
 def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
     """From ``state`` to the schedule's end, ``--max_steps``, a stop signal (the saver's), or
     ``--early_stop`` (the validation hook's ``stopping``: every rank sets it at the same step),
@@ -143,6 +196,7 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
     epoch's last step that epoch ended first."""
     opt, loader = run.opt, run.loader
     losses: Losses = {}
+    first_step = state.step
     while state.epoch <= run.last_epoch:
         set_loader_epoch(loader, state.epoch, start_index=state.epoch_samples)
         epoch_loss_sum, epoch_steps = torch.zeros((), device=run.runtime.device), 0
@@ -152,7 +206,9 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
         bar = EpochProgress(batches, state.epoch, run.last_epoch, enabled=run.runtime.is_main)
         stopping = epoch_ends = False
         t_data = time.perf_counter()
-        for batch_data in loader:
+        for batch_data, bad in _batches(loader):
+            if bad_data_anywhere(bad, run.runtime):
+                stop_on_bad_data(run, model, state, losses, bad, trained=state.step > first_step)
             before, t_step = state.samples, time.perf_counter()
             model.set_input(batch_data)
             losses = model.train_step()  # one D update, then one G update
