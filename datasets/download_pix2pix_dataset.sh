@@ -50,23 +50,48 @@ trap 'rm -rf "$WORK_DIR"' EXIT
 trap 'exit 130' INT TERM   # run the EXIT cleanup on Ctrl-C and kill too
 ARCHIVE="$WORK_DIR/$NAME.tar.gz"
 
+# A progress bar on a terminal; elsewhere (logs, scripts) no output but this script's own lines.
+if [[ -t 2 ]]; then PROGRESS=(--progress-bar); else PROGRESS=(--silent); fi
+NO_SERVER="no network connection, or the server is unreachable; check the connection, or fetch the file elsewhere and extract it into $DEST_ROOT"
+# An answer with an error status is no network problem: the name or the mirror is wrong.
+refused() {
+    die "the server answered $URL with HTTP $1; is the URL right? (PIX2PIX_DATASETS_URL=$BASE_URL; the default mirror is http://efrosgans.eecs.berkeley.edu/pix2pix/datasets)"
+}
+
+echo "downloading $URL"
 if command -v curl >/dev/null 2>&1; then
-    FETCH=(curl --fail --location --show-error --progress-bar --connect-timeout "$CONNECT_TIMEOUT"
-           --output "$ARCHIVE" "$URL")
+    # --fail: an error status (404) is exit 22 with the status in %{http_code}, not a saved error page.
+    set +e
+    STATUS=$(curl --fail --location "${PROGRESS[@]}" --connect-timeout "$CONNECT_TIMEOUT" --write-out '%{http_code}' \
+                  --output "$ARCHIVE" "$URL")
+    CODE=$?
+    set -e
+    case $CODE in
+        0) ;;
+        22) refused "$STATUS" ;;
+        5|6|7|28|35|52|55|56) die "could not download $URL ($NO_SERVER)" ;;
+        *) die "could not download $URL (curl exit status $CODE); check the URL and the connection" ;;
+    esac
 elif command -v wget >/dev/null 2>&1; then
-    FETCH=(wget --connect-timeout="$CONNECT_TIMEOUT" --tries=1 --output-document="$ARCHIVE" "$URL")
+    set +e
+    # Its log (status lines included) is read here for the status, not shown.
+    ERRORS=$(wget --server-response --connect-timeout="$CONNECT_TIMEOUT" --tries=1 \
+                  --output-document="$ARCHIVE" "$URL" 2>&1)
+    CODE=$?
+    set -e
+    case $CODE in
+        0) ;;
+        8) refused "$(grep -o 'HTTP/[0-9.]* [0-9]*' <<<"$ERRORS" | tail -1 | cut -d' ' -f2)" ;;
+        4) die "could not download $URL ($NO_SERVER)" ;;
+        *) die "could not download $URL (wget exit status $CODE); check the URL and the connection" ;;
+    esac
 else
     die "neither curl nor wget is installed; install one, or download $URL by hand and extract it into $DEST_ROOT"
 fi
 
-echo "downloading $URL"
-if ! "${FETCH[@]}"; then
-    die "could not download $URL (no network connection, or the server is unreachable); check the connection, or fetch the file elsewhere and extract it into $DEST_ROOT"
-fi
-
 mkdir "$WORK_DIR/extract"
-if ! tar -xzf "$ARCHIVE" -C "$WORK_DIR/extract"; then
-    die "$URL did not give a valid .tar.gz archive (interrupted download?); nothing was written to $TARGET"
+if ! tar -xzf "$ARCHIVE" -C "$WORK_DIR/extract" 2>"$WORK_DIR/tar_errors"; then
+    die "$URL did not give a valid .tar.gz archive (interrupted download?: $(head -n 1 "$WORK_DIR/tar_errors")); nothing was written to $TARGET"
 fi
 # The official archives hold a single NAME/ folder; accept a flat archive too.
 SOURCE="$WORK_DIR/extract/$NAME"

@@ -2,12 +2,16 @@
 (make_edges.py: tests/test_make_edges.py)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ from PIL import Image
 from datasets import combine_A_and_B
 from tests.clone_env import clone_env
 from tests.image_files import noise_image
+from tests.shard_helpers import serve_folder
 
 REPO = Path(__file__).resolve().parents[1]
 DOWNLOAD_SCRIPT = REPO / "datasets" / "download_pix2pix_dataset.sh"
@@ -182,16 +187,54 @@ def test_download_bad_name_prints_the_valid_ones(tmp_path: Path, args: tuple[str
     assert not (tmp_path / "datasets").exists()
 
 
+@contextlib.contextmanager
+def _hanging_up_server() -> Iterator[str]:
+    """A port that takes the connection and closes it without an answer (as a dropped link or a
+    dead server does; an unroutable address is no test here, where a proxy answers every one)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                listener.accept()[0].close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
 @needs_bash
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9",        # nothing listens: refused at once
-                                      "http://10.255.255.1:81"])   # unroutable: the connect timeout
-def test_download_without_network_says_so(tmp_path: Path, base_url: str) -> None:
-    result = _download(tmp_path, "facades", PIX2PIX_DATASETS_URL=base_url)
+@pytest.mark.parametrize("server", ["refused",    # nothing listens: refused at once
+                                    "hangs_up"])  # connected, no answer
+def test_download_without_network_says_so(tmp_path: Path, server: str) -> None:
+    with (_hanging_up_server() if server == "hangs_up" else contextlib.nullcontext("http://127.0.0.1:9")) as base_url:
+        result = _download(tmp_path, "facades", PIX2PIX_DATASETS_URL=base_url)
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("download_pix2pix_dataset: error: could not download")
     assert f"{base_url}/facades.tar.gz" in last_line and "network" in last_line
     assert list((tmp_path / "datasets").iterdir()) == []   # no partial folder, no temp file
+
+
+@needs_bash
+@pytest.mark.skipif(shutil.which("curl") is None and shutil.which("wget") is None, reason="needs curl or wget")
+def test_download_wrong_url_is_not_called_a_network_problem(tmp_path: Path) -> None:
+    """A server that answers 404 (a wrong mirror) is reachable: the line says what it answered."""
+    (tmp_path / "empty").mkdir()
+    with serve_folder(tmp_path / "empty") as base_url:
+        result = _download(tmp_path, "facades", PIX2PIX_DATASETS_URL=base_url)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()   # one line: curl's own message is not printed
+    assert line.startswith("download_pix2pix_dataset: error: the server answered")
+    assert f"{base_url}/facades.tar.gz" in line and "HTTP 404" in line and "PIX2PIX_DATASETS_URL" in line
+    assert "network" not in line
+    assert list((tmp_path / "datasets").iterdir()) == []
 
 
 def _archive(tmp_path: Path, name: str, corrupt: bool = False) -> str:
@@ -223,5 +266,6 @@ def test_download_extracts_into_datasets_name(tmp_path: Path) -> None:
 def test_download_broken_archive_leaves_nothing(tmp_path: Path) -> None:
     result = _download(tmp_path, "maps", PIX2PIX_DATASETS_URL=_archive(tmp_path, "maps", corrupt=True))
     assert result.returncode == 1
-    assert "did not give a valid .tar.gz" in result.stderr.strip().splitlines()[-1]
+    [line] = result.stderr.strip().splitlines()   # tar's and gzip's lines folded into it
+    assert "did not give a valid .tar.gz" in line
     assert list((tmp_path / "datasets").iterdir()) == []
