@@ -50,20 +50,23 @@ from data.transforms import SampleKey, sample_seed, to_signed_unit  # noqa: E402
 from datasets.make_shards import make_shards  # noqa: E402
 from engine.amp_auto import PIN_ENV  # noqa: E402
 from engine.distributed import Runtime  # noqa: E402
+from options.base import OneLineParser  # noqa: E402
+from util.argtypes import positive_int  # noqa: E402
 
 SOURCES = ("folder", "shards", "cache")
 BUSY_NOTE = "shared machine, busy with other jobs while measured (see load_average)"
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="loader_speed.py", description=__doc__.splitlines()[0])
     p.add_argument("--dataroot", type=Path, default=ROOT / "datasets" / "facades",
                    help="an aligned set with a train/ folder (default datasets/facades)")
     p.add_argument("--sizes", default="256,512", help="crop sizes, comma-separated")
     p.add_argument("--workers", default="1,2,4", help="loader worker counts, comma-separated")
     p.add_argument("--formats", default="jpeg,png", help="jpeg (the files as they are) and/or png")
-    p.add_argument("--images", type=int, default=32, help="images timed per loader measurement")
-    p.add_argument("--steps", type=int, default=2, help="timed training steps per size (after 1 warm-up)")
+    # At least one of each: a rate over none is no measurement (it printed 'nan steps/s').
+    p.add_argument("--images", type=positive_int, default=32, help="images timed per loader measurement")
+    p.add_argument("--steps", type=positive_int, default=2, help="timed training steps per size (after 1 warm-up)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     return p
 

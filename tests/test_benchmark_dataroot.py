@@ -46,3 +46,12 @@ def test_each_reader_offers_dataroot_with_the_clone_default(name: str) -> None:
                           text=True, timeout=120, env=clone_env(), cwd=ROOT.parent)
     assert done.returncode == 0, done.stderr
     assert "--dataroot" in done.stdout and "datasets/facades" in done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--images"])
+def test_loader_speed_refuses_zero_counts(flag: str, tmp_path: Path) -> None:
+    """A rate over zero steps or images was printed as 'nan steps/s'; refused in one line before any work."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loader_speed.py"), flag, "0",
+                           "--dataroot", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"loader_speed.py: error: argument {flag}: must be a positive integer, got 0 (see --help)"
