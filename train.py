@@ -123,7 +123,7 @@ def run_process(opt: Options) -> int:
             train(opt, runtime)
     except BadDataStop as stopped:   # every rank raises it, after their common save: said once
         if is_main:
-            print(f"train.py: error: {stopped}", file=sys.stderr)
+            print(f"train.py: error{stopped.where}: {stopped}", file=sys.stderr)
         return 1
     except UserError as err:   # one line per process; anything else is a bug and keeps its traceback
         print(f"train.py: error{where}: {err}", file=sys.stderr)

@@ -142,7 +142,12 @@ def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, B
 class BadDataStop(UserError):
     """A sample whose pixels could not be decoded (damage a header does not show: a truncated
     file, NaN in a float TIFF) stopped the run, with the steps trained so far saved as 'latest'.
-    Every rank raises it with the same message; train.py prints it once, from rank 0."""
+    Every rank raises it with the same message; train.py prints it once, from rank 0, labelled
+    with ``where``: the rank that met the file (' (rank 1)'; '' in one process)."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 def _batches(loader: DataLoader) -> Iterator[tuple[Any, DataError | None]]:
@@ -183,10 +188,10 @@ def stop_on_bad_data(run: Run, model: BaseModel, state: TrainState, losses: Loss
     remedy = ("replace or remove that file (or add --skip_bad_images, which decodes every file at start-up and leaves "
               "out bad ones)")
     if trained:
-        raise BadDataStop(f"{message}{where}; 'latest' saved after step {state.step} (epoch {state.epoch}) in "
-                          f"{run.exp_dir}: {remedy}, then resume with --continue_train")
-    raise BadDataStop(f"{message}{where}; no step trained in this run, nothing saved: {remedy}, then run the "
-                      "command again")
+        raise BadDataStop(f"{message}; 'latest' saved after step {state.step} (epoch {state.epoch}) in "
+                          f"{run.exp_dir}: {remedy}, then resume with --continue_train", where)
+    raise BadDataStop(f"{message}; no step trained in this run, nothing saved: {remedy}, then run the "
+                      "command again", where)
 
 
 def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:

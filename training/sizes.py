@@ -21,6 +21,8 @@ log = logging.getLogger("train")
 # The largest side tried when looking for the smallest one a network takes (the message's
 # "at least N px"); past it the probe gives up and lets the run go on.
 SEARCH_LIMIT = 4096
+# Larger samples are probed at this side first (the probe's cost grows with the pixels).
+CHEAP_SIDE = 512
 
 
 def _smallest_sample(sizes: list[tuple[int, int]]) -> int:
@@ -56,11 +58,14 @@ def check_sample_sizes(opt: Options, dataset: Any) -> None:
     height, width = sizes[index]
     g_spec = generator_spec(opt)
     step = g_spec.size_multiple
+    # Every map grows with the input, so a size that works proves every larger one: a capped
+    # size first (cheap on large images), the sample's own only when that fails.
+    capped = (max(step, min(height, CHEAP_SIDE) // step * step), max(step, min(width, CHEAP_SIDE) // step * step))
     for option, spec in (("--netG", g_spec), ("--netD", DISCRIMINATORS.from_options(vars(opt)))):
-        if runs_at(spec, height, width):
+        if runs_at(spec, *capped) or runs_at(spec, height, width):
             continue
         needed = smallest_square(spec, step * (min(height, width) // step + 1), step, SEARCH_LIMIT)
-        if needed is None:   # no size works: the probe cannot tell (an op without a meta kernel)
+        if needed is None:   # no size works: the failure is not about size, and not this check's to report
             log.debug("%s %s: the size probe is inconclusive; not checked", option, spec.name)
             continue
         stored = _stored_size(dataset, index)
