@@ -35,6 +35,10 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 class DataError(UserError, ValueError):
     """A dataset file or folder that cannot be used; the message names it in one line."""
 
+    # What a user does about it when it stops a run midway (training/loop.py says it).
+    remedy = ("replace or remove that file (or add --skip_bad_images, which decodes every file at start-up and "
+              "leaves out bad ones)")
+
 
 class ImageBlob:
     """An image file's bytes read from somewhere other than a folder (a tar shard), under the

@@ -72,7 +72,7 @@ class ResumableSampler(DistributedSampler):
 
 
 class _Failed(NamedTuple):
-    message: str
+    error: DataError   # the instance, pickled with its class: a download's failure stays one
 
 
 class GuardedDataset(Dataset):
@@ -88,7 +88,7 @@ class GuardedDataset(Dataset):
         try:
             return self.inner[key]
         except DataError as err:
-            return _Failed(str(err))
+            return _Failed(err)
 
     def __getattr__(self, name: str) -> Any:
         # Delegate (paths, store, cfg ...) to the wrapped dataset; guard against recursion
@@ -118,7 +118,7 @@ class _CheckedIterator:
     def __next__(self) -> Any:
         batch = next(self._inner)
         if isinstance(batch, _Failed):
-            raise DataError(batch.message)
+            raise batch.error
         return batch
 
 

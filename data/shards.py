@@ -116,6 +116,12 @@ def _check_local_shard(shard: dict[str, Any], where: str) -> None:
                         "was rewritten after the index (make the shard set again)")
 
 
+class FetchError(DataError):
+    """A shard that could not be fetched whole: nothing is wrong with any one image file."""
+
+    remedy = "check the shard server and the set on it; the shard is fetched anew when the run goes on"
+
+
 def _is_http(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
@@ -125,9 +131,9 @@ def _fetched(url: str) -> Any:
     try:
         return urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S)
     except urllib.error.HTTPError as err:
-        raise DataError(f"{url}: HTTP error {err.code} ({err.reason})") from None
+        raise FetchError(f"{url}: HTTP error {err.code} ({err.reason})") from None
     except OSError as err:   # URLError (no server, refused) included
-        raise DataError(f"{url}: cannot be fetched ({getattr(err, 'reason', None) or first_line(err)})") from None
+        raise FetchError(f"{url}: cannot be fetched ({getattr(err, 'reason', None) or first_line(err)})") from None
 
 
 @dataclass(frozen=True)
@@ -150,20 +156,20 @@ def download(url: str, local: Path, record: ShardRecord = ShardRecord()) -> None
             if wanted is None or received >= wanted:
                 break
             if attempt == DOWNLOAD_TRIES:
-                raise DataError(f"{url}: download cut short ({received} of {wanted} bytes, {DOWNLOAD_TRIES} tries)")
+                raise FetchError(f"{url}: download cut short ({received} of {wanted} bytes, {DOWNLOAD_TRIES} tries)")
             logger.warning("%s: download cut short (%d of %d bytes); trying again", url, received, wanted)
             time.sleep(RETRY_PAUSE_S * 2 ** (attempt - 1))
         if record.filesize is not None and received != record.filesize:
-            raise DataError(f"{url}: {received} bytes downloaded, but the index records {record.filesize}; "
+            raise FetchError(f"{url}: {received} bytes downloaded, but the index records {record.filesize}; "
                             "the shard was rewritten after its index (make the shard set again)")
         if record.sha256 is not None and digest != record.sha256:
-            raise DataError(f"{url}: digest mismatch (the download's {DIGEST} is {digest[:16]}..., the index "
+            raise FetchError(f"{url}: digest mismatch (the download's {DIGEST} is {digest[:16]}..., the index "
                             f"records {record.sha256[:16]}...); the shard was rewritten after its index, "
                             "or the server sends something else")
         os.replace(partial_file, local)
         _remember_digest(local, digest)
     except OSError as err:
-        raise DataError(f"{url}: cannot be fetched ({first_line(err)})") from None
+        raise FetchError(f"{url}: cannot be fetched ({first_line(err)})") from None
     finally:
         partial_file.unlink(missing_ok=True)
 

@@ -117,3 +117,35 @@ def test_skip_batches_and_loader_attributes(root: Path) -> None:
     rest = list(skip_batches(iter(loader), 1))
     assert same_batches(rest, full[1:])
     assert loader.dataset.paths == ds.paths   # the guard wrapper forwards dataset attributes
+
+
+class _FailsAt(torch.utils.data.Dataset):
+    """Four samples; the third raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, key) -> torch.Tensor:   # a SampleKey: (index, augmentation seed)
+        if key.index == 2:
+            raise self.error
+        return torch.full((1,), float(key.index))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_data_error_reaches_the_loop_as_raised_with_its_remedy(workers: int) -> None:
+    """A shard that could not be fetched is not a bad image file: the loop's line gives the remedy
+    of the error's own class, so the class must cross the worker boundary (it crossed as a plain
+    DataError, whose remedy names --skip_bad_images)."""
+    from data.image_io import DataError
+    from data.shards import FetchError
+    for error in (FetchError("http://h/s-000000.tar: download cut short (10 of 20 bytes, 3 tries)"),
+                  DataError("a/7.png: cannot decode image (truncated)")):
+        loader = create_dataloader(_FailsAt(error), 1, shuffle=False, num_workers=workers, seed=0)
+        with pytest.raises(DataError) as caught:
+            list(loader)
+        assert type(caught.value) is type(error) and str(caught.value) == str(error)
+        assert caught.value.remedy == error.remedy
+    assert "--skip_bad_images" in DataError.remedy and "--skip_bad_images" not in FetchError.remedy

@@ -181,12 +181,10 @@ def stop_on_bad_data(run: Run, model: BaseModel, state: TrainState, losses: Loss
     this run trained a step, then raise :class:`BadDataStop` naming the file on every rank."""
     if trained:
         run.saver.save_latest(model, state, losses)
-    found = [(rank, message) for rank, message in enumerate(gather_to_all(str(error) if error else None, run.runtime))
-             if message is not None]
-    rank, message = found[0]
+    errors = gather_to_all(error, run.runtime)
+    rank, message = next((rank, str(err)) for rank, err in enumerate(errors) if err is not None)
     where = f" (rank {rank})" if run.runtime.distributed else ""
-    remedy = ("replace or remove that file (or add --skip_bad_images, which decodes every file at start-up and leaves "
-              "out bad ones)")
+    remedy = errors[rank].remedy
     if trained:
         raise BadDataStop(f"{message}; 'latest' saved after step {state.step} (epoch {state.epoch}) in "
                           f"{run.exp_dir}: {remedy}, then resume with --continue_train", where)
