@@ -26,14 +26,14 @@ from typing import Sequence
 import torch
 
 from data import DataError
-from data.image_io import IMAGE_EXTENSIONS, open_image
+from data.image_io import IMAGE_EXTENSIONS, open_image, set_max_image_pixels
 from data.orientation import exif_orientation, upright, upright_image
 from data.pixels import bits_of, read_pixels
 from inference.files import list_jobs
 from inference.generator import load_generator, translator_for
 from inference.onnx_model import onnx_translator
 from inference.translator import Translator
-from options.base import Options, add_skip_bad_images_option, positive_int
+from options.base import Options, add_max_image_pixels_option, add_skip_bad_images_option, positive_int
 from options.inference import add_fit_option
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
@@ -60,6 +60,7 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
                         "stored sideways), as image viewers show it, and write the result upright; "
                         "ignore: the stored pixels, as test.py reads data sets (default: %(default)s)")
     add_skip_bad_images_option(g)
+    add_max_image_pixels_option(g)
     add_output_bits_option(g)
 
 
@@ -103,6 +104,7 @@ def translate_file(translate: Translator, source: Path, target: Path, bits_optio
 
 
 def run(opt: Options) -> int:
+    set_max_image_pixels(opt.max_image_pixels)
     jobs = list_jobs(opt.input, opt.output, IMAGE_EXTENSIONS)
     translate = build_translator(opt)
     written = 0

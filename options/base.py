@@ -128,6 +128,12 @@ def add_skip_bad_images_option(g: argparse._ArgumentGroup) -> None:
                    help="warn about and skip unreadable images instead of stopping")
 
 
+def add_max_image_pixels_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--max_image_pixels", type=non_negative_int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                   help="refuse images of more pixels, as decompression bombs (default: Pillow's %(default)s, "
+                        "about 9459 x 9459); 0: no limit")
+
+
 def add_base_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment")
     g.add_argument("--dataroot", default=None,
@@ -159,9 +165,7 @@ def add_base_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--display_winsize", type=positive_int, default=256, help="display size of images on pages")
     g.add_argument("--cache_dataset", action="store_true",
                    help="decode every image once and keep it in memory (small sets such as facades)")
-    g.add_argument("--max_image_pixels", type=non_negative_int, default=DEFAULT_MAX_IMAGE_PIXELS,
-                   help="refuse images of more pixels, as decompression bombs (default: Pillow's %(default)s, "
-                        "about 9459 x 9459); 0: no limit")
+    add_max_image_pixels_option(g)
     add_skip_bad_images_option(g)
 
     add_load_options(p.add_argument_group("loading"))

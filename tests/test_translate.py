@@ -17,6 +17,7 @@ from inference.translator import plan_for
 from tests.test_reference_compat import make_reference_state, randomize
 from engine.checkpoint import write_generator
 from data.color import rgb_to_lab
+from data.image_io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from reporting.images import to_uint8
 
 NET = dict(netG="resnet_6blocks", ngf=4, norm="instance", input_nc=3, output_nc=3, no_dropout=True)
@@ -249,3 +250,20 @@ def test_onnx_metadata_carries_the_fit_and_older_files_resize() -> None:
     assert OnnxSpec.from_metadata(meta, Path("g.onnx")).fit == "resize"
     with pytest.raises(OnnxError, match=r"^g\.onnx: broken pix2pix metadata \(fit 'stretch' is none of"):
         OnnxSpec.from_metadata({**meta, "fit": "stretch"}, Path("g.onnx"))
+
+
+def test_max_image_pixels_is_translate_py_s_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The refusal of a too-large image names --max_image_pixels: translate.py takes it too
+    (a 64 x 48 input against a limit of 3000 pixels; 0 removes the limit)."""
+    save_ours(tmp_path / "ck" / "exp")
+    rng_image((64, 48), "RGB").save(tmp_path / "big.png")
+    args = ["--name", "exp", "--input", str(tmp_path / "big.png"), "--output", str(tmp_path / "o")]
+    try:
+        assert run(tmp_path, *args, "--max_image_pixels", "3000") == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "64 x 48 pixels is over the limit of 3000" in err and "--max_image_pixels" in err
+        assert not (tmp_path / "o" / "big.png").exists()
+        assert run(tmp_path, *args, "--max_image_pixels", "0") == 0
+        assert Image.open(tmp_path / "o" / "big.png").size == (64, 48)
+    finally:
+        set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS)   # Pillow's limit is per process
