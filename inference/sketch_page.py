@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,6 +25,8 @@ from typing import Any, Callable
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from data import DataError
+from data.pixels import bits_of, open_eight_bit_as, read_pixels
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,24 @@ def check_upload(path: str | Path, shown_name: str, max_side: int) -> None:
         raise InputRefused(f"{shown_name}: not an image the page can read ({first})") from None
 
 
+def eight_bit_copy(path: str | Path, shown_name: str, folder: Path) -> str | None:
+    """An 8-bit PNG copy in ``folder`` of an upload with wider samples (16-bit or floating
+    point), rounded as the project's readers round (data/pixels.open_eight_bit_as: round(v * 255 /
+    65535)); None for an 8-bit file. gradio's editor converts with Pillow, which clips a 16-bit
+    gray image's samples at 255 (a near-white sheet); the page works at 8 bits, so this is the
+    one place a deeper upload loses depth, and it loses only that."""
+    try:
+        if bits_of(read_pixels(Path(path))) <= 8:
+            return None
+        image = open_eight_bit_as(Path(path))
+    except DataError as err:
+        raise InputRefused(f"{shown_name}: {str(err).removeprefix(f'{path}: ')}") from None
+    fd, copy = tempfile.mkstemp(suffix=".png", dir=folder)
+    with os.fdopen(fd, "wb") as out:
+        image.save(out, format="PNG")
+    return copy
+
+
 def check_side(width: int, height: int, max_side: int) -> None:
     if max(width, height) > max_side:
         raise InputRefused(f"the image is {width}x{height} px; sides over {max_side} px are refused "
@@ -95,6 +116,26 @@ def canvas_image(value: Any) -> Image.Image | None:
     return image if isinstance(image, Image.Image) else None
 
 
+SAVED_INPUT = re.compile(r"input_(\d+)\.png")
+
+
+def keep_input(image: Image.Image, folder: Path) -> Path:
+    """Save a received canvas as the next ``input_NNNNN.png`` of ``folder``: numbered after the
+    highest one there (an earlier server's canvases stay), and created exclusively, so that even
+    two servers sharing the folder never replace each other's file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    number = max((int(m.group(1)) for p in folder.iterdir() if (m := SAVED_INPUT.fullmatch(p.name))), default=0)
+    while True:
+        number += 1
+        path = folder / f"input_{number:05d}.png"
+        try:
+            with open(path, "xb") as out:
+                image.save(out, format="PNG")
+            return path
+        except FileExistsError:
+            continue
+
+
 class SketchHandler:
     """One request: check the image, translate it with a fixed seed, count the time."""
 
@@ -113,8 +154,7 @@ class SketchHandler:
         with self.lock:
             self.count += 1
             if self.save_inputs is not None:
-                self.save_inputs.mkdir(parents=True, exist_ok=True)
-                image.save(self.save_inputs / f"input_{self.count:05d}.png")
+                keep_input(image, self.save_inputs)
             start = time.perf_counter()
             torch.manual_seed(self.seed)
             result = self.translate(image, "canvas")
@@ -177,12 +217,21 @@ def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dic
         # Runs before the editor decodes the files, so a bad upload is refused with a message
         # on the page (gradio would otherwise fail inside PIL and show only "Error").
         def checked(payload: Any) -> Any:
-            try:
-                for file in editor_files(payload):
-                    check_upload(file.path, file.orig_name or "the upload", settings.max_side)
-            except InputRefused as err:
-                raise gr.Error(str(err), print_exception=False) from None
-            return preprocess(payload)
+            files = editor_files(payload)
+            with tempfile.TemporaryDirectory(prefix="pix2pix_upload_") as folder:
+                originals = [file.path for file in files]
+                try:
+                    for file in files:
+                        shown = file.orig_name or "the upload"
+                        check_upload(file.path, shown, settings.max_side)
+                        # A deeper file is decoded by the project's reader, not clipped by gradio's.
+                        file.path = eight_bit_copy(file.path, shown, Path(folder)) or file.path
+                    return preprocess(payload)
+                except InputRefused as err:
+                    raise gr.Error(str(err), print_exception=False) from None
+                finally:
+                    for file, path in zip(files, originals):
+                        file.path = path
         return checked
 
     side = settings.canvas_size
@@ -190,7 +239,9 @@ def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dic
     with gr.Blocks(title=settings.title, analytics_enabled=False) as page:
         gr.Markdown(f"### {settings.title}\nDraw with the brush (size and eraser in the toolbar, undo and clear "
                     "above the canvas) or upload an image; the translation appears on the right"
-                    + (" when you press Translate." if settings.on_button else " after each stroke."))
+                    + (" when you press Translate." if settings.on_button else " after each stroke.")
+                    + " The page works at 8 bits: a 16-bit upload is rounded to 8 bits first "
+                    "(translate.py keeps its depth).")
         with gr.Row():
             editor = gr.ImageEditor(
                 value={"background": blank, "layers": [], "composite": blank}, type="pil", image_mode="RGB",
