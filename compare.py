@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from options.base import OneLineParser
 from options.numbers import non_negative_int, positive_int
 from reporting.compare_page import write_compare_page
 from reporting.run_summary import load_run
@@ -19,7 +20,8 @@ from util.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compare.py", description="Compare training runs on one self-contained page.",
+    # One line for a bad command line, as every other driver (not argparse's usage block).
+    p = OneLineParser(prog="compare.py", description="Compare training runs on one self-contained page.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="experiment folders (checkpoints/<name>), two or more")
     p.add_argument("--results_dir", type=Path, default=Path("./results"), help="where test.py wrote its results")
@@ -36,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         runs = [load_run(folder, args.results_dir, args.phase, args.epoch, args.load_iter) for folder in args.runs]
-        page = write_compare_page(runs, args.out, max_images=args.max_images, image_width=args.image_width)
+        page = write_compare_page(runs, args.out, max_images=args.max_images, image_width=args.image_width,
+                                  warn=lambda message: print(f"compare.py: warning: {message}", file=sys.stderr))
     except UserError as err:   # one line; anything else is a bug and keeps its traceback
         print(f"compare.py: error: {err}", file=sys.stderr)
         return 1

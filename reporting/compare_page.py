@@ -7,11 +7,13 @@ page is a single file that can be mailed or moved. Text goes through dominate's 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import dominate
+from PIL import Image
 from dominate import tags
 from dominate.util import raw
 
@@ -61,7 +63,30 @@ def _charts(title: str, runs: Sequence[RunSummary], per_run: str) -> None:
             raw(line_chart(name, {run.name: getattr(run, per_run).get(name, []) for run in runs}))
 
 
-def _metrics_table(runs: Sequence[RunSummary]) -> None:
+def task_groups(runs: Sequence[RunSummary], stems: Sequence[str]) -> list[int]:
+    """Each run's group: runs whose test inputs and targets (real_A, real_B of every common
+    image, by decoded pixels) are the same share one. Runs tested in another --direction, on
+    another --dataroot or at another size solve another task: side by side under one input their
+    outputs would mislead, and their metrics are not comparable."""
+    keys: list[str] = []
+    groups = []
+    for run in runs:
+        digest = hashlib.sha256()
+        for stem in stems:
+            files = run.image_files(stem)
+            for visual in ("real_A", "real_B"):
+                if visual in files:
+                    with Image.open(files[visual]) as image:
+                        digest.update(f"{stem}/{visual}/{image.mode}/{image.size}".encode())
+                        digest.update(image.tobytes())
+        key = digest.hexdigest()
+        if key not in keys:
+            keys.append(key)
+        groups.append(keys.index(key))
+    return groups
+
+
+def _metrics_table(runs: Sequence[RunSummary], groups: Sequence[int]) -> None:
     columns = [m for m in HIGHER_IS_BETTER if any(m in run.test_metrics for run in runs)]
     columns += sorted({m for run in runs for m in run.test_metrics} - set(columns))
     with tags.table(cls="grid", id="test_metrics"):
@@ -70,7 +95,14 @@ def _metrics_table(runs: Sequence[RunSummary]) -> None:
             for metric in columns:
                 goal = HIGHER_IS_BETTER.get(metric)
                 tags.th(metric, title=GOAL_TEXT[goal] if goal is not None else "")
-        best = {m: best_positions(m, [run.test_metrics.get(m) for run in runs]) for m in columns}
+        # The best among runs of the same test inputs only (a run alone in its group has no rival).
+        best: dict[str, set[int]] = {m: set() for m in columns}
+        for group in set(groups):
+            members = [i for i, g in enumerate(groups) if g == group]
+            if len(members) < 2:
+                continue
+            for m in columns:
+                best[m] |= {members[k] for k in best_positions(m, [runs[i].test_metrics.get(m) for i in members])}
         for i, run in enumerate(runs):
             with tags.tr(data_run=run.name):
                 _run_cell(run, i)
@@ -79,28 +111,40 @@ def _metrics_table(runs: Sequence[RunSummary]) -> None:
                     if value is None:
                         tags.td("-", data_metric=metric)
                         continue
-                    winner = i in best[metric] and len(runs) > 1
+                    winner = i in best[metric]
                     tags.td(format_value(value) + (" \u2605" if winner else ""), data_metric=metric,
                             data_value=repr(float(value)), cls="best" if winner else "")
-    tags.p("\u2605 the best of each column: " + ", ".join(f"{m} {GOAL_TEXT[g]}" for m, g in HIGHER_IS_BETTER.items()
+    among = "" if len(set(groups)) == 1 else " among the runs tested on the same inputs and targets"
+    tags.p(f"\u2605 the best of each column{among}: " + ", ".join(f"{m} {GOAL_TEXT[g]}" for m, g in HIGHER_IS_BETTER.items()
                                                           if m in columns), cls="note")
 
 
-def _images(runs: Sequence[RunSummary], stems: Sequence[str], width: int) -> None:
+def _images(runs: Sequence[RunSummary], stems: Sequence[str], width: int, shared: bool) -> None:
+    """One input and one target column when every run was tested on the same ones (``shared``),
+    else each run's own input, output and target."""
     with tags.table(cls="images", id="test_images"):
         with tags.tr():
             tags.th("image")
-            tags.th("input (real_A)")
+            if shared:
+                tags.th("input (real_A)")
             for run in runs:
+                if not shared:
+                    tags.th(f"{run.name} input (real_A)")
                 tags.th(f"{run.name} (fake_B)")
-            tags.th("target (real_B)")
+                if not shared:
+                    tags.th(f"{run.name} target (real_B)")
+            if shared:
+                tags.th("target (real_B)")
         for stem in stems:
             files = [run.image_files(stem) for run in runs]
             with tags.tr(data_stem=stem):
                 tags.td(stem)
-                cells = [("real_A", files[0].get("real_A"), "")]
-                cells += [("fake_B", f.get("fake_B"), run.name) for f, run in zip(files, runs)]
-                cells += [("real_B", files[0].get("real_B"), "")]
+                if shared:
+                    cells = [("real_A", files[0].get("real_A"), "")]
+                    cells += [("fake_B", f.get("fake_B"), run.name) for f, run in zip(files, runs)]
+                    cells += [("real_B", files[0].get("real_B"), "")]
+                else:
+                    cells = [(visual, f.get(visual), run.name) for f, run in zip(files, runs) for visual in VISUAL_ORDER]
                 for visual, path, run_name in cells:
                     with tags.td():
                         if path is not None:
@@ -108,7 +152,8 @@ def _images(runs: Sequence[RunSummary], stems: Sequence[str], width: int) -> Non
                                      style=f"width:{int(width)}px", data_visual=visual, data_run=run_name)
 
 
-def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 12, image_width: int = 128) -> Path:
+def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 12, image_width: int = 128,
+                       warn: Callable[[str], None] = lambda message: None) -> Path:
     names = [run.name for run in runs]
     if len(runs) < 2:
         raise CompareError("give at least two run folders to compare")
@@ -119,6 +164,14 @@ def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 
     if not stems:
         raise CompareError("the runs' test results have no image in common (test them on the same split: "
                            + ", ".join(str(run.test_dir) for run in runs) + ")")
+    groups = task_groups(runs, stems)
+    apart = ""
+    if len(set(groups)) > 1:
+        listed = "; ".join(", ".join(n for n, g in zip(names, groups) if g == group) for group in sorted(set(groups)))
+        apart = (f"the runs were not tested on the same inputs and targets (another --direction, --dataroot or "
+                 f"size?): {listed}. Each run's own input and target are shown, and \u2605 compares only runs of "
+                 "the same inputs")
+        warn(apart)
     doc = dominate.document(title="compare: " + ", ".join(names))
     with doc.head:
         tags.meta(charset="utf-8")
@@ -152,10 +205,12 @@ def write_compare_page(runs: Sequence[RunSummary], out: Path, max_images: int = 
         _charts("Loss curves", runs, "losses")
         _charts("Validation curves", runs, "validation")
         tags.h2("Test metrics")
-        _metrics_table(runs)
+        if apart:
+            tags.p(apart[0].upper() + apart[1:] + ".", cls="note", id="apart")
+        _metrics_table(runs, groups)
         shown = stems[:max_images]
         tags.h2(f"Test images ({len(shown)} of the {len(stems)} that every run wrote)")
-        _images(runs, shown, image_width)
+        _images(runs, shown, image_width, shared=len(set(groups)) == 1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.is_dir():
