@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine.checkpoint import CheckpointError, full_path, load_file
+from engine.checkpoint.generator import BEST
 from reporting.metric_goals import HIGHER_IS_BETTER, is_better, metric_key
 
 log = logging.getLogger("train")
 
-BEST_LABEL = "best"
+BEST_LABEL = BEST   # engine/checkpoint/generator.py names it in its missing-best message
 
 
 @dataclass(frozen=True)

@@ -152,12 +152,19 @@ def _test_defaults() -> argparse.ArgumentParser:
     return parser
 
 
+def tested_checkpoint(opt: argparse.Namespace) -> str:
+    """The --epoch of the logged test.py command: ``best`` where one is kept (--best_metric),
+    else ``latest``, the only checkpoint such a run is sure to have (it holds the weights of
+    the last validation when that ran at the last step)."""
+    return "best" if best_metric(opt) else "latest"
+
+
 def reproducing_test_command(opt: argparse.Namespace, count: int) -> str:
     """The test.py command whose metrics.json holds exactly the figures validation records for
-    the checkpoint ``best`` (every per-image mean, and FID/KID with --val_fid): test.py's
+    :func:`tested_checkpoint` (every per-image mean, and FID/KID with --val_fid): test.py's
     defaults where they are validation's, the rest typed."""
     defaults = _test_defaults()
-    flags = ["--dataroot", opt.dataroot, "--name", opt.name, "--epoch", "best", "--phase", opt.val_phase,
+    flags = ["--dataroot", opt.dataroot, "--name", opt.name, "--epoch", tested_checkpoint(opt), "--phase", opt.val_phase,
              "--num_test", str(count)]
     for name in ("checkpoints_dir", "dataset_mode", "preprocess", "crop_size", "seed", "batch_size"):
         if getattr(opt, name) != defaults.get_default(name):
@@ -218,6 +225,11 @@ def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Pa
                                         f"{opt.val_epoch_freq} epochs" if opt.val_epoch_freq else ""])),
              f"; best checkpoint by {metric}" if best else "",
              f", early stop after {opt.early_stop} validations without a better one" if opt.early_stop else "")
-    log.info("these figures are test.py's for the same checkpoint: %s", reproducing_test_command(opt, validator.count))
+    if best:
+        log.info("these figures are test.py's for the same checkpoint: %s", reproducing_test_command(opt, validator.count))
+    else:
+        log.info("these figures are test.py's for the checkpoint validated (without --best_metric no 'best' is "
+                 "kept; 'latest' holds the last validation's weights when it ran at the last step): %s",
+                 reproducing_test_command(opt, validator.count))
     return ValidationHook(validator, opt.val_freq, opt.val_epoch_freq, report, saver, best, runtime.world_size,
                           rank_samples_per_epoch, early_stop=opt.early_stop)

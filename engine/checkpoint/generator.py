@@ -82,4 +82,29 @@ def find_generator(exp_dir: Path, label: str, specs_of_options: SpecsOfOptions,
     if ref.is_file():
         return _reference(ref)
     raise CheckpointError(f"no generator checkpoint '{label}' in {exp_dir} (looked for {ours_g.name}, "
-                          f"{ours_full.name}, {ref.name})")
+                          f"{ours_full.name}, {ref.name}){_why_no_best(exp_dir) if label == BEST else ''}")
+
+
+BEST = "best"   # the best checkpoint's label (engine/best.py's BEST_LABEL is this)
+
+
+def _why_no_best(exp_dir: Path) -> str:
+    """Why a run has no 'best', from the options its 'latest' records where it can tell: only a
+    run that validates with --best_metric keeps one. Ends with the checkpoints that are there."""
+    options: dict = {}
+    for path in (generator_path(exp_dir, "latest"), full_path(exp_dir, "latest")):
+        try:
+            options = load_file(path).get("options") or {} if path.is_file() else {}
+        except CheckpointError:
+            continue
+        if options:
+            break
+    if options and not (options.get("val_freq") or options.get("val_epoch_freq")):
+        why = "this run did not validate (no --val_freq or --val_epoch_freq), so it kept no best checkpoint"
+    elif options and options.get("best_metric") in (None, "none"):
+        given = "with --best_metric none" if options.get("best_metric") else "without --best_metric"
+        why = f"this run validated {given}, so it kept no best checkpoint (test --epoch latest)"
+    else:
+        why = "'best' is written only by a run that validates (--val_freq or --val_epoch_freq) with --best_metric"
+    labels = sorted({p.name.removesuffix(".pt").removesuffix("_net_G") for p in exp_dir.glob("*.pt")})
+    return f"; {why}" + (f"; checkpoints here: {', '.join(labels)}" if labels else "")
