@@ -35,7 +35,7 @@ log = logging.getLogger("export")
 def _to_onnx(loaded: LoadedGenerator, path: Path) -> None:
     g = loaded.spec
     spec = OnnxSpec(g.input_nc, g.output_nc, g.size_multiple, loaded.translate_io, loaded.behaviour, g.name,
-                    loaded.fit)
+                    loaded.fit, loaded.min_side, loaded.opt.bn_eval)
     export_onnx(loaded.net.cpu(), spec, path)
 
 

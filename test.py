@@ -44,6 +44,7 @@ from reporting.output_folder import printable_name, staged_folder
 from reporting.metrics import mean_metrics, reported_set_keys, set_metrics, written_metrics
 from engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from engine.speed import apply_backend_settings, backend_settings_from
+from training.sizes import check_sample_sizes
 from util.errors import OptionError, UserError
 
 log = logging.getLogger("test")
@@ -73,6 +74,7 @@ def run_test(opt: Options, saved: SavedGenerator | None = None) -> Path:
     cfg = data_config(opt)
     cfg = replace(cfg, max_dataset_size=min(opt.num_test, cfg.max_dataset_size or opt.num_test))
     dataset = create_dataset(opt.dataset_mode, cfg)
+    check_sample_sizes(opt, dataset, with_discriminator=False)   # a 1-px ResNet bottleneck: one line, not a traceback
     seed_everything(opt.seed)
     model = create_model(opt, runtime)
     net_G = unwrap(model.nets["G"])
@@ -174,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=opt.verbose)
     try:
         check_bn_eval_used(opt)
+        if opt.load_iter > 0 and "epoch" in opt.explicit:
+            log.warning("--load_iter %d loads iter_%d's checkpoint; the typed --epoch %s only names the results "
+                        "folder (%s), as in the reference", opt.load_iter, opt.load_iter, opt.epoch,
+                        results_folder(opt.results_dir, opt.name, opt.phase, opt.epoch, opt.load_iter).name)
         saved = find_generator(run_folder(opt), load_label(opt), use_ema=not opt.no_ema,
                                model_suffix=opt.model_suffix)
         trained_as = trained_option(opt, saved, "model")

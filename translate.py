@@ -26,20 +26,20 @@ from typing import Sequence
 import torch
 
 from data import DataError
-from data.image_io import IMAGE_EXTENSIONS, open_image, set_max_image_pixels
-from data.orientation import exif_orientation, upright, upright_image
+from data.image_io import IMAGE_EXTENSIONS, read_header, set_max_image_pixels
+from data.orientation import exif_orientation, upright
 from data.pixels import bits_of, read_pixels
-from inference.files import list_jobs
+from inference.files import Job, list_jobs
 from inference.generator import load_generator, translator_for
-from inference.onnx_model import onnx_translator
+from inference.onnx_model import OnnxSpec, onnx_translator
 from inference.translator import Translator
 from options.base import Options, add_max_image_pixels_option, add_skip_bad_images_option, positive_int
-from options.inference import add_fit_option
+from options.inference import add_fit_option, checkpoint_option_names
 from options.inference import parse_inference_options
 from options.own_data import add_output_bits_option
 from reporting.logs import setup_logging
 from reporting.result_files import output_bits, save_result
-from util.errors import UserError
+from util.errors import OptionError, UserError
 
 log = logging.getLogger("translate")
 
@@ -50,10 +50,12 @@ def add_translate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", required=True, type=Path, help="folder for the results (<input stem>.png)")
     g.add_argument("--onnx", type=Path, default=None,
                    help="run this file written by export.py through onnxruntime instead of a checkpoint "
-                        "(no torch network is built; --name and the network flags are not used)")
+                        "(no torch network is built; the file fixes the network and its eval-mode behaviour, so "
+                        "--name, --epoch, the network flags and a --bn_eval/--dropout other than the file's are "
+                        "refused)")
     g.add_argument("--load_size", type=positive_int, default=None,
                    help="resize every image to load_size x load_size first, as the reference's test.py "
-                        "does (default: keep each image's size, fitted per --fit)")
+                        "does (default: keep each image's size, fitted per --fit; --load_size replaces --fit)")
     add_fit_option(g)
     g.add_argument("--exif_orientation", default="apply", choices=("apply", "ignore"),
                    help="apply: turn each photo as its EXIF orientation tag says (a phone's portrait photo is "
@@ -74,39 +76,71 @@ def parse(argv: Sequence[str] | None) -> Options:
     return opt
 
 
+def refuse_unhonoured(opt: Options, spec: OnnxSpec) -> None:
+    """Refuse, in one line, typed options an exported file cannot honour: it holds one network,
+    frozen in eval mode without dropout and with the batch norm statistics it was exported with.
+    (Left untyped, they are simply the file's.)"""
+    where = f"{opt.onnx} holds --netG {spec.netG}, {spec.input_nc} -> {spec.output_nc} channels, {spec.norm_behaviour}"
+    picked = sorted(checkpoint_option_names() & set(opt.explicit))
+    if picked:
+        typed = ", ".join(f"--{name}" for name in picked)
+        raise OptionError(f"{typed}: --onnx runs the network the file holds ({where}); leave {typed} out, or run "
+                          "the checkpoint with translate.py --name (no --onnx), or export it again with export.py")
+    if "dropout" in opt.explicit and opt.dropout == "on":
+        raise OptionError(f"--dropout on: {where} (an exported graph draws no dropout masks); run the checkpoint "
+                          "with translate.py --name (no --onnx), or leave --dropout out")
+    if "bn_eval" in opt.explicit and spec.bn_eval is not None and opt.bn_eval != spec.bn_eval:
+        raise OptionError(f"--bn_eval {opt.bn_eval}: {opt.onnx} was exported with --bn_eval {spec.bn_eval} ({where}); "
+                          f"export it again with export.py --bn_eval {opt.bn_eval}, or leave --bn_eval out")
+
+
 def build_translator(opt: Options) -> Translator:
     if opt.onnx is not None:
         translate = onnx_translator(opt.onnx, fit=opt.fit, load_size=opt.load_size)
-        log.info("%s: onnxruntime on the CPU, %s, --fit %s", opt.onnx, translate.net.spec.norm_behaviour,
-                 translate.fit)
+        refuse_unhonoured(opt, translate.net.spec)
+        log.info("%s: onnxruntime on the CPU, %s, %s", opt.onnx, translate.net.spec.norm_behaviour,
+                 translate.fitting())
         return translate
     loaded = load_generator(opt)
     translate = translator_for(loaded, fit=opt.fit, load_size=opt.load_size)
-    log.info("%s, --fit %s", loaded.describe(), translate.fit)
+    log.info("%s, %s", loaded.describe(), translate.fitting())
     return translate
 
 
 def translate_file(translate: Translator, source: Path, target: Path, bits_option: str, turn: bool = True) -> Path:
     """Translate one file, turned upright by its EXIF tag when ``turn``; returns the file
-    written (``target`` or, for TIFF results, its .tif)."""
-    if not translate.codec.any_channels:
-        # A codec that rebuilds the picture from the input (colorization): 8-bit RGB, as before.
-        image = open_image(source)
-        result = translate(upright_image(image) if turn else image, str(source))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(target)
-        return target
-    pixels = read_pixels(source, translate.input_nc)
+    written (``target`` or, for TIFF and 16-bit colour results, its .tif)."""
+    pixels = read_pixels(source, translate.read_channels)
     if turn:
         pixels = upright(pixels, exif_orientation(source))
-    written, _ = save_result(translate.run(pixels), target.with_suffix(""), output_bits(bits_option, bits_of(pixels)))
+    result = translate.result(pixels, str(source))
+    written, _ = save_result(result, target.with_suffix(""), output_bits(bits_option, bits_of(pixels)))
     return written
+
+
+def checked_jobs(jobs: list[Job], translate: Translator, skip_bad: bool) -> list[Job]:
+    """Every input's header (an empty file, no image, over the pixel limit) and fitted size
+    checked before any result is written: a bad file found late would leave earlier results
+    of this run replacing those of an earlier one. With ``skip_bad`` bad files are left out."""
+    kept = []
+    for job in jobs:
+        try:
+            width, height = read_header(job.source)
+            translate.check_size(height, width, str(job.source))
+        except DataError as err:
+            if not skip_bad:
+                raise DataError(f"{err} (nothing was written; --skip_bad_images leaves such files out)") from None
+            log.warning("skipping bad image: %s", err)
+            continue
+        kept.append(job)
+    return kept
 
 
 def run(opt: Options) -> int:
     set_max_image_pixels(opt.max_image_pixels)
     jobs = list_jobs(opt.input, opt.output, IMAGE_EXTENSIONS)
     translate = build_translator(opt)
+    jobs = checked_jobs(jobs, translate, opt.skip_bad_images)
     written = 0
     for job in jobs:
         # Reseeded per image, as serve.py does per request: in the paper's mode (dropout on) a

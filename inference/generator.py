@@ -19,14 +19,27 @@ from engine.checkpoint import CheckpointError, load_label
 from engine.distributed import single_process_runtime
 from inference.translator import (CODECS, Translator, check_bn_eval_used, check_codec_channels, fit_after,
                                   set_inference_behaviour)
-from models import MODELS
-from models.load_generator import find_generator, load_into, options_for, spec_for
+from models.load_generator import find_generator, load_into, options_for, spec_for, translate_io_of
+from models.networks.min_size import smallest_square
 from models.networks.spec import GeneratorSpec
 
 # Suffixes of the files a user may mistake for a run's folder (checkpoints, exported graphs).
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx")
 
 log = logging.getLogger(__name__)
+
+# The largest side tried when looking for the smallest one a generator takes.
+SIDE_SEARCH_LIMIT = 4096
+
+
+def smallest_side(spec: GeneratorSpec) -> int:
+    """The smallest side, a multiple of the network's, that ``spec``'s generator takes (a ResNet
+    needs 8 px: two halvings, then reflection padding and batch statistics of more than 1 px),
+    asked of the network itself (models/networks/min_size.py, training-mode probe: what the
+    paper's mode needs, and at least what eval mode needs). The multiple when the probe finds
+    none (the failure is then not about size)."""
+    m = spec.size_multiple
+    return smallest_square(spec, m, m, max(m, SIDE_SEARCH_LIMIT)) or m
 
 
 @dataclass
@@ -51,15 +64,14 @@ class LoadedGenerator:
     def size_multiple(self) -> int:
         return self.spec.size_multiple
 
+    @property
+    def min_side(self) -> int:
+        return smallest_side(self.spec)
+
     def describe(self) -> str:
         s = self.spec
         return (f"{self.path}: --netG {s.name} --ngf {s.ngf} --norm {s.norm}, {s.input_nc} -> {s.output_nc} "
                 f"channels, {self.behaviour}, on {self.device}")
-
-
-def translate_io_of(model: str) -> str:
-    """How ``model``'s images become inputs and outputs become images (a key of CODECS)."""
-    return MODELS.entry(model).meta.get("translate_io", "rgb")
 
 
 def run_folder(opt: argparse.Namespace) -> Path:
@@ -105,4 +117,4 @@ def translator_for(loaded: LoadedGenerator, fit: str | None = None, load_size: i
     """``fit`` None: the checkpoint's own (:attr:`LoadedGenerator.fit`)."""
     s = loaded.spec
     return Translator(loaded.net, loaded.device, CODECS.get(loaded.translate_io), s.input_nc, s.output_nc,
-                      s.size_multiple, fit=fit or loaded.fit, load_size=load_size)
+                      s.size_multiple, fit=fit or loaded.fit, load_size=load_size, min_side=loaded.min_side)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -38,10 +39,16 @@ PROCESSING = {
     "lab": ("CIE Lab L of the sRGB image (D65) as float32 L/50 - 1, N x 1 x H x W",
             "output is ab/110 in [-1, 1]; colour = Lab(input L, 110 * output) -> sRGB"),
 }
-# Any other size: what translate.py --onnx --fit reflect does (data/padding.py), in words.
-PAD_TEXT = ("pad other sizes by reflection (mirrored about the edge pixels, repeated when wider than the "
-            "image) up to the next multiples, splitting each axis' padding between its two sides (the odd "
-            "pixel after)")
+# Any other size: what translate.py --onnx does with the file's --fit, in words (the reflect
+# padding is data/padding.py's).
+FIT_TEXT = {
+    "resize": "resize other sizes (bicubic) to the nearest multiples and the output back to the input's size",
+    "pad": "pad other sizes at the bottom and right (edge pixels repeated) up to the next multiples and crop "
+           "the output back",
+    "reflect": "pad other sizes by reflection (mirrored about the edge pixels, repeated when wider than the "
+               "image) up to the next multiples, splitting each axis' padding between its two sides (the odd "
+               "pixel after), and crop the output back",
+}
 
 
 class OnnxError(UserError, ValueError):
@@ -65,15 +72,21 @@ class OnnxSpec:
     norm_behaviour: str
     netG: str
     fit: str = DEFAULT_FIT   # translate.py's --fit for it: reflect when trained with --preprocess pad
+    min_side: int = 1        # the smallest height and width the graph takes (a ResNet's: 8)
+    bn_eval: str | None = None   # the --bn_eval it was frozen with (None: not recorded, older files)
 
     def metadata(self) -> dict[str, str]:
         pre, post = PROCESSING[self.translate_io]
-        return {"format": FORMAT, "input_nc": str(self.input_nc), "output_nc": str(self.output_nc),
-                "size_multiple": str(self.size_multiple), "translate_io": self.translate_io,
-                "norm_behaviour": self.norm_behaviour, "netG": self.netG, "output_range": "[-1, 1]",
-                "fit": self.fit,
-                "preprocessing": f"{pre}; height and width multiples of {self.size_multiple}: {PAD_TEXT}",
-                "postprocessing": f"{post}; crop the padding away"}
+        sides = f"height and width multiples of {self.size_multiple}, at least {self.min_side}"
+        meta = {"format": FORMAT, "input_nc": str(self.input_nc), "output_nc": str(self.output_nc),
+                "size_multiple": str(self.size_multiple), "min_side": str(self.min_side),
+                "translate_io": self.translate_io, "norm_behaviour": self.norm_behaviour, "netG": self.netG,
+                "output_range": "[-1, 1]", "fit": self.fit,
+                "preprocessing": f"{pre}; {sides}: {FIT_TEXT[self.fit]}",
+                "postprocessing": post}
+        if self.bn_eval is not None:
+            meta["bn_eval"] = self.bn_eval
+        return meta
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path) -> "OnnxSpec":
@@ -86,14 +99,26 @@ class OnnxSpec:
             raise OnnxError(f"{path}: broken pix2pix metadata (fit {fit!r} is none of "
                             f"{', '.join(FIT_MODES.names())})")
         try:
-            spec = cls(int(meta["input_nc"]), int(meta["output_nc"]), int(meta["size_multiple"]),
-                       CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"], fit)
+            multiple = int(meta["size_multiple"])
+            # Files written before min_side was recorded: the multiple (too small for a ResNet,
+            # whose failure onnxruntime then reports, as one line).
+            spec = cls(int(meta["input_nc"]), int(meta["output_nc"]), multiple,
+                       CODECS.canonical(meta["translate_io"]), meta["norm_behaviour"], meta["netG"], fit,
+                       int(meta.get("min_side", multiple)),
+                       meta.get("bn_eval") or _bn_eval_in(meta["norm_behaviour"]))
         except (KeyError, ValueError) as err:
             raise OnnxError(f"{path}: broken pix2pix metadata ({err})") from None
         check_codec_channels(spec.translate_io, spec.input_nc, spec.output_nc, str(path),
                              f"its metadata's translate_io {spec.translate_io}",
                              "; the file is inconsistent: export it again from a checkpoint")
         return spec
+
+
+def _bn_eval_in(norm_behaviour: str) -> str | None:
+    """The --bn_eval named in an older file's behaviour label ("batch norm: eval, bn_eval=running; ..."),
+    None when it has no batch norm."""
+    found = re.search(r"bn_eval=(\w+)", norm_behaviour)
+    return found[1] if found else None
 
 
 def export_onnx(net: nn.Module, spec: OnnxSpec, path: Path) -> None:
@@ -190,7 +215,12 @@ class OnnxGenerator:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: feed})[0])
+        try:
+            return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: feed})[0])
+        except Exception as err:  # onnxruntime raises its own unexported exception types
+            height, width = feed.shape[-2:]
+            raise OnnxError(f"{self.path}: onnxruntime failed on a {width}x{height} px input "
+                            f"({first_line(err)})") from None
 
 
 def onnx_translator(path: Path, fit: str | None = None, load_size: int | None = None) -> Translator:
@@ -198,4 +228,4 @@ def onnx_translator(path: Path, fit: str | None = None, load_size: int | None = 
     gen = OnnxGenerator(path)
     s = gen.spec
     return Translator(gen, torch.device("cpu"), CODECS.get(s.translate_io), s.input_nc, s.output_nc,
-                      s.size_multiple, fit=fit or s.fit, load_size=load_size)
+                      s.size_multiple, fit=fit or s.fit, load_size=load_size, min_side=s.min_side)

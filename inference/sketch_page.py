@@ -209,7 +209,7 @@ def build_page(handler: SketchHandler, settings: PageSettings) -> tuple[Any, dic
     def respond(value: Any) -> str | None:
         try:
             image = handler(value)
-        except InputRefused as err:
+        except UserError as err:   # InputRefused, and the translator's own (an image too small for G)
             raise gr.Error(str(err), print_exception=False) from None
         return None if image is None else results.save(image)
 

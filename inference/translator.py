@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from data.image_io import pil_to_uint8
+from data.image_io import DataError, pil_to_uint8
 from data.image_ops import resize_bicubic, to_unit
 from data.padding import crop_padding, pad_to_multiple
 from data.transforms import PREPROCESS_MODES, to_signed_unit, valid_size
@@ -89,11 +89,17 @@ def plan_for(height: int, width: int, multiple: int, fit: str, load_size: int | 
 @dataclass(frozen=True)
 class Codec:
     decode_mode: Callable[[int], str]                               # input_nc -> PIL mode to decode to
-    encode: Callable[[torch.Tensor], torch.Tensor]                  # uint8 (C,H,W) -> network input (C,H,W)
-    to_image: Callable[[torch.Tensor, torch.Tensor], Image.Image]   # (output at full size, source uint8)
+    encode: Callable[[torch.Tensor], torch.Tensor]                  # samples (C,H,W) -> network input (C,H,W)
+    # (output at full size, the source's samples: uint8 or 16-bit) -> the result in [-1, 1], (C,H,W):
+    # what translate.py writes at 8 or 16 bits and serve.py shows at 8.
+    rebuild: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     output_channels: tuple[int, ...]                                # output_nc values it can show
     any_channels: bool = False   # Translator.run takes and gives any channels and 16-bit samples
     input_channels: tuple[int, ...] = (1, 3)                        # input_nc values it can feed
+
+    def read_channels(self, input_nc: int) -> int:
+        """How many channels a file is decoded to for a generator of ``input_nc``."""
+        return input_nc if self.any_channels else len(self.decode_mode(input_nc))
 
 
 def _rgb_mode(input_nc: int) -> str:
@@ -106,15 +112,15 @@ def _lab_encode(rgb: torch.Tensor) -> torch.Tensor:
     return normalize_l(rgb_to_lab(to_unit(rgb))[:1])
 
 
-def _lab_to_image(ab: torch.Tensor, source: torch.Tensor) -> Image.Image:
-    return Image.fromarray(to_uint8(lab_tensors_to_rgb(_lab_encode(source), ab.float())))
+def _lab_rebuild(ab: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    # L from the source at its own depth (16-bit samples keep their lightness), ab predicted.
+    return lab_tensors_to_rgb(_lab_encode(source), ab.float())
 
 
 CODECS: Registry[Codec] = Registry("translate_io")
-CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: Image.fromarray(to_uint8(out)), (1, 3),
-                        any_channels=True),
+CODECS.add("rgb", Codec(_rgb_mode, to_signed_unit, lambda out, src: out, (1, 3), any_channels=True),
            help="the image itself in [-1, 1], gray or RGB (or any channels, 8 or 16 bits, in files), in and out")
-CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_to_image, (2,), input_channels=(1,)),
+CODECS.add("lab", Codec(lambda nc: "RGB", _lab_encode, _lab_rebuild, (2,), input_channels=(1,)),
            help="colorization: L in, ab out, RGB rebuilt with the input's own L")
 
 
@@ -202,12 +208,45 @@ def set_inference_behaviour(net: nn.Module, eval_mode: bool, bn_eval: str, dropo
 # -- the whole path -------------------------------------------------------------------------
 class Translator:
     def __init__(self, net: Generator, device: torch.device, codec: Codec, input_nc: int, output_nc: int,
-                 size_multiple: int, fit: str = "resize", load_size: int | None = None) -> None:
+                 size_multiple: int, fit: str = "resize", load_size: int | None = None, min_side: int = 1) -> None:
+        """``min_side``: the smallest side the generator takes (inference/generator.py's
+        :func:`~inference.generator.smallest_side`, an ONNX file's metadata)."""
         self.net, self.device, self.codec = net, device, codec
         self.input_nc, self.output_nc = input_nc, output_nc
         if not codec.any_channels:
             self.image_mode()
         self.size_multiple, self.fit, self.load_size = size_multiple, fit, load_size
+        self.min_side = min_side
+
+    @property
+    def read_channels(self) -> int:
+        """How many channels each file is decoded to (data/pixels.read_pixels)."""
+        return self.codec.read_channels(self.input_nc)
+
+    def fitting(self) -> str:
+        """How sizes are fitted, as the user would type it (--load_size wins over --fit)."""
+        return f"--load_size {self.load_size}" if self.load_size is not None else f"--fit {self.fit}"
+
+    def fed_size(self, height: int, width: int) -> Size:
+        """The (height, width) the generator gets for an image of this size."""
+        plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
+        h, w = plan.resize_to or (height, width)
+        if plan.reflect:
+            m = self.size_multiple
+            return math.ceil(h / m) * m, math.ceil(w / m) * m
+        return h + plan.pad[0], w + plan.pad[1]
+
+    def check_size(self, height: int, width: int, name: str) -> None:
+        """Refuse, in one line naming the image, one the generator cannot take once fitted
+        (a ResNet's bottleneck would be 1 px: a batch norm or reflection padding fails deep inside)."""
+        fed_h, fed_w = self.fed_size(height, width)
+        if min(fed_h, fed_w) >= self.min_side:
+            return
+        fed = f" (fitted to {fed_w}x{fed_h} px by {self.fitting()})" if (fed_h, fed_w) != (height, width) else ""
+        remedy = (f"--load_size {valid_size(self.min_side, self.size_multiple)} or more" if self.load_size is not None
+                  else f"an image of at least {self.min_side}x{self.min_side} px")
+        raise DataError(f"{name}: {width}x{height} px{fed} is too small for this generator, which takes sides "
+                        f"of at least {self.min_side} px; use {remedy}")
 
     def image_mode(self) -> str:
         """The PIL mode inputs decode to; raises when outputs cannot be shown as an 8-bit image."""
@@ -218,9 +257,10 @@ class Translator:
         return self.codec.decode_mode(self.input_nc)
 
     @torch.no_grad()
-    def run(self, source: torch.Tensor) -> torch.Tensor:
+    def run(self, source: torch.Tensor, name: str = "<image>") -> torch.Tensor:
         """(C, H, W) samples (uint8, or 16-bit in int32) -> the output (C_out, H, W) in [-1, 1]."""
         height, width = source.shape[-2:]
+        self.check_size(height, width, name)
         plan = plan_for(height, width, self.size_multiple, self.fit, self.load_size)
         fitted = source if plan.resize_to is None else resize_bicubic(source, plan.resize_to)
         x = self.codec.encode(fitted).unsqueeze(0)
@@ -236,4 +276,9 @@ class Translator:
 
     def __call__(self, image: Image.Image, name: str = "<image>") -> Image.Image:
         source = pil_to_uint8(image, self.image_mode(), name)          # (C, H, W) uint8
-        return self.codec.to_image(self.run(source), source)
+        return Image.fromarray(to_uint8(self.result(source, name)))
+
+    def result(self, source: torch.Tensor, name: str = "<image>") -> torch.Tensor:
+        """(C, H, W) samples -> the result image (C_out, H, W) in [-1, 1] at full precision (a
+        colorization's colour rebuilt from the source's own lightness)."""
+        return self.codec.rebuild(self.run(source, name), source)

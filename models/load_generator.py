@@ -87,12 +87,33 @@ def trained_option(opt: argparse.Namespace, saved: SavedGenerator, name: str) ->
     return trained
 
 
+def translate_io_of(model: str) -> str:
+    """How ``model``'s images become inputs and outputs become images (a key of
+    inference/translator.py's CODECS)."""
+    return MODELS.entry(model).meta.get("translate_io", "rgb")
+
+
+def check_typed_model(opt: argparse.Namespace, saved: SavedGenerator) -> None:
+    """Refuse a typed --model that reads and writes images differently from the one the
+    checkpoint was trained as (pix2pix on a colorization checkpoint would feed L as a gray
+    picture and write the raw ab channels): the one line of test.py, translate.py, serve.py
+    and export.py."""
+    trained = (saved.options or {}).get("model")
+    typed = getattr(opt, "model", None)
+    if "model" not in _typed(opt) or trained not in MODELS or typed == trained:
+        return
+    if translate_io_of(trained) != translate_io_of(typed):
+        raise CheckpointError(f"{saved.path}: it was trained as --model {trained}, so --model {typed} cannot run it "
+                              f"(its images are encoded differently): leave --model out")
+
+
 def options_for(opt: argparse.Namespace, saved: SavedGenerator, spec: GeneratorSpec | None = None) -> dict[str, Any]:
     """Option values to use with this checkpoint: those describing its architecture (after
     ``spec_for``'s checks; a typed --no_dropout as ``dropout: off``), and those FROM_THE_RUN
     says inference takes from the run. ``spec``: ``spec_for``'s answer when the caller has it
     (a reference file's is found by building a tiny network of every --netG)."""
     spec = spec or spec_for(opt, saved)
+    check_typed_model(opt, saved)
     values = as_options(spec, "netG")
     if spec.dropout and "no_dropout" in _typed(opt) and hasattr(opt, "dropout") and opt.dropout is None:
         values["dropout"] = "off"

@@ -37,6 +37,19 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
     add_model_option(g)
 
 
+# Options that do not pick or shape the network, though they sit in the checkpoint group.
+_NOT_CHECKPOINT = frozenset({"checkpoints_dir", "gpu_ids", "seed", "verbose", "help"})
+
+
+def checkpoint_option_names() -> frozenset[str]:
+    """The options that pick a checkpoint or describe its network (--name, --epoch, --netG, --model,
+    --no_ema, ...): what an exported file has already fixed (translate.py --onnx refuses them)."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_checkpoint_options(p, name_required=False)
+    add_network_options(p)
+    return frozenset(a.dest for a in p._actions) - _NOT_CHECKPOINT | {"no_ema"}
+
+
 def build_inference_parser(prog: str, description: str, name_required: bool = True,
                            frozen: bool = False) -> OneLineParser:
     p = OneLineParser(prog=prog, formatter_class=HelpFormatter, description=description)

@@ -27,8 +27,10 @@ def pix2pix(tmp_path: Path) -> Path:
 
 
 def mismatch(tmp: Path) -> str:
-    return (f"{tmp / 'ck' / 'exp' / 'latest_net_G.pt'}: --model colorization needs a generator with 1 -> 2 "
-            "channels, this one has 3 -> 3; it was trained as --model pix2pix: leave --model out")
+    # One line for every command (test.py's too: tests/test_translate_refusals.py), from the model the
+    # checkpoint records, before its channels are looked at.
+    return (f"{tmp / 'ck' / 'exp' / 'latest_net_G.pt'}: it was trained as --model pix2pix, so --model colorization "
+            "cannot run it (its images are encoded differently): leave --model out")
 
 
 def test_a_typed_model_that_contradicts_the_checkpoint_is_one_line(pix2pix: Path, capsys, unused_loopback_port) -> None:

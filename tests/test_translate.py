@@ -153,7 +153,7 @@ def test_reference_file_with_wrong_flags_names_the_option(tmp_path: Path, inputs
 @pytest.mark.parametrize("case,needle", [
     ("missing_input", "--input does not exist"),
     ("no_checkpoint", "no generator checkpoint"),
-    ("broken_image", "cannot decode image"),
+    ("broken_image", "cannot read image"),   # found by the header check, before any result is written
     ("contradicting_flag", "--ngf"),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, inputs: Path, capsys: pytest.CaptureFixture, case: str,

@@ -47,10 +47,10 @@ def _remedies(spec: NetSpec, needed: int) -> str:
     return ", ".join(remedies[:-1]) + " or " + remedies[-1]
 
 
-def check_sample_sizes(opt: Options, dataset: Any) -> None:
+def check_sample_sizes(opt: Options, dataset: Any, with_discriminator: bool = True) -> None:
     """Refuse, in one line naming the smallest file, a dataset whose smallest sample G or D
-    cannot train on. A dataset that does not know its sizes before decoding (a version-1 shard
-    index) is not checked."""
+    cannot train on (G only without ``with_discriminator``: test.py). A dataset that does not
+    know its sizes before decoding (a version-1 shard index) is not checked."""
     sizes = dataset.sample_sizes() if hasattr(dataset, "sample_sizes") else None
     if not sizes:
         return
@@ -61,7 +61,10 @@ def check_sample_sizes(opt: Options, dataset: Any) -> None:
     # Every map grows with the input, so a size that works proves every larger one: a capped
     # size first (cheap on large images), the sample's own only when that fails.
     capped = (max(step, min(height, CHEAP_SIDE) // step * step), max(step, min(width, CHEAP_SIDE) // step * step))
-    for option, spec in (("--netG", g_spec), ("--netD", DISCRIMINATORS.from_options(vars(opt)))):
+    nets = [("--netG", g_spec)]
+    if with_discriminator:
+        nets.append(("--netD", DISCRIMINATORS.from_options(vars(opt))))
+    for option, spec in nets:
         if runs_at(spec, *capped) or runs_at(spec, height, width):
             continue
         needed = smallest_square(spec, step * (min(height, width) // step + 1), step, SEARCH_LIMIT)
