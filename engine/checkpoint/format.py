@@ -77,7 +77,9 @@ class Execution:
         """``trained in bf16 (decided by --amp auto), OpenMP wait PASSIVE``"""
         if self.amp == UNRECORDED:
             return f"precision {UNRECORDED} ({self.amp_source}), OpenMP wait {self.omp_wait}"
-        return f"trained in {self.amp} (decided by {self.amp_source}), OpenMP wait {self.omp_wait}"
+        # --amp none is full precision: "trained in none" read as if nothing were known.
+        precision = "fp32" if self.amp == "none" else self.amp
+        return f"trained in {precision} (decided by {self.amp_source}), OpenMP wait {self.omp_wait}"
 
 
 def options_dict(opt: argparse.Namespace) -> dict:
