@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import compare
-from tests.test_compare import Dom
+from tests.test_compare import Dom, _row_of
 
 STEMS = ("a", "b")
 
@@ -67,7 +67,7 @@ def test_runs_of_opposite_directions_show_their_own_inputs_and_are_not_ranked_to
             assert images[(run, visual)] == uri(results / run / "test_latest" / "images" / f"a_{visual}.png")
     assert images[("ba", "real_A")] == images[("ab", "real_B")] != images[("ab", "real_A")]
     # ★ only within the AtoB pair: ab2 (L1 0.2 < 0.3, PSNR 19.8 > 19.7); ba (0.1) is not ranked.
-    starred = {(a["data-metric"], _row(dom, a)) for a, text in dom.find("td") if "\u2605" in text}
+    starred = {(a["data-metric"], _row_of(dom, a)) for a, text in dom.find("td") if "\u2605" in text}
     assert starred == {("L1", "ab2"), ("PSNR", "ab2")}
 
 
@@ -82,15 +82,6 @@ def test_runs_of_the_same_inputs_share_one_input_column_and_no_warning(tmp_path:
     assert set(images) == {("", "real_A"), ("ab", "fake_B"), ("ab2", "fake_B"), ("", "real_B")}
 
 
-def _row(dom: Dom, cell: dict) -> str:
-    """The run of the table row holding ``cell``."""
-    run = None
-    for tag, attrs, _ in dom.elements:
-        if tag == "tr":
-            run = attrs.get("data-run")
-        if attrs is cell:
-            return run
-    raise AssertionError("cell not found")
 
 
 @pytest.mark.parametrize("argv,message", [
