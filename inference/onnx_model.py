@@ -159,6 +159,18 @@ def _temporary_beside(path: Path) -> Iterator[str]:
                 break
 
 
+_TORCH_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+def _no_torchvision(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("torchvision is not installed")
+
+
+# torch's exporter registers torchvision's ops where it can and warns four times at every export
+# where it cannot; no generator here uses them, and torchvision is not a requirement.
+logging.getLogger(_TORCH_REGISTRATION_LOGGER).addFilter(_no_torchvision)
+
+
 def _onnx_model(net: nn.Module, spec: OnnxSpec, path: Path) -> Any:
     """The exported graph as an ONNX ModelProto, with readable axis names and the metadata."""
     # The graph optimizers log every pass at INFO; keep them for --verbose (DEBUG) runs.

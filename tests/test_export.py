@@ -3,6 +3,7 @@ dynamic batch and sizes; the metadata describes the file; translate.py --onnx ru
 torch network; failures are one line and leave an existing file alone."""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -194,3 +195,17 @@ def test_a_resnet_generator_exports_and_matches_pytorch(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = net.eval()(x).numpy()
     assert np.abs(run_onnx(out, x) - expected).max() < 1e-4
+
+
+def test_torchs_torchvision_warnings_are_not_printed(caplog: pytest.LogCaptureFixture) -> None:
+    """torch's exporter warns 'torchvision is not installed. Skipping torchvision::nms' (and three
+    more) at every export; the filter sits on the logger torch itself uses, and lets its other
+    warnings through."""
+    from torch.onnx._internal.exporter import _registration
+    from inference import onnx_model
+    registration = _registration.logger
+    assert registration.name == onnx_model._TORCH_REGISTRATION_LOGGER
+    with caplog.at_level(logging.WARNING, logger=registration.name):
+        registration.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
+        registration.warning("some other exporter warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other exporter warning"]
