@@ -60,7 +60,8 @@ def test_the_checkpoint_is_read_once(trained, tmp_path: Path, monkeypatch):
                                                ("output_nc", 1, 3), ("upsample", "deconv", "bilinear")])
 def test_inference_and_resume_check_the_spec_with_one_sentence(key: str, saved, typed, tmp_path: Path):
     """test.py/translate.py (spec_for: typed flags) and --continue_train (mismatch: the model's
-    spec) refuse a checkpoint with the same sentence; D-only options do not matter for inference."""
+    spec) refuse a checkpoint with the same sentence (inference adds that an untyped flag comes from the
+    checkpoint); D-only options do not matter for inference."""
     import argparse
 
     from engine.checkpoint import CheckpointError, SavedGenerator
@@ -75,7 +76,8 @@ def test_inference_and_resume_check_the_spec_with_one_sentence(key: str, saved, 
     opt = argparse.Namespace(**{**base, key: typed, "ndf": 8, "no_dropout": False, "explicit": {key, "ndf"}})
     with pytest.raises(CheckpointError) as err:
         load_generator.options_for(opt, checkpoint)
-    assert str(err.value) == f"{tmp_path / 'x.pt'}: {expected}"
+    # Inference takes every option not typed from the checkpoint, so its line names that way out.
+    assert str(err.value) == f"{tmp_path / 'x.pt'}: {expected}; leave --{key} out (it comes from the checkpoint)"
     # Typed values that agree, and untyped ones that differ, take the checkpoint's spec.
     opt = argparse.Namespace(**{**base, "ngf": 64, key: saved, "ndf": 8, "no_dropout": True,
                                 "explicit": {key, "ndf"}})
@@ -90,7 +92,8 @@ def test_a_typed_netG_is_checked_against_the_checkpoint_before_the_size(trained,
                              "--gpu_ids", "-1", "--netG", "unet_256"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert "checkpoint was trained with --netG resnet_6blocks, you asked for --netG unet_256" in err
+    assert ("checkpoint was trained with --netG resnet_6blocks, you asked for --netG unet_256; leave --netG out "
+            "(it comes from the checkpoint)") in err
 
 
 def test_bn_eval_without_eval_is_refused(trained, tmp_path: Path, capsys):

@@ -172,15 +172,21 @@ def typed_mismatch(saved: NetSpec, options: Mapping[str, Any], typed: set[str], 
     """The first typed option that contradicts a checkpoint's spec (the options not typed are
     taken from the checkpoint, so they cannot)."""
     if role in typed and options[role] != saved.name:
-        return _sentence(role, saved.name, options[role])
+        return _typed_sentence(role, saved.name, options[role])
     for f in saved.arch_fields():
         flag, option = flag_of(f), flag_name(f)
         if flag is None or not flag.shape or option not in typed:
             continue
         shown = (not getattr(saved, f.name)) if flag.invert else getattr(saved, f.name)
         if options[option] != shown:
-            return _sentence(option, shown, options[option])
+            return _typed_sentence(option, shown, options[option])
     return None
+
+
+def _typed_sentence(option: str, saved: Any, asked: Any) -> str:
+    # The way out, since inference takes every architecture option not typed from the checkpoint
+    # (a typed `--netG unet` against unet_128 reads as a family name, not as "as trained").
+    return f"{_sentence(option, saved, asked)}; leave --{option} out (it comes from the checkpoint)"
 
 
 # -- what every generator and every discriminator has ---------------------------------------------
