@@ -54,7 +54,8 @@ def test_version_1_files_get_the_spec_their_options_describe() -> None:
 def test_a_typed_flag_that_contradicts_a_version_1_file_is_one_line() -> None:
     with pytest.raises(CheckpointError) as err:
         infer("--norm", "instance")
-    assert str(err.value).endswith("latest.pt: checkpoint was trained with --norm batch, you asked for --norm instance")
+    assert str(err.value).endswith("latest.pt: checkpoint was trained with --norm batch, you asked for --norm instance; "
+                                   "leave --norm out (it comes from the checkpoint)")
 
 
 def test_a_version_1_checkpoint_resumes_as_before_and_is_saved_in_the_current_format(tmp_path: Path) -> None:
