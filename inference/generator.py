@@ -20,16 +20,13 @@ from engine.distributed import single_process_runtime
 from inference.translator import (CODECS, Translator, check_bn_eval_used, check_codec_channels, fit_after,
                                   set_inference_behaviour)
 from models.load_generator import find_generator, load_into, options_for, spec_for, translate_io_of
-from models.networks.min_size import smallest_square
+from models.networks.min_size import SEARCH_LIMIT, smallest_square
 from models.networks.spec import GeneratorSpec
 
 # Suffixes of the files a user may mistake for a run's folder (checkpoints, exported graphs).
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx")
 
 log = logging.getLogger(__name__)
-
-# The largest side tried when looking for the smallest one a generator takes.
-SIDE_SEARCH_LIMIT = 4096
 
 
 def smallest_side(spec: GeneratorSpec) -> int:
@@ -39,7 +36,7 @@ def smallest_side(spec: GeneratorSpec) -> int:
     paper's mode needs, and at least what eval mode needs). The multiple when the probe finds
     none (the failure is then not about size)."""
     m = spec.size_multiple
-    return smallest_square(spec, m, m, max(m, SIDE_SEARCH_LIMIT)) or m
+    return smallest_square(spec, m, m, max(m, SEARCH_LIMIT)) or m
 
 
 @dataclass

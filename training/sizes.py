@@ -18,9 +18,6 @@ from util.errors import OptionError
 
 log = logging.getLogger("train")
 
-# The largest side tried when looking for the smallest one a network takes (the message's
-# "at least N px"); past it the probe gives up and lets the run go on.
-SEARCH_LIMIT = 4096
 # Larger samples are probed at this side first (the probe's cost grows with the pixels).
 CHEAP_SIDE = 512
 
@@ -67,7 +64,7 @@ def check_sample_sizes(opt: Options, dataset: Any, with_discriminator: bool = Tr
     for option, spec in nets:
         if runs_at(spec, *capped) or runs_at(spec, height, width):
             continue
-        needed = smallest_square(spec, step * (min(height, width) // step + 1), step, SEARCH_LIMIT)
+        needed = smallest_square(spec, step * (min(height, width) // step + 1), step)
         if needed is None:   # no size works: the failure is not about size, and not this check's to report
             log.debug("%s %s: the size probe is inconclusive; not checked", option, spec.name)
             continue

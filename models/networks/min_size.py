@@ -23,6 +23,9 @@ _SYNCED = "syncbatch"
 
 
 _WIDTHS = ("ngf", "ndf")
+# The largest side tried when looking for the smallest one a network takes; past it the probe
+# gives up (the failure is then not about size).
+SEARCH_LIMIT = 4096
 
 
 def _probe_spec(spec: NetSpec) -> NetSpec:
@@ -50,7 +53,7 @@ def runs_at(spec: NetSpec, height: int, width: int) -> bool:
     return True
 
 
-def smallest_square(spec: NetSpec, start: int, step: int, limit: int) -> int | None:
+def smallest_square(spec: NetSpec, start: int, step: int, limit: int = SEARCH_LIMIT) -> int | None:
     """The smallest side in ``start``, ``start + step``, ... up to ``limit`` whose square input
     ``spec``'s network takes (None: none does, so the probe cannot tell; the caller lets the run
     go on rather than refuse it on a guess)."""
