@@ -32,7 +32,7 @@ from data.image_io import (TIFF_EXTENSIONS as _TIFF, DataError, ImageSource, che
                            check_pixel_count, open_image, pil_to_uint8, quiet_readers, readable, reason, to_mode,
                            unsupported_int32, unsupported_signed)
 from data.image_ops import to_unit
-from data.wide_png import read_wide_png
+from data.wide_png import is_gray_alpha, read_wide_png
 
 WIDE = torch.int32                      # dtype of 16-bit samples
 FLOAT = torch.float32                   # dtype of floating-point samples, in [0, 1]
@@ -110,7 +110,7 @@ def channel_layout(path: Path) -> Channels:
             return Channels(layout.count, layout.alpha != 0)
     try:
         with quiet_readers(), Image.open(path) as img:
-            return Channels(1 if img.mode in _GRAY_MODES else 3)
+            return Channels(1 if img.mode in _GRAY_MODES or is_gray_alpha(img) else 3)
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         raise DataError(f"{path}: cannot read image ({reason(err)})") from None
 
@@ -184,7 +184,7 @@ def _wide_samples(path: ImageSource) -> _Samples | None:
         array = read_wide_png(path)
         if array is not None:
             # A PNG's alpha is transparency, composited away as the 8-bit path does.
-            return _Samples(_on_white(array, 2) if array.shape[-1] == 4 else array)
+            return _Samples(_on_white(array, 2) if array.shape[-1] in (2, 4) else array)
     return None
 
 

@@ -91,6 +91,28 @@ def test_16_bit_colour_png_keeps_16_bits_and_aligned_rounds_it(tmp_path: Path, c
     assert np.array_equal(np.asarray(open_eight_bit(tmp_path / "x.png").convert("RGB")), rounded)
 
 
+def test_16_bit_gray_alpha_png_is_gray_composited_at_16_bits(tmp_path: Path) -> None:
+    """Pillow opens it as RGBA with 8-bit samples (the high bytes); it declares gray + alpha at
+    16 bits, so it reads as one 16-bit channel composited onto white at 16 bits, as a 16-bit
+    gray+alpha TIFF does, and as an 8-bit gray+alpha PNG gives one gray channel."""
+    samples = RNG.integers(0, 65536, (10, 16, 2)).astype(np.uint16)
+    samples[0, :4, 1] = [0, 65535, 1, 32768]    # transparent, opaque and in between
+    _png16(tmp_path / "la.png", samples, 4)
+    gray, alpha = samples[..., 0].astype(np.float64), samples[..., 1].astype(np.float64)
+    oracle = np.rint(gray * alpha / 65535 + (65535 - alpha))   # straight alpha over white, by hand
+    assert channel_layout(tmp_path / "la.png").count == native_channels(tmp_path / "la.png") == 1
+    pixels = read_pixels(tmp_path / "la.png")
+    assert pixels.dtype == WIDE and pixels.shape == (1, 10, 16)
+    assert np.array_equal(pixels[0].numpy(), oracle)
+    assert np.array_equal(read_pixels(tmp_path / "la.png", 3).numpy(), np.broadcast_to(oracle, (3, 10, 16)))
+    # aligned and the tools: the same picture rounded to 8 bits, still gray
+    eight = open_eight_bit(tmp_path / "la.png")
+    assert eight.mode == "L" and np.array_equal(np.asarray(eight), np.rint(oracle * 255 / 65535))
+    # Pillow's own reading is what this replaces: colour, from the high bytes only
+    with Image.open(tmp_path / "la.png") as img:
+        assert img.mode == "RGBA"
+
+
 def test_aligned_reads_a_16_bit_colour_png_rounded(tmp_path: Path) -> None:
     samples = RNG.integers(0, 65536, (8, 16, 3)).astype(np.uint16)
     (tmp_path / "train").mkdir()
