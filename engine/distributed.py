@@ -189,6 +189,16 @@ def mean_across_ranks(values: Mapping[str, torch.Tensor], runtime: Runtime) -> d
     return dict(zip(values.keys(), stacked.unbind()))
 
 
+def any_rank(flag: bool, runtime: Runtime) -> bool:
+    """Is ``flag`` true on any process? One number in one all-reduce (max), so that every rank
+    takes the same branch where one rank alone met something (a file it could not decode)."""
+    if not runtime.distributed:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32, device=runtime.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def gather_to_all(obj: Any, runtime: Runtime) -> list[Any]:
     """Every rank's ``obj``, in rank order, on every rank (a picklable object per rank)."""
     if not runtime.distributed:

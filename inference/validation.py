@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from data import DataError
 from data.transforms import SampleKey, sample_seed
-from engine.distributed import Runtime, gather_to_all, unwrap
+from engine.distributed import Runtime, any_rank, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
 from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_batch
 from inference.val_fid import RealFeatureCache
@@ -63,6 +63,16 @@ class ValidationConfig:
     batch_size: int = 1                # test.py's --batch_size: kept unless a norm layer pools over the batch
     seed: int = 0                      # the crops of the split, and the test-time dropout draws
     precise_batches: int = PRECISE_BATCHES   # --bn_precise_batches, for --bn_eval precise
+
+
+class BadValidationData(Exception):
+    """An image of the validation split could not be decoded (damage its header did not show),
+    raised on every rank at the same validation: ``error`` is this rank's DataError, None where
+    this rank's share decoded. The training loop stops on it as on a bad training image."""
+
+    def __init__(self, error: DataError | None) -> None:
+        super().__init__(str(error) if error is not None else "a validation image of another rank")
+        self.error = error
 
 
 def _rank_indices(count: int, batch_size: int, rank: int, world_size: int) -> list[int]:
@@ -149,7 +159,14 @@ class Validator:
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
         order: list[int] = []
-        for keys, batch in zip(_chunks(loader.sampler, batch_size), loader):
+        batches = iter(loader)
+        error: DataError | None = None
+        for keys in _chunks(loader.sampler, batch_size):
+            try:
+                batch = next(batches)
+            except DataError as err:
+                error = err
+                break
             view.set_input(batch)
             # The split's batches start at multiples of batch_size: this is test.py's batch
             # keys[0].index // batch_size, seeded as test.py seeds it.
@@ -166,6 +183,9 @@ class Validator:
                 fake_feats.append(inception_features(_as_batch(fakes), self.device))
                 if need_real:
                     real_feats.append(inception_features(_as_batch(reals), self.device))
+        # Agreed before the figures' all-reduce, which a rank that stopped early would leave waiting.
+        if any_rank(error is not None, self.runtime):
+            raise BadValidationData(error)
         if self.runtime.distributed:   # on the device: nccl reduces only GPU tensors
             sums = sums.to(self.runtime.device)
             dist.all_reduce(sums)

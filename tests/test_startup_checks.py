@@ -44,12 +44,12 @@ def train_args(root: Path, ckpt: Path, name: str, *extra: str) -> list[str]:
     return ["--dataroot", str(root), "--checkpoints_dir", str(ckpt), "--name", name, *TINY, *extra]
 
 
-def aligned_set(root: Path, n: int, side: int = 32) -> Path:
+def aligned_set(root: Path, n: int, side: int = 32, phase: str = "train") -> Path:
     rng = np.random.default_rng(3)
-    (root / "train").mkdir(parents=True)
+    (root / phase).mkdir(parents=True, exist_ok=True)
     for i in range(n):
         coarse = rng.integers(0, 256, size=(4, 8, 3), dtype=np.uint8)
-        Image.fromarray(coarse).resize((2 * side, side), Image.BILINEAR).save(root / "train" / f"{i}.png")
+        Image.fromarray(coarse).resize((2 * side, side), Image.BILINEAR).save(root / phase / f"{i}.png")
     return root
 
 
@@ -260,6 +260,48 @@ def test_bad_file_on_one_rank_stops_all_with_latest(tmp_path: Path, capfd: pytes
     assert len(named) == 1 and "(rank 1)" in named[0] and "'latest' saved after step 1 (epoch 1)" in named[0]
     assert torch.load(tmp_path / "ckpt" / "d" / "latest.pt", map_location="cpu",
                       weights_only=False)["state"]["step"] == 1
+
+
+# A validation image found bad mid-run stops the run as a training image does (left by the audit's C5).
+
+@pytest.mark.parametrize("when, saved_step, epoch", [(("--val_freq", "2"), 2, 1), (("--val_epoch_freq", "1"), 4, 2)])
+def test_truncated_validation_image_saves_latest(when: tuple[str, str], saved_step: int, epoch: int, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    data = aligned_set(tmp_path / "data", 4)
+    aligned_set(data, 3, phase="val")
+    _truncate(data / "val" / "1.png")   # the header reads: the split opens, the first validation fails
+    argv = train_args(data, tmp_path / "ckpt", "v", "--serial_batches", "--max_steps", "6", *when)
+    code, err = run(train_script, argv, capsys)
+    line = one_line(err)
+    assert code == 1
+    assert line.startswith(f"train.py: error: {data / 'val' / '1.png'}: cannot decode image")
+    assert f"'latest' saved after step {saved_step} (epoch {epoch})" in line and "--continue_train" in line
+    saved = torch.load(tmp_path / "ckpt" / "v" / "latest.pt", map_location="cpu", weights_only=False)
+    assert saved["state"]["step"] == saved_step
+    # The remedy named works for the validation split too: the file left out, the run goes on.
+    caplog.clear()
+    assert train_script.main(argv + ["--continue_train", "--skip_bad_images"]) == 0
+    assert "validating on 2 images" in caplog.text and f"resumed from latest at epoch {epoch}, step {saved_step}" in caplog.text
+    assert torch.load(tmp_path / "ckpt" / "v" / "latest.pt", map_location="cpu",
+                      weights_only=False)["state"]["step"] == 6
+
+
+def test_bad_validation_image_on_one_rank_stops_all(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """--nproc 2 (gloo): rank 1 meets the bad validation image at its second batch while rank 0's
+    share decodes; rank 0 must not wait for rank 1's figures until --dist_timeout."""
+    data = aligned_set(tmp_path / "data", 4)
+    aligned_set(data, 4, phase="val")
+    _truncate(data / "val" / "3.png")   # batches of 1 over 2 ranks: rank 1 validates 1 and 3
+    argv = train_args(data, tmp_path / "ckpt", "dv", "--serial_batches", "--nproc", "2", "--max_steps", "10",
+                      "--val_freq", "4", "--dist_timeout", "60")
+    code, err = run(train_script, argv, capfd)
+    assert code == 1 and "Traceback" not in err
+    named = [line for line in err.splitlines() if line.startswith("train.py") and "3.png" in line]
+    # 4 samples = 2 steps of a global batch of 2
+    assert len(named) == 1 and "(rank 1)" in named[0] and "'latest' saved after step 2 (epoch 1)" in named[0]
+    assert torch.load(tmp_path / "ckpt" / "dv" / "latest.pt", map_location="cpu",
+                      weights_only=False)["state"]["step"] == 2
 
 
 # -- K1: --niter_fix_global with several processes ----------------------------------------------------------------

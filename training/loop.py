@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,9 +16,10 @@ from torch.utils.data import DataLoader, Dataset
 from data.image_io import DataError
 from data.loader import set_loader_epoch
 from engine.checkpoint import iter_label
-from engine.distributed import Runtime, barrier, check_ranks_agree, gather_to_all, mean_across_ranks, unwrap
+from engine.distributed import Runtime, any_rank, barrier, check_ranks_agree, gather_to_all, mean_across_ranks, unwrap
 from engine.saver import Saver, reached_max_steps
 from engine.train_state import TrainState, check_finite, crossed
+from inference.validation import BadValidationData
 from inference.validation_hook import ValidationHook
 from models.base_model import BaseModel
 from models.sync_batchnorm import SyncBatchNorm2d
@@ -169,10 +171,7 @@ def bad_data_anywhere(error: DataError | None, runtime: Runtime) -> bool:
     """Did any rank fail to decode its batch? Under DDP the others would otherwise wait for it
     in the step's gradient all-reduce until --dist_timeout: one number per step, like the stop
     signal's (engine/stop.py), makes every rank stop before the same step."""
-    if not runtime.distributed:
-        return error is not None
-    flag = {"bad": torch.tensor(float(error is not None), device=runtime.device)}
-    return float(mean_across_ranks(flag, runtime)["bad"]) > 0
+    return any_rank(error is not None, runtime)
 
 
 def stop_on_bad_data(run: Run, model: BaseModel, state: TrainState, losses: Losses, error: DataError | None,
@@ -190,6 +189,17 @@ def stop_on_bad_data(run: Run, model: BaseModel, state: TrainState, losses: Loss
                           f"{run.exp_dir}: {remedy}, then resume with --continue_train", where)
     raise BadDataStop(f"{message}; no step trained in this run, nothing saved: {remedy}, then run the "
                       "command again", where)
+
+
+@contextmanager
+def validation_images_checked(run: Run, model: BaseModel, state: TrainState, losses: Losses,
+                              first_step: int) -> Iterator[None]:
+    """A validation image that could not be decoded stops the run as a training image does:
+    'latest' saved (every rank raises it at the same validation), one line naming the file."""
+    try:
+        yield
+    except BadValidationData as bad:
+        stop_on_bad_data(run, model, state, losses, bad.error, trained=state.step > first_step)
 
 
 def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
@@ -221,7 +231,8 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
             bar.update()
             epoch_ends = epoch_steps == batches
             last = reached_max_steps(opt.max_steps, state.step) or (epoch_ends and state.epoch == run.last_epoch)
-            report_and_save(run, model, state, losses, before, t_step, t_data, bar, last)
+            with validation_images_checked(run, model, state, losses, first_step):
+                report_and_save(run, model, state, losses, before, t_step, t_data, bar, last)
             if stopping_early(run):
                 report_images(run, model, state.epoch, state.step, live=True, snapshot=True)
             if run.saver.stop_if_asked(model, state, losses, epoch_ends) or stopping_early(run):
@@ -234,7 +245,8 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
             return finish(run, model, state)
         # A stop on an epoch's last step ends that epoch first, as a run going on would.
         last_step, ended_epoch = state.step, state.epoch
-        end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
+        with validation_images_checked(run, model, state, losses, first_step):
+            end_epoch(run, model, state, losses, epoch_loss_sum, epoch_steps)
         if stopping_early(run):   # at this step, or by the epoch's own validation
             report_images(run, model, ended_epoch, last_step, live=True, snapshot=True)
             run.saver.save_latest(model, state, losses)
