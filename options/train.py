@@ -105,6 +105,12 @@ def resume_exempt() -> frozenset[str]:
                      | _names_of(add_speed_options))
 
 
+# Options that decide only whether a run may read its data, never what it computes from it (a
+# refusal, or the same run): a resume takes them from its checkpoint where untyped, so that a run
+# that needed its limit raised goes on, and a typed one is no change to report.
+ADMISSION = frozenset({"max_image_pixels"})
+
+
 def recipe_options() -> set[str]:
     """The options some recipe sets (each recipe flag is ``--<option name>``)."""
     return {flag[2:] for recipe in RECIPES.values() for flag in recipe.flags if flag.startswith("--")}
@@ -145,7 +151,8 @@ def resume_options(opt: Options, saved: Mapping[str, Any]) -> tuple[Options, lis
                               f"schedule counts from --epoch_count {saved[key]}; leave --epoch_count out (it is for "
                               "the reference's files, which record no counters)")
         if key in typed:
-            (steered if key in steering else changed).append(f"{key} {saved[key]} -> {now[key]}")
+            if key not in ADMISSION:
+                (steered if key in steering else changed).append(f"{key} {saved[key]} -> {now[key]}")
         elif key != "recipe":   # left out, the checkpoint's recipe is an error (engine/checkpoint/resume.py)
             taken[key] = saved[key]
             adopted.append(f"{key} {saved[key]}")

@@ -96,6 +96,20 @@ def test_process_options_are_neither_taken_nor_warned_about(tmp_path: Path) -> N
     assert not {"n_epochs", "direction", "seed", "epoch_count", "batch_size"} & resume_exempt()
 
 
+def test_the_image_size_limit_is_taken_but_a_typed_one_is_no_change(tmp_path: Path) -> None:
+    """--max_image_pixels only admits or refuses the data: a run that needed it raised resumes
+    without typing it again, and a typed value is not listed as a change of the run."""
+    saved_limit = {"max_image_pixels": 0, "direction": "AtoB"}
+    untyped = parse_options(["--dataroot", str(tmp_path), "--gpu_ids", "-1", "--continue_train"], is_train=True)
+    merged, adopted, changed, _ = resume_options(untyped, {**untyped.as_dict(), **saved_limit})
+    assert merged.max_image_pixels == 0 and adopted == ["max_image_pixels 0"] and changed == []
+    typed = parse_options(["--dataroot", str(tmp_path), "--gpu_ids", "-1", "--continue_train",
+                           "--max_image_pixels", "5000", "--direction", "BtoA"], is_train=True)
+    merged, adopted, changed, steered = resume_options(typed, {**typed.as_dict(), **saved_limit})
+    assert merged.max_image_pixels == 5000 and adopted == [] and steered == []
+    assert changed == ["direction AtoB -> BtoA"]
+
+
 def test_a_typed_size_is_checked_against_the_checkpoints_generator(data: Path, tmp_path: Path, capsys) -> None:
     """The run trained --netG resnet_6blocks at 32 px; a resume that types --crop_size 32 but not
     --netG trains on with the checkpoint's generator. Checking the typed size against the parser's
