@@ -141,6 +141,15 @@ def _figures(best: Measured, others: Sequence[Measured]) -> str:
             + (f" against {against}" if against else "") + f" ({best.what}; {best.cpu})")
 
 
+def clearly_faster(a: Measured, b: Measured) -> bool:
+    """Whether ``a`` beat ``b`` beyond the spread of their rounds: a's slowest round faster than
+    b's fastest where both have ranges. A 6 GB install is not worth a difference the rounds
+    do not show."""
+    if a.s_per_step_range is None or b.s_per_step_range is None:
+        return a.s_per_step < b.s_per_step
+    return a.s_per_step_range[1] < b.s_per_step_range[0]
+
+
 def choose(cls: str, measurements: Mapping[str, Sequence[Measured]], free_gb: float,
            index_gb_needed: float = INDEX_GB_NEEDED) -> Choice:
     builds = sorted(measurements.get(cls, ()), key=lambda m: m.s_per_step)
@@ -151,6 +160,9 @@ def choose(cls: str, measurements: Mapping[str, Sequence[Measured]], free_gb: fl
     figures = f"{human}: {_figures(best, others)}"
     if best.build == "cpu":
         return Choice("cpu", None, f"{figures}, so the CPU-only build")
+    cpu = next((m for m in others if m.build == "cpu"), None)
+    if cpu is not None and not clearly_faster(best, cpu):
+        return Choice("cpu", None, f"{figures}; the ranges overlap, so the smaller CPU-only build")
     if free_gb < index_gb_needed:
         return Choice("cpu", None, f"{figures}, but the index's build needs ~{index_gb_needed:.0f} GB and "
                                    f"{free_gb:.0f} GB are free, so the CPU-only build")

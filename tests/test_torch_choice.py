@@ -76,6 +76,17 @@ def test_the_fastest_measured_build_wins() -> None:
     assert cpu.reason.endswith("so the CPU-only build")
 
 
+def test_the_index_build_must_win_beyond_the_spread_of_the_rounds() -> None:
+    ranged = lambda build, seconds, low, high: {**_m(build, build, seconds), "s_per_step_range": [low, high]}
+    overlap = _table(avx512_bf16=[ranged("cpu", 0.072, 0.069, 0.075), ranged("index", 0.070, 0.068, 0.071)])
+    choice = tc.choose("avx512_bf16", overlap, free_gb=50)
+    assert (choice.build, choice.pip) == ("cpu", None)
+    assert choice.reason.endswith("against 0.072 for cpu (a step; a CPU); the ranges overlap, so the smaller "
+                                  "CPU-only build")
+    apart = _table(avx512_bf16=[ranged("cpu", 0.080, 0.076, 0.084), ranged("index", 0.070, 0.068, 0.075)])
+    assert tc.choose("avx512_bf16", apart, free_gb=50).build == "index"
+
+
 def test_the_index_build_without_the_disk_space_falls_back_to_cpu_with_the_reason() -> None:
     table = _table(avx2=[_m("cpu", "2.13.0+cpu", 0.2), _m("index", "2.14.1+cu130", 0.1)])
     choice = tc.choose("avx2", table, free_gb=8.4)
