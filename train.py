@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from data import create_dataset, targets_problem
 from data.loader import create_dataloader
 from engine.distributed import Runtime, barrier, ddp_wrapper, distributed_runtime, launch_env, peer_failures_reported
-from engine.launch import LaunchError, end_rank, launch, processes_to_start
+from engine.launch import LaunchError, end_rank, launch, processes_to_start, reported_status
 from engine.rng import seed_everything
 from engine.execution import resolved_options
 from engine.speed import apply_backend_settings, backend_settings_from
@@ -124,7 +124,7 @@ def run_process(opt: Options) -> int:
     except BadDataStop as stopped:   # every rank raises it, after their common save: said once
         if is_main:
             print(f"train.py: error{stopped.where}: {stopped}", file=sys.stderr)
-        return 1
+        return reported_status()
     except UserError as err:   # one line per process; anything else is a bug and keeps its traceback
         print(f"train.py: error{where}: {err}", file=sys.stderr)
         return 1
@@ -153,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_process(opt)
         launch(run_process, opt, nprocs)
     except LaunchError as err:
-        print(f"train.py: {'' if err.stopped_by_signal else 'error: '}{err}", file=sys.stderr)
+        if not err.reported:
+            print(f"train.py: {'' if err.stopped_by_signal else 'error: '}{err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("train.py: interrupted; the last saved checkpoint is intact", file=sys.stderr)

@@ -33,14 +33,27 @@ FAILURE_GRACE_S = 5.0
 
 Worker = Callable[[Any], int]  # takes the parsed options, returns an exit status
 
+# The status of a rank of this launcher whose job has already said why it ended, in full (every
+# rank stopped at the same step and rank 0 printed the reason): the launcher adds no line of its
+# own and the job exits 1. Under torchrun ranks exit 1 as usual (LAUNCHED_HERE is not set).
+REPORTED = 75
+LAUNCHED_HERE = "PIX2PIX_NPROC_CHILD"
+
+
+def reported_status() -> int:
+    """What a rank returns for a failure that its job has reported in full."""
+    return REPORTED if os.environ.get(LAUNCHED_HERE) == "1" else 1
+
 
 class LaunchError(UserError, RuntimeError):
     """A child process failed; ``exit_code`` is what the whole job should exit with."""
 
-    def __init__(self, message: str, exit_code: int = 1, stopped_by_signal: bool = False) -> None:
+    def __init__(self, message: str, exit_code: int = 1, stopped_by_signal: bool = False,
+                 reported: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.stopped_by_signal = stopped_by_signal  # a requested stop, not a failure
+        self.reported = reported   # the ranks have said it all (REPORTED): nothing to add
 
 
 def processes_to_start(nproc: int, gpu_ids: list[int]) -> int:
@@ -74,7 +87,8 @@ def _child(local_rank: int, worker: Worker, options: Any, nprocs: int, port: int
     # for the ranks, which stops them at once instead of after a save (engine/stop.py).
     os.setpgid(0, 0)
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
-                      LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                      LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      **{LAUNCHED_HERE: "1"})
     if sys.platform.startswith("linux"):
         # One machine: keep gloo on loopback whatever the host name resolves to.
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -158,6 +172,8 @@ def launch(worker: Worker, options: Any, nprocs: int) -> None:
             raise LaunchError(f"stopped by {signal.Signals(forwarder.signum).name}; the {nprocs} processes exited "
                               f"with status {', '.join(map(str, codes))}", exit_code=exit_status(forwarder.signum),
                               stopped_by_signal=True) from None
+        if err.exit_code == REPORTED:
+            raise LaunchError("", exit_code=1, reported=True) from None
         code = err.exit_code if err.exit_code and err.exit_code > 0 else 1
         how = f"exited with status {err.exit_code}" if err.exit_code >= 0 else f"was killed by signal {-err.exit_code}"
         raise LaunchError(f"rank {err.error_index} {how}; the other processes were stopped", exit_code=code) from None

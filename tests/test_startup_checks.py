@@ -256,8 +256,9 @@ def test_bad_file_on_one_rank_stops_all_with_latest(tmp_path: Path, capfd: pytes
     code, err = run(train_script, argv, capfd)   # the ranks are processes of their own: their stderr
     assert code == 1 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("train.py")]
-    named = [line for line in lines if "3.png" in line]
-    assert len(named) == 1 and "(rank 1)" in named[0] and "'latest' saved after step 1 (epoch 1)" in named[0]
+    # One line for the job: rank 0 says it for every rank, the launcher adds nothing.
+    assert len(lines) == 1 and "3.png" in lines[0]
+    assert "(rank 1)" in lines[0] and "'latest' saved after step 1 (epoch 1)" in lines[0]
     assert torch.load(tmp_path / "ckpt" / "d" / "latest.pt", map_location="cpu",
                       weights_only=False)["state"]["step"] == 1
 
@@ -297,9 +298,10 @@ def test_bad_validation_image_on_one_rank_stops_all(tmp_path: Path, capfd: pytes
                       "--val_freq", "4", "--dist_timeout", "60")
     code, err = run(train_script, argv, capfd)
     assert code == 1 and "Traceback" not in err
-    named = [line for line in err.splitlines() if line.startswith("train.py") and "3.png" in line]
-    # 4 samples = 2 steps of a global batch of 2
-    assert len(named) == 1 and "(rank 1)" in named[0] and "'latest' saved after step 2 (epoch 1)" in named[0]
+    lines = [line for line in err.splitlines() if line.startswith("train.py")]
+    # 4 samples = 2 steps of a global batch of 2; one line for the job
+    assert len(lines) == 1 and "3.png" in lines[0]
+    assert "(rank 1)" in lines[0] and "'latest' saved after step 2 (epoch 1)" in lines[0]
     assert torch.load(tmp_path / "ckpt" / "dv" / "latest.pt", map_location="cpu",
                       weights_only=False)["state"]["step"] == 2
 
