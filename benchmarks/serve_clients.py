@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,20 @@ from support.serving import wait_until_serving
 ROOT = Path(__file__).resolve().parent.parent
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+@contextlib.contextmanager
+def client_temp_folder(folder: Path) -> Iterator[None]:
+    """gradio_client downloads each result into a new folder of the temp directory, moves the
+    file on and leaves that folder behind, empty (one per request): the temp directory is
+    ``folder`` meanwhile, which the caller removes with the rest of its files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 @dataclass

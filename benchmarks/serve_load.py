@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, emit, load_average
 from benchmarks.fault_runs import write_pairs
-from benchmarks.serve_clients import Outcome, rss_mib, run_clients, serial_outputs, serve, stroke_canvas, summary
+from benchmarks.serve_clients import Outcome, client_temp_folder, rss_mib, run_clients, serial_outputs, serve, stroke_canvas, summary
 
 FACADES = ROOT / "tests" / "fixtures" / "facades" / "test"
 
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         ckpt = train_tiny_generator(work)
         inputs = page_inputs(work)
-        with serve(ckpt, "tiny", work, "--max_queue", str(args.max_queue)) as served:
+        with client_temp_folder(work / "client_tmp"), \
+                serve(ckpt, "tiny", work, "--max_queue", str(args.max_queue)) as served:
             expected = serial_outputs(served.url, inputs, work / "dl")
             for clients in (int(n) for n in args.clients.split(",")):
                 started = time.monotonic()

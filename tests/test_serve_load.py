@@ -15,7 +15,7 @@ from tests.test_bad_inputs import bomb_png
 from tests.test_odd_inputs_load import cmyk_jpeg
 from tests.test_translate import save_ours
 
-from benchmarks.serve_clients import Served, client_for, run_clients, send, serial_outputs, serve, stroke_canvas
+from benchmarks.serve_clients import Served, client_for, client_temp_folder, run_clients, send, serial_outputs, serve, stroke_canvas
 
 FACADE = Path(__file__).resolve().parent / "fixtures" / "facades" / "test" / "1.jpg"
 RESNET = dict(netG="resnet_6blocks", ngf=2, norm="instance", no_dropout=True)
@@ -25,7 +25,8 @@ RESNET = dict(netG="resnet_6blocks", ngf=2, norm="instance", no_dropout=True)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path]]:
     tmp = tmp_path_factory.mktemp("serve_load")
     save_ours(tmp / "ck" / "exp", **RESNET)
-    with serve(tmp / "ck", "exp", tmp) as served:
+    # The clients' empty download folders stay in the test's own folder, not in /tmp.
+    with client_temp_folder(tmp / "client_tmp"), serve(tmp / "ck", "exp", tmp) as served:
         yield served, tmp
 
 
@@ -67,7 +68,8 @@ def test_a_cmyk_jpeg_upload_gets_the_answer_of_its_rgb(server: tuple[Served, Pat
 
 
 def test_four_clients_at_once_get_what_each_request_gets_alone(server: tuple[Served, Path], tmp_path: Path) -> None:
-    served, _ = server
+    served, tmp = server
+    leftovers = len(list((tmp / "client_tmp").iterdir()))
     # One input twice on purpose: equal answers used to share one gradio cache file, rewritten
     # while another client was downloading it (that client got 0 bytes).
     inputs = [stroke_canvas(tmp_path / f"s{i}.png", seed=i) for i in range(3)] + [FACADE]
@@ -78,3 +80,5 @@ def test_four_clients_at_once_get_what_each_request_gets_alone(server: tuple[Ser
     assert [o.kind for o in outcomes] == ["ok"] * 20, [o.message for o in outcomes if o.kind != "ok"]
     wrong = [o.input_index for o in outcomes if not np.array_equal(o.pixels, expected[o.input_index])]
     assert wrong == []
+    # gradio_client left one empty folder per download (25 here) where the fixture put them.
+    assert len(list((tmp / "client_tmp").iterdir())) - leftovers == 25
