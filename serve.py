@@ -18,6 +18,7 @@ set_omp_wait_policy()
 import argparse
 import errno
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -102,9 +103,17 @@ def run(opt: Options) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opt = parse(argv)
     setup_logging(verbose=opt.verbose)
+    # A service manager stops the server with SIGTERM: taken as Ctrl+C, so that gradio closes its
+    # server and the page's folder of results is removed (killed outright, it stayed in the temp
+    # directory with up to 64 images).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(opt)
     except UserError as err:

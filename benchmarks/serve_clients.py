@@ -47,22 +47,24 @@ class Served:
     url: str
     pid: int
     log: Path
+    process: subprocess.Popen | None = None   # its exit status is there once the block has ended
 
 
 @contextlib.contextmanager
-def serve(ckpt: Path, name: str, workdir: Path, *extra: str) -> Iterator[Served]:
-    """serve.py on a free loopback port, stopped (SIGTERM, then SIGKILL) when the block ends."""
+def serve(ckpt: Path, name: str, workdir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """serve.py on a free loopback port (``env`` added to this environment), stopped (SIGTERM,
+    then SIGKILL) when the block ends."""
     port = free_loopback_port()
     log_path = workdir / f"serve_{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--name", name, "--checkpoints_dir",
                                  str(ckpt), "--gpu_ids", "-1", "--host", "127.0.0.1", "--port", str(port), *extra],
-                                cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             url = f"http://127.0.0.1:{port}/"
             if not wait_until_serving(url, proc, timeout_s=300, interval_s=0.5):
                 raise RuntimeError(f"serve.py did not start:\n{log_path.read_text()[-3000:]}")
-            yield Served(url, proc.pid, log_path)
+            yield Served(url, proc.pid, log_path, proc)
         finally:
             proc.terminate()
             try:

@@ -82,3 +82,19 @@ def test_four_clients_at_once_get_what_each_request_gets_alone(server: tuple[Ser
     assert wrong == []
     # gradio_client left one empty folder per download (25 here) where the fixture put them.
     assert len(list((tmp / "client_tmp").iterdir())) - leftovers == 25
+
+
+def test_sigterm_stops_the_server_cleanly_and_removes_its_results_folder(tmp_path: Path) -> None:
+    """What a service manager sends: gradio closes, the process exits 0, and the folder the page
+    keeps its results in (a fresh one in the temp directory) is gone with it."""
+    save_ours(tmp_path / "ck" / "exp", **RESNET)
+    server_tmp = tmp_path / "server_tmp"
+    server_tmp.mkdir()
+    with client_temp_folder(tmp_path / "client_tmp"), \
+            serve(tmp_path / "ck", "exp", tmp_path, env={"TMPDIR": str(server_tmp)}) as served:
+        (answer,) = serial_outputs(served.url, [stroke_canvas(tmp_path / "s.png", seed=3)], tmp_path / "dl")
+        assert answer is not None
+        kept = [p for p in server_tmp.iterdir() if p.name.startswith("pix2pix_serve_")]
+        assert len(kept) == 1 and any(kept[0].iterdir())   # the answer's file is in it
+    assert served.process is not None and served.process.returncode == 0, served.log.read_text()[-2000:]
+    assert not kept[0].exists()
