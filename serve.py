@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A service manager stops the server with SIGTERM: taken as Ctrl+C, so that gradio closes its
     # server and the page's folder of results is removed (killed outright, it stayed in the temp
     # directory with up to 64 images).
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(opt)
     except UserError as err:
@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)   # main() may run inside another program (the tests)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from support.serving import wait_until_serving
 from tests.conftest import CHROMIUM, stop_server
 from tests.test_translate import save_ours
 
+# A real browser draws on the page: timing-sensitive, so make test runs it alone (pytest.ini).
+pytestmark = pytest.mark.alone
+
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -100,8 +103,7 @@ def drawn(server: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
             page.on("request", lambda request: requests.append(request.url))
             page.goto(server["url"], wait_until="networkidle")
             # The editor draws the blank canvas as a white square; strokes go inside it.
-            page.wait_for_timeout(1000)
-            box = canvas_box(page)
+            box = steady_canvas_box(page)
             sources = []
             for (x0, y0), (x1, y1) in STROKES:
                 page.mouse.move(box[0] + x0 * box[2], box[1] + y0 * box[3])
@@ -118,6 +120,20 @@ def drawn(server: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
             browser.close()
     yield {"sources": sources, "result": result, "shot": shot, "canvas_box": box, "output_box": output_box,
            "requests": requests}
+
+
+def steady_canvas_box(page, timeout_s: float = 60.0) -> tuple[float, float, float, float]:
+    """:func:`canvas_box` once the page's layout has settled (the same box twice, half a second
+    apart): on a loaded machine the editor was still sizing its canvas a second after the page
+    loaded, and strokes drawn then missed it."""
+    last, deadline = None, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        box = canvas_box(page)
+        if box == last:
+            return box
+        last = box
+    pytest.fail("the editor's canvas kept moving")
 
 
 def canvas_box(page) -> tuple[float, float, float, float]:

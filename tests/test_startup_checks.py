@@ -246,6 +246,18 @@ def test_nan_tiff_at_first_step_saves_nothing(tmp_path: Path, capsys: pytest.Cap
     assert not list((tmp_path / "ckpt" / "n").glob("*.pt"))
 
 
+def assert_job_line(err: str, name: str, saved_after: str) -> None:
+    """A --nproc 2 job stopped by a bad file rank 1 met: one line for the job (rank 0 says it for
+    every rank, the launcher adds nothing), naming the file, the rank and the step saved."""
+    lines = [line for line in err.splitlines() if line.startswith("train.py")]
+    assert "Traceback" not in err and len(lines) == 1 and name in lines[0], err
+    assert "(rank 1)" in lines[0] and f"'latest' saved after {saved_after}" in lines[0]
+
+
+def latest_step(exp: Path) -> int:
+    return torch.load(exp / "latest.pt", map_location="cpu", weights_only=False)["state"]["step"]
+
+
 def test_bad_file_on_one_rank_stops_all_with_latest(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """--nproc 2 (gloo): rank 1 meets the bad file at its second step; rank 0 must not wait for
     it in the gradient all-reduce, and both save the step they agree on."""
@@ -254,13 +266,9 @@ def test_bad_file_on_one_rank_stops_all_with_latest(tmp_path: Path, capfd: pytes
     argv = train_args(data, tmp_path / "ckpt", "d", "--serial_batches", "--nproc", "2", "--max_steps", "10",
                       "--dist_timeout", "60")
     code, err = run(train_script, argv, capfd)   # the ranks are processes of their own: their stderr
-    assert code == 1 and "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("train.py")]
-    # One line for the job: rank 0 says it for every rank, the launcher adds nothing.
-    assert len(lines) == 1 and "3.png" in lines[0]
-    assert "(rank 1)" in lines[0] and "'latest' saved after step 1 (epoch 1)" in lines[0]
-    assert torch.load(tmp_path / "ckpt" / "d" / "latest.pt", map_location="cpu",
-                      weights_only=False)["state"]["step"] == 1
+    assert code == 1
+    assert_job_line(err, "3.png", "step 1 (epoch 1)")
+    assert latest_step(tmp_path / "ckpt" / "d") == 1
 
 
 # A validation image found bad mid-run stops the run as a training image does (left by the audit's C5).
@@ -297,13 +305,9 @@ def test_bad_validation_image_on_one_rank_stops_all(tmp_path: Path, capfd: pytes
     argv = train_args(data, tmp_path / "ckpt", "dv", "--serial_batches", "--nproc", "2", "--max_steps", "10",
                       "--val_freq", "4", "--dist_timeout", "60")
     code, err = run(train_script, argv, capfd)
-    assert code == 1 and "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("train.py")]
-    # 4 samples = 2 steps of a global batch of 2; one line for the job
-    assert len(lines) == 1 and "3.png" in lines[0]
-    assert "(rank 1)" in lines[0] and "'latest' saved after step 2 (epoch 1)" in lines[0]
-    assert torch.load(tmp_path / "ckpt" / "dv" / "latest.pt", map_location="cpu",
-                      weights_only=False)["state"]["step"] == 2
+    assert code == 1
+    assert_job_line(err, "3.png", "step 2 (epoch 1)")   # 4 samples = 2 steps of a global batch of 2
+    assert latest_step(tmp_path / "ckpt" / "dv") == 2
 
 
 # -- K1: --niter_fix_global with several processes ----------------------------------------------------------------
