@@ -187,3 +187,19 @@ def skip_batches(loader_iter: Iterator[Any], n: int) -> Iterator[Any]:
     for _ in range(n):
         next(loader_iter)
     return loader_iter
+
+
+def until_bad(loader: DataLoader) -> Iterator[tuple[Any, DataError | None]]:
+    """The loader's batches, each with None; a batch that could not be decoded (damage a header
+    did not show) ends them with (None, its DataError), so that the caller can agree with the
+    other ranks and save before it stops (training/loop.py, inference/validation.py)."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except DataError as err:
+            yield None, err
+            return
+        yield batch, None

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from data import DataError
+from data.loader import until_bad
 from data.transforms import SampleKey, sample_seed
 from engine.distributed import Runtime, any_rank, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
@@ -159,13 +160,10 @@ class Validator:
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
         order: list[int] = []
-        batches = iter(loader)
         error: DataError | None = None
-        for keys in _chunks(loader.sampler, batch_size):
-            try:
-                batch = next(batches)
-            except DataError as err:
-                error = err
+        for keys, (batch, bad) in zip(_chunks(loader.sampler, batch_size), until_bad(loader)):
+            if bad is not None:
+                error = bad
                 break
             view.set_input(batch)
             # The split's batches start at multiples of batch_size: this is test.py's batch

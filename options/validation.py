@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from data import DataError, create_dataset
 from data.config import DataConfig
-from engine.best import BestKeeper, read_best
+from engine.best import BEST_LABEL, BestKeeper, read_best
 from engine.distributed import Runtime, gather_to_all
 from engine.saver import Saver
 from inference.split_inference import training_inputs
@@ -156,7 +156,7 @@ def tested_checkpoint(opt: argparse.Namespace) -> str:
     """The --epoch of the logged test.py command: ``best`` where one is kept (--best_metric),
     else ``latest``, the only checkpoint such a run is sure to have (it holds the weights of
     the last validation when that ran at the last step)."""
-    return "best" if best_metric(opt) else "latest"
+    return BEST_LABEL if best_metric(opt) else "latest"
 
 
 def reproducing_test_command(opt: argparse.Namespace, count: int) -> str:

@@ -7,14 +7,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from data.image_io import DataError
-from data.loader import set_loader_epoch
+from data.loader import set_loader_epoch, until_bad
 from engine.checkpoint import iter_label
 from engine.distributed import Runtime, any_rank, barrier, check_ranks_agree, gather_to_all, mean_across_ranks, unwrap
 from engine.saver import Saver, reached_max_steps
@@ -152,21 +152,6 @@ class BadDataStop(UserError):
         self.where = where
 
 
-def _batches(loader: DataLoader) -> Iterator[tuple[Any, DataError | None]]:
-    """The loader's batches, each with None; a batch that could not be decoded ends them with
-    (None, its DataError), so that the loop can save before it stops."""
-    iterator = iter(loader)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except DataError as err:
-            yield None, err
-            return
-        yield batch, None
-
-
 def bad_data_anywhere(error: DataError | None, runtime: Runtime) -> bool:
     """Did any rank fail to decode its batch? Under DDP the others would otherwise wait for it
     in the step's gradient all-reduce until --dist_timeout: one number per step, like the stop
@@ -219,7 +204,7 @@ def run_epochs(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainStat
         bar = EpochProgress(batches, state.epoch, run.last_epoch, enabled=run.runtime.is_main)
         stopping = epoch_ends = False
         t_data = time.perf_counter()
-        for batch_data, bad in _batches(loader):
+        for batch_data, bad in until_bad(loader):
             if bad_data_anywhere(bad, run.runtime):
                 stop_on_bad_data(run, model, state, losses, bad, trained=state.step > first_step)
             before, t_step = state.samples, time.perf_counter()
