@@ -31,6 +31,11 @@ def run_phase(name: str, fn: Callable[[], Any]) -> Any:
     return fn()
 
 
+def trainable(net: nn.Module) -> tuple[bool, ...]:
+    """Which of ``net``'s parameters train (their requires_grad flags, in order)."""
+    return tuple(p.requires_grad for p in net.parameters())
+
+
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
@@ -50,6 +55,9 @@ class BaseModel:
         self.amp: str = resolve_amp(getattr(opt, "amp", "none"), self.device)
         self.channels_last: bool = getattr(opt, "channels_last", False)
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        # How each network was wrapped (wrap_networks) and which of its parameters trained then.
+        self.wrap: Callable[[str, nn.Module], nn.Module] | None = None
+        self.wrapped_trainable: dict[str, tuple[bool, ...]] = {}
         check_amp_supported(self.device, self.amp)
 
     # -- building -------------------------------------------------------------------------
@@ -126,7 +134,21 @@ class BaseModel:
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
         """Replace each network by ``wrap(name, net)`` (DDP, torch.compile); saving and rank-0
         work reach the plain module through ``engine.distributed.unwrap``."""
+        self.wrap = wrap
         self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
+        self.wrapped_trainable = {name: trainable(net) for name, net in self.nets.items()}
+
+    def rewrap_if_changed(self, name: str) -> None:
+        """DDP fixes when it wraps a network which parameters it reduces; network ``name``, whose
+        trainable parameters changed since (``--niter_fix_global``'s epochs), is wrapped again,
+        or its reducer would wait for gradients that never come, or leave new ones unreduced.
+        (D's flags change within every step, for G's update, and must not count.)"""
+        if self.wrap is None or not self.runtime.distributed:
+            return
+        net, now = self.nets[name], trainable(self.nets[name])
+        if now != self.wrapped_trainable[name]:
+            self.nets[name] = self.wrap(name, self.without_ddp(net))
+            self.wrapped_trainable[name] = now
 
     @staticmethod
     def without_ddp(net: nn.Module) -> nn.Module:
@@ -161,8 +183,8 @@ class BaseModel:
 
     def begin_epoch(self, epoch: int) -> None:
         """Before the first step of ``epoch`` (also when resuming inside it): what trains then."""
-        fix_global_for_epoch(unwrap(self.net_G), epoch, getattr(self.opt, "niter_fix_global", 0),
-                             self.runtime.distributed)
+        fix_global_for_epoch(unwrap(self.net_G), epoch, getattr(self.opt, "niter_fix_global", 0))
+        self.rewrap_if_changed("G")
 
     def step_schedulers(self, metric: float | None = None) -> float:
         for scheduler in self.schedulers.values():

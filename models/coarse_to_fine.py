@@ -15,21 +15,16 @@ from torch import nn
 
 from engine.checkpoint.files import CheckpointError
 from engine.checkpoint.generator import find_generator
-from engine.distributed import DistributedError
 
 log = logging.getLogger(__name__)
 
 
-def fix_global_for_epoch(net_G: nn.Module, epoch: int, niter_fix_global: int, distributed: bool) -> None:
+def fix_global_for_epoch(net_G: nn.Module, epoch: int, niter_fix_global: int) -> None:
+    """Fix G1 in the first ``niter_fix_global`` epochs, train it from the next one on. Under DDP
+    the model wraps G again when its trainable set changes (BaseModel.begin_epoch)."""
     if niter_fix_global == 0:
         return
     fixed = epoch <= niter_fix_global
-    if fixed and distributed:
-        # DDP decides at wrapping time which parameters it waits for; a part that trains in some
-        # epochs only would leave it waiting (or unsynchronized once it trains).
-        raise DistributedError(f"--niter_fix_global {niter_fix_global}: epoch {epoch} trains with the global "
-                               "generator fixed, which needs one process; train those epochs in one process, "
-                               "then resume with several")
     net_G.fix_global(fixed)
     if fixed:
         log.info("epoch %d: the global generator is fixed, only the local enhancers train", epoch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from engine.distributed import launch_env
 from models.networks import GENERATORS, generator_spec
 from models.networks.local_enhancer import LocalEnhancerSpec
 from options.base import non_negative_int
@@ -18,7 +17,7 @@ def add_highres_options(p: argparse.ArgumentParser) -> None:
                         "gradients)")
     g.add_argument("--niter_fix_global", type=non_negative_int, default=0,
                    help="--netG local: for the first N epochs train only the local enhancers, with the global "
-                        "generator's weights fixed; all of G trains afterwards (one process for those epochs)")
+                        "generator's weights fixed; all of G trains afterwards")
     g.add_argument("--init_global_from", default=None, metavar="NAME",
                    help="--netG local: start the global generator from the latest generator of experiment NAME "
                         "(in --checkpoints_dir), trained with --netG global at half the size")
@@ -33,26 +32,3 @@ def fix_global_problem(opt: argparse.Namespace) -> str | None:
             presets = " or ".join(e.name for e in GENERATORS if e.obj.spec is LocalEnhancerSpec)
             return f"--{option} {value} applies to --netG {presets} only, got --netG {opt.netG}"
     return None
-
-
-def _processes(opt: argparse.Namespace) -> int:
-    """How many processes will train: the launcher's (torchrun, a child of --nproc), else what
-    train.py starts (engine/launch.py: --nproc, else one per --gpu_ids entry)."""
-    env = launch_env()
-    if env is not None:
-        return env.world_size
-    return getattr(opt, "nproc", 0) or max(len(getattr(opt, "gpu_ids", None) or ()), 1)
-
-
-def fix_global_processes_problem(opt: argparse.Namespace) -> str | None:
-    """A fresh run with --niter_fix_global starts with the global generator fixed, which DDP
-    cannot do (models/coarse_to_fine.py); said here, before any process builds a network. A
-    resume's first epoch is known only from its checkpoint, which the epoch's start checks."""
-    fixed = getattr(opt, "niter_fix_global", 0)
-    if not fixed or getattr(opt, "continue_train", None) or fixed < getattr(opt, "epoch_count", 1):
-        return None
-    processes = _processes(opt)
-    if processes == 1:
-        return None
-    return (f"--niter_fix_global {fixed}: the first {fixed} epoch(s) train with the global generator fixed, which "
-            f"needs one process, not {processes}; train them in one process, then resume with several")

@@ -12,7 +12,7 @@ from models.losses import GAN_LOSSES
 from models.networks import DISCRIMINATORS, GENERATORS, generator_spec, size_multiple
 from models.networks.multiscale import smallest_logit_side
 from models.norms import NORMS
-from options.highres import fix_global_problem, fix_global_processes_problem
+from options.highres import fix_global_problem
 from options.validation import VALIDATION_CHECKS
 from reporting.sink import display_problem
 
@@ -124,7 +124,7 @@ def _training_data_has_targets(opt: argparse.Namespace) -> str | None:
 
 CHECKS: list[Check] = [_training_data_has_targets, _crop_not_above_load, _size_fits_generator, _channels_match_model,
                        _aspect_ratio_positive, _numbers_in_range, _gradient_penalty_with_synced_bn,
-                       _discriminator_fits_crop, fix_global_problem, fix_global_processes_problem]
+                       _discriminator_fits_crop, fix_global_problem]
 
 
 CHECKS += VALIDATION_CHECKS   # --val_freq, --val_fid, --best_metric (options/validation.py)

@@ -11,9 +11,8 @@ from PIL import Image
 
 import test as test_driver
 import train as train_driver
-from engine.distributed import DistributedError, Runtime
+from engine.distributed import Runtime
 from models import create_model
-from models.coarse_to_fine import fix_global_for_epoch
 from models.networks.local_enhancer import LocalEnhancerGenerator
 from models.norms import norm_spec
 from options.parse import parse_options
@@ -151,17 +150,6 @@ def test_global_generator_trained_at_half_size_starts_the_local_one(wide_pairs: 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert "--init_global_from g1: it was trained with ngf 8, the global part of this --netG local needs 16" in err[0]
-
-
-def test_fixed_global_generator_needs_one_process() -> None:
-    class Net(torch.nn.Module):
-        def fix_global(self, fixed: bool) -> None:
-            self.fixed = fixed
-    net = Net()
-    with pytest.raises(DistributedError, match="--niter_fix_global 2: epoch 2 .* one process"):
-        fix_global_for_epoch(net, 2, 2, distributed=True)
-    fix_global_for_epoch(net, 3, 2, distributed=True)   # after the fixed epochs DDP is fine
-    assert net.fixed is False
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,5 +1,5 @@
 """What train.py and test.py refuse before training starts, and what a file whose pixels turn out
-bad mid-run costs (audit of the data path: C1, C2, C4, C5, K1, K5).
+bad mid-run costs (audit of the data path: C1, C2, C4, C5, K5).
 
 Each refusal is checked as a user sees it: exit status, one line on stderr naming the culprit
 and the option to change, no traceback, and no experiment folder written.
@@ -308,16 +308,3 @@ def test_bad_validation_image_on_one_rank_stops_all(tmp_path: Path, capfd: pytes
     assert code == 1
     assert_job_line(err, "3.png", "step 2 (epoch 1)")   # 4 samples = 2 steps of a global batch of 2
     assert latest_step(tmp_path / "ckpt" / "dv") == 2
-
-
-# -- K1: --niter_fix_global with several processes ----------------------------------------------------------------
-
-def test_niter_fix_global_with_several_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = aligned_set(tmp_path / "data", 1, side=64)
-    argv = ["--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"), "--name", "k", "--netG", "local",
-            "--ngf", "8", "--ndf", "8", "--load_size", "64", "--crop_size", "64", "--niter_fix_global", "1",
-            "--nproc", "2", "--gpu_ids", "-1", "--display_id", "0"]
-    code, err = run(train_script, argv, capsys)
-    line = one_line(err)
-    assert code == 2 and "--niter_fix_global 1" in line and "one process" in line
-    assert not (tmp_path / "ckpt").exists()
