@@ -21,6 +21,7 @@ import train
 import translate
 from engine.checkpoint import (FULL_FORMAT, GENERATOR_FORMAT, DamagedCheckpointError, auto_resume_label,
                                find_generator, load_file, write_generator)
+from engine.checkpoint import files as files_module
 from engine.checkpoint.digest import DIGEST_KEY, content_digest
 from engine.checkpoint.format import full_checkpoint_problem
 from models.networks import architecture_from_options
@@ -191,6 +192,27 @@ def test_a_resume_from_a_damaged_checkpoint_is_one_line_and_writes_nothing(run, 
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{damaged} does not load (damaged: digest mismatch); resuming from 1.pt, the newest "
         "checkpoint that does"]
+
+
+def test_an_auto_resume_checks_the_file_it_chooses_once_and_a_changed_file_again(run, monkeypatch) -> None:
+    """--continue_train auto checks the digest of the file it resumes from; the resume that then
+    loads it does not hash it a second time, and a file written in between is checked anew."""
+    data, ck = run
+    latest = ck / "tiny" / "latest.pt"
+    checked: list[Path] = []
+    real_check = files_module.check_digest
+    monkeypatch.setattr(files_module, "check_digest", lambda contents, path: (checked.append(path),
+                                                                              real_check(contents, path)))
+    assert train.main(tiny_args(data, ck) + ["--max_steps", "3", "--continue_train", "auto"]) == 0
+    assert checked.count(latest) == 1
+    # The resumed run wrote latest.pt again: a load now checks it, and what it read is what was sealed.
+    contents = load_file(latest)
+    assert checked.count(latest) == 2 and contents["state"]["step"] == 3
+    assert contents[DIGEST_KEY] == content_digest(contents)
+    assert load_file(latest) is not None and checked.count(latest) == 2   # unchanged: not hashed again
+    flip_tensor_byte(latest)
+    with pytest.raises(DamagedCheckpointError):
+        load_file(latest)
 
 
 def test_inference_drivers_refuse_a_damaged_generator_with_one_line(run, tmp_path: Path, capsys) -> None:

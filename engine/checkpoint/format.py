@@ -205,7 +205,7 @@ def read(path: Path, kind: str, specs_of_options: SpecsOfOptions,
 def full_checkpoint_problem(path: Path) -> str | None:
     """Why ``path`` does not load as a full checkpoint (any version), in a few words; None when it does."""
     try:
-        ckpt = load_file(path)
+        ckpt = load_file(path, mmap=True)
         require_digest(ckpt, path)
     except DamagedCheckpointError as err:
         return f"damaged: {err.how}"
