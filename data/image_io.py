@@ -150,18 +150,27 @@ def reason(err: BaseException) -> str:
     return first_line(err)
 
 
-def read_header(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header only; cheap enough to run on every file at start-up."""
+def check_image_file(path: Path) -> None:
+    """What is wrong with ``path`` before any reader opens it (DataError): no image extension,
+    not a regular file, empty."""
     if not has_image_extension(path):
         raise DataError(f"{path}: not an image file (accepted extensions: "
                         f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
     try:
         info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            # A FIFO would block the reader forever; a device or socket is no image either.
-            raise DataError(f"{path}: not a regular file")
-        if info.st_size == 0:
-            raise DataError(f"{path}: empty (0-byte) image file")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read image ({reason(err)})") from None
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO would block the reader forever; a device or socket is no image either.
+        raise DataError(f"{path}: not a regular file")
+    if info.st_size == 0:
+        raise DataError(f"{path}: empty (0-byte) image file")
+
+
+def read_header(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header only; cheap enough to run on every file at start-up."""
+    check_image_file(path)
+    try:
         with quiet_readers(), Image.open(path) as img:
             check_pixel_count(path, *img.size)
             return img.size

@@ -31,7 +31,10 @@ class ImageStore:
     """
 
     def __init__(self, folder: Path, decode: Decoder, check: HeaderCheck, *, skip_bad: bool = False,
-                 cache: bool = False, limit: int | None = None, files: list[Path] | None = None) -> None:
+                 cache: bool = False, limit: int | None = None, files: list[Path] | None = None,
+                 size_of: Callable[[Path], tuple[int, int]] = read_header) -> None:
+        """``size_of``: a file's (width, height) from its header (a data set that has read the
+        headers already hands them in)."""
         self.folder = folder
         self._decode = decode
         candidates = list_files(folder) if files is None else files
@@ -42,7 +45,7 @@ class ImageStore:
             if limit is not None and len(self.paths) >= limit:
                 break
             try:
-                width, height = read_header(path)
+                width, height = size_of(path)
                 check(path, width, height)
                 sample = decode(path) if (cache or skip_bad) else ()
             except DataError as err:

@@ -53,14 +53,25 @@ def header_orientation(path: ImageSource) -> int:
     return value if value in _TURNS else 1
 
 
+def opened_header_orientation(img: Image.Image) -> int:
+    """:func:`header_orientation` of a file Pillow has open (data/headers.py reads every start-up
+    fact of a file from one open)."""
+    value = _tag_of(img, decode=False)
+    return value if value in _TURNS else 1
+
+
 def _pillow_tag(path: ImageSource, decode: bool = True) -> int | None:
     try:
         with quiet_readers(), Image.open(readable(path)) as img:
-            if not decode and img.format == "PNG" and "exif" not in img.info:
-                return 1
-            return img.getexif().get(ORIENTATION_TAG, 1)
+            return _tag_of(img, decode)
     except Exception:  # noqa: BLE001 - no header Pillow reads: another reader may
         return None
+
+
+def _tag_of(img: Image.Image, decode: bool) -> int:
+    if not decode and img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return img.getexif().get(ORIENTATION_TAG, 1)
 
 
 def _tifffile_tag(path: ImageSource) -> int | None:

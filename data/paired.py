@@ -24,16 +24,16 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
 from data.aligned import check_min_size
 from data.config import DataConfig
-from data.image_io import DataError, ImageSource, list_files, read_header
+from data.headers import Header, header_memo
+from data.image_io import DataError, ImageSource, list_files
 from data.image_store import ImageStore, StoreFactory
-from data.orientation import header_orientation
-from data.pixels import bits_of, channel_layout, common_depth, native_channels, read_pixels
+from data.pixels import bits_of, common_depth, native_channels, read_pixels
 from data.store_dataset import StoreDataset
 from data.transforms import SampleKey, augment, split_key, to_signed_unit
 
@@ -136,18 +136,21 @@ class PairedDataset(StoreDataset):
         listings = {s: [files_by_stem(f) for f in folders] for s, folders in sides.items()}
         stems = self._matched_stems([m for s in ("A", "B") for m in listings[s]],
                                     [f for s in ("A", "B") for f in sides[s]])
+        header = header_memo()   # every check below reads a file's header from one open of it
         if cfg.skip_bad_images:
             # Before the checks below, which read every header and would stop at a bad file.
-            stems = self._readable_stems(stems, [m for s in ("A", "B") for m in listings[s]], cfg.max_dataset_size)
+            stems = self._readable_stems(stems, [m for s in ("A", "B") for m in listings[s]], cfg.max_dataset_size,
+                                         header)
         elif cfg.max_dataset_size is not None:
             stems = stems[:cfg.max_dataset_size]
         self.parts = {s: [[m[stem] for m in listings[s]] for stem in stems] for s in ("A", "B")}
-        self._check_sizes()
-        self._check_channels("A", cfg.input_nc, "--input_nc")
-        self._check_channels("B", cfg.output_nc, "--output_nc")
+        self._check_sizes(header)
+        self._check_channels("A", cfg.input_nc, "--input_nc", header)
+        self._check_channels("B", cfg.output_nc, "--output_nc", header)
         self._row = {parts[0]: i for i, parts in enumerate(self.parts["A"])}
         self.store = ImageStore(sides["A"][0], self._decode, self._check, skip_bad=cfg.skip_bad_images,
-                                cache=cfg.cache, files=[parts[0] for parts in self.parts["A"]])
+                                cache=cfg.cache, files=[parts[0] for parts in self.parts["A"]],
+                                size_of=lambda path: header(path).size)
 
     @staticmethod
     def _matched_stems(listings: list[dict[str, Path]], folders: list[Path]) -> list[str]:
@@ -160,7 +163,8 @@ class PairedDataset(StoreDataset):
                                 f"{_listing([listing[s].name for s in alone])}")
         return sorted(common)
 
-    def _readable_stems(self, stems: list[str], listings: list[dict[str, Path]], limit: int | None) -> list[str]:
+    def _readable_stems(self, stems: list[str], listings: list[dict[str, Path]], limit: int | None,
+                        header: Callable[[Path], Header]) -> list[str]:
         """The stems (at most ``limit``) whose files' headers all read, each other one left out
         with a warning naming its bad file."""
         kept: list[str] = []
@@ -169,8 +173,7 @@ class PairedDataset(StoreDataset):
                 break
             try:
                 for listing in listings:
-                    read_header(listing[stem])
-                    native_channels(listing[stem])
+                    header(listing[stem])
             except DataError as err:
                 logger.warning("skipping bad image: %s", err)
                 continue
@@ -179,19 +182,19 @@ class PairedDataset(StoreDataset):
             raise DataError(f"{self.folders['A'][0]}: no usable images (every pair has a bad file)")
         return kept
 
-    def _check_sizes(self) -> None:
+    def _check_sizes(self, header: Callable[[Path], Header]) -> None:
         """Every pair's files have one size; pairs whose files carry different EXIF orientation
         tags are named (datasets read pixels as stored, data/orientation.py): in the size error
         when they explain it, else in one warning, since a viewer shows such a pair turned."""
         wrong, turned, turned_wrong = [], [], []
         for a_parts, b_parts in zip(self.parts["A"], self.parts["B"]):
             files = a_parts + b_parts
-            sizes = [(p, read_header(p)) for p in files]
+            sizes = [(p, header(p).size) for p in files]
             first = sizes[0][1]
             mismatched = [f"{p} is {w}x{h}, {sizes[0][0].name} {first[0]}x{first[1]}"
                           for p, (w, h) in sizes[1:] if (w, h) != first]
             wrong += mismatched
-            tags = [header_orientation(p) for p in files]
+            tags = [header(p).orientation for p in files]
             if len(set(tags)) > 1:
                 tagged = ", ".join(f"{p.name} {tag}" for p, tag in zip(files, tags))
                 (turned_wrong if mismatched else turned).append(tagged)
@@ -206,9 +209,9 @@ class PairedDataset(StoreDataset):
                            "turned; save both files upright (PIL.ImageOps.exif_transpose)", len(turned),
                            _listing(turned))
 
-    def _check_channels(self, side: str, wanted: int, option: str) -> None:
+    def _check_channels(self, side: str, wanted: int, option: str, header: Callable[[Path], Header]) -> None:
         """Every file's channels, from its header, against what decoding it will need."""
-        layouts = [[channel_layout(p) for p in parts] for parts in zip(*self.parts[side])]
+        layouts = [[header(p).channels for p in parts] for parts in zip(*self.parts[side])]
         counts = [[layout.count for layout in column] for column in layouts]
         if len(counts) == 1:
             bad = [f"{parts[0].name} has {layout.count}{' (with alpha)' if layout.alpha else ''}"

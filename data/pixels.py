@@ -110,9 +110,14 @@ def channel_layout(path: Path) -> Channels:
             return Channels(layout.count, layout.alpha != 0)
     try:
         with quiet_readers(), Image.open(path) as img:
-            return Channels(1 if img.mode in _GRAY_MODES or is_gray_alpha(img) else 3)
+            return opened_channels(img)
     except Exception as err:  # noqa: BLE001 - any reader failure on a user file means a bad file
         raise DataError(f"{path}: cannot read image ({reason(err)})") from None
+
+
+def opened_channels(img: Image.Image) -> Channels:
+    """:func:`channel_layout` of a file other than a TIFF that Pillow has open."""
+    return Channels(1 if img.mode in _GRAY_MODES or is_gray_alpha(img) else 3)
 
 
 def native_channels(path: Path) -> int:
