@@ -187,6 +187,19 @@ def test_output_padding_and_undilated_rule():
     assert not taken(layer(Conv2d, 6, 4, 3, 2, 1, groups=2), torch.randn(2, 6, 2, 2))
 
 
+def test_a_transposed_layer_on_a_non_square_input_matches_torch():
+    """The transposed forward (one matrix product and a fold) sizes height and width apart."""
+    torch.manual_seed(6)
+    ours = layer(ConvTranspose2d, 5, 3, (3, 4), 2, (1, 0), output_padding=(1, 0), bias=True)
+    plain = nn.ConvTranspose2d(5, 3, (3, 4), 2, (1, 0), output_padding=(1, 0), bias=True)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 5, 3, 6)
+    g = torch.randn_like(plain(x))
+    assert taken(ours, x) and g.shape == (2, 3, 6, 14)
+    for a, b in zip(grads(ours, x, g), grads(plain, x, g)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_the_onednn_layers_never_take_the_native_kernels_and_the_transposed_side_is_per_layer():
     """onednn_conv2d / onednn_conv_transpose2d (ResNet, discriminators, resize upsamplers) keep
     oneDNN even at 1x1; a transposed layer's own ``native_max_in_side`` replaces the default."""
