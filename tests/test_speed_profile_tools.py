@@ -1,5 +1,6 @@
-"""benchmarks/profile_step.py's phase clock, benchmarks/conv_backward.py's layer census and
-benchmarks/native_rule.py's rules, against a fake clock and hand-computed U-Net shapes."""
+"""benchmarks/profile_step.py's phase clock, benchmarks/conv_backward.py's layer census,
+benchmarks/native_rule.py's rules and benchmarks/transposed_forward.py's swap, against a fake
+clock and hand-computed U-Net shapes."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ import argparse
 import pytest
 from torch import nn
 
-from benchmarks import conv_backward, native_rule, profile_step
+from benchmarks import conv_backward, native_rule, profile_step, transposed_forward
+from models.networks import conv
 
 
 class FakeTime:
@@ -113,3 +115,24 @@ def test_the_native_rule_benchmark_refuses_a_rule_it_cannot_read(bad, capsys):
     with pytest.raises(SystemExit) as stop:
         native_rule.main(["--rules", bad])
     assert stop.value.code == 2 and "--rules" in capsys.readouterr().err
+
+
+def test_the_transposed_forward_benchmark_steps_each_forward_in_turn_and_restores_ours(monkeypatch):
+    # unet_128 at 128 px: four native transposed layers (inputs 1, 2, 4, 8) per training step;
+    # a warm-up step and one step in each of 2 rounds per variant: 3 steps, 12 calls each.
+    monkeypatch.setitem(transposed_forward.CONFIGS, "tiny", ("unet_128", 4, 128))
+    ours, calls = conv._transposed_forward, {"ours": 0, "aten": 0}
+
+    def counted(name, forward):
+        def call(*args):
+            calls[name] += 1
+            return forward(*args)
+        return call
+    monkeypatch.setattr(conv, "_transposed_forward", counted("ours", ours))
+    monkeypatch.setattr(transposed_forward, "aten_forward", counted("aten", transposed_forward.aten_forward))
+    swapped_in = conv._transposed_forward
+    records = transposed_forward.run(argparse.Namespace(config="tiny", amp="none", rounds=2, steps=1))
+    assert calls == {"ours": 12, "aten": 12}
+    assert conv._transposed_forward is swapped_in   # what it found, put back
+    assert [r["forward"] for r in records] == ["ours", "aten"] and records[1]["vs_aten"] == 1.0
+    assert all(len(r["per_round_s"]) == 2 and r["s_per_step"] > 0 for r in records)
