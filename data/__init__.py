@@ -15,24 +15,45 @@ from data.colorization import ColorizationDataset
 from data.config import DataConfig, is_url
 from data.image_io import DataError
 from data.paired import PairedDataset, side_folders
-from data.shards import ShardDataset
+from data.shards import ShardDataset, index_location
 from data.registry import DATASETS
 from data.shard_format import ONE_FILE, PAIR_FILES
 from data.single import SingleDataset
 from data.transforms import PREPROCESS_MODES
 
+def _folder_split(dataroot: str | Path, phase: str) -> str | None:
+    folder = Path(dataroot) / phase
+    return None if folder.is_dir() else f"no folder {folder}"
+
+
+def _paired_split(dataroot: str | Path, phase: str) -> str | None:
+    try:
+        for side in ("A", "B"):
+            side_folders(Path(dataroot), phase, side)
+    except DataError as err:
+        return str(err)
+    return None
+
+
+def _shard_split(dataroot: str | Path, phase: str) -> str | None:
+    if is_url(dataroot):
+        return None   # fetched when the split is read, which words its own errors
+    index = Path(index_location(dataroot, phase))
+    return None if index.is_file() else f"no shard index {index}"
+
+
 # shard_layout: which files make a sample in a shard set (datasets/make_shards.py); a mode without
-# one cannot be sharded.
-DATASETS.add("aligned", AlignedDataset, shard_layout=ONE_FILE,
+# one cannot be sharded. split: why --dataroot holds no split of a phase in this mode (None: it does).
+DATASETS.add("aligned", AlignedDataset, shard_layout=ONE_FILE, split=_folder_split,
              help="paired images stored side by side (A|B) in dataroot/phase; --direction BtoA swaps them")
-DATASETS.add("single", SingleDataset, shard_layout=ONE_FILE,
+DATASETS.add("single", SingleDataset, shard_layout=ONE_FILE, split=_folder_split,
              help="one folder of inputs (dataroot/phase, else dataroot, or one image file) for inference")
-DATASETS.add("paired", PairedDataset, shard_layout=PAIR_FILES,
+DATASETS.add("paired", PairedDataset, shard_layout=PAIR_FILES, split=_paired_split,
              help="pairs from two folders matched by name: dataroot/A/phase + dataroot/B/phase, or "
                   "dataroot/phase_A + phase_B; A1, A2 ... stack into channels; 16-bit kept")
-DATASETS.add("colorization", ColorizationDataset, shard_layout=ONE_FILE,
+DATASETS.add("colorization", ColorizationDataset, shard_layout=ONE_FILE, split=_folder_split,
              help="any folder of colour photos; A = L/50-1 (1 channel), B = ab/110 (2 channels)")
-DATASETS.add("shards", ShardDataset, reads_urls=True,
+DATASETS.add("shards", ShardDataset, reads_urls=True, split=_shard_split,
              help="tar shards from datasets/make_shards.py (--dataroot: the folder or URL of <phase>.json); "
                   "samples as the mode they were made from gives them")
 
@@ -51,6 +72,12 @@ def create_dataset(mode: str, cfg: DataConfig) -> Dataset:
         if hint is None:
             raise
         raise DataError(f"{err}; {hint}") from None
+
+
+def split_problem(mode: str, dataroot: str | Path, phase: str) -> str | None:
+    """Why ``dataroot`` holds no split ``phase`` that --dataset_mode ``mode`` reads; None when it
+    holds one (or, over a URL, when only reading it can tell)."""
+    return DATASETS.entry(mode).meta["split"](dataroot, phase)
 
 
 def targets_problem(dataset_or_mode: object, what: str) -> str | None:
@@ -76,4 +103,5 @@ def _paired_layout_hint(mode: str, cfg: DataConfig) -> str | None:
     return "it holds pairs in two folders (A and B): add --dataset_mode paired"
 
 
-__all__ = ["DATASETS", "PREPROCESS_MODES", "DataConfig", "DataError", "create_dataset", "targets_problem"]
+__all__ = ["DATASETS", "PREPROCESS_MODES", "DataConfig", "DataError", "create_dataset", "split_problem",
+           "targets_problem"]

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from data import DataError
 from data.loader import until_bad
+from data.results import measured_pixels
 from data.transforms import SampleKey, sample_seed
 from engine.distributed import Runtime, any_rank, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
@@ -42,8 +43,7 @@ from models.batchnorm import BatchNorm2d
 from models.precise_bn import PRECISE_BATCHES
 from models.sync_batchnorm import SyncBatchNorm2d
 from reporting.fid import inception_features, score_features
-from reporting.images import to_uint8
-from reporting.metrics import IMAGE, metric_names, written_metrics
+from reporting.metrics import IMAGE, fid_batch, metric_names, written_metrics
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel
@@ -156,6 +156,7 @@ class Validator:
         # Rank 0 holds the real features (from the cache file or the first validation).
         need_real = self.cfg.fid and bool(gather_to_all(self.fid_cache is not None and self.fid_cache.features is None,
                                                         self.runtime)[0])
+        data_cfg = getattr(self.dataset, "cfg", None)
         sums = torch.zeros(len(PIXEL_METRICS) + 1, dtype=torch.float64)
         fake_feats: list[np.ndarray] = []
         real_feats: list[np.ndarray] = []
@@ -171,16 +172,17 @@ class Validator:
             seed_batch(self.cfg.seed, keys[0].index // batch_size)
             view.test()
             visuals = view.current_visuals()
-            fakes = [to_uint8(x) for x in visuals["fake_B"]]
-            reals = [to_uint8(x) for x in visuals["real_B"]]
+            # The pixels test.py writes and measures: padding cropped, at the data's depth.
+            fakes, reals = ([measured_pixels(name, visuals[name], batch, i, data_cfg) for i in range(len(visuals[name]))]
+                            for name in ("fake_B", "real_B"))
             for fake, real in zip(fakes, reals):
                 scores = written_metrics(fake, real)
                 sums += torch.tensor([scores[k] for k in PIXEL_METRICS] + [1.0], dtype=torch.float64)
             if self.cfg.fid:
                 order += [k.index for k in keys]
-                fake_feats.append(inception_features(_as_batch(fakes), self.device))
+                fake_feats.append(inception_features(fid_batch(fakes), self.device))
                 if need_real:
-                    real_feats.append(inception_features(_as_batch(reals), self.device))
+                    real_feats.append(inception_features(fid_batch(reals), self.device))
         # Agreed before the figures' all-reduce, which a rank that stopped early would leave waiting.
         if any_rank(error is not None, self.runtime):
             raise BadValidationData(error)
@@ -216,11 +218,6 @@ class Validator:
 def _chunks(keys: list[SampleKey], size: int) -> Iterable[list[SampleKey]]:
     for start in range(0, len(keys), size):
         yield keys[start:start + size]
-
-
-def _as_batch(images: list[np.ndarray]) -> torch.Tensor:
-    """(H, W[, C]) uint8 images -> (N, C, H, W) on the 0..255 scale."""
-    return torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:

@@ -17,8 +17,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from data import DataError, create_dataset
-from data.config import DataConfig
+from data import DataError, create_dataset, split_problem
+from data.config import DataConfig, is_url
 from engine.best import BEST_LABEL, BestKeeper, read_best
 from engine.distributed import Runtime, gather_to_all
 from engine.saver import Saver
@@ -124,20 +124,22 @@ def val_data_config(opt: argparse.Namespace) -> DataConfig:
 
 
 def val_folder_problem(opt: argparse.Namespace) -> str | None:
-    """A missing split is an error, not a silent fallback: validation was asked for."""
-    folder = Path(opt.dataroot) / opt.val_phase
-    if folder.is_dir():
+    """A missing split is an error, not a silent fallback: validation was asked for. Where a
+    split lives is the dataset mode's own (a folder, A and B folders, a shard index)."""
+    problem = split_problem(opt.dataset_mode, opt.dataroot, opt.val_phase)
+    if problem is None:
         return None
     flag = "--val_freq" if opt.val_freq else "--val_epoch_freq"
-    return (f"{flag}: no validation split {folder} (make one, e.g. with datasets/combine_A_and_B.py, "
-            "or name another folder of --dataroot with --val_phase)")
+    return (f"{flag}: no validation split '{opt.val_phase}' for --dataset_mode {opt.dataset_mode} ({problem}); "
+            "make one as the training split is made, or name another split of --dataroot with --val_phase")
 
 
 def validation_settings(opt: argparse.Namespace, count: int) -> dict[str, Any]:
     """What decides validation's figures, by test.py's option names: recorded with the best
     checkpoint, which is compared only with figures of the same settings."""
     eval_mode = bool(opt.eval)
-    return {"dataroot": str(Path(opt.dataroot).resolve()), "phase": opt.val_phase, "num_test": count,
+    dataroot = opt.dataroot if is_url(opt.dataroot) else str(Path(opt.dataroot).resolve())
+    return {"dataroot": dataroot, "phase": opt.val_phase, "num_test": count,
             "dataset_mode": opt.dataset_mode, "preprocess": opt.preprocess, "crop_size": opt.crop_size,
             "seed": opt.seed, "batch_size": opt.batch_size, "eval": eval_mode,
             "bn_eval": opt.bn_eval if eval_mode else None,
@@ -220,7 +222,7 @@ def build_validation_hook(opt: argparse.Namespace, runtime: Runtime, exp_dir: Pa
         # A fresh run starts without a best: the previous run's best.pt was moved aside with its files.
         previous = gather_to_all(read_best(exp_dir) if resumed and runtime.is_main else None, runtime)[0]
         best = BestKeeper(metric, previous, validation_settings(opt, validator.count))
-    log.info("validating on %d images of %s every %s%s%s", validator.count, Path(opt.dataroot) / opt.val_phase,
+    log.info("validating on %d images of split '%s' of %s every %s%s%s", validator.count, opt.val_phase, opt.dataroot,
              " and ".join(filter(None, [f"{opt.val_freq} samples" if opt.val_freq else "",
                                         f"{opt.val_epoch_freq} epochs" if opt.val_epoch_freq else ""])),
              f"; best checkpoint by {metric}" if best else "",

@@ -49,8 +49,13 @@ def save_image(image: torch.Tensor, path: Path, aspect_ratio: float = 1.0) -> np
     ``written_pixels``, atomically: a page being viewed never shows a half-written file.
     Returns the pixels written, so that what is measured is what is on disk."""
     pixels = written_pixels(image, aspect_ratio)
+    write_image_pixels(pixels, path)
+    return pixels
+
+
+def write_image_pixels(pixels: np.ndarray, path: Path) -> None:
+    """``save_image``'s atomic write of pixels already rounded ((H, W) or (H, W, 3) uint8)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     Image.fromarray(pixels).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     tmp.replace(path)
-    return pixels

@@ -102,13 +102,17 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
 
 
+def fid_batch(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """Written images ((H, W[, C]), uint8 or uint16) as one (N, C, H, W) batch on the 0..255
+    scale the FID extractor reads: 16-bit values divided by 257 (65535 -> 255)."""
+    batch = torch.from_numpy(np.stack([np.atleast_3d(x) for x in images]).astype(np.float32)).permute(0, 3, 1, 2)
+    return batch / 257.0 if images and images[0].dtype == np.uint16 else batch
+
+
 def set_metrics(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> dict[str, float]:
     """FID and KID (mean and spread over subsets) of the written fake set against the written
     real set (reporting/fid.py), for ``test.py --fid``."""
-    def as_batch(images: Sequence[np.ndarray]) -> torch.Tensor:   # (H, W[, C]) uint8 -> (N, C, H, W)
-        return torch.from_numpy(np.stack([np.atleast_3d(x) for x in images])).permute(0, 3, 1, 2)
-
-    score = score_images(as_batch(reals), as_batch(fakes))
+    score = score_images(fid_batch(reals), fid_batch(fakes))
     return {**score.as_metrics(), "KID_subsets": score.kid_subsets, "KID_subset_size": score.kid_subset_size}
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reporting.images import save_image
+from reporting.images import write_image_pixels, written_pixels
 from reporting.output_folder import write_error
 from util.errors import OptionError
 from util.registry import Registry
@@ -89,14 +89,30 @@ def shown_channels(image: torch.Tensor) -> torch.Tensor:
     return image[..., :1, :, :] if channels == 2 else image[..., :3, :, :]
 
 
-def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
-                    aspect_ratio: float = 1.0) -> tuple[Path, np.ndarray]:
-    """8-bit gray and RGB results as before (PNG, ``--aspect_ratio`` applied); the others by
-    :func:`save_result`, at their stored aspect."""
-    if bits == 8 and image.shape[0] in (1, 3):
-        path = path_without_suffix.with_name(path_without_suffix.name + ".png")
-        return path, save_image(image, path, aspect_ratio)
+def test_image_pixels(image: torch.Tensor, bits: int, aspect_ratio: float = 1.0) -> np.ndarray:
+    """The pixels :func:`save_test_image` writes for ``image``, which test.py measures (and
+    validation during training, without writing them)."""
+    if _eight_bit_page_image(image, bits):
+        return written_pixels(image, aspect_ratio)
     if aspect_ratio != 1.0:
         raise OptionError(f"--aspect_ratio {aspect_ratio} resizes 8-bit gray or RGB results only, not {bits}-bit "
                          f"results of {image.shape[0]} channel(s); drop it or add --output_bits 8")
-    return save_result(image, path_without_suffix, bits)
+    return quantize_bits(image, bits)
+
+
+def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
+                    aspect_ratio: float = 1.0) -> tuple[Path, np.ndarray]:
+    """8-bit gray and RGB results as before (PNG, ``--aspect_ratio`` applied); the others as
+    :func:`save_result` writes them, at their stored aspect. Returns (file, pixels written)."""
+    pixels = test_image_pixels(image, bits, aspect_ratio)
+    if _eight_bit_page_image(image, bits):
+        path = path_without_suffix.with_name(path_without_suffix.name + ".png")
+        write_image_pixels(pixels, path)
+    else:
+        path = path_without_suffix.with_name(path_without_suffix.name + result_suffix(image.shape[0], bits))
+        write_pixels(pixels, path)
+    return path, pixels
+
+
+def _eight_bit_page_image(image: torch.Tensor, bits: int) -> bool:
+    return bits == 8 and image.shape[0] in (1, 3)

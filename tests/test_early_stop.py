@@ -136,8 +136,8 @@ def test_a_resume_of_a_stopped_run_trains_nothing_unless_early_stop_is_raised(st
     capsys.readouterr()
     assert train_driver.main(args) == 0
     out = capsys.readouterr().out
-    assert ("training already complete: stopped early at step 3, 2 validations without a better l1 "
-            "(--early_stop 2); raise --early_stop or set it to 0 to go on") in out
+    assert ("training already complete by --early_stop 2: 2 validations without a better l1 as of step 3; "
+            "raise --early_stop above 2 or set it to 0 to go on") in out
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
     # Raised to 3: one more tie (step 4) ends it; a validation setting, not a change of the run.

@@ -128,3 +128,89 @@ def test_the_readme_example_pair_and_metric_table_are_true() -> None:
     train_args = shlex.split(lines[0])[2:]
     assert lines[1] == reproducing_test_command(parse_options(train_args, is_train=True), 100)
     assert textwrap.indent(readme_metric_table(), "  ") in section
+
+
+def _paired_sixteen_bit(root: Path) -> Path:
+    """Gray 16-bit A/B folders (train and val), B a pixel-wise function of A; no <root>/val folder."""
+    rng = np.random.default_rng(3)
+    for phase, n in (("train", 2), ("val", 3)):
+        for side in ("A", "B"):
+            (root / side / phase).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = rng.integers(0, 65536, (32, 32)).astype(np.uint16)
+            Image.fromarray(a).save(root / "A" / phase / f"{i:03d}.png")
+            Image.fromarray((65535 - a).astype(np.uint16)).save(root / "B" / phase / f"{i:03d}.png")
+    return root
+
+
+def _shards(root: Path) -> Path:
+    from datasets.make_shards import main as make_shards_main
+
+    data = make_aligned_dataset(root / "folders", {"train": 2, "val": 3})
+    assert make_shards_main(["--dataroot", str(data), "--output", str(root / "shards")]) == 0
+    return root / "shards"
+
+
+# The user's own data: split layouts other than <dataroot>/val, padding cropped back to each
+# image's stored 30x30, results at 16 bits.
+OWN_DATA = {
+    "pad": (lambda root: make_aligned_dataset(root, {"train": 2, "val": 3}, size=30), ["--preprocess", "pad"]),
+    "paired_16bit": (_paired_sixteen_bit, ["--dataset_mode", "paired", "--input_nc", "1", "--output_nc", "1"]),
+    "shards": (_shards, ["--dataset_mode", "shards"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OWN_DATA))
+def test_validation_of_the_users_own_data_is_what_the_logged_test_py_command_scores(
+        tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    make, flags = OWN_DATA[kind]
+    data = make(tmp_path / "data")
+    args = tiny_args(data, tmp_path / "ck") + flags + ["--val_freq", "2", "--best_metric", "l1", "--lr", "0.01"]
+    with caplog.at_level(logging.INFO):
+        assert train_driver.main(args + ["--max_steps", "4"]) == 0
+    command = reproducing_test_command(parse_options(args, is_train=True), 3)
+    assert command in caplog.text
+    assert test_driver.main(shlex.split(command)[2:] + ["--gpu_ids", "-1", "--num_threads", "0",
+                                                        "--results_dir", str(tmp_path / "results")]) == 0
+    page = tmp_path / "results" / "tiny" / "val_best"
+    tested = json.loads((page / "metrics.json").read_text())
+    run = tmp_path / "ck" / "tiny"
+    record = load_file(run / "best.pt")["best"]
+    validated = next(r["metrics"] for r in val_records(run) if r["step"] == record["step"])
+    assert tested["mean"] == pytest.approx(validated, rel=1e-9, abs=1e-12)
+    written = np.asarray(Image.open(next((page / "images").glob("000_fake_B.*"))))
+    assert written.shape[:2] == (30, 30) if kind == "pad" else (32, 32)
+    assert written.dtype == (np.uint16 if kind == "paired_16bit" else np.uint8)
+
+
+@pytest.mark.parametrize("kind, wanted", [
+    ("paired", "no A folder for phase 'val'"), ("shards", "no shard index"), ("aligned", "no folder")])
+def test_a_missing_validation_split_names_what_the_mode_reads(tmp_path: Path, kind: str, wanted: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    if kind == "paired":
+        data = _paired_sixteen_bit(tmp_path / "data")
+        for side in ("A", "B"):
+            for f in (data / side / "val").iterdir():
+                f.unlink()
+            (data / side / "val").rmdir()
+        flags = ["--dataset_mode", "paired", "--input_nc", "1", "--output_nc", "1"]
+    elif kind == "shards":
+        data = _shards(tmp_path / "data")
+        (data / "val.json").unlink()
+        flags = ["--dataset_mode", "shards"]
+    else:
+        data, flags = make_aligned_dataset(tmp_path / "data", {"train": 2}), []
+    assert train_driver.main(tiny_args(data, tmp_path / "ck") + flags + ["--val_freq", "2", "--max_steps", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("train.py: error: --val_freq: no validation split 'val'")
+    assert wanted in err and "--val_phase" in err
+    assert not (tmp_path / "ck" / "tiny").exists()
+
+
+def test_fid_reads_sixteen_bit_results_on_the_eight_bit_scale() -> None:
+    from reporting.metrics import fid_batch
+
+    eight = np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5
+    sixteen = eight.astype(np.uint16) * 257   # the same values, 16-bit (255 -> 65535)
+    assert torch.equal(fid_batch([sixteen]), fid_batch([eight]))
+    assert fid_batch([eight]).shape == (1, 3, 4, 4) and float(fid_batch([eight]).max()) == 235.0

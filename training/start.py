@@ -72,9 +72,12 @@ def nothing_left(opt: Options, state: TrainState, resumed: bool) -> bool:
                  state.step, opt.max_steps)
         return True
     if opt.early_stop and state.validations_since_best >= opt.early_stop:   # 0 in a fresh run
-        log.info("training already complete: stopped early at step %d, %d validations without a better %s "
-                 "(--early_stop %d); raise --early_stop or set it to 0 to go on",
-                 state.step, state.validations_since_best, opt.best_metric, opt.early_stop)
+        # The count may have reached the limit in a run that had none (--early_stop 0) and ended
+        # otherwise: say where the count stands, not that the run stopped early.
+        count = state.validations_since_best
+        log.info("training already complete by --early_stop %d: %d validations without a better %s as of step %d; "
+                 "raise --early_stop above %d or set it to 0 to go on",
+                 opt.early_stop, count, opt.best_metric, state.step, count)
         return True
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     if state.epoch <= last_epoch:
