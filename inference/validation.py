@@ -111,7 +111,10 @@ class Validator:
         if cfg.fid and runtime.is_main:
             paths = [Path(p) for p in getattr(dataset, "paths", [])][:self.count]
             data_cfg = getattr(dataset, "cfg", None)
-            self.fid_cache = RealFeatureCache(cache_dir, paths, {"seed": cfg.seed, "data": repr(data_cfg)})
+            # "pixels": features of the images as test.py writes them (padding cropped, 16-bit
+            # scaled); caches from before that was so hold others and are computed again.
+            self.fid_cache = RealFeatureCache(cache_dir, paths, {"seed": cfg.seed, "data": repr(data_cfg),
+                                                                 "pixels": "as written"})
         self.behaviour = ""
         self.device = str(runtime.device)   # Inception runs where G runs
 
