@@ -339,6 +339,29 @@ def test_continue_train_from_reference_files_needs_no_architecture_flags(tmp_pat
 
 
 # -- a U-Net of a depth no preset has (the reference's --netG unet_N, our --netG unet --num_downs) --
+def test_a_missing_label_in_a_reference_run_is_named_with_the_labels_there(tmp_path: Path, capsys) -> None:
+    """--continue_train --epoch 7 where the reference's run holds latest and 1: one line listing
+    them, said before the architecture (read from the files of the label asked for) is needed."""
+    import train as train_driver
+    from tests.pipeline_helpers import make_aligned_dataset, tiny_args, without
+
+    data = make_aligned_dataset(tmp_path / "data", {"train": 2})
+    exp = tmp_path / "ck" / "tiny"
+    exp.mkdir(parents=True)
+    net_g = generator(opts(netG="resnet_6blocks", norm="instance", ngf=4), dropout=False)
+    net_d = build_discriminator("n_layers", input_nc=6, ndf=8, n_layers=2, norm="instance")
+    for label in ("latest", "1"):
+        torch.save(make_reference_state(net_g, "resnet_6blocks", 6, "instance"), exp / f"{label}_net_G.pth")
+        torch.save(make_reference_state(net_d, "n_layers", 2, "instance"), exp / f"{label}_net_D.pth")
+    before = sorted(p.name for p in exp.iterdir())
+    args = without(tiny_args(data, tmp_path / "ck"), "--netG", "--ngf", "--ndf")
+    assert train_driver.main(args + ["--continue_train", "--epoch", "7"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"train.py: error: {exp / '7.pt'}: no such checkpoint to resume from (--continue_train --epoch 7); "
+                   "saved: 1, latest\n")
+    assert sorted(p.name for p in exp.iterdir()) == before
+
+
 def unet_reference_of_depth(depth: int) -> dict:
     net = randomize(build_generator("unet", input_nc=3, output_nc=3, ngf=4, norm="batch", dropout=False,
                                     num_downs=depth), 3)

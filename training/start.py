@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from engine.checkpoint import (AUTO, CheckpointError, Execution, auto_resume_label, existing_checkpoints, full_path,
-                               load_label, read_options, reference_files, resume_training)
+                               load_label, read_options, reference_files, require_resumable, resume_training)
 from engine.distributed import Runtime
 from engine.execution import settle_execution
 from engine.rng import seed_everything
@@ -28,6 +28,9 @@ def resume_label(opt: Options, exp_dir: Path) -> str | None:
     label = load_label(opt)
     if opt.continue_train == AUTO:
         return auto_resume_label(exp_dir, label, reference_files(exp_dir, label) is not None)
+    # Before the options are read from the folder: a missing label would otherwise show as the
+    # defaults' problem (a reference run's architecture is read from the files of that label).
+    require_resumable(exp_dir, label)
     return label
 
 

@@ -14,11 +14,12 @@ from engine.checkpoint.files import (PAUSE_IN_SAVE_ENV, CheckpointError, Damaged
 from engine.checkpoint.format import (FORMAT_VERSION, FULL_FORMAT, GENERATOR_FORMAT, UNRECORDED, Execution,
                                       options_dict, save_training, write_generator)
 from engine.checkpoint.generator import SavedGenerator, find_generator
-from engine.checkpoint.resume import AUTO, auto_resume_label, reference_files, resume_training
+from engine.checkpoint.resume import AUTO, auto_resume_label, reference_files, require_resumable, resume_training
 
 __all__ = ["AUTO", "FORMAT_VERSION", "FULL_FORMAT", "GENERATOR_FORMAT", "PAUSE_IN_SAVE_ENV", "CheckpointError",
            "DamagedCheckpointError",
-           "Execution", "SavedGenerator", "UNRECORDED", "auto_resume_label", "existing_checkpoints", "find_generator", "full_path",
+           "Execution", "SavedGenerator", "UNRECORDED", "auto_resume_label", "existing_checkpoints", "find_generator",
+           "full_path", "require_resumable",
            "generator_path", "iter_label", "load_file", "load_label", "options_dict", "read_options", "reference_files",
            "reference_paths", "remove_stray_temporaries", "resume_training", "save_atomic", "save_training",
            "write_generator"]

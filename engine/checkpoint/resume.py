@@ -99,6 +99,27 @@ def recipe_switched(saved: dict, opt: argparse.Namespace) -> str:
     return f" (--recipe {now} sets it; the checkpoint was trained with --recipe {trained or 'none'})"
 
 
+def resumable_labels(exp_dir: Path) -> list[str]:
+    """The labels a resume can name: full checkpoints, and the reference's G and D pairs."""
+    full = {p.stem for p in exp_dir.glob("*.pt") if "_net_" not in p.name}
+    pairs = {p.name.removesuffix("_net_G.pth") for p in exp_dir.glob("*_net_G.pth")}
+    return sorted(full | {label for label in pairs if reference_files(exp_dir, label)})
+
+
+def require_resumable(exp_dir: Path, label: str) -> None:
+    """CheckpointError, naming what is there, unless ``label`` is a full checkpoint or a whole
+    pair of the reference's files: said before anything is read from the folder's options."""
+    if full_path(exp_dir, label).is_file() or reference_files(exp_dir, label):
+        return
+    g_file, d_file = reference_paths(exp_dir, label)
+    if g_file.is_file():   # half of the reference's pair: say which half is missing
+        raise CheckpointError(f"{d_file}: missing beside the reference's {g_file.name}; going on with training "
+                              "needs both G and D (test.py, translate.py and serve.py need only G)")
+    saved = ", ".join(resumable_labels(exp_dir)) or "none"
+    raise CheckpointError(f"{full_path(exp_dir, label)}: no such checkpoint to resume from (--continue_train "
+                          f"{label_option(label)}); saved: {saved}")
+
+
 def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, rank: int = 0,
                     world_size: int = 1,
                     on_execution: Callable[[Execution | None], None] | None = None) -> TrainState:
@@ -116,18 +137,11 @@ def resume_training(exp_dir: Path, label: str, model, opt: argparse.Namespace, r
     reference's files, which record none) before its state is loaded, so that the model can
     take that precision, and make the loss scalers it needs, first."""
     path = full_path(exp_dir, label)
-    if not path.is_file() and reference_files(exp_dir, label):
+    require_resumable(exp_dir, label)
+    if not path.is_file():
         if on_execution is not None:
             on_execution(None)
         return resume_from_reference(exp_dir, label, model, opt, rank)
-    if not path.is_file():
-        g_file, d_file = reference_paths(exp_dir, label)
-        if g_file.is_file():   # half of the reference's pair: say which half is missing
-            raise CheckpointError(f"{d_file}: missing beside the reference's {g_file.name}; going on with training "
-                                  "needs both G and D (test.py, translate.py and serve.py need only G)")
-        saved = sorted(p.stem for p in exp_dir.glob("*.pt") if "_net_" not in p.name)
-        raise CheckpointError(f"{path}: no such checkpoint to resume from (--continue_train {label_option(label)}); "
-                              f"saved: {', '.join(saved) or 'none'}")
     try:
         raw = load_file(path, map_location=model.device)
     except CheckpointError as err:
