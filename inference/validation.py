@@ -39,9 +39,8 @@ from engine.distributed import Runtime, any_rank, gather_to_all, unwrap
 from engine.rng import capture_rng_state, restore_rng_state
 from inference.split_inference import TrainBatches, batch_size_for, prepare_generator, seed_batch
 from inference.val_fid import RealFeatureCache
-from models.batchnorm import BatchNorm2d
 from models.precise_bn import PRECISE_BATCHES
-from models.sync_batchnorm import SyncBatchNorm2d
+from models.sync_batchnorm import make_local
 from reporting.fid import inception_features, score_features
 from reporting.metrics import IMAGE, fid_batch, metric_names, written_metrics
 
@@ -80,14 +79,6 @@ def _rank_indices(count: int, batch_size: int, rank: int, world_size: int) -> li
     """This rank's indices: the images of every world_size-th batch, starting at batch ``rank``."""
     batches = [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
     return [i for batch in batches[rank::world_size] for i in batch]
-
-
-def _local_batch_norm(net: nn.Module) -> None:
-    """A synced layer would pool each batch with the other ranks' batches, which differ in
-    number here; test.py normalizes a batch by itself, so the copy does the same."""
-    for module in net.modules():
-        if isinstance(module, SyncBatchNorm2d):
-            module.__class__ = BatchNorm2d
 
 
 def _broadcast_buffers(net: nn.Module, runtime: Runtime) -> None:
@@ -131,7 +122,9 @@ class Validator:
         ema = getattr(model, "ema", None)
         source = ema.net if (self.cfg.use_ema and ema is not None) else unwrap(model.nets["G"])
         net = copy.deepcopy(source)
-        _local_batch_norm(net)
+        # A synced layer would pool each batch with the other ranks' batches, which differ in
+        # number here; test.py normalizes a batch by itself, so the copy does the same.
+        make_local(net)
         _broadcast_buffers(net, self.runtime)
         batches = self.train_batches if self.cfg.eval_mode and self.cfg.bn_eval == "precise" else None
         self.behaviour = prepare_generator(net, self.cfg.eval_mode, self.cfg.bn_eval, self.cfg.dropout, self.cfg.seed,

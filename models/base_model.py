@@ -17,6 +17,7 @@ from models.networks import ROLES, architecture_from_options
 from models.networks.spec import mismatch
 from models.reference_compat import convert_reference_discriminator, convert_reference_generator
 from models.schedulers import EpochScheduler, Schedule
+from models.sync_batchnorm import make_local
 from engine.distributed import Runtime, unwrap
 from engine.speed import (autocast, check_amp_supported, compile_network, make_adam, make_grad_scaler,
                           resolve_amp, to_channels_last)
@@ -118,6 +119,8 @@ class BaseModel:
         memo = {id(self.opt): self.opt, id(self.runtime): self.runtime}
         twin = copy.copy(self)
         twin.__dict__.update(copy.deepcopy(attributes, memo))
+        for net in twin.nets.values():
+            make_local(net)   # the probe runs on rank 0 alone: synced layers would wait for the others
         twin.set_amp(amp)
         return twin
 

@@ -85,3 +85,14 @@ def convert_to_sync_batchnorm(module: nn.Module, process_group: Any = None) -> n
         if replaced is not child:
             setattr(module, name, replaced)
     return module
+
+
+def make_local(net: nn.Module) -> int:
+    """Turn every synced layer of ``net`` into a plain BatchNorm2d that normalizes its own batch
+    (same parameters and buffers): for work one rank does alone, such as validation's copy of G
+    or the ``--amp auto`` probe's copies, where a synced layer would wait for ranks that never
+    join. Returns how many layers."""
+    layers = [m for m in net.modules() if isinstance(m, SyncBatchNorm2d)]
+    for layer in layers:
+        layer.__class__ = BatchNorm2d
+    return len(layers)

@@ -301,3 +301,35 @@ def test_visdom_killed_then_restarted_costs_one_warning_and_the_display_comes_ba
 def uninterrupted_weights(pairs: Path, tmp_path: Path) -> dict:
     assert train_script.main(args(pairs, tmp_path / "plain", "plain")) == 0
     return weights(tmp_path / "plain" / "plain" / "latest.pt")
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing of the run's own handling runs after it."""
+
+
+def test_a_kill_between_an_epochs_two_saves_keeps_the_epoch_checkpoint_coming(
+        pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uninterrupted: dict) -> None:
+    # Epoch 1 ends at step 4 with two saves, '1' and 'latest'; the process dies between them.
+    # The rerun resumes from what is on disk and must still leave '1' as an uninterrupted run does.
+    from engine.saver import Saver
+
+    real_save = Saver.save
+    at_epoch_end: list[str] = []
+
+    def save_then_die(self, model, state, label, *rest, **kw) -> None:
+        if state.epoch == 2 and state.epoch_samples == 0:   # the saves of epoch 1's end
+            at_epoch_end.append(label)
+            if len(at_epoch_end) == 2:
+                raise _Killed
+        real_save(self, model, state, label, *rest, **kw)
+
+    monkeypatch.setattr(Saver, "save", save_then_die)
+    ckpt = tmp_path / "ck"
+    with pytest.raises(_Killed):
+        train_script.main(args(pairs, ckpt, "killed", "--continue_train", "auto"))
+    monkeypatch.setattr(Saver, "save", real_save)
+    assert sorted(at_epoch_end) == ["1", "latest"]
+    assert train_script.main(args(pairs, ckpt, "killed", "--continue_train", "auto")) == 0
+    folder = ckpt / "killed"
+    assert torch.load(folder / "1.pt", weights_only=True)["state"]["epoch"] == 2   # the state after epoch 1
+    assert_same_training(weights(folder / "latest.pt"), uninterrupted)

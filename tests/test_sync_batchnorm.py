@@ -146,3 +146,32 @@ def _rank_1_fails(rank: int, world_size: int) -> None:
 def test_a_failing_rank_fails_the_run_instead_of_hanging_it() -> None:
     with pytest.raises(DistributedRunError, match="rank 1 broke"):
         run_distributed(_rank_1_fails, 2, timeout_s=20)
+
+
+def _probe_on_rank_0_alone(rank: int, world_size: int) -> dict[str, Any]:
+    """The --amp auto probe's situation: rank 0 trains a trial copy of a --norm syncbatch model
+    while rank 1 waits for it elsewhere (here, a barrier)."""
+    from engine.amp_auto import probe_step
+    from engine.distributed import Runtime
+    from tests.test_pix2pix_model import one_pair, tiny_model
+
+    model = tiny_model("--norm", "syncbatch")
+    synced = sum(isinstance(m, SyncBatchNorm2d) for m in model.net_G.modules())
+    if rank == 0:
+        twin = model.trial_copy("none")
+        step = probe_step(model, one_pair(), "none", torch.device("cpu"))
+        step()
+        left_synced = sum(isinstance(m, SyncBatchNorm2d) for net in twin.nets.values() for m in net.modules())
+    else:
+        left_synced = None
+    dist.barrier()
+    return {"synced": synced, "twin_synced": left_synced,
+            "model_still_synced": sum(isinstance(m, SyncBatchNorm2d) for m in model.net_G.modules())}
+
+
+def test_a_trial_copy_of_a_synced_model_trains_on_one_rank_alone() -> None:
+    # A synced layer in the copy would wait for rank 1's statistics, which never come: a hang
+    # until the process group's timeout (the --amp auto probe, rank 0 only, before the fix).
+    results = run_distributed(_probe_on_rank_0_alone, 2, timeout_s=30)
+    assert results[0]["synced"] > 0 and results[0]["twin_synced"] == 0
+    assert all(r["model_still_synced"] == r["synced"] for r in results)

@@ -130,8 +130,11 @@ def end_epoch(run: Run, model: BaseModel, state: TrainState, losses: Losses, epo
     if run.validation is not None:
         run.validation.after_epoch(finished, model, state, losses)
     if finished % run.opt.save_epoch_freq == 0 or finished == run.last_epoch:
-        run.saver.save(model, state, "latest", losses)
+        # '<epoch>' before 'latest': a kill between the two leaves 'latest' behind, and a resume
+        # from it ends this epoch again and writes '<epoch>'; the other order would leave a
+        # 'latest' past this epoch's end and no '<epoch>' ever.
         run.saver.save(model, state, str(finished), losses)
+        run.saver.save(model, state, "latest", losses)
 
 
 def finish(run: Run, model: BaseModel, state: TrainState) -> tuple[TrainState, BaseModel]:
