@@ -95,10 +95,7 @@ def _paired_layout_hint(mode: str, cfg: DataConfig) -> str | None:
     reads it."""
     if mode == "paired" or not isinstance(cfg.dataroot, Path) or (cfg.dataroot / cfg.phase).is_dir():
         return None
-    try:
-        for side in ("A", "B"):
-            side_folders(cfg.dataroot, cfg.phase, side)
-    except DataError:
+    if _paired_split(cfg.dataroot, cfg.phase) is not None:
         return None
     return "it holds pairs in two folders (A and B): add --dataset_mode paired"
 

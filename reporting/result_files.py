@@ -75,9 +75,13 @@ def write_pixels(pixels: np.ndarray, path: Path) -> None:
 def save_result(image: torch.Tensor, path_without_suffix: Path, bits: int) -> tuple[Path, np.ndarray]:
     """Write ``image`` at ``bits`` in the format its channels need; returns (file, pixels)."""
     pixels = quantize_bits(image, bits)
-    path = path_without_suffix.with_name(path_without_suffix.name + result_suffix(image.shape[0], bits))
+    path = _result_path(path_without_suffix, image, bits)
     write_pixels(pixels, path)
     return path, pixels
+
+
+def _result_path(path_without_suffix: Path, image: torch.Tensor, bits: int) -> Path:
+    return path_without_suffix.with_name(path_without_suffix.name + result_suffix(image.shape[0], bits))
 
 
 def shown_channels(image: torch.Tensor) -> torch.Tensor:
@@ -109,7 +113,7 @@ def save_test_image(image: torch.Tensor, path_without_suffix: Path, bits: int,
         path = path_without_suffix.with_name(path_without_suffix.name + ".png")
         write_image_pixels(pixels, path)
     else:
-        path = path_without_suffix.with_name(path_without_suffix.name + result_suffix(image.shape[0], bits))
+        path = _result_path(path_without_suffix, image, bits)
         write_pixels(pixels, path)
     return path, pixels
 
